@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The two commands of the README:
+#   bash deploy/dev.sh demo   installs what is missing, runs the pipeline on the embedded stack
+#   bash deploy/dev.sh test   installs what is missing, runs the test suite
+# Anything after the first word is passed on (to `elong demo` or to pytest).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${ELONG_VENV:-.venv}"
+PY="${PYTHON:-python3}"
+
+install() {
+  if [ ! -x "$VENV/bin/python" ]; then
+    "$PY" -m venv "$VENV"
+  fi
+  local stamp="$VENV/.elong-installed"
+  local want
+  want=$(cat pyproject.toml deploy/requirements.lock deploy/requirements-nodeps.txt | sha256sum | cut -c1-16)
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    return
+  fi
+  echo ">> installing into $VENV (torch CPU wheel first, then the pinned lock)"
+  "$VENV/bin/pip" install -q --upgrade pip
+  # torch first and pinned: an unpinned torch (or one pulled by another package) is a CUDA build.
+  "$VENV/bin/pip" install -q "torch==2.13.0"
+  "$VENV/bin/pip" install -q -r deploy/requirements.lock
+  # These two declare dependencies that would replace the CPU torch; what they need is in the lock.
+  "$VENV/bin/pip" install -q --no-deps -r deploy/requirements-nodeps.txt
+  "$VENV/bin/pip" install -q --no-deps -e .
+  echo "$want" > "$stamp"
+}
+
+cmd="${1:-}"
+shift || true
+case "$cmd" in
+  demo)
+    install
+    exec "$VENV/bin/elong" demo "$@"
+    ;;
+  test)
+    install
+    "$VENV/bin/ruff" check .
+    exec "$VENV/bin/python" -m pytest "$@"
+    ;;
+  install)
+    install
+    ;;
+  *)
+    echo "usage: bash deploy/dev.sh {demo|test|install} [args...]" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,133 @@
+"""MDS shard sets on disk: atomic shards, a manifest that says which are durable, and reading back.
+
+Layout: <root>/<config version>/shard-000000/{index.json, shard.00000.mds}, plus manifest.jsonl.
+A shard is durable once its line is in the manifest; a shard directory without one (a crash between
+rename and manifest) is an orphan, removed on open, and its records are replayed from Kafka because
+their offsets were never committed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+
+from entropylong_streamer.method.packing import Sequence
+
+COLUMNS = {
+    "input_ids": "ndarray:uint32",
+    "indices": "ndarray:uint32",
+    "length": "int",
+    "domain": "str",
+    "doc_ids": "json",
+    "config_version": "str",
+}
+
+
+def import_streaming():
+    """mosaicml-streaming imports streaming.vision (torchvision) at start-up, and PyPI's torchvision
+    does not load beside the CPU torch wheel; nothing here uses vision, so stand in an empty module."""
+    if "streaming" not in sys.modules:
+        sys.modules.setdefault("streaming.vision", types.ModuleType("streaming.vision"))
+    import streaming
+
+    return streaming
+
+
+class ShardSet:
+    def __init__(self, root: Path, config_version: str) -> None:
+        self.dir = Path(root) / config_version
+        self.config_version = config_version
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.manifest_path = self.dir / "manifest.jsonl"
+        self.entries = self._read_manifest()
+        self._remove_orphans()
+
+    def _read_manifest(self) -> list[dict]:
+        if not self.manifest_path.exists():
+            return []
+        entries = []
+        for line in self.manifest_path.read_text().splitlines():
+            try:
+                entries.append(json.loads(line))
+            except json.JSONDecodeError:
+                break  # a torn last line from a crash mid-append: that shard is not durable
+        return entries
+
+    def _remove_orphans(self) -> None:
+        durable = {e["shard_id"] for e in self.entries}
+        for path in self.dir.iterdir():
+            if path.is_dir() and path.name not in durable:
+                shutil.rmtree(path)
+        text = "".join(json.dumps(e) + "\n" for e in self.entries)
+        if self.manifest_path.exists() and self.manifest_path.read_text() != text:
+            _atomic_write(self.manifest_path, text)
+
+    @property
+    def doc_ids(self) -> set[str]:
+        return {d for e in self.entries for d in e["doc_ids"]}
+
+    def next_shard_id(self) -> str:
+        return f"shard-{len(self.entries):06d}"
+
+    def write(self, sequences: list[Sequence], domain: str) -> dict:
+        """Write one MDS directory atomically, then record it in the manifest (fsynced)."""
+        streaming = import_streaming()
+        shard_id = self.next_shard_id()
+        tmp = self.dir / f".tmp-{shard_id}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        with streaming.MDSWriter(out=str(tmp), columns=COLUMNS, size_limit=1 << 30) as writer:
+            for seq in sequences:
+                ids = seq.token_ids()
+                writer.write({
+                    "input_ids": np.asarray(ids, dtype=np.uint32),
+                    "indices": np.asarray(seq.spans(), dtype=np.uint32).reshape(-1, 2),
+                    "length": len(ids),
+                    "domain": domain,
+                    "doc_ids": [s.doc_id for s in seq.samples],
+                    "config_version": self.config_version,
+                })
+        final = self.dir / shard_id
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        _fsync_dir(self.dir)
+        entry = {
+            "shard_id": shard_id,
+            "path": str(final),
+            "sequences": len(sequences),
+            "samples": sum(len(s.samples) for s in sequences),
+            "tokens": sum(s.used for s in sequences),
+            "doc_ids": sorted(s.doc_id for q in sequences for s in q.samples),
+        }
+        with open(self.manifest_path, "a") as fh:
+            fh.write(json.dumps(entry) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        self.entries.append(entry)
+        return entry
+
+
+def read_shard(path: Path) -> list[dict]:
+    """Every sequence of one MDS directory, through streaming.StreamingDataset as the trainer reads it."""
+    streaming = import_streaming()
+    ds = streaming.StreamingDataset(local=str(path), shuffle=False, batch_size=1)
+    return [ds[i] for i in range(len(ds))]
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,292 @@
+"""Process management for the embedded default stack: a noida-db broker and a milvus-lite server.
+
+Every server is started in its own session (so a stop reaches its whole process group), binds
+127.0.0.1 unless told otherwise, logs to ``<run_dir>/<name>.log`` and records its PID in a pid
+file, so that ``stop_pidfile`` can stop it later from another shell.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from importlib.resources import files
+from pathlib import Path
+
+LOOPBACK = "127.0.0.1"
+BROKER_MATCH = "noida-db"  # substring of the broker's /proc/PID/cmdline
+MILVUS_MATCH = "milvus_lite"  # substring of the milvus-lite server's /proc/PID/cmdline
+MILVUS_GRPC_OPTIONS = {"grpc.keepalive_time_ms": 600000}
+
+# milvus-lite's server only shuts down cleanly (drain requests, close the data directory) on
+# KeyboardInterrupt; SIGTERM would end it without closing. Map both signals to KeyboardInterrupt,
+# explicitly, because a SIGINT ignored by the parent shell (`cmd &`) would stay ignored otherwise.
+# gRPC sets SO_REUSEPORT by default: a second server on a busy port would start and silently share
+# the port with the first. Turn it off, so that a busy port fails the start.
+_MILVUS_BOOT = (
+    "import signal, sys, grpc; from milvus_lite.cmdline import main; _server = grpc.server; "
+    "grpc.server = lambda *a, options=(), **k: "
+    "_server(*a, options=[*options, ('grpc.so_reuseport', 0)], **k); "
+    "signal.signal(signal.SIGTERM, signal.default_int_handler); "
+    "signal.signal(signal.SIGINT, signal.default_int_handler); sys.exit(main())"
+)
+
+
+class StackError(RuntimeError):
+    """A server of the stack did not start, or is misconfigured."""
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def pid_alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie waiting for its parent."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+class ManagedProcess:
+    """A server started in its own session, logging to a file, its PID in a pid file."""
+
+    def __init__(self, name: str, argv: Sequence[str], run_dir: Path, pid_file: str | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.name = name
+        self.argv = list(argv)
+        self.log_path = run_dir / f"{name}.log"
+        self.pid_path = run_dir / (pid_file or f"{name}.pid")
+        with open(self.log_path, "ab") as log:
+            self.popen = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=log,
+                                          stderr=subprocess.STDOUT, start_new_session=True, env=env)
+        self.pid = self.popen.pid
+        tmp = self.pid_path.with_name(self.pid_path.name + ".tmp")
+        tmp.write_text(f"{self.pid}\n")
+        os.replace(tmp, self.pid_path)
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self, timeout: float = 10) -> int | None:
+        """SIGTERM to the process group, SIGKILL after ``timeout``; returns the exit code."""
+        if self.popen.poll() is None:
+            _signal_group(self.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                _signal_group(self.pid, signal.SIGKILL)
+                self.popen.wait(5)
+            _signal_group(self.pid, signal.SIGKILL)  # stragglers left in the group, if any
+        try:
+            if self.pid_path.read_text().split()[0] == str(self.pid):
+                self.pid_path.unlink()
+        except (OSError, IndexError):
+            pass
+        return self.popen.returncode
+
+    def __enter__(self) -> ManagedProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def stop_pidfile(path: Path, expect: str, timeout: float = 10) -> bool:
+    """Stop the process recorded in a pid file, if its command line still contains ``expect``.
+
+    Returns True if a matching process was running and was stopped. A stale pid file (the process is
+    gone, or the PID now belongs to another program) is removed and nothing is signalled.
+    """
+    try:
+        pid = int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    try:
+        group = os.getpgid(pid) == pid  # started with start_new_session: signal the whole group
+    except ProcessLookupError:
+        group = False
+    if not pid_alive(pid) or expect not in _cmdline(pid):
+        path.unlink(missing_ok=True)
+        return False
+
+    def send(sig: signal.Signals) -> None:
+        try:
+            os.killpg(pid, sig) if group else os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+    send(signal.SIGTERM)
+    try:
+        wait_for(lambda: not pid_alive(pid), timeout, f"pid {pid} to exit")
+    except StackError:
+        send(signal.SIGKILL)
+        wait_for(lambda: not pid_alive(pid), 5, f"pid {pid} to exit after SIGKILL")
+    path.unlink(missing_ok=True)
+    return True
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str,
+             proc: ManagedProcess | None = None, interval: float = 0.1) -> None:
+    """Poll ``predicate`` until it is true; raise StackError on timeout or if ``proc`` dies."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ok = predicate()
+        if proc is not None and not proc.alive():
+            raise StackError(f"{proc.name} exited with code {proc.popen.returncode} while waiting for "
+                             f"{what}; log {proc.log_path}:\n{proc.log_tail()}")
+        if ok:
+            return
+        if time.monotonic() >= deadline:
+            tail = f"; log {proc.log_path}:\n{proc.log_tail()}" if proc is not None else ""
+            raise StackError(f"timed out after {timeout:.0f}s waiting for {what}{tail}")
+        time.sleep(interval)
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def noida_binary() -> str:
+    """The binary inside the wheel: the `noida-db` script is a Python wrapper around it."""
+    path = str(files("noida_db").joinpath("noida-db"))
+    if not os.access(path, os.X_OK):
+        os.chmod(path, 0o755)  # as the wrapper does
+    return path
+
+
+def kafka_ready(bootstrap: str) -> bool:
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    host, _, port = bootstrap.rpartition(":")
+    if not _port_open(host, int(port)):
+        return False
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="elong-stack-probe",
+                                 request_timeout_ms=3000)
+        try:
+            admin.list_topics()
+        finally:
+            admin.close()
+        return True
+    except KafkaError:
+        return False
+
+
+def _start(name: str, argv: list[str], run_dir: Path, host: str, port: int,
+           ready: Callable[[], bool], timeout: float) -> ManagedProcess:
+    if _port_open(host, port):  # else the probe would find the old server and call the new one ready
+        raise StackError(f"{host}:{port} is already in use (a {name} left running? see {run_dir})")
+    proc = ManagedProcess(name, argv, run_dir, pid_file=f"{name}.pid")
+    try:
+        wait_for(ready, timeout, f"the {name} on {host}:{port}", proc)
+    except BaseException:
+        proc.stop()
+        raise
+    return proc
+
+
+def start_broker(data_dir: Path, port: int, run_dir: Path, host: str = LOOPBACK,
+                 timeout: float = 60) -> ManagedProcess:
+    """Start noida-db (Kafka protocol only) in the foreground of its own session; wait until ready."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    argv = [noida_binary(), "start", "--data-dir", str(data_dir), "--host", host,
+            "--only", "kafka", "--kafka-port", str(port)]
+    return _start("broker", argv, run_dir, host, port, lambda: kafka_ready(f"{host}:{port}"), timeout)
+
+
+def ensure_topics(bootstrap: str, topics: dict[str, int], timeout: float = 30) -> None:
+    """Create missing topics with their partition counts; grow topics that have too few partitions.
+
+    noida-db auto-creates an unknown topic with ONE partition on first use, so every topic must be
+    created here, before any producer or worker touches it.
+    """
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewPartitions, NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="elong-stack")
+
+    def counts() -> dict[str, int]:  # describe_topics does not auto-create a missing topic
+        described = admin.describe_topics(list(topics))
+        return {t["name"]: len(t["partitions"]) for t in described if t["error_code"] == 0}
+
+    try:
+        have = counts()
+        for name, n in topics.items():
+            if name not in have:
+                try:
+                    admin.create_topics([NewTopic(name, num_partitions=n, replication_factor=1)])
+                except TopicAlreadyExistsError:
+                    pass
+        have = counts()
+        grow = {name: NewPartitions(total_count=n) for name, n in topics.items() if have.get(name, n) < n}
+        if grow:
+            admin.create_partitions(grow)
+        try:
+            wait_for(lambda: all(counts().get(t, 0) >= n for t, n in topics.items()), timeout,
+                     "topic partition counts", interval=0.2)
+        except StackError as e:
+            raise StackError(f"topics on {bootstrap}: want {topics}, have {counts()}") from e
+    finally:
+        admin.close()
+
+
+def milvus_ready(uri: str) -> bool:
+    from pymilvus import MilvusClient
+
+    host, _, port = uri.removeprefix("http://").rpartition(":")
+    if not _port_open(host, int(port)):
+        return False
+    try:
+        client = MilvusClient(uri=uri, timeout=3, grpc_options=MILVUS_GRPC_OPTIONS)
+        try:
+            client.list_collections()
+        finally:
+            client.close()
+        return True
+    except Exception:  # pymilvus raises MilvusException, grpc errors and more while starting
+        return False
+
+
+def start_milvus(data_dir: Path, port: int, run_dir: Path, host: str = LOOPBACK,
+                 timeout: float = 60) -> ManagedProcess:
+    """Start the milvus-lite gRPC server on ``data_dir`` (one server per directory: it holds a lock)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-c", _MILVUS_BOOT, "server", "--data-dir", str(data_dir),
+            "--host", host, "--port", str(port)]
+    return _start("milvus", argv, run_dir, host, port, lambda: milvus_ready(f"http://{host}:{port}"),
+                  timeout)

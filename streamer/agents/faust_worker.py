@@ -1,0 +1,107 @@
+"""Faust workers for the stateless stages: each agent decodes, calls its stage, publishes.
+
+The stage runs in a thread so a long forward pass never blocks the event loop (and so the
+consumer's heartbeats). One consumer group per stage and config version: a new version reads
+its input topic from the start, which is what a replay after a threshold change needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from entropylong_streamer.config import Config
+from entropylong_streamer.pipeline import Pipeline
+from entropylong_streamer.topics import ANCHORS, CANDIDATES, DEAD_LETTER, DEPENDENCIES, DOCS, TopicSpec
+
+from .adapter import Message, handle_batch
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    source: TopicSpec
+    sink: TopicSpec | None
+    build: Callable[[Pipeline], object]
+    version: Callable[[Config], str]
+    max_batch: int = 8
+
+
+AGENTS: dict[str, AgentSpec] = {
+    "entropy": AgentSpec(DOCS, ANCHORS, Pipeline.entropy, Config.entropy_version),
+    "index": AgentSpec(DOCS, None, Pipeline.index, lambda c: Config.retrieval_version(c), 32),
+    "retrieval": AgentSpec(ANCHORS, CANDIDATES, Pipeline.retrieval, Config.retrieval_version, 16),
+    "verify": AgentSpec(CANDIDATES, DEPENDENCIES, Pipeline.verify, Config.verify_version, 4),
+}
+
+
+def group_id(cfg: Config, stage: str) -> str:
+    return f"{cfg.kafka.topic_prefix}{stage}-{AGENTS[stage].version(cfg)}"
+
+
+def build_app(cfg: Config, stage: str, batch_wait_s: float = 1.0):
+    import faust
+
+    spec = AGENTS[stage]
+    k = cfg.kafka
+    app = faust.App(
+        group_id(cfg, stage),
+        broker=[f"kafka://{s}" for s in k.bootstrap_servers.split(",")],
+        broker_credentials=_credentials(cfg),
+        store="memory://",
+        topic_partitions=k.partitions,
+        topic_allow_declare=False,  # topics are created with their partition counts by `up`
+        topic_disable_leader=True,
+        web_enabled=False,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=30.0,
+        broker_commit_interval=1.0,
+    )
+
+    def topic(s: TopicSpec):
+        return app.topic(s.full_name(k.topic_prefix), key_type=bytes, value_type=bytes,
+                         key_serializer="raw", value_serializer="raw")
+
+    source, dead = topic(spec.source), topic(DEAD_LETTER)
+    sink = topic(spec.sink) if spec.sink else None
+    holder: dict[str, object] = {}
+
+    @app.agent(source, name=f"{stage}-agent")
+    async def agent(stream):
+        loop = asyncio.get_running_loop()
+        if "stage" not in holder:  # load the model once per worker, off the event loop
+            holder["stage"] = await loop.run_in_executor(None, spec.build, Pipeline(cfg))
+        stage_obj = holder["stage"]
+        async for events in stream.take_events(spec.max_batch, within=batch_wait_s):
+            msgs = [Message(e.message.topic, e.message.partition, e.message.offset, e.key, e.value)
+                    for e in events]
+            outs, dlq = await loop.run_in_executor(
+                None, handle_batch, stage, msgs, spec.source, spec.sink, stage_obj.process)
+            for p in outs:
+                await sink.send(key=p.key, value=p.value)
+            for p in dlq:
+                await dead.send(key=p.key, value=p.value)
+            log.info("%s: %d in, %d out, %d dead-lettered; stats %s", stage, len(msgs), len(outs),
+                     len(dlq), dict(stage_obj.stats))
+
+    return app
+
+
+def _credentials(cfg: Config):
+    k = cfg.kafka
+    if k.sasl_mechanism is None:
+        return None
+    import faust
+
+    return faust.SASLCredentials(username=k.sasl_username, password=k.sasl_password,
+                                 mechanism=k.sasl_mechanism)
+
+
+def run(cfg: Config, stage: str) -> None:
+    import faust
+
+    app = build_app(cfg, stage)
+    faust.Worker(app, loglevel="INFO", quiet=True).execute_from_commandline()

@@ -1,0 +1,53 @@
+"""kafka-python clients built from the Config (bootstrap servers, SASL/TLS pass through)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+from entropylong_streamer.config import Config
+
+from .adapter import Message, Produced
+
+
+def client_kwargs(cfg: Config) -> dict:
+    k = cfg.kafka
+    kw: dict = {"bootstrap_servers": k.bootstrap_servers.split(","), "security_protocol": k.security_protocol}
+    if k.sasl_mechanism:
+        kw.update(sasl_mechanism=k.sasl_mechanism, sasl_plain_username=k.sasl_username,
+                  sasl_plain_password=k.sasl_password)
+    return kw
+
+
+def consumer(cfg: Config, topic: str, group: str):
+    from kafka import KafkaConsumer
+
+    return KafkaConsumer(topic, group_id=group, enable_auto_commit=False, auto_offset_reset="earliest",
+                         max_poll_interval_ms=600_000, **client_kwargs(cfg))
+
+
+def producer(cfg: Config):
+    from kafka import KafkaProducer
+
+    return KafkaProducer(acks="all", linger_ms=5, **client_kwargs(cfg))
+
+
+def poll_messages(cons, timeout_ms: int = 500, max_records: int = 64) -> list[Message]:
+    polled = cons.poll(timeout_ms=timeout_ms, max_records=max_records)
+    return [Message(r.topic, r.partition, r.offset, r.key, r.value) for rs in polled.values() for r in rs]
+
+
+def send_all(prod, prefix: str, produced: list[Produced]) -> None:
+    """Send and wait for every ack: callers commit input offsets only after this returns."""
+    futures = [prod.send(p.topic.full_name(prefix), key=p.key, value=p.value) for p in produced]
+    prod.flush()
+    for f in futures:
+        f.get(timeout=30)
+
+
+def stop_event() -> threading.Event:
+    """Set on SIGTERM/SIGINT so a loop finishes its batch, flushes, commits and exits."""
+    ev = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: ev.set())
+    return ev

@@ -1,0 +1,60 @@
+"""The packer's Kafka loop: shards are durable before the offsets of the records inside them commit."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from entropylong_streamer.config import Config
+from entropylong_streamer.pipeline import Pipeline
+from entropylong_streamer.topics import DEPENDENCIES, SHARD_READY, ShardReady
+
+from . import kafka_clients as kc
+from .adapter import Produced, handle_batch
+
+log = logging.getLogger(__name__)
+
+
+def shard_root(cfg: Config) -> Path:
+    return Path(cfg.data_dir) / "shards"
+
+
+def run(cfg: Config, stop: threading.Event | None = None) -> None:
+    stop = stop or kc.stop_event()
+    prefix = cfg.kafka.topic_prefix
+    stage = Pipeline(cfg).pack(shard_root(cfg))
+    cons = kc.consumer(cfg, DEPENDENCIES.full_name(prefix), f"{prefix}pack-{cfg.pack_version()}")
+    prod = kc.producer(cfg)
+    # A crash between a shard's manifest line and its announcement must not hide it from the
+    # trainer: announce every durable shard again at start (the trainer skips shards it has seen).
+    kc.send_all(prod, prefix, [announcement(stage.shards.config_version, e) for e in stage.shards.entries])
+    try:
+        while not stop.is_set():
+            msgs = kc.poll_messages(cons)
+            _, dead = handle_batch("pack", msgs, DEPENDENCIES, None, stage.process)
+            kc.send_all(prod, prefix, dead)
+            if stage.should_flush():
+                flush_and_commit(stage, cons, prod, prefix)
+            elif not stage.buffer and msgs:
+                cons.commit()  # everything consumed is in a shard, dead-lettered or a duplicate
+        flush_and_commit(stage, cons, prod, prefix)
+    finally:
+        cons.close(autocommit=False)
+        prod.close()
+
+
+def announcement(config_version: str, entry: dict) -> Produced:
+    ready = ShardReady(shard_id=entry["shard_id"], path=entry["path"], config_version=config_version,
+                       sequences=entry["sequences"], samples=entry["samples"], tokens=entry["tokens"])
+    return Produced(SHARD_READY, SHARD_READY.key(ready), SHARD_READY.encode(ready))
+
+
+def flush_and_commit(stage, cons, prod, prefix: str) -> None:
+    ready = stage.flush()
+    if ready is None:
+        return
+    kc.send_all(prod, prefix, [Produced(SHARD_READY, SHARD_READY.key(ready), SHARD_READY.encode(ready))])
+    cons.commit()
+    log.info("shard %s: %d sequences, %d samples, %d tokens", ready.shard_id, ready.sequences,
+             ready.samples, ready.tokens)

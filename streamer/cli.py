@@ -1,0 +1,210 @@
+"""elong: the command line. Every command builds one validated Config and passes it down."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from entropylong_streamer.config import Config, ConfigError, load_config
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="EntropyLong long-context data, built incrementally over Kafka.")
+console = Console()
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML (or JSON) config file",
+                                                envvar="ELONG_CONFIG")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="override: SECTION.KEY=VALUE")]
+
+
+def _config(config: Path | None, overrides: list[str] | None) -> Config:
+    try:
+        return load_config(config, overrides or [])
+    except ConfigError as exc:
+        console.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def up(config: ConfigOpt = None, set_: SetOpt = None, detach: bool = typer.Option(False, "--detach"),
+       workers: int = typer.Option(1, help="workers per stateless stage")) -> None:
+    """Start broker, milvus-lite, topics and one worker per stage; live status until Ctrl-C."""
+    from .stack_control import start_servers, start_workers, stop_all
+
+    cfg = _config(config, set_)
+    try:
+        with console.status("starting broker and milvus-lite on 127.0.0.1 ..."):
+            start_servers(cfg)
+            procs = start_workers(cfg, workers)
+    except Exception as exc:
+        console.print(f"[red]start-up failed:[/red] {exc}")
+        stop_all(cfg)
+        raise typer.Exit(1) from exc
+    console.print(f"[green]up[/green]: broker {cfg.kafka.bootstrap_servers}, milvus {cfg.milvus.uri}, "
+                  f"{len(procs)} workers; data in {cfg.data_dir}")
+    if detach:
+        return
+    try:
+        watch(cfg, until=None)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        console.print("stopping: " + ", ".join(stop_all(cfg)))
+
+
+@app.command()
+def down(config: ConfigOpt = None, set_: SetOpt = None) -> None:
+    """Stop everything `up` started (by the PIDs it recorded)."""
+    from .stack_control import stop_all
+
+    stopped = stop_all(_config(config, set_))
+    console.print("stopped: " + (", ".join(stopped) or "nothing was running"))
+
+
+@app.command()
+def ingest(paths: list[Path], config: ConfigOpt = None, set_: SetOpt = None) -> None:
+    """Send JSONL / Parquet / text-directory documents to the docs topic (each distinct text once)."""
+    from .ingest_cmd import ingest_paths
+
+    cfg = _config(config, set_)
+    sent, skipped, bad = ingest_paths(cfg, paths, console)
+    console.print(f"ingested {sent} documents ({skipped} already ingested, {bad} bad rows dead-lettered)")
+
+
+@app.command()
+def index(paths: list[Path], config: ConfigOpt = None, set_: SetOpt = None) -> None:
+    """Bootstrap the retrieval pool from files, straight into Milvus."""
+    from rich.progress import track
+
+    from .pipeline import Pipeline
+    from .stages.ingest import BadRow, read_documents
+
+    cfg = _config(config, set_)
+    docs = [d for d in read_documents(paths) if not isinstance(d, BadRow)]
+    stage = Pipeline(cfg).index()
+    for i in track(range(0, len(docs), 32), description="indexing", console=console):
+        stage.process(docs[i : i + 32])
+    console.print(f"indexed {stage.stats['chunks']} chunks from {len(docs)} documents")
+
+
+@app.command()
+def worker(stage: str, config: ConfigOpt = None, set_: SetOpt = None) -> None:
+    """Run one stage's worker: entropy, index, retrieval, verify, pack or trainer."""
+    from .agents import faust_worker, packer_loop, trainer_loop
+
+    cfg = _config(config, set_)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if stage in faust_worker.AGENTS:
+        faust_worker.run(cfg, stage)
+    elif stage == "pack":
+        packer_loop.run(cfg)
+    elif stage == "trainer":
+        trainer_loop.run(cfg)
+    else:
+        console.print(f"[red]unknown stage {stage!r}[/red]")
+        raise typer.Exit(2)
+
+
+@app.command()
+def build(docs: Annotated[list[Path], typer.Option("--docs")],
+          out: Annotated[Path, typer.Option("--out")],
+          corpus: Annotated[list[Path] | None, typer.Option("--corpus")] = None,
+          config: ConfigOpt = None, set_: SetOpt = None) -> None:
+    """Batch mode: the same stages in one process, no Kafka; shards + OUT/dependencies.jsonl."""
+    from .batch import build as run_build
+
+    cfg = _config(config, set_)
+    report = run_build(cfg, docs, corpus or [], out)
+    console.print(f"{report.documents} documents -> {len(report.shards)} shards, "
+                  f"{len(report.dead_letters)} dead letters; dependencies in {out / 'dependencies.jsonl'}")
+    for name, stats in report.stats.items():
+        console.print(f"  {name}: {stats}")
+
+
+@app.command()
+def status(config: ConfigOpt = None, set_: SetOpt = None) -> None:
+    """For every stage: consumer group, input topic, produced, committed, lag; shards; trainer loss."""
+    cfg = _config(config, set_)
+    console.print(status_table(cfg))
+
+
+@app.command()
+def demo(config: ConfigOpt = None, set_: SetOpt = None,
+         documents: int = typer.Option(16, help="stdlib documentation pages to ingest"),
+         keep: bool = typer.Option(False, help="leave the stack running afterwards")) -> None:
+    """Start the embedded stack, ingest a demo corpus, watch shards appear and the trainer's loss fall."""
+    from .demo_corpus import write_demo_corpus
+    from .ingest_cmd import ingest_paths
+    from .stack_control import start_servers, start_workers, stop_all
+
+    cfg = _config(config or Path(__file__).resolve().parent.parent / "deploy" / "demo.toml", set_)
+    corpus = Path(cfg.data_dir) / "demo" / "stdlib-docs.jsonl"
+    n = write_demo_corpus(corpus, documents)
+    console.print(f"demo corpus: {n} documentation pages of this Python's standard library -> {corpus}")
+    try:
+        with console.status("starting broker and milvus-lite on 127.0.0.1 ..."):
+            start_servers(cfg)
+            start_workers(cfg)
+        sent, skipped, bad = ingest_paths(cfg, [corpus], console)
+        console.print(f"ingested {sent} new documents ({skipped} seen before); model work starts now")
+        watch(cfg, until=n)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if not keep:
+            console.print("stopping: " + ", ".join(stop_all(cfg)))
+
+
+def status_table(cfg: Config) -> Table:
+    from .status import collect, shard_summary
+
+    table = Table(title=f"entropylong-streamer  (pack version {cfg.pack_version()})")
+    for col in ("stage", "input topic", "produced", "committed", "lag"):
+        table.add_column(col)
+    try:
+        for row in collect(cfg):
+            table.add_row(row.stage, row.topic, str(row.produced), str(row.committed), str(row.lag))
+    except Exception as exc:  # broker not reachable: say so in the table instead of a traceback
+        table.add_row("-", f"broker unreachable: {type(exc).__name__}", "", "", "")
+    s = shard_summary(cfg)
+    loss = "" if s["loss_first"] is None else f", trainer loss {s['loss_first']:.3f} -> {s['loss_last']:.3f}"
+    table.caption = (f"{s['shards']} shards, {s['samples']} samples, {s['tokens']} tokens; "
+                     f"trainer consumed {s['trained_shards']} shards{loss}")
+    return table
+
+
+def watch(cfg: Config, until: int | None) -> None:
+    """Refresh the status table; with `until`, return once that many documents are in shards or
+    dead-lettered and the trainer has consumed every shard."""
+    from entropylong_streamer.topics import DEAD_LETTER
+
+    from .status import collect, end_offsets, shard_summary
+
+    dlq_topic = DEAD_LETTER.full_name(cfg.kafka.topic_prefix)
+    with Live(status_table(cfg), console=console, refresh_per_second=1) as live:
+        while True:
+            time.sleep(2)  # a display refresh interval, not synchronisation
+            live.update(status_table(cfg))
+            if until is None:
+                continue
+            s = shard_summary(cfg)
+            lag = sum(r.lag for r in collect(cfg))
+            dead = end_offsets(cfg, [dlq_topic])[dlq_topic]
+            if s["samples"] + dead >= until and lag == 0 and s["trained_shards"] >= s["shards"]:
+                return
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

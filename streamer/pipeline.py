@@ -1,0 +1,84 @@
+"""Builds every stage from the one Config. Streaming workers and batch mode both start here."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from entropylong_streamer.config import Config
+from entropylong_streamer.method.anchors import AnchorParams
+from entropylong_streamer.method.dependency import Criterion
+from entropylong_streamer.stages.entropy import EntropyStage
+from entropylong_streamer.stages.index import IndexStage
+from entropylong_streamer.stages.pack import PackStage
+from entropylong_streamer.stages.retrieve import RetrievalStage
+from entropylong_streamer.stages.verify import VerifyStage
+
+STAGES = ("entropy", "index", "retrieval", "verify", "pack", "trainer")
+
+
+class Pipeline:
+    """Lazily builds the heavy parts (LM, embedder, pool) so each worker loads only what it needs."""
+
+    def __init__(self, cfg: Config, milvus_uri: str | None = None) -> None:
+        self.cfg = cfg
+        self.milvus_uri = milvus_uri or cfg.milvus.uri
+
+    @property
+    def cache_dir(self) -> Path:
+        return Path(self.cfg.data_dir) / "models"
+
+    @cached_property
+    def engine(self):
+        from entropylong_streamer.services.lm import TransformersEngine
+
+        m = self.cfg.model
+        return TransformersEngine(m.path, self.cache_dir, m.max_tokens, m.chunk_positions, m.threads)
+
+    @cached_property
+    def embedder(self):
+        from entropylong_streamer.services.embedder import SentenceEmbedder
+
+        return SentenceEmbedder(self.cfg.retrieval.embedder)
+
+    @cached_property
+    def pool(self):
+        from entropylong_streamer.services.pool import MilvusPool
+
+        return MilvusPool(self.milvus_uri, self.cfg.milvus.collection, self.embedder, self.embedder.dim,
+                          token=self.cfg.milvus.token)
+
+    def entropy(self) -> EntropyStage:
+        e = self.cfg.entropy
+        params = AnchorParams(e.alpha, e.min_position, e.max_anchors, e.merge_distance)
+        return EntropyStage(self.engine, params, e.window, self.cfg.pack.separator_id,
+                            self.cfg.entropy_version())
+
+    def index(self) -> IndexStage:
+        r = self.cfg.retrieval
+        return IndexStage(self.engine_tokenizer(), self.pool, r.chunk_tokens, r.chunk_overlap)
+
+    def retrieval(self) -> RetrievalStage:
+        r = self.cfg.retrieval
+        return RetrievalStage(self.embedder, self.pool, r.top_k, r.leak_ngram, self.cfg.retrieval_version())
+
+    def verify(self) -> VerifyStage:
+        v = self.cfg.verify
+        return VerifyStage(self.engine, Criterion(v.epsilon, v.criterion, v.nll_threshold),
+                           v.max_context_tokens, self.cfg.pack.separator_id, self.cfg.verify_version())
+
+    def pack(self, shard_root: Path) -> PackStage:
+        from entropylong_streamer.services.shards import ShardSet
+
+        p = self.cfg.pack
+        return PackStage(ShardSet(shard_root, self.cfg.pack_version()), p.seq_len, p.separator_id, p.seed,
+                         p.sequences_per_shard, p.max_wait_s, p.domain)
+
+    def engine_tokenizer(self):
+        """The indexer needs only the LM's tokenizer (chunk lengths are LM tokens), not its weights."""
+        from entropylong_streamer.services.models import load_tokenizer
+
+        tok = load_tokenizer(self.cfg.model.path, self.cache_dir)
+        from entropylong_streamer.services.lm import HFTokenizer
+
+        return HFTokenizer(tok)

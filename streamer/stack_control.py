@@ -1,0 +1,65 @@
+"""`up` and `down`: the embedded stack (broker, milvus-lite, one worker per stage) as processes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+from entropylong_streamer.config import Config
+from entropylong_streamer.services import stack
+
+from .status import stage_groups, topic_partitions
+
+WORKER_MODULE = "entropylong_streamer.cli"
+
+
+def run_dir(cfg: Config) -> Path:
+    return Path(cfg.data_dir) / "run"
+
+
+def _port(hostport: str) -> tuple[str, int]:
+    host, _, port = hostport.rpartition(":")
+    return host, int(port)
+
+
+def start_servers(cfg: Config) -> list[stack.ManagedProcess]:
+    """Broker and milvus-lite on 127.0.0.1 with persistent data under data_dir; topics created."""
+    procs = []
+    rd = run_dir(cfg)
+    host, port = _port(cfg.kafka.bootstrap_servers.split(",")[0])
+    procs.append(stack.start_broker(Path(cfg.data_dir) / "broker", port, rd, host=host))
+    uri = urlparse(cfg.milvus.uri)
+    procs.append(stack.start_milvus(Path(cfg.data_dir) / "milvus", uri.port or 19530, rd,
+                                    host=uri.hostname or "127.0.0.1"))
+    stack.ensure_topics(cfg.kafka.bootstrap_servers, topic_partitions(cfg))
+    return procs
+
+
+def start_workers(cfg: Config, count: int = 1) -> list[stack.ManagedProcess]:
+    rd = run_dir(cfg)
+    rd.mkdir(parents=True, exist_ok=True)
+    conf = rd / "config.json"
+    conf.write_text(json.dumps(cfg.model_dump(mode="json"), indent=1))
+    procs = []
+    for stage, _, _ in stage_groups(cfg):
+        n = count if stage not in ("pack", "trainer") else 1
+        for i in range(n):
+            argv = [sys.executable, "-m", WORKER_MODULE, "worker", stage, "--config", str(conf)]
+            procs.append(stack.ManagedProcess(f"worker-{stage}-{i}", argv, rd))
+    return procs
+
+
+def stop_all(cfg: Config) -> list[str]:
+    """Stop what pid files under run_dir name: workers first, then milvus, then the broker."""
+    rd = run_dir(cfg)
+    stopped = []
+    if not rd.exists():
+        return stopped
+    order = sorted(rd.glob("worker-*.pid")) + [rd / "milvus.pid", rd / "broker.pid"]
+    expect = {"milvus.pid": "milvus", "broker.pid": "noida"}
+    for pid_file in order:
+        if pid_file.exists() and stack.stop_pidfile(pid_file, expect.get(pid_file.name, WORKER_MODULE)):
+            stopped.append(pid_file.stem)
+    return stopped

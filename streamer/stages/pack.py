@@ -1,0 +1,89 @@
+"""Pack stage: dependencies -> samples -> 131,072-token sequences -> durable MDS shards.
+
+The one stateful stage. It deduplicates by document within its shard set (one set per config
+version), and its caller commits the offsets of buffered records only after flush() returned.
+"""
+
+from __future__ import annotations
+
+import time
+
+from entropylong_streamer.method.packing import pack
+from entropylong_streamer.method.samples import Piece, Sample, SampleTooLong, build_sample
+from entropylong_streamer.services.shards import ShardSet
+from entropylong_streamer.topics import DependenciesRecord, ShardReady
+
+from .base import StageError, StageResult, Stats, run_batch
+
+
+def sample_from(rec: DependenciesRecord, separator_id: int, seed: int, seq_len: int) -> Sample:
+    best: dict[str, float] = {}
+    for p in rec.pairs:
+        if p.accepted:
+            best[p.context_id] = max(best.get(p.context_id, p.d_i), p.d_i)
+    pieces = [Piece(c.context_id, tuple(c.token_ids), best[c.context_id])
+              for c in rec.contexts if c.context_id in best]
+    return build_sample(rec.doc_id, tuple(rec.token_ids), pieces, separator_id, seed, seq_len)
+
+
+class PackStage:
+    name = "pack"
+
+    def __init__(self, shards: ShardSet, seq_len: int, separator_id: int, seed: int,
+                 sequences_per_shard: int, max_wait_s: float, domain: str) -> None:
+        self.shards = shards
+        self.seq_len = seq_len
+        self.separator_id = separator_id
+        self.seed = seed
+        self.target_tokens = sequences_per_shard * seq_len
+        self.max_wait_s = max_wait_s
+        self.domain = domain
+        self.buffer: dict[str, Sample] = {}
+        self.first_buffered_at: float | None = None
+        self.stats = Stats()
+
+    def process(self, records: list[DependenciesRecord]) -> StageResult[DependenciesRecord, Sample]:
+        """Build and buffer samples; duplicates (already in a shard or in the buffer) are skipped."""
+        done = self.shards.doc_ids
+
+        def one(rec: DependenciesRecord) -> Sample | None:
+            if rec.doc_id in done or rec.doc_id in self.buffer:
+                self.stats["duplicates_skipped"] += 1
+                return None
+            try:
+                sample = sample_from(rec, self.separator_id, self.seed, self.seq_len)
+            except SampleTooLong as exc:
+                raise StageError(f"too_long: {exc}") from exc
+            self.buffer[rec.doc_id] = sample
+            return sample
+
+        result = run_batch(self.name, records, one, self.stats)
+        if self.buffer and self.first_buffered_at is None:
+            self.first_buffered_at = time.monotonic()
+        return result
+
+    @property
+    def buffered_tokens(self) -> int:
+        return sum(len(s) for s in self.buffer.values())
+
+    def should_flush(self) -> bool:
+        if not self.buffer:
+            return False
+        waited = time.monotonic() - (self.first_buffered_at or time.monotonic())
+        return self.buffered_tokens >= self.target_tokens or waited >= self.max_wait_s
+
+    def flush(self) -> ShardReady | None:
+        """Pack everything buffered into one durable shard. The caller commits offsets after this."""
+        if not self.buffer:
+            return None
+        samples = [self.buffer[d] for d in sorted(self.buffer)]
+        sequences = pack(samples, self.seq_len)
+        entry = self.shards.write(sequences, self.domain)
+        self.buffer.clear()
+        self.first_buffered_at = None
+        self.stats["shards"] += 1
+        self.stats["sequences"] += entry["sequences"]
+        self.stats["tokens"] += entry["tokens"]
+        return ShardReady(shard_id=entry["shard_id"], path=entry["path"],
+                          config_version=self.shards.config_version, sequences=entry["sequences"],
+                          samples=entry["samples"], tokens=entry["tokens"])

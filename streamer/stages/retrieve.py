@@ -1,0 +1,94 @@
+"""Retrieval stage: anchors -> candidates. Top-K pool chunks per anchor query, never the document."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from entropylong_streamer.topics import AnchorsRecord, Candidate, CandidatesRecord
+
+from .base import StageResult, Stats, run_batch
+
+
+@dataclass(frozen=True)
+class Hit:
+    chunk_id: str
+    doc_id: str
+    text: str
+    score: float
+
+
+class Embedder(Protocol):
+    def embed(self, texts: list[str]) -> np.ndarray: ...
+
+
+class Pool(Protocol):
+    def search(self, vectors: np.ndarray, k: int, exclude_doc_id: str) -> list[list[Hit]]: ...
+
+
+_WORD = re.compile(r"\w+")
+
+
+def word_ngrams(text: str, n: int) -> set[tuple[str, ...]]:
+    words = _WORD.findall(text.lower())
+    if len(words) < n:
+        return {tuple(words)} if words else set()
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+def is_leak(chunk_text: str, doc_ngrams: set[tuple[str, ...]], doc_text_lower: str, n: int) -> bool:
+    """The leakage rule: a chunk sharing any run of n consecutive words with the document (or, if
+    shorter than n words, contained in it) is a copy of the document, not a dependency."""
+    grams = word_ngrams(chunk_text, n)
+    if not grams:
+        return True
+    if any(len(g) < n for g in grams):
+        return " ".join(next(iter(grams))) in " ".join(_WORD.findall(doc_text_lower))
+    return not grams.isdisjoint(doc_ngrams)
+
+
+class RetrievalStage:
+    name = "retrieval"
+
+    def __init__(self, embedder: Embedder, pool: Pool, top_k: int, leak_ngram: int,
+                 config_version: str, overfetch: int = 3) -> None:
+        self.embedder = embedder
+        self.pool = pool
+        self.top_k = top_k
+        self.leak_ngram = leak_ngram
+        self.config_version = config_version
+        self.overfetch = overfetch
+        self.stats = Stats()
+
+    def process(self, records: list[AnchorsRecord]) -> StageResult[AnchorsRecord, CandidatesRecord]:
+        return run_batch(self.name, records, self._one, self.stats)
+
+    def _one(self, rec: AnchorsRecord) -> CandidatesRecord:
+        if not rec.anchors:
+            return CandidatesRecord(anchors=rec, candidates=[], config_version=self.config_version)
+        vectors = self.embedder.embed([a.query for a in rec.anchors])
+        hits_per_anchor = self.pool.search(vectors, self.top_k * self.overfetch, exclude_doc_id=rec.doc_id)
+        doc_grams = word_ngrams(rec.text, self.leak_ngram)
+        lower = rec.text.lower()
+        by_chunk: dict[str, Candidate] = {}
+        for anchor, hits in zip(rec.anchors, hits_per_anchor, strict=True):
+            kept = 0
+            for hit in hits:
+                if kept == self.top_k:
+                    break
+                if hit.doc_id == rec.doc_id or is_leak(hit.text, doc_grams, lower, self.leak_ngram):
+                    self.stats["leaks_excluded"] += 1
+                    continue
+                kept += 1
+                prev = by_chunk.get(hit.chunk_id)
+                anchors = [*(prev.anchor_indices if prev else []), anchor.index]
+                score = max(hit.score, prev.score) if prev else hit.score
+                by_chunk[hit.chunk_id] = Candidate(context_id=hit.chunk_id, context_doc_id=hit.doc_id,
+                                                   text=hit.text, score=score, anchor_indices=anchors)
+            self.stats["pairs"] += kept
+        candidates = sorted(by_chunk.values(), key=lambda c: c.context_id)
+        self.stats["unique_candidates"] += len(candidates)
+        return CandidatesRecord(anchors=rec, candidates=candidates, config_version=self.config_version)

@@ -1,0 +1,93 @@
+"""Pipeline status: for every stage its consumer group, input topic, lag; shards and trainer loss."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from entropylong_streamer.config import Config
+from entropylong_streamer.topics import ALL_TOPICS, DEPENDENCIES, SHARD_READY
+
+from .agents.faust_worker import AGENTS, group_id
+from .agents.kafka_clients import client_kwargs
+
+
+@dataclass
+class StageStatus:
+    stage: str
+    topic: str
+    group: str
+    produced: int
+    committed: int
+
+    @property
+    def lag(self) -> int:
+        return self.produced - self.committed
+
+
+def stage_groups(cfg: Config) -> list[tuple[str, str, str]]:
+    """(stage, input topic, consumer group) for every consuming stage."""
+    p = cfg.kafka.topic_prefix
+    rows = [(s, a.source.full_name(p), group_id(cfg, s)) for s, a in AGENTS.items()
+            if s != "index" or cfg.retrieval.index_live_docs]
+    rows.append(("pack", DEPENDENCIES.full_name(p), f"{p}pack-{cfg.pack_version()}"))
+    rows.append(("trainer", SHARD_READY.full_name(p), f"{p}trainer"))
+    return rows
+
+
+def topic_partitions(cfg: Config) -> dict[str, int]:
+    return {t.full_name(cfg.kafka.topic_prefix): t.partitions or cfg.kafka.partitions for t in ALL_TOPICS}
+
+
+def end_offsets(cfg: Config, topics: list[str]) -> dict[str, int]:
+    from kafka import KafkaConsumer, TopicPartition
+
+    cons = KafkaConsumer(**client_kwargs(cfg))
+    try:
+        out = {}
+        for t in topics:
+            parts = cons.partitions_for_topic(t) or set()
+            ends = cons.end_offsets([TopicPartition(t, p) for p in parts]) if parts else {}
+            out[t] = sum(ends.values())
+        return out
+    finally:
+        cons.close()
+
+
+def collect(cfg: Config) -> list[StageStatus]:
+    from kafka import KafkaAdminClient
+
+    groups = stage_groups(cfg)
+    ends = end_offsets(cfg, sorted({t for _, t, _ in groups}))
+    admin = KafkaAdminClient(**client_kwargs(cfg))
+    try:
+        rows = []
+        for stage, topic, group in groups:
+            try:
+                offsets = admin.list_consumer_group_offsets(group)
+            except Exception:  # a group that never committed is simply at 0
+                offsets = {}
+            committed = sum(o.offset for tp, o in offsets.items() if tp.topic == topic and o.offset >= 0)
+            rows.append(StageStatus(stage, topic, group, ends.get(topic, 0), committed))
+        return rows
+    finally:
+        admin.close()
+
+
+def shard_summary(cfg: Config) -> dict:
+    root = Path(cfg.data_dir) / "shards" / cfg.pack_version() / "manifest.jsonl"
+    entries = _jsonl(root)
+    losses = _jsonl(Path(cfg.data_dir) / "trainer" / "loss.jsonl")
+    return {
+        "shards": len(entries),
+        "samples": sum(e["samples"] for e in entries),
+        "tokens": sum(e["tokens"] for e in entries),
+        "trained_shards": len(losses),
+        "loss_first": losses[0]["loss_first"] if losses else None,
+        "loss_last": losses[-1]["loss_last"] if losses else None,
+    }
+
+
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []

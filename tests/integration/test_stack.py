@@ -1,0 +1,105 @@
+"""The embedded stack's real servers: a noida-db broker and a milvus-lite server, on free ports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from entropylong_streamer.services.stack import (
+    BROKER_MATCH,
+    MILVUS_GRPC_OPTIONS,
+    MILVUS_MATCH,
+    ensure_topics,
+    free_port,
+    pid_alive,
+    start_broker,
+    start_milvus,
+    stop_pidfile,
+)
+
+
+def test_broker_topics_produce_consume_commit_stop(tmp_path: Path) -> None:
+    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+    from kafka.structs import OffsetAndMetadata
+
+    port = free_port()
+    bootstrap = f"127.0.0.1:{port}"
+    run_dir = tmp_path / "run"
+    proc = start_broker(tmp_path / "broker", port, run_dir)
+    try:
+        assert proc.alive() and (run_dir / "broker.pid").read_text().strip() == str(proc.pid)
+        want = {"t1": 1, "t2": 2, "t4": 4}
+        ensure_topics(bootstrap, want)
+        ensure_topics(bootstrap, want)  # idempotent
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        try:
+            got = {t["name"]: len(t["partitions"]) for t in admin.describe_topics(list(want))}
+        finally:
+            admin.close()
+        assert got == want
+
+        producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        meta = producer.send("t4", key=b"k", value=b"hello", partition=3).get(timeout=10)
+        producer.close()
+        assert (meta.partition, meta.offset) == (3, 0)
+
+        consumer = KafkaConsumer("t4", bootstrap_servers=bootstrap, group_id="g-test",
+                                 enable_auto_commit=False, auto_offset_reset="earliest",
+                                 consumer_timeout_ms=15000)
+        try:
+            record = next(iter(consumer))
+            assert (record.partition, record.value) == (3, b"hello")
+            tp = TopicPartition("t4", 3)
+            consumer.commit({tp: OffsetAndMetadata(record.offset + 1, "", -1)})
+            assert consumer.committed(tp) == 1
+        finally:
+            consumer.close()
+    finally:
+        stopped = stop_pidfile(run_dir / "broker.pid", BROKER_MATCH)
+        proc.popen.wait(10)  # reap the zombie: the test is the server's parent
+        proc.stop()
+    assert stopped
+    assert not proc.alive() and not pid_alive(proc.pid)
+    assert not (run_dir / "broker.pid").exists()
+    assert not stop_pidfile(run_dir / "broker.pid", BROKER_MATCH)  # nothing left to stop
+
+
+def test_stale_pidfile_kills_nobody(tmp_path: Path) -> None:
+    import os
+
+    pid_file = tmp_path / "broker.pid"
+    pid_file.write_text(f"{os.getpid()}\n")  # a live process that is not a broker
+    assert not stop_pidfile(pid_file, BROKER_MATCH)
+    assert not pid_file.exists() and pid_alive(os.getpid())
+
+
+def test_milvus_server_insert_search_stop(tmp_path: Path) -> None:
+    from pymilvus import DataType, MilvusClient
+
+    port = free_port()
+    run_dir = tmp_path / "run"
+    proc = start_milvus(tmp_path / "milvus", port, run_dir)
+    try:
+        client = MilvusClient(uri=f"http://127.0.0.1:{port}", grpc_options=MILVUS_GRPC_OPTIONS)
+        schema = client.create_schema(auto_id=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("vec", DataType.FLOAT_VECTOR, dim=4)
+        index = client.prepare_index_params()
+        index.add_index("vec", index_type="FLAT", metric_type="COSINE")
+        client.create_collection("c", schema=schema, index_params=index)
+        client.insert("c", [{"id": 1, "vec": [1.0, 0.0, 0.0, 0.0]},
+                            {"id": 2, "vec": [0.0, 1.0, 0.0, 0.0]},
+                            {"id": 3, "vec": [0.0, 0.0, 1.0, 1.0]}])
+        client.load_collection("c")
+        hits = client.search("c", data=[[0.1, 0.2, 0.9, 0.8]], anns_field="vec", limit=2,
+                             search_params={"metric_type": "COSINE"})[0]
+        assert [h["id"] for h in hits] == [3, 2]
+        assert hits[0]["distance"] > 0.9
+        client.close()
+    finally:
+        stopped = stop_pidfile(run_dir / "milvus.pid", MILVUS_MATCH)
+        proc.popen.wait(10)
+        proc.stop()
+    assert stopped
+    assert proc.popen.returncode == 0  # SIGTERM became a clean shutdown, not a kill
+    assert not pid_alive(proc.pid) and not (run_dir / "milvus.pid").exists()
+    assert "Shutting down" in proc.log_tail()

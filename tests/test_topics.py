@@ -1,0 +1,83 @@
+import msgpack
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from entropylong_streamer.topics import (
+    ALL_TOPICS,
+    ANCHORS,
+    CANDIDATES,
+    DEAD_LETTER,
+    DEPENDENCIES,
+    DOCS,
+    SHARD_READY,
+    Anchor,
+    AnchorsRecord,
+    Candidate,
+    CandidatesRecord,
+    Context,
+    DeadLetter,
+    DependenciesRecord,
+    Doc,
+    Pair,
+    RecordError,
+    ShardReady,
+)
+
+ANCHORS_REC = AnchorsRecord(
+    doc_id="d", text="hello world", token_ids=[1, 2], token_offsets=[(0, 5), (5, 11)],
+    entropy_f16=b"\x00\x3c\x00\x40", config_version="v1",
+    anchors=[Anchor(index=1, char_start=5, char_end=11, entropy=2.0, nll=3.0, query="world")],
+)
+EXAMPLES = {
+    "docs": (DOCS, Doc(doc_id="d", text="hello", url="u")),
+    "anchors": (ANCHORS, ANCHORS_REC),
+    "candidates": (CANDIDATES, CandidatesRecord(anchors=ANCHORS_REC, config_version="v2", candidates=[
+        Candidate(context_id="c:0", context_doc_id="c", text="ctx", score=0.5, anchor_indices=[1])])),
+    "dependencies": (DEPENDENCIES, DependenciesRecord(
+        doc_id="d", text="t", token_ids=[1], config_version="v3",
+        contexts=[Context(context_id="c:0", context_doc_id="c", text="ctx", token_ids=[4])],
+        pairs=[Pair(context_id="c:0", anchor_index=1, char_start=0, char_end=1, h=2.0, h_ctx=1.0, nll=3.0,
+                    nll_ctx=1.0, d_i=0.5, accepted=True)])),
+    "shard-ready": (SHARD_READY, ShardReady(shard_id="s", path="/p", config_version="v", sequences=1,
+                                            samples=2, tokens=3)),
+    "dead-letter": (DEAD_LETTER, DeadLetter(stage="x", reason="y", topic="t", payload=b"\xff")),
+}
+
+
+def test_every_topic_has_an_example():
+    assert {t.name for t in ALL_TOPICS} == set(EXAMPLES)
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_round_trip(name):
+    spec, rec = EXAMPLES[name]
+    assert spec.decode(spec.encode(rec)) == rec
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_unknown_schema_version_is_refused(name):
+    spec, rec = EXAMPLES[name]
+    data = rec.model_dump(mode="python")
+    data["schema_version"] = 99
+    with pytest.raises(RecordError, match="schema_version"):
+        spec.decode(msgpack.packb(data, use_bin_type=True))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200))
+def test_arbitrary_bytes_never_crash_decoding(raw):
+    for spec in ALL_TOPICS:
+        try:
+            spec.decode(raw)
+        except RecordError:
+            pass
+
+
+def test_wrong_types_and_empty_text_are_refused_with_a_reason():
+    with pytest.raises(RecordError, match="schema mismatch"):
+        DOCS.decode(msgpack.packb({"schema_version": 1, "doc_id": 3, "text": "x"}))
+    with pytest.raises(RecordError, match="empty text"):
+        DOCS.decode(msgpack.packb({"schema_version": 1, "doc_id": "d", "text": "   "}))
+    with pytest.raises(RecordError, match="empty record"):
+        DOCS.decode(b"")

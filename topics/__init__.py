@@ -1,0 +1,17 @@
+"""Topic contracts: name, partitions, key, record schema and schema version for every topic."""
+
+from .anchors import ANCHORS, Anchor, AnchorsRecord
+from .base import Record, RecordError, TopicSpec
+from .candidates import CANDIDATES, Candidate, CandidatesRecord
+from .dead_letter import DEAD_LETTER, DeadLetter
+from .dependencies import DEPENDENCIES, Context, DependenciesRecord, Pair
+from .docs import DOCS, Doc
+from .shard_ready import SHARD_READY, ShardReady
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (DOCS, ANCHORS, CANDIDATES, DEPENDENCIES, SHARD_READY, DEAD_LETTER)
+
+__all__ = [
+    "ALL_TOPICS", "ANCHORS", "CANDIDATES", "DEAD_LETTER", "DEPENDENCIES", "DOCS", "SHARD_READY",
+    "Anchor", "AnchorsRecord", "Candidate", "CandidatesRecord", "Context", "DeadLetter",
+    "DependenciesRecord", "Doc", "Pair", "Record", "RecordError", "ShardReady", "TopicSpec",
+]

@@ -1,0 +1,68 @@
+"""What every topic contract shares: a frozen spec, msgpack encoding and validated decoding."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Generic, TypeVar
+
+import msgpack
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+MAX_RECORD_BYTES = 64 * 1024 * 1024
+
+
+class RecordError(ValueError):
+    """A record that cannot be decoded or does not match its topic's schema."""
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    schema_version: int = 1
+
+
+R = TypeVar("R", bound=Record)
+
+
+@dataclass(frozen=True)
+class TopicSpec(Generic[R]):
+    """A topic's contract. The full name is the configured prefix plus `name`."""
+
+    name: str
+    record: type[R]
+    key_field: str = "doc_id"
+    partitions: int | None = None  # None: the configured default partition count
+
+    def full_name(self, prefix: str) -> str:
+        return f"{prefix}{self.name}"
+
+    def encode(self, record: R) -> bytes:
+        if not isinstance(record, self.record):
+            raise TypeError(f"topic {self.name} takes {self.record.__name__}, got {type(record).__name__}")
+        return msgpack.packb(record.model_dump(mode="python"), use_bin_type=True)
+
+    def key(self, record: R) -> bytes:
+        return str(getattr(record, self.key_field)).encode()
+
+    def decode(self, raw: bytes | None) -> R:
+        if raw is None or len(raw) == 0:
+            raise RecordError("empty record")
+        if len(raw) > MAX_RECORD_BYTES:
+            raise RecordError(f"record of {len(raw)} bytes exceeds {MAX_RECORD_BYTES}")
+        try:
+            data = msgpack.unpackb(raw, raw=False, strict_map_key=True)
+        except Exception as exc:  # msgpack raises several unrelated types for bad bytes
+            raise RecordError(f"not msgpack: {type(exc).__name__}: {exc}") from exc
+        if not isinstance(data, dict):
+            raise RecordError(f"expected a map, got {type(data).__name__}")
+        version = data.get("schema_version")
+        if version != self.record.SCHEMA_VERSION:
+            raise RecordError(
+                f"unknown schema_version {version!r} for topic {self.name} "
+                f"(expected {self.record.SCHEMA_VERSION})"
+            )
+        try:
+            return self.record.model_validate(data)
+        except ValidationError as exc:
+            raise RecordError(f"schema mismatch for topic {self.name}: {exc.errors()[:3]}") from exc

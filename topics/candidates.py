@@ -1,0 +1,27 @@
+"""candidates: the anchors record plus the unique retrieved chunks and the anchors that found each."""
+
+from __future__ import annotations
+
+from .anchors import AnchorsRecord
+from .base import Record, TopicSpec
+
+
+class Candidate(Record):
+    context_id: str
+    context_doc_id: str
+    text: str
+    score: float
+    anchor_indices: list[int]
+
+
+class CandidatesRecord(Record):
+    anchors: AnchorsRecord
+    candidates: list[Candidate]
+    config_version: str
+
+    @property
+    def doc_id(self) -> str:
+        return self.anchors.doc_id
+
+
+CANDIDATES = TopicSpec("candidates", CandidatesRecord)
