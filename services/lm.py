@@ -43,7 +43,7 @@ class HFTokenizer:
         return Tokenized(list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]])
 
     def decode(self, ids: list[int]) -> str:
-        return self.tokenizer.decode(ids)
+        return self.tokenizer.decode(ids, clean_up_tokenization_spaces=False)
 
 
 class TransformersEngine(HFTokenizer):

