@@ -1,0 +1,33 @@
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from entropylong_streamer.stages.ingest import BadRow, doc_id_for, read_documents
+
+
+def test_jsonl_parquet_and_text_directories_with_reasons_for_bad_rows(tmp_path):
+    (tmp_path / "a.jsonl").write_text("\n".join([
+        json.dumps({"id": "x", "text": "first document", "url": "http://e/1"}),
+        "{not json",
+        json.dumps({"text": ""}),
+        json.dumps({"text": 5}),
+        json.dumps(["list"]),
+    ]) + "\n")
+    pq.write_table(pa.table({"id": ["p"], "text": ["parquet doc"], "url": ["u"]}), tmp_path / "b.parquet")
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "dir" / "c.txt").write_text("text file doc")
+    (tmp_path / "dir" / "bin.txt").write_bytes(b"\xff\xfe\x00bad")
+    (tmp_path / "dir" / "x.exe").write_bytes(b"MZ")
+    items = list(read_documents([tmp_path / "a.jsonl", tmp_path / "b.parquet", tmp_path / "dir",
+                                 tmp_path / "missing.jsonl"]))
+    docs = [i for i in items if not isinstance(i, BadRow)]
+    reasons = sorted(i.reason.split(":")[0] for i in items if isinstance(i, BadRow))
+    assert [d.text for d in docs] == ["first document", "parquet doc", "text file doc"]
+    assert docs[0].url == "http://e/1" and docs[0].doc_id == doc_id_for("first document")
+    assert reasons == ["empty text", "file is not UTF-8 text", "invalid JSON", "line is not a JSON object",
+                       "no such file", "text is int, not a string", "unsupported file type .exe"]
+
+
+def test_doc_id_depends_on_the_text_only():
+    assert doc_id_for("same text") == doc_id_for("same text\n") != doc_id_for("other text")

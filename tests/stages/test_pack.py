@@ -1,0 +1,73 @@
+"""Packer: samples, dedup, atomic shards readable with StreamingDataset, orphans after a crash."""
+
+import json
+
+import pytest
+
+from entropylong_streamer.services.shards import ShardSet, read_shard
+from entropylong_streamer.stages.pack import PackStage
+from entropylong_streamer.topics import Context, DependenciesRecord, Pair
+
+SEP = 0
+
+
+def deps(doc_id, n_tokens, accepted=True):
+    ctx = Context(context_id=f"{doc_id}-c", context_doc_id="other", text="c", token_ids=[7, 8, 9])
+    pair = Pair(context_id=ctx.context_id, anchor_index=1, char_start=0, char_end=1, h=2.0, h_ctx=0.5, nll=2.0,
+                nll_ctx=0.5, d_i=0.75, accepted=accepted)
+    return DependenciesRecord(doc_id=doc_id, text="t", token_ids=list(range(1, n_tokens + 1)), contexts=[ctx],
+                              pairs=[pair], config_version="v")
+
+
+def stage(tmp_path, seq_len=64, per_shard=2):
+    return PackStage(ShardSet(tmp_path, "v1"), seq_len, SEP, seed=0, sequences_per_shard=per_shard,
+                     max_wait_s=60, domain="test")
+
+
+@pytest.mark.parametrize("n_docs,seq_len", [(1, 64), (7, 64), (20, 128)])
+def test_shards_hold_every_sample_whole_once(tmp_path, n_docs, seq_len):
+    p = stage(tmp_path, seq_len)
+    p.process([deps(f"d{i}", 5 + 3 * i % 40, accepted=i % 2 == 0) for i in range(n_docs)])
+    ready = p.flush()
+    assert ready.samples == n_docs
+    seen = {}
+    for seq in read_shard(ready.path):
+        ids = seq["input_ids"].tolist()
+        assert seq["input_ids"].dtype.name == "uint32" and seq["length"] == len(ids) <= seq_len
+        for doc_id, (s, e) in zip(seq["doc_ids"], seq["indices"].reshape(-1, 2), strict=True):
+            seen[doc_id] = ids[s:e]
+    assert set(seen) == {f"d{i}" for i in range(n_docs)}
+    for i in range(n_docs):
+        sample = seen[f"d{i}"]
+        doc = list(range(1, 5 + 3 * i % 40 + 1))
+        assert sample[0] == SEP and sample[-len(doc) - 1:] == [SEP, *doc]
+        assert (sample[:4] == [SEP, 7, 8, 9]) == (i % 2 == 0)  # only accepted contexts are trained
+
+
+def test_a_document_already_in_the_shard_set_is_not_packed_again(tmp_path):
+    p = stage(tmp_path)
+    p.process([deps("a", 5)])
+    p.flush()
+    p2 = stage(tmp_path)  # a restarted packer
+    p2.process([deps("a", 5), deps("b", 5), deps("b", 5)])
+    assert p2.flush().samples == 1 and p2.stats["duplicates_skipped"] == 2
+
+
+def test_a_shard_without_a_manifest_line_is_an_orphan_removed_on_restart(tmp_path):
+    p = stage(tmp_path)
+    p.process([deps("a", 5)])
+    p.flush()
+    manifest = tmp_path / "v1" / "manifest.jsonl"
+    entry = json.loads(manifest.read_text())
+    (tmp_path / "v1" / "shard-000001").mkdir()  # renamed into place, then the process died
+    manifest.write_text(manifest.read_text() + '{"shard_id": "shard-0000')  # torn append
+    again = ShardSet(tmp_path, "v1")
+    assert [e["shard_id"] for e in again.entries] == [entry["shard_id"]]
+    assert not (tmp_path / "v1" / "shard-000001").exists()
+    assert again.next_shard_id() == "shard-000001"
+
+
+def test_a_document_longer_than_a_sequence_is_rejected_with_a_reason(tmp_path):
+    p = stage(tmp_path, seq_len=16)
+    res = p.process([deps("big", 40)])
+    assert res.rejects and res.rejects[0].reason.startswith("pack: too_long")

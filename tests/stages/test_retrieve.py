@@ -1,0 +1,72 @@
+"""Retrieval stage with an in-memory pool (real Milvus runs in tests/integration)."""
+
+import numpy as np
+
+from entropylong_streamer.stages.retrieve import Hit, RetrievalStage, is_leak, word_ngrams
+from entropylong_streamer.topics import Anchor, AnchorsRecord
+
+
+class BagOfWordsEmbedder:
+    def embed(self, texts):
+        out = np.zeros((len(texts), 64), np.float32)
+        for i, t in enumerate(texts):
+            for w in t.lower().split():
+                out[i, hash(w) % 64] += 1
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+
+
+class ListPool:
+    def __init__(self, chunks, embedder):
+        self.chunks = chunks
+        self.vecs = embedder.embed([c[2] for c in chunks])
+
+    def search(self, vectors, k, exclude_doc_id):
+        out = []
+        for v in vectors:
+            order = np.argsort(-(self.vecs @ v))
+            hits = [Hit(*self.chunks[i], float(self.vecs[i] @ v)) for i in order
+                    if self.chunks[i][1] != exclude_doc_id]
+            out.append(hits[:k])
+        return out
+
+
+DOC = "the river otter builds a den near water and eats fish every morning in the cold lake region"
+
+
+def record(anchors):
+    return AnchorsRecord(doc_id="d", text=DOC, token_ids=[1], token_offsets=[(0, 1)], entropy_f16=b"\0\0",
+                         config_version="v", anchors=[Anchor(index=i, char_start=0, char_end=1, entropy=3.0,
+                                                             nll=3.0, query=q) for i, q in anchors])
+
+
+def test_leak_rule_catches_verbatim_runs_and_short_contained_chunks():
+    grams = word_ngrams(DOC, 8)
+    assert is_leak("intro: the river otter builds a den near water and eats fish", grams, DOC, 8)
+    assert is_leak("otter builds a den", grams, DOC, 8)
+    assert not is_leak("sea otters float on their backs and use rocks as tools to open shells", grams, DOC, 8)
+
+
+def test_never_returns_the_document_or_a_copy_and_dedups_across_anchors():
+    emb = BagOfWordsEmbedder()
+    pool = ListPool([
+        ("d:0", "d", DOC),  # the document itself
+        ("copy:0", "copy", "mirror: " + DOC),  # a near-duplicate under another id
+        ("a:0", "a", "otters eat fish and crabs; an otter den is called a holt"),
+        ("b:0", "b", "cold lake region weather in the morning is foggy"),
+    ], emb)
+    stage = RetrievalStage(emb, pool, top_k=2, leak_ngram=8, config_version="v2")
+    res = stage.process([record([(5, "otter den fish"), (9, "otter eats fish")])])
+    (out,) = res.outputs
+    ids = [c.context_id for c in out.candidates]
+    assert "d:0" not in ids and "copy:0" not in ids
+    assert len(ids) == len(set(ids))
+    a = next(c for c in out.candidates if c.context_id == "a:0")
+    assert a.anchor_indices == [5, 9]
+    assert stage.stats["leaks_excluded"] >= 1
+
+
+def test_a_document_without_anchors_passes_with_no_candidates():
+    emb = BagOfWordsEmbedder()
+    stage = RetrievalStage(emb, ListPool([("a:0", "a", "x y")], emb), 2, 8, "v")
+    (out,) = stage.process([record([])]).outputs
+    assert out.candidates == []
