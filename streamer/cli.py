@@ -146,7 +146,7 @@ def demo(config: ConfigOpt = None, set_: SetOpt = None,
     from .stack_control import start_servers, start_workers, stop_all
 
     cfg = _config(config or Path(__file__).resolve().parent.parent / "deploy" / "demo.toml", set_)
-    corpus = Path(cfg.data_dir) / "demo" / "stdlib-docs.jsonl"
+    corpus = Path(cfg.data_dir) / "corpus" / "stdlib-docs.jsonl"
     n = write_demo_corpus(corpus, documents)
     console.print(f"demo corpus: {n} documentation pages of this Python's standard library -> {corpus}")
     try:

@@ -32,9 +32,15 @@ def producer(cfg: Config):
     return KafkaProducer(acks="all", linger_ms=5, **client_kwargs(cfg))
 
 
-def poll_messages(cons, timeout_ms: int = 500, max_records: int = 64) -> list[Message]:
-    polled = cons.poll(timeout_ms=timeout_ms, max_records=max_records)
-    return [Message(r.topic, r.partition, r.offset, r.key, r.value) for rs in polled.values() for r in rs]
+def poll_messages(cons, stop: threading.Event, idle_backoff_s: float = 0.25, max_records: int = 64) -> list[Message]:
+    """One fetch round. When it brings nothing, wait a little before the next: a broker that answers
+    empty fetches at once instead of holding them (noida-db does) would otherwise make every idle
+    consumer spin a core."""
+    polled = cons.poll(timeout_ms=0, max_records=max_records)
+    msgs = [Message(r.topic, r.partition, r.offset, r.key, r.value) for rs in polled.values() for r in rs]
+    if not msgs:
+        stop.wait(idle_backoff_s)
+    return msgs
 
 
 def send_all(prod, prefix: str, produced: list[Produced]) -> None:
