@@ -36,9 +36,9 @@ def _config(config: Path | None, overrides: list[str] | None) -> Config:
 def up(config: ConfigOpt = None, set_: SetOpt = None, detach: bool = typer.Option(False, "--detach"),
        workers: int = typer.Option(1, help="workers per stateless stage")) -> None:
     """Start broker, milvus-lite, topics and one worker per stage; live status until Ctrl-C."""
-    from .stack_control import start_servers, start_workers, stop_all
+    from .stack_control import embedded, start_servers, start_workers, stop_all
 
-    cfg = _config(config, set_)
+    cfg = embedded(_config(config, set_))
     try:
         with console.status("starting broker and milvus-lite on 127.0.0.1 ..."):
             start_servers(cfg)
@@ -143,9 +143,9 @@ def demo(config: ConfigOpt = None, set_: SetOpt = None,
     """Start the embedded stack, ingest a demo corpus, watch shards appear and the trainer's loss fall."""
     from .demo_corpus import write_demo_corpus
     from .ingest_cmd import ingest_paths
-    from .stack_control import start_servers, start_workers, stop_all
+    from .stack_control import embedded, start_servers, start_workers, stop_all
 
-    cfg = _config(config or Path(__file__).resolve().parent.parent / "deploy" / "demo.toml", set_)
+    cfg = embedded(_config(config or Path(__file__).resolve().parent.parent / "deploy" / "demo.toml", set_))
     corpus = Path(cfg.data_dir) / "corpus" / "stdlib-docs.jsonl"
     n = write_demo_corpus(corpus, documents)
     console.print(f"demo corpus: {n} documentation pages of this Python's standard library -> {corpus}")

@@ -28,6 +28,8 @@ class KafkaConfig(_Section):
     bootstrap_servers: str = "127.0.0.1:19092"
     topic_prefix: str = "elong."
     partitions: int = Field(4, ge=1)
+    # >0 only for brokers without a fetch long poll (the embedded noida-db): see agents/broker_compat.py
+    idle_fetch_backoff_ms: int = Field(0, ge=0)
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str | None = None
     sasl_username: str | None = None

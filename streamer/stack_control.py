@@ -24,6 +24,16 @@ def _port(hostport: str) -> tuple[str, int]:
     return host, int(port)
 
 
+EMBEDDED_FETCH_BACKOFF_MS = 200
+
+
+def embedded(cfg: Config) -> Config:
+    """The config workers of the embedded stack get: the broker lacks a fetch long poll."""
+    if cfg.kafka.idle_fetch_backoff_ms:
+        return cfg
+    return cfg.copy_with({"kafka.idle_fetch_backoff_ms": EMBEDDED_FETCH_BACKOFF_MS})
+
+
 def start_servers(cfg: Config) -> list[stack.ManagedProcess]:
     """Broker and milvus-lite on 127.0.0.1 with persistent data under data_dir; topics created."""
     procs = []

@@ -17,6 +17,7 @@ from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.topics import ANCHORS, CANDIDATES, DEAD_LETTER, DEPENDENCIES, DOCS, TopicSpec
 
 from .adapter import Message, handle_batch
+from .broker_compat import install_aiokafka_backoff
 
 log = logging.getLogger(__name__)
 
@@ -103,5 +104,6 @@ def _credentials(cfg: Config):
 def run(cfg: Config, stage: str) -> None:
     import faust
 
+    install_aiokafka_backoff(cfg.kafka.idle_fetch_backoff_ms / 1000)
     app = build_app(cfg, stage)
     faust.Worker(app, loglevel="INFO", quiet=True).execute_from_commandline()

@@ -32,14 +32,13 @@ def producer(cfg: Config):
     return KafkaProducer(acks="all", linger_ms=5, **client_kwargs(cfg))
 
 
-def poll_messages(cons, stop: threading.Event, idle_backoff_s: float = 0.25, max_records: int = 64) -> list[Message]:
-    """One fetch round. When it brings nothing, wait a little before the next: a broker that answers
-    empty fetches at once instead of holding them (noida-db does) would otherwise make every idle
-    consumer spin a core."""
-    polled = cons.poll(timeout_ms=0, max_records=max_records)
+def poll_messages(cons, stop: threading.Event, idle_backoff_ms: int, max_records: int = 64) -> list[Message]:
+    """One poll. With idle_backoff_ms (brokers without a fetch long poll, see broker_compat), a short
+    poll and then a pause when it brought nothing, instead of kafka-python re-fetching in a loop."""
+    polled = cons.poll(timeout_ms=10 if idle_backoff_ms else 500, max_records=max_records)
     msgs = [Message(r.topic, r.partition, r.offset, r.key, r.value) for rs in polled.values() for r in rs]
-    if not msgs:
-        stop.wait(idle_backoff_s)
+    if not msgs and idle_backoff_ms:
+        stop.wait(idle_backoff_ms / 1000)
     return msgs
 
 

@@ -31,7 +31,7 @@ def run(cfg: Config, stop: threading.Event | None = None) -> None:
     kc.send_all(prod, prefix, [announcement(stage.shards.config_version, e) for e in stage.shards.entries])
     try:
         while not stop.is_set():
-            msgs = kc.poll_messages(cons, stop)
+            msgs = kc.poll_messages(cons, stop, cfg.kafka.idle_fetch_backoff_ms)
             _, dead = handle_batch("pack", msgs, DEPENDENCIES, None, stage.process)
             kc.send_all(prod, prefix, dead)
             if stage.should_flush():

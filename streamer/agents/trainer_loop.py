@@ -27,7 +27,7 @@ def run(cfg: Config, stop: threading.Event | None = None) -> None:
     cons = kc.consumer(cfg, SHARD_READY.full_name(prefix), f"{prefix}trainer")
     try:
         while not stop.is_set():
-            for msg in kc.poll_messages(cons, stop, max_records=1):
+            for msg in kc.poll_messages(cons, stop, cfg.kafka.idle_fetch_backoff_ms, max_records=1):
                 try:
                     ready = SHARD_READY.decode(msg.value)
                 except RecordError as exc:

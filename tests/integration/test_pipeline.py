@@ -29,6 +29,7 @@ def small_config(data_dir: Path, model_cache: Path) -> Config:
         "kafka.bootstrap_servers": f"127.0.0.1:{stack.free_port()}",
         "kafka.topic_prefix": f"t{uuid.uuid4().hex[:8]}.",
         "kafka.partitions": 2,
+        "kafka.idle_fetch_backoff_ms": 200,
         "milvus.uri": f"http://127.0.0.1:{stack.free_port()}",
         "model.path": "tiny",
         "model.max_tokens": 1024,
