@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 class RollingTrainer:
     def __init__(self, model_spec: str, cache_dir: Path, state_dir: Path, lr: float, micro_seq_len: int,
-                 steps_per_shard: int, seed: int = 0) -> None:
+                 steps_per_shard: int, seed: int = 0, from_scratch: bool = True) -> None:
         import torch
 
         from .models import load_causal_lm
@@ -26,6 +26,12 @@ class RollingTrainer:
         torch.manual_seed(seed)
         self.torch = torch
         self.model, _ = load_causal_lm(model_spec, cache_dir)
+        if from_scratch:  # the spec's architecture, freshly initialised with the usual small init
+            from transformers import AutoModelForCausalLM
+
+            config = self.model.config
+            config.initializer_range = 0.02
+            self.model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         weights = self.state_dir / "model.safetensors"

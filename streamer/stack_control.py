@@ -62,14 +62,18 @@ def start_workers(cfg: Config, count: int = 1) -> list[stack.ManagedProcess]:
 
 
 def stop_all(cfg: Config) -> list[str]:
-    """Stop what pid files under run_dir name: workers first, then milvus, then the broker."""
+    """Stop what pid files under run_dir name: all workers at once, then milvus, then the broker."""
+    from concurrent.futures import ThreadPoolExecutor
+
     rd = run_dir(cfg)
-    stopped = []
     if not rd.exists():
-        return stopped
-    order = sorted(rd.glob("worker-*.pid")) + [rd / "milvus.pid", rd / "broker.pid"]
-    expect = {"milvus.pid": "milvus", "broker.pid": "noida"}
-    for pid_file in order:
-        if pid_file.exists() and stack.stop_pidfile(pid_file, expect.get(pid_file.name, WORKER_MODULE)):
-            stopped.append(pid_file.stem)
+        return []
+    workers = sorted(rd.glob("worker-*.pid"))
+    with ThreadPoolExecutor(max(1, len(workers))) as pool:
+        done = list(pool.map(lambda p: stack.stop_pidfile(p, WORKER_MODULE), workers))
+    stopped = [p.stem for p, ok in zip(workers, done, strict=True) if ok]
+    for name, expect in (("milvus", stack.MILVUS_MATCH), ("broker", stack.BROKER_MATCH)):
+        pid_file = rd / f"{name}.pid"
+        if pid_file.exists() and stack.stop_pidfile(pid_file, expect):
+            stopped.append(name)
     return stopped

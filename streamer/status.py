@@ -57,6 +57,7 @@ def end_offsets(cfg: Config, topics: list[str]) -> dict[str, int]:
 
 def collect(cfg: Config) -> list[StageStatus]:
     from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
 
     groups = stage_groups(cfg)
     ends = end_offsets(cfg, sorted({t for _, t, _ in groups}))
@@ -65,8 +66,8 @@ def collect(cfg: Config) -> list[StageStatus]:
         rows = []
         for stage, topic, group in groups:
             try:
-                offsets = admin.list_consumer_group_offsets(group)
-            except Exception:  # a group that never committed is simply at 0
+                offsets = admin.list_group_offsets([group]).get(group, {})
+            except KafkaError:  # a group that never committed (or not yet known): nothing committed
                 offsets = {}
             committed = sum(o.offset for tp, o in offsets.items() if tp.topic == topic and o.offset >= 0)
             rows.append(StageStatus(stage, topic, group, ends.get(topic, 0), committed))

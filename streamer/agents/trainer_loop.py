@@ -22,7 +22,7 @@ def run(cfg: Config, stop: threading.Event | None = None) -> None:
     t = cfg.trainer
     state = Path(cfg.data_dir) / "trainer"
     trainer = RollingTrainer(t.model, Path(cfg.data_dir) / "models", state, t.lr, t.micro_seq_len,
-                             t.steps_per_shard, t.seed)
+                             t.steps_per_shard, t.seed, t.from_scratch)
     prefix = cfg.kafka.topic_prefix
     cons = kc.consumer(cfg, SHARD_READY.full_name(prefix), f"{prefix}trainer")
     try:

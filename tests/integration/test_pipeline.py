@@ -17,7 +17,7 @@ from entropylong_streamer.services import stack
 from entropylong_streamer.services.shards import read_shard
 from entropylong_streamer.stack_control import start_servers, start_workers, stop_all
 from entropylong_streamer.stages.ingest import BadRow, read_documents
-from entropylong_streamer.status import shard_summary
+from entropylong_streamer.status import collect, shard_summary
 from entropylong_streamer.topics import DEAD_LETTER, DEPENDENCIES, DOCS
 
 DOCS_N = 10
@@ -108,7 +108,9 @@ def test_streaming_delivers_every_document_once_and_matches_batch(tmp_path, corp
         while True:
             s = shard_summary(cfg)
             if s["samples"] >= DOCS_N and s["trained_shards"] >= s["shards"] > 0:
-                break
+                lags = {row.stage: row.lag for row in collect(cfg)}
+                if not any(lags.values()):  # `elong status` agrees: every stage committed everything
+                    break
             dead = [w for w in workers if not w.alive()]
             assert not dead, f"worker died: {dead[0].name}\n{dead[0].log_tail()}"
             assert time.monotonic() < deadline, f"pipeline incomplete: {s}"

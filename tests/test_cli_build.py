@@ -1,0 +1,44 @@
+"""`elong build`: batch mode from the command line, on the tiny model and an embedded milvus-lite file."""
+
+import json
+
+from typer.testing import CliRunner
+
+from entropylong_streamer.cli import app
+from entropylong_streamer.demo_corpus import write_demo_corpus
+from entropylong_streamer.services.shards import read_shard
+from entropylong_streamer.stages.ingest import doc_id_for
+
+FIELDS = {"doc_id", "context_id", "context_doc_id", "anchor", "anchor_span", "H", "H_ctx", "NLL", "NLL_ctx", "dI",
+          "accepted", "config_version"}
+
+
+def test_build_writes_dependencies_with_anchor_spans_and_shards(tmp_path, model_cache):
+    docs = tmp_path / "docs.jsonl"
+    write_demo_corpus(docs, 4, min_chars=400, max_chars=900)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "models").symlink_to(model_cache, target_is_directory=True)
+    sets = ["model.path='tiny'", f"data_dir='{tmp_path / 'data'}'", "entropy.alpha=1.0", "retrieval.top_k=2",
+            "retrieval.chunk_tokens=32", "retrieval.chunk_overlap=4", "pack.seq_len=4096", "verify.epsilon=0.1"]
+    args = ["build", "--docs", str(docs), "--corpus", str(docs), "--out", str(tmp_path / "out")]
+    for s in sets:
+        args += ["--set", s]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    texts = {json.loads(line)["text"] for line in docs.read_text().splitlines()}
+    rows = [json.loads(line) for line in (tmp_path / "out" / "dependencies.jsonl").read_text().splitlines()]
+    assert rows and all(set(r) == FIELDS for r in rows)
+    by_doc = {doc_id_for(t): t for t in texts}
+    for r in rows:
+        start, end = r["anchor_span"]
+        assert 0 <= start < end <= len(by_doc[r["doc_id"]])
+        assert r["context_doc_id"] != r["doc_id"] and r["context_id"].startswith(r["context_doc_id"])
+        assert abs(r["dI"] - (r["H"] - r["H_ctx"]) / r["H"]) < 1e-6 and r["accepted"] == (r["dI"] > 0.1)
+    shard_dirs = [p for p in (tmp_path / "out" / "shards").glob("*/shard-*") if p.is_dir()]
+    packed = [d for s in shard_dirs for seq in read_shard(s) for d in seq["doc_ids"]]
+    assert sorted(packed) == sorted(by_doc)
+
+
+def test_a_bad_configuration_value_is_refused_with_the_field_named(tmp_path):
+    result = CliRunner().invoke(app, ["build", "--docs", "x", "--out", str(tmp_path), "--set", "verify.epsilon=oops"])
+    assert result.exit_code == 2 and "epsilon" in result.output
