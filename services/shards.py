@@ -102,6 +102,7 @@ class ShardSet:
             "sequences": len(sequences),
             "samples": sum(len(s.samples) for s in sequences),
             "tokens": sum(s.used for s in sequences),
+            "contexts": sum(len(x.context_ids) for q in sequences for x in q.samples),
             "doc_ids": sorted(s.doc_id for q in sequences for s in q.samples),
         }
         with open(self.manifest_path, "a") as fh:

@@ -138,7 +138,7 @@ def status(config: ConfigOpt = None, set_: SetOpt = None) -> None:
 
 @app.command()
 def demo(config: ConfigOpt = None, set_: SetOpt = None,
-         documents: int = typer.Option(16, help="stdlib documentation pages to ingest"),
+         documents: int = typer.Option(24, help="stdlib documentation pages to ingest (API listings and docstrings)"),
          keep: bool = typer.Option(False, help="leave the stack running afterwards")) -> None:
     """Start the embedded stack, ingest a demo corpus, watch shards appear and the trainer's loss fall."""
     from .demo_corpus import write_demo_corpus
@@ -176,7 +176,8 @@ def status_table(cfg: Config) -> Table:
         table.add_row("-", f"broker unreachable: {type(exc).__name__}", "", "", "")
     s = shard_summary(cfg)
     loss = "" if s["loss_first"] is None else f", trainer loss {s['loss_first']:.3f} -> {s['loss_last']:.3f}"
-    table.caption = (f"{s['shards']} shards, {s['samples']} samples, {s['tokens']} tokens; "
+    table.caption = (f"{s['shards']} shards, {s['samples']} samples with {s['contexts']} verified contexts, "
+                     f"{s['tokens']} tokens; "
                      f"trainer consumed {s['trained_shards']} shards{loss}")
     return table
 

@@ -84,6 +84,7 @@ def shard_summary(cfg: Config) -> dict:
         "shards": len(entries),
         "samples": sum(e["samples"] for e in entries),
         "tokens": sum(e["tokens"] for e in entries),
+        "contexts": sum(e.get("contexts", 0) for e in entries),
         "trained_shards": len(_json(Path(cfg.data_dir) / "trainer" / "consumed.json", [])),
         "loss_first": losses[0]["loss_first"] if losses else None,
         "loss_last": losses[-1]["loss_last"] if losses else None,
