@@ -1,0 +1,91 @@
+"""The packer commits offsets only after a shard is durable: a failed write leaves them uncommitted."""
+
+import threading
+import uuid
+
+import pytest
+from kafka import KafkaAdminClient
+
+from entropylong_streamer.agents import kafka_clients as kc
+from entropylong_streamer.agents import packer_loop
+from entropylong_streamer.config import Config
+from entropylong_streamer.services import stack
+from entropylong_streamer.services.shards import ShardSet
+from entropylong_streamer.status import topic_partitions
+from entropylong_streamer.topics import DEPENDENCIES, Context, DependenciesRecord, Pair
+
+
+def record(doc_id: str) -> DependenciesRecord:
+    ctx = Context(context_id="c:0", context_doc_id="c", text="c", token_ids=[5, 6])
+    pair = Pair(context_id="c:0", anchor_index=1, char_start=0, char_end=1, h=2.0, h_ctx=0.4, nll=2.0,
+                nll_ctx=0.4, d_i=0.8, accepted=True)
+    return DependenciesRecord(doc_id=doc_id, text="t", token_ids=[1, 2, 3], contexts=[ctx], pairs=[pair],
+                              config_version="v")
+
+
+@pytest.fixture
+def broker(tmp_path):
+    port = stack.free_port()
+    proc = stack.start_broker(tmp_path / "broker", port, tmp_path / "run")
+    yield f"127.0.0.1:{port}"
+    proc.stop()
+    assert not proc.alive()
+
+
+def committed(cfg: Config) -> int:
+    admin = KafkaAdminClient(**kc.client_kwargs(cfg))
+    try:
+        group = f"{cfg.kafka.topic_prefix}pack-{cfg.pack_version()}"
+        offsets = admin.list_group_offsets([group]).get(group, {})
+        return sum(o.offset for o in offsets.values() if o.offset >= 0)
+    finally:
+        admin.close()
+
+
+def run_packer(cfg: Config, until) -> BaseException | None:
+    """Run the packer loop in a thread until `until()` holds or it fails; return its exception."""
+    stop, errors = threading.Event(), []
+
+    def target():
+        try:
+            packer_loop.run(cfg, stop)
+        except BaseException as exc:  # the loop's failure is what some tests assert on
+            errors.append(exc)
+
+    t = threading.Thread(target=target)
+    t.start()
+    while t.is_alive() and not until():
+        t.join(0.2)
+    stop.set()
+    t.join(60)
+    return errors[0] if errors else None
+
+
+def test_failed_shard_write_commits_nothing_and_a_restart_packs_each_record_once(tmp_path, broker, monkeypatch):
+    cfg = Config().copy_with({"data_dir": str(tmp_path / "data"), "kafka.bootstrap_servers": broker,
+                              "kafka.topic_prefix": f"t{uuid.uuid4().hex[:6]}.", "kafka.partitions": 2,
+                              "kafka.idle_fetch_backoff_ms": 100, "pack.seq_len": 64,
+                              "pack.sequences_per_shard": 1, "pack.max_wait_s": 0.5})
+    stack.ensure_topics(broker, topic_partitions(cfg))
+    prod = kc.producer(cfg)
+    for i in range(6):
+        rec = record(f"d{i}")
+        prod.send(DEPENDENCIES.full_name(cfg.kafka.topic_prefix), key=DEPENDENCIES.key(rec),
+                  value=DEPENDENCIES.encode(rec))
+    prod.flush()
+    prod.close()
+
+    def disk_full(self, sequences, domain):
+        raise OSError("disk full")
+
+    with monkeypatch.context() as m:
+        m.setattr(ShardSet, "write", disk_full)
+        error = run_packer(cfg, until=lambda: False)
+    assert isinstance(error, OSError)
+    assert committed(cfg) == 0
+
+    shard_dir = tmp_path / "data" / "shards" / cfg.pack_version()
+    assert run_packer(cfg, until=lambda: committed(cfg) == 6) is None
+    shards = ShardSet(shard_dir.parent, cfg.pack_version())
+    packed = [d for e in shards.entries for d in e["doc_ids"]]
+    assert sorted(packed) == [f"d{i}" for i in range(6)]
