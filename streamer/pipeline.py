@@ -76,9 +76,7 @@ class Pipeline:
 
     def engine_tokenizer(self):
         """The indexer needs only the LM's tokenizer (chunk lengths are LM tokens), not its weights."""
+        from entropylong_streamer.services.lm import HFTokenizer
         from entropylong_streamer.services.models import load_tokenizer
 
-        tok = load_tokenizer(self.cfg.model.path, self.cache_dir)
-        from entropylong_streamer.services.lm import HFTokenizer
-
-        return HFTokenizer(tok)
+        return HFTokenizer(load_tokenizer(self.cfg.model.path, self.cache_dir))

@@ -33,7 +33,7 @@ class AgentSpec:
 
 AGENTS: dict[str, AgentSpec] = {
     "entropy": AgentSpec(DOCS, ANCHORS, Pipeline.entropy, Config.entropy_version),
-    "index": AgentSpec(DOCS, None, Pipeline.index, lambda c: Config.retrieval_version(c), 32),
+    "index": AgentSpec(DOCS, None, Pipeline.index, Config.retrieval_version, 32),
     "retrieval": AgentSpec(ANCHORS, CANDIDATES, Pipeline.retrieval, Config.retrieval_version, 16),
     "verify": AgentSpec(CANDIDATES, DEPENDENCIES, Pipeline.verify, Config.verify_version, 4),
 }

@@ -11,6 +11,7 @@ from entropylong_streamer.config import Config
 from entropylong_streamer.topics import SHARD_READY, RecordError
 
 from . import kafka_clients as kc
+from .adapter import dead_letter
 
 log = logging.getLogger(__name__)
 
@@ -25,13 +26,14 @@ def run(cfg: Config, stop: threading.Event | None = None) -> None:
                              t.steps_per_shard, t.seed, t.from_scratch)
     prefix = cfg.kafka.topic_prefix
     cons = kc.consumer(cfg, SHARD_READY.full_name(prefix), f"{prefix}trainer")
+    prod = kc.producer(cfg)
     try:
         while not stop.is_set():
             for msg in kc.poll_messages(cons, stop, cfg.kafka.idle_fetch_backoff_ms, max_records=1):
                 try:
                     ready = SHARD_READY.decode(msg.value)
                 except RecordError as exc:
-                    log.error("skipping bad shard-ready record at offset %d: %s", msg.offset, exc)
+                    kc.send_all(prod, prefix, [dead_letter("trainer", f"decode: {exc}", msg)])
                     continue
                 losses = trainer.train_shard(ready.shard_id, Path(ready.path))
                 if losses:
@@ -43,3 +45,4 @@ def run(cfg: Config, stop: threading.Event | None = None) -> None:
             cons.commit()
     finally:
         cons.close(autocommit=False)
+        prod.close()
