@@ -92,6 +92,9 @@ class ShardSet:
                     "doc_ids": [s.doc_id for s in seq.samples],
                     "config_version": self.config_version,
                 })
+        for path in tmp.iterdir():  # the data must be on disk before the manifest says it is
+            with open(path, "rb") as fh:
+                os.fsync(fh.fileno())
         final = self.dir / shard_id
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)

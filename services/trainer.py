@@ -17,8 +17,8 @@ log = logging.getLogger(__name__)
 
 
 class RollingTrainer:
-    def __init__(self, model_spec: str, cache_dir: Path, state_dir: Path, lr: float, micro_seq_len: int,
-                 steps_per_shard: int, seed: int = 0, from_scratch: bool = True) -> None:
+    def __init__(self, model_spec: str, cache_dir: Path, state_dir: Path, lr: float, steps_per_shard: int,
+                 seed: int = 0, from_scratch: bool = True) -> None:
         import torch
 
         from .models import load_causal_lm
@@ -41,7 +41,6 @@ class RollingTrainer:
             load_model(self.model, str(weights))
         self.model.train()
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=lr)
-        self.micro_seq_len = micro_seq_len
         self.steps_per_shard = steps_per_shard
         self.consumed: list[str] = self._load_consumed()
         self.losses: list[float] = []
@@ -50,16 +49,15 @@ class RollingTrainer:
         path = self.state_dir / "consumed.json"
         return json.loads(path.read_text()) if path.exists() else []
 
-    def rows(self, sequences: list[dict]) -> list[list[int]]:
-        """One row per sample span, cut to the micro sequence length."""
+    @staticmethod
+    def rows(sequences: list[dict]) -> list[list[int]]:
+        """One row per whole sample span: a sample's contexts and its document stay together."""
         out = []
         for seq in sequences:
             ids = seq["input_ids"]
             for start, end in seq["indices"].reshape(-1, 2):
-                for s in range(int(start), int(end), self.micro_seq_len):
-                    piece = ids[s : min(int(end), s + self.micro_seq_len)]
-                    if len(piece) >= 2:
-                        out.append([int(t) for t in piece])
+                if end - start >= 2:
+                    out.append([int(t) for t in ids[int(start) : int(end)]])
         return out
 
     def train_shard(self, shard_id: str, path: Path) -> list[float]:

@@ -95,7 +95,6 @@ class TrainerConfig(_Section):
     model: str = "tiny"
     from_scratch: bool = True  # train the model's architecture from a fresh init, not its weights
     lr: float = Field(3e-3, gt=0)
-    micro_seq_len: int = Field(1024, ge=16)
     steps_per_shard: int = Field(4, ge=1)
     seed: int = 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from urllib.parse import urlparse
@@ -51,7 +52,10 @@ def start_workers(cfg: Config, count: int = 1) -> list[stack.ManagedProcess]:
     rd = run_dir(cfg)
     rd.mkdir(parents=True, exist_ok=True)
     conf = rd / "config.json"
-    conf.write_text(json.dumps(cfg.model_dump(mode="json"), indent=1))
+    # Workers read the resolved config, secrets included: readable by this user only.
+    fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(json.dumps(cfg.model_dump(mode="json"), indent=1))
     procs = []
     for stage, _, _ in stage_groups(cfg):
         n = count if stage not in ("pack", "trainer") else 1

@@ -29,19 +29,20 @@ class Produced:
     value: bytes
 
 
-def on_error_raise(exc: BaseException, msg: Message) -> bool:
-    """Default hook for unexpected stage exceptions: do not suppress (the worker stops, offsets stay)."""
-    return False
-
-
 def handle_batch(
     stage_name: str,
     messages: list[Message],
     in_spec: TopicSpec,
     out_spec: TopicSpec | None,
     process: Callable[[list[Any]], StageResult],
+    expected_version: str | None = None,
 ) -> tuple[list[Produced], list[Produced]]:
-    """-> (outputs for out_spec, dead letters). Undecodable records and stage rejects dead-letter."""
+    """-> (outputs for out_spec, dead letters). Nothing is lost: undecodable records, stage rejects
+    and records on which the stage raised unexpectedly all become dead letters with a reason.
+
+    Records made under another config version than the one this stage consumes belong to another
+    shard set and are skipped, so versions never mix after a replay.
+    """
     decoded, origin, dead = [], {}, []
     for msg in messages:
         try:
@@ -49,15 +50,27 @@ def handle_batch(
         except RecordError as exc:
             dead.append(dead_letter(stage_name, f"decode: {exc}", msg))
             continue
-        origin[id(rec)] = msg
+        if expected_version is not None and getattr(rec, "config_version", expected_version) != expected_version:
+            continue
+        origin[id(rec)] = (msg, rec)
         decoded.append(rec)
-    result = process(decoded) if decoded else StageResult()
-    for rej in result.rejects:
-        msg = origin[id(rej.record)]
-        dead.append(dead_letter(stage_name, rej.reason, msg, rej.doc_id))
+    try:
+        results = [(decoded, process(decoded) if decoded else StageResult())]
+    except Exception:  # one bad record must not cost the batch: isolate it, one record at a time
+        results = []
+        for rec in decoded:
+            try:
+                results.append(([rec], process([rec])))
+            except Exception as exc:
+                msg = origin[id(rec)][0]
+                dead.append(dead_letter(stage_name, f"error: {type(exc).__name__}: {exc}", msg,
+                                        getattr(rec, "doc_id", "")))
     outputs = []
-    if out_spec is not None:
-        outputs = [Produced(out_spec, out_spec.key(o), out_spec.encode(o)) for o in result.outputs]
+    for _, result in results:
+        for rej in result.rejects:
+            dead.append(dead_letter(stage_name, rej.reason, origin[id(rej.record)][0], rej.doc_id))
+        if out_spec is not None:
+            outputs += [Produced(out_spec, out_spec.key(o), out_spec.encode(o)) for o in result.outputs]
     return outputs, dead
 
 

@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from entropylong_streamer.config import Config
 from entropylong_streamer.pipeline import Pipeline
@@ -28,14 +29,17 @@ class AgentSpec:
     sink: TopicSpec | None
     build: Callable[[Pipeline], object]
     version: Callable[[Config], str]
+    expects: Callable[[Config], str] | None  # the upstream version this stage consumes
     max_batch: int = 8
 
 
 AGENTS: dict[str, AgentSpec] = {
-    "entropy": AgentSpec(DOCS, ANCHORS, Pipeline.entropy, Config.entropy_version),
-    "index": AgentSpec(DOCS, None, Pipeline.index, Config.retrieval_version, 32),
-    "retrieval": AgentSpec(ANCHORS, CANDIDATES, Pipeline.retrieval, Config.retrieval_version, 16),
-    "verify": AgentSpec(CANDIDATES, DEPENDENCIES, Pipeline.verify, Config.verify_version, 4),
+    "entropy": AgentSpec(DOCS, ANCHORS, Pipeline.entropy, Config.entropy_version, None),
+    "index": AgentSpec(DOCS, None, Pipeline.index, Config.retrieval_version, None, 32),
+    "retrieval": AgentSpec(ANCHORS, CANDIDATES, Pipeline.retrieval, Config.retrieval_version,
+                           Config.entropy_version, 16),
+    "verify": AgentSpec(CANDIDATES, DEPENDENCIES, Pipeline.verify, Config.verify_version,
+                        Config.retrieval_version, 4),
 }
 
 
@@ -48,6 +52,8 @@ def build_app(cfg: Config, stage: str, batch_wait_s: float = 1.0):
 
     spec = AGENTS[stage]
     k = cfg.kafka
+    datadir = Path(cfg.data_dir) / "faust" / stage
+    datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         group_id(cfg, stage),
         broker=[f"kafka://{s}" for s in k.bootstrap_servers.split(",")],
@@ -57,6 +63,7 @@ def build_app(cfg: Config, stage: str, batch_wait_s: float = 1.0):
         topic_allow_declare=False,  # topics are created with their partition counts by `up`
         topic_disable_leader=True,
         web_enabled=False,
+        datadir=str(datadir),
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=30.0,
         broker_commit_interval=1.0,
@@ -69,6 +76,7 @@ def build_app(cfg: Config, stage: str, batch_wait_s: float = 1.0):
     source, dead = topic(spec.source), topic(DEAD_LETTER)
     sink = topic(spec.sink) if spec.sink else None
     holder: dict[str, object] = {}
+    expected = spec.expects(cfg) if spec.expects else None
 
     @app.agent(source, name=f"{stage}-agent")
     async def agent(stream):
@@ -80,11 +88,11 @@ def build_app(cfg: Config, stage: str, batch_wait_s: float = 1.0):
             msgs = [Message(e.message.topic, e.message.partition, e.message.offset, e.key, e.value)
                     for e in events]
             outs, dlq = await loop.run_in_executor(
-                None, handle_batch, stage, msgs, spec.source, spec.sink, stage_obj.process)
-            for p in outs:
-                await sink.send(key=p.key, value=p.value)
-            for p in dlq:
-                await dead.send(key=p.key, value=p.value)
+                None, handle_batch, stage, msgs, spec.source, spec.sink, stage_obj.process, expected)
+            # Wait for the broker's acks before taking the next batch (which acks this one).
+            pending = [await sink.send(key=p.key, value=p.value) for p in outs]
+            pending += [await dead.send(key=p.key, value=p.value) for p in dlq]
+            await asyncio.gather(*pending)
             log.info("%s: %d in, %d out, %d dead-lettered; stats %s", stage, len(msgs), len(outs),
                      len(dlq), dict(stage_obj.stats))
 

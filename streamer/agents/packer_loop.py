@@ -32,7 +32,7 @@ def run(cfg: Config, stop: threading.Event | None = None) -> None:
     try:
         while not stop.is_set():
             msgs = kc.poll_messages(cons, stop, cfg.kafka.idle_fetch_backoff_ms)
-            _, dead = handle_batch("pack", msgs, DEPENDENCIES, None, stage.process)
+            _, dead = handle_batch("pack", msgs, DEPENDENCIES, None, stage.process, cfg.verify_version())
             kc.send_all(prod, prefix, dead)
             if stage.should_flush():
                 flush_and_commit(stage, cons, prod, prefix)

@@ -22,7 +22,7 @@ def run(cfg: Config, stop: threading.Event | None = None) -> None:
     stop = stop or kc.stop_event()
     t = cfg.trainer
     state = Path(cfg.data_dir) / "trainer"
-    trainer = RollingTrainer(t.model, Path(cfg.data_dir) / "models", state, t.lr, t.micro_seq_len,
+    trainer = RollingTrainer(t.model, Path(cfg.data_dir) / "models", state, t.lr,
                              t.steps_per_shard, t.seed, t.from_scratch)
     prefix = cfg.kafka.topic_prefix
     cons = kc.consumer(cfg, SHARD_READY.full_name(prefix), f"{prefix}trainer")
@@ -35,7 +35,11 @@ def run(cfg: Config, stop: threading.Event | None = None) -> None:
                 except RecordError as exc:
                     kc.send_all(prod, prefix, [dead_letter("trainer", f"decode: {exc}", msg)])
                     continue
-                losses = trainer.train_shard(ready.shard_id, Path(ready.path))
+                try:
+                    losses = trainer.train_shard(f"{ready.config_version}/{ready.shard_id}", Path(ready.path))
+                except (OSError, ValueError, KeyError) as exc:  # a missing or unreadable shard
+                    kc.send_all(prod, prefix, [dead_letter("trainer", f"shard: {exc}", msg)])
+                    continue
                 if losses:
                     line = {"shard_id": ready.shard_id, "loss_first": losses[0], "loss_last": losses[-1],
                             "steps": len(losses), "shards_trained": len(trainer.consumed)}

@@ -15,8 +15,13 @@ from entropylong_streamer.topics import DependenciesRecord, ShardReady
 
 from .base import StageError, StageResult, Stats, run_batch
 
+UINT32 = 1 << 32
+
 
 def sample_from(rec: DependenciesRecord, separator_id: int, seed: int, seq_len: int) -> Sample:
+    ids = (rec.token_ids, *(c.token_ids for c in rec.contexts))
+    if any(t < 0 or t >= UINT32 for piece in ids for t in piece):
+        raise StageError("bad_token_id: token ids must fit uint32")
     best: dict[str, float] = {}
     for p in rec.pairs:
         if p.accepted:

@@ -10,7 +10,7 @@ from entropylong_streamer.method.dependency import Criterion, relative_reduction
 from entropylong_streamer.services.lm import LMEngine
 from entropylong_streamer.topics import CandidatesRecord, Context, DependenciesRecord, Pair
 
-from .base import StageResult, Stats, run_batch
+from .base import StageError, StageResult, Stats, run_batch
 
 
 class VerifyStage:
@@ -43,11 +43,18 @@ class VerifyStage:
         anchors = {a.index: a for a in doc.anchors}
         contexts, pairs = [], []
         for cand in rec.candidates:
-            ctx = self.context_tokens(cand.text)
+            idx = sorted(set(cand.anchor_indices))
+            if not idx or any(t not in anchors for t in idx):
+                raise StageError(f"bad_anchor_indices: {cand.context_id} names {idx[:5]}, not anchors")
+            last = idx[-1]
+            # [sep C sep D[:last + 1]] must fit the model: a context near a long document's end is cut.
+            room = self.engine.max_tokens - (last + 1) - 2
+            ctx = self.context_tokens(cand.text)[: max(room, 0)]
+            if not ctx:
+                self.stats["contexts_without_room"] += 1
+                continue
             contexts.append(Context(context_id=cand.context_id, context_doc_id=cand.context_doc_id,
                                     text=cand.text, token_ids=ctx))
-            idx = sorted(set(cand.anchor_indices))
-            last = idx[-1]
             seq = [self.separator_id, *ctx, self.separator_id, *doc.token_ids[: last + 1]]
             offset = len(ctx) + 1  # logits at offset + t predict document token t
             h_ctx, nll_ctx = self.engine.score(seq, [offset + t for t in idx])

@@ -15,12 +15,12 @@ from entropylong_streamer.status import topic_partitions
 from entropylong_streamer.topics import DEPENDENCIES, Context, DependenciesRecord, Pair
 
 
-def record(doc_id: str) -> DependenciesRecord:
+def record(doc_id: str, version: str) -> DependenciesRecord:
     ctx = Context(context_id="c:0", context_doc_id="c", text="c", token_ids=[5, 6])
     pair = Pair(context_id="c:0", anchor_index=1, char_start=0, char_end=1, h=2.0, h_ctx=0.4, nll=2.0,
                 nll_ctx=0.4, d_i=0.8, accepted=True)
     return DependenciesRecord(doc_id=doc_id, text="t", token_ids=[1, 2, 3], contexts=[ctx], pairs=[pair],
-                              config_version="v")
+                              config_version=version)
 
 
 @pytest.fixture
@@ -68,8 +68,8 @@ def test_failed_shard_write_commits_nothing_and_a_restart_packs_each_record_once
                               "pack.sequences_per_shard": 1, "pack.max_wait_s": 0.5})
     stack.ensure_topics(broker, topic_partitions(cfg))
     prod = kc.producer(cfg)
-    for i in range(6):
-        rec = record(f"d{i}")
+    stale = record("old", "another-version")  # from before a replay: skipped, never packed here
+    for rec in [*(record(f"d{i}", cfg.verify_version()) for i in range(6)), stale]:
         prod.send(DEPENDENCIES.full_name(cfg.kafka.topic_prefix), key=DEPENDENCIES.key(rec),
                   value=DEPENDENCIES.encode(rec))
     prod.flush()
@@ -85,7 +85,7 @@ def test_failed_shard_write_commits_nothing_and_a_restart_packs_each_record_once
     assert committed(cfg) == 0
 
     shard_dir = tmp_path / "data" / "shards" / cfg.pack_version()
-    assert run_packer(cfg, until=lambda: committed(cfg) == 6) is None
+    assert run_packer(cfg, until=lambda: committed(cfg) == 7) is None
     shards = ShardSet(shard_dir.parent, cfg.pack_version())
     packed = [d for e in shards.entries for d in e["doc_ids"]]
     assert sorted(packed) == [f"d{i}" for i in range(6)]

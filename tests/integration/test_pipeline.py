@@ -44,7 +44,6 @@ def small_config(data_dir: Path, model_cache: Path) -> Config:
         "pack.seq_len": 2048,
         "pack.sequences_per_shard": 1,
         "pack.max_wait_s": 2.0,
-        "trainer.micro_seq_len": 256,
         "trainer.steps_per_shard": 2,
     })
 
