@@ -1,0 +1,52 @@
+"""`elong up --detach`, `ingest`, `status` and `down` as a user types them, on the real processes."""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from test_pipeline import small_config  # noqa: I001  (pytest puts this folder on sys.path)
+
+from entropylong_streamer.demo_corpus import write_demo_corpus
+from entropylong_streamer.services import stack
+from entropylong_streamer.status import shard_summary
+
+
+def elong(*args: str, config: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "entropylong_streamer.cli", *args, "--config", str(config)],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_up_ingest_status_down(tmp_path, model_cache):
+    cfg = small_config(tmp_path / "data", model_cache).copy_with({"kafka.idle_fetch_backoff_ms": 0})
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "models").symlink_to(model_cache, target_is_directory=True)
+    conf = tmp_path / "elong.json"
+    conf.write_text(json.dumps(cfg.model_dump(mode="json")))
+    docs = tmp_path / "docs.jsonl"
+    write_demo_corpus(docs, 4, min_chars=400, max_chars=900)
+    run_dir = tmp_path / "data" / "run"
+    try:
+        up = elong("up", "--detach", config=conf)
+        assert up.returncode == 0, up.stdout + up.stderr
+        pids = {p.stem: int(p.read_text()) for p in run_dir.glob("*.pid")}
+        assert set(pids) >= {"broker", "milvus", "worker-entropy-0", "worker-pack-0", "worker-trainer-0"}
+        written = json.loads((run_dir / "config.json").read_text())
+        assert written["kafka"]["idle_fetch_backoff_ms"] > 0  # `up` turns the back-off on for noida-db
+        assert (run_dir / "config.json").stat().st_mode & 0o077 == 0
+        ingest = elong("ingest", str(docs), config=conf)
+        assert ingest.returncode == 0 and "ingested 4 documents" in ingest.stdout, ingest.stdout + ingest.stderr
+        again = elong("ingest", str(docs), config=conf)
+        assert "ingested 0 documents (4 already ingested" in again.stdout
+        deadline = time.monotonic() + 300
+        while shard_summary(cfg)["samples"] < 4:
+            assert time.monotonic() < deadline, "documents did not reach a shard"
+            time.sleep(1)  # polling an observable outcome of separate processes
+        status = elong("status", config=conf)
+        assert status.returncode == 0 and "4 samples" in status.stdout and "entropy" in status.stdout
+    finally:
+        down = elong("down", config=conf)
+    assert down.returncode == 0 and "broker" in down.stdout, down.stdout + down.stderr
+    assert not list(run_dir.glob("*.pid"))
+    assert not [name for name, pid in pids.items() if stack.pid_alive(pid)]
