@@ -34,14 +34,23 @@ def _config(config: Path | None, overrides: list[str] | None) -> Config:
 
 @app.command()
 def up(config: ConfigOpt = None, set_: SetOpt = None, detach: bool = typer.Option(False, "--detach"),
-       workers: int = typer.Option(1, help="workers per stateless stage")) -> None:
+       workers: int = typer.Option(1, help="workers per stateless stage"),
+       external: bool = typer.Option(False, "--external",
+                                     help="use the configured Kafka and Milvus: create topics, start workers")) -> None:
     """Start broker, milvus-lite, topics and one worker per stage; live status until Ctrl-C."""
-    from .stack_control import embedded, start_servers, start_workers, stop_all
+    from entropylong_streamer.services.stack import ensure_topics
 
-    cfg = embedded(_config(config, set_))
+    from .stack_control import embedded, start_servers, start_workers, stop_all
+    from .status import topic_partitions
+
+    cfg = _config(config, set_)
+    cfg = cfg if external else embedded(cfg)
     try:
-        with console.status("starting broker and milvus-lite on 127.0.0.1 ..."):
-            start_servers(cfg)
+        with console.status("starting ..."):
+            if external:
+                ensure_topics(cfg.kafka.bootstrap_servers, topic_partitions(cfg))
+            else:
+                start_servers(cfg)
             procs = start_workers(cfg, workers)
     except Exception as exc:
         console.print(f"[red]start-up failed:[/red] {exc}")
