@@ -40,8 +40,12 @@ class StageError(ValueError):
     """A per-record failure with a short machine-friendly reason ("too_long: 9000 tokens")."""
 
 
-def run_batch(stage_name: str, items: list[In], fn, stats: Stats) -> StageResult[In, Out]:
-    """Apply fn to each item; a StageError becomes a reject with its reason, anything else raises."""
+def run_batch(stage_name: str, items: list[In], fn, stats: Stats, engine=None) -> StageResult[In, Out]:
+    """Apply fn to each item; a StageError becomes a reject with its reason, anything else raises.
+
+    With an LM engine, the tokens it ran during the batch are added to stats["lm_tokens"].
+    """
+    before = engine.lm_tokens if engine is not None else 0
     result: StageResult[In, Out] = StageResult()
     for item in items:
         try:
@@ -53,4 +57,6 @@ def run_batch(stage_name: str, items: list[In], fn, stats: Stats) -> StageResult
         stats.forwarded()
         if out is not None:
             result.outputs.append(out)
+    if engine is not None:
+        stats["lm_tokens"] += engine.lm_tokens - before
     return result

@@ -24,9 +24,7 @@ class EntropyStage:
         self.stats = Stats()
 
     def process(self, docs: list[Doc]) -> StageResult[Doc, AnchorsRecord]:
-        before = self.engine.lm_tokens
-        result = run_batch(self.name, docs, self._one, self.stats)
-        self.stats["lm_tokens"] += self.engine.lm_tokens - before
+        result = run_batch(self.name, docs, self._one, self.stats, self.engine)
         self.stats["anchors"] += sum(len(r.anchors) for r in result.outputs)
         return result
 

@@ -26,9 +26,7 @@ class VerifyStage:
         self.stats = Stats()
 
     def process(self, records: list[CandidatesRecord]) -> StageResult[CandidatesRecord, DependenciesRecord]:
-        before = self.engine.lm_tokens
-        result = run_batch(self.name, records, self._one, self.stats)
-        self.stats["lm_tokens"] += self.engine.lm_tokens - before
+        result = run_batch(self.name, records, self._one, self.stats, self.engine)
         for rec in result.outputs:
             self.stats["pairs"] += len(rec.pairs)
             self.stats["accepted"] += sum(p.accepted for p in rec.pairs)
