@@ -21,17 +21,18 @@ class RollingTrainer:
                  seed: int = 0, from_scratch: bool = True) -> None:
         import torch
 
-        from .models import load_causal_lm
+        from .models import load_causal_lm, model_dir
 
         torch.manual_seed(seed)
         self.torch = torch
-        self.model, _ = load_causal_lm(model_spec, cache_dir)
         if from_scratch:  # the spec's architecture, freshly initialised with the usual small init
-            from transformers import AutoModelForCausalLM
+            from transformers import AutoConfig, AutoModelForCausalLM
 
-            config = self.model.config
+            config = AutoConfig.from_pretrained(model_dir(model_spec, cache_dir))
             config.initializer_range = 0.02
             self.model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+        else:
+            self.model, _ = load_causal_lm(model_spec, cache_dir)
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         weights = self.state_dir / "model.safetensors"

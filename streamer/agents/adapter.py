@@ -52,23 +52,22 @@ def handle_batch(
             continue
         if expected_version is not None and getattr(rec, "config_version", expected_version) != expected_version:
             continue
-        origin[id(rec)] = (msg, rec)
+        origin[id(rec)] = msg
         decoded.append(rec)
     try:
-        results = [(decoded, process(decoded) if decoded else StageResult())]
+        results = [process(decoded) if decoded else StageResult()]
     except Exception:  # one bad record must not cost the batch: isolate it, one record at a time
         results = []
         for rec in decoded:
             try:
-                results.append(([rec], process([rec])))
+                results.append(process([rec]))
             except Exception as exc:
-                msg = origin[id(rec)][0]
-                dead.append(dead_letter(stage_name, f"error: {type(exc).__name__}: {exc}", msg,
+                dead.append(dead_letter(stage_name, f"error: {type(exc).__name__}: {exc}", origin[id(rec)],
                                         getattr(rec, "doc_id", "")))
     outputs = []
-    for _, result in results:
+    for result in results:
         for rej in result.rejects:
-            dead.append(dead_letter(stage_name, rej.reason, origin[id(rej.record)][0], rej.doc_id))
+            dead.append(dead_letter(stage_name, rej.reason, origin[id(rej.record)], rej.doc_id))
         if out_spec is not None:
             outputs += [Produced(out_spec, out_spec.key(o), out_spec.encode(o)) for o in result.outputs]
     return outputs, dead

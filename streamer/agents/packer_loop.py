@@ -8,6 +8,7 @@ from pathlib import Path
 
 from entropylong_streamer.config import Config
 from entropylong_streamer.pipeline import Pipeline
+from entropylong_streamer.stages.pack import shard_ready
 from entropylong_streamer.topics import DEPENDENCIES, SHARD_READY, ShardReady
 
 from . import kafka_clients as kc
@@ -28,7 +29,7 @@ def run(cfg: Config, stop: threading.Event | None = None) -> None:
     prod = kc.producer(cfg)
     # A crash between a shard's manifest line and its announcement must not hide it from the
     # trainer: announce every durable shard again at start (the trainer skips shards it has seen).
-    kc.send_all(prod, prefix, [announcement(stage.shards.config_version, e) for e in stage.shards.entries])
+    kc.send_all(prod, prefix, [announcement(shard_ready(stage.shards.config_version, e)) for e in stage.shards.entries])
     try:
         while not stop.is_set():
             msgs = kc.poll_messages(cons, stop, cfg.kafka.idle_fetch_backoff_ms)
@@ -44,9 +45,7 @@ def run(cfg: Config, stop: threading.Event | None = None) -> None:
         prod.close()
 
 
-def announcement(config_version: str, entry: dict) -> Produced:
-    ready = ShardReady(shard_id=entry["shard_id"], path=entry["path"], config_version=config_version,
-                       sequences=entry["sequences"], samples=entry["samples"], tokens=entry["tokens"])
+def announcement(ready: ShardReady) -> Produced:
     return Produced(SHARD_READY, SHARD_READY.key(ready), SHARD_READY.encode(ready))
 
 
@@ -54,7 +53,7 @@ def flush_and_commit(stage, cons, prod, prefix: str) -> None:
     ready = stage.flush()
     if ready is None:
         return
-    kc.send_all(prod, prefix, [Produced(SHARD_READY, SHARD_READY.key(ready), SHARD_READY.encode(ready))])
+    kc.send_all(prod, prefix, [announcement(ready)])
     cons.commit()
     log.info("shard %s: %d sequences, %d samples, %d tokens", ready.shard_id, ready.sequences,
              ready.samples, ready.tokens)

@@ -89,6 +89,10 @@ class PackStage:
         self.stats["shards"] += 1
         self.stats["sequences"] += entry["sequences"]
         self.stats["tokens"] += entry["tokens"]
-        return ShardReady(shard_id=entry["shard_id"], path=entry["path"],
-                          config_version=self.shards.config_version, sequences=entry["sequences"],
-                          samples=entry["samples"], tokens=entry["tokens"])
+        return shard_ready(self.shards.config_version, entry)
+
+
+def shard_ready(config_version: str, entry: dict) -> ShardReady:
+    """The shard-ready announcement of a durable shard, from its manifest entry."""
+    return ShardReady(shard_id=entry["shard_id"], path=entry["path"], config_version=config_version,
+                      sequences=entry["sequences"], samples=entry["samples"], tokens=entry["tokens"])
