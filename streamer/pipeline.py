@@ -30,10 +30,19 @@ class Pipeline:
 
     @cached_property
     def engine(self):
+        m = self.cfg.model
+        if m.engine == "vllm":
+            from entropylong_streamer.services.vllm_engine import VLLMEngine
+
+            return VLLMEngine(m.path, self.cache_dir, m.max_tokens, overlap=m.overlap,
+                              batch_tokens=m.batch_tokens, device=m.device, dtype=m.dtype,
+                              kv_cache_gib=m.vllm_kv_cache_gib,
+                              gpu_memory_utilization=m.vllm_gpu_memory_utilization)
         from entropylong_streamer.services.lm import TransformersEngine
 
-        m = self.cfg.model
-        return TransformersEngine(m.path, self.cache_dir, m.max_tokens, m.chunk_positions, m.threads)
+        return TransformersEngine(m.path, self.cache_dir, m.max_tokens, m.chunk_positions, m.threads,
+                                  overlap=m.overlap, batch_tokens=m.batch_tokens, device=m.device,
+                                  dtype=m.dtype)
 
     @cached_property
     def embedder(self):
@@ -52,7 +61,7 @@ class Pipeline:
         e = self.cfg.entropy
         params = AnchorParams(e.alpha, e.min_position, e.max_anchors, e.merge_distance)
         return EntropyStage(self.engine, params, e.window, self.cfg.pack.separator_id,
-                            self.cfg.entropy_version())
+                            self.cfg.entropy_version(), e.max_doc_tokens)
 
     def index(self) -> IndexStage:
         r = self.cfg.retrieval

@@ -5,39 +5,56 @@ from __future__ import annotations
 import numpy as np
 
 from entropylong_streamer.method.anchors import AnchorParams, query_span, select_anchors
-from entropylong_streamer.services.lm import LMEngine
+from entropylong_streamer.services.lm import LMEngine, ScoreRequest, Tokenized
 from entropylong_streamer.topics import Anchor, AnchorsRecord, Doc
 
 from .base import StageError, StageResult, Stats, run_batch
 
 
 class EntropyStage:
+    """Scores a batch of documents in one engine call (batched across documents by the engine).
+
+    Documents longer than the engine's context are scored in overlapping windows (see
+    method/windows.py); only documents above max_doc_tokens, which no packed sequence could hold,
+    are refused ("too_long").
+    """
+
     name = "entropy"
 
     def __init__(self, engine: LMEngine, params: AnchorParams, window: int, separator_id: int,
-                 config_version: str) -> None:
+                 config_version: str, max_doc_tokens: int = 131072) -> None:
         self.engine = engine
         self.params = params
         self.window = window
         self.separator_id = separator_id
         self.config_version = config_version
+        self.max_doc_tokens = max_doc_tokens
         self.stats = Stats()
 
     def process(self, docs: list[Doc]) -> StageResult[Doc, AnchorsRecord]:
-        result = run_batch(self.name, docs, self._one, self.stats, self.engine)
+        tokenized = run_batch(self.name, docs, self._tokenize, self.stats)
+        # Prefixed by the separator, as in every training sample: logits at p predict token p.
+        requests = [ScoreRequest([self.separator_id, *tok.ids]) for _, tok in tokenized.outputs]
+        before = self.engine.lm_tokens
+        scores = self.engine.score_many(requests)
+        self.stats["lm_tokens"] += self.engine.lm_tokens - before
+        result: StageResult[Doc, AnchorsRecord] = StageResult(rejects=tokenized.rejects)
+        for (doc, tok), (h, nll) in zip(tokenized.outputs, scores, strict=True):
+            result.outputs.append(self._record(doc, tok, h, nll))
         self.stats["anchors"] += sum(len(r.anchors) for r in result.outputs)
         return result
 
-    def _one(self, doc: Doc) -> AnchorsRecord:
+    def _tokenize(self, doc: Doc) -> tuple[Doc, Tokenized]:
         tok = self.engine.tokenize(doc.text)
         n = len(tok.ids)
         if n < 2:
             raise StageError(f"too_short: {n} tokens")
-        # Stated rule for now: a document longer than the model's context is refused, not cut.
-        if n + 1 > self.engine.max_tokens:
-            raise StageError(f"too_long: {n} tokens > model limit {self.engine.max_tokens - 1}")
-        # Prefixed by the separator, as in every training sample: logits at p predict token p.
-        h, nll = self.engine.score([self.separator_id, *tok.ids])
+        if n > self.max_doc_tokens:
+            raise StageError(f"too_long: {n} tokens > entropy.max_doc_tokens {self.max_doc_tokens}")
+        return doc, tok
+
+    def _record(self, doc: Doc, tok: Tokenized, h: np.ndarray, nll: np.ndarray) -> AnchorsRecord:
+        n = len(tok.ids)
         anchors = []
         for t in select_anchors(h, self.params):
             lo, hi = query_span(t, self.window, n)

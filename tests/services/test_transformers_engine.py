@@ -1,0 +1,98 @@
+"""The transformers engine: batching and windows change nothing but cost; SmolLM2 behaves."""
+
+import random
+import string
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from entropylong_streamer.method.windows import plan_windows
+from entropylong_streamer.services.lm import ScoreRequest, TransformersEngine
+
+SEP = 0
+
+
+@pytest.fixture(scope="module")
+def tiny(model_cache):
+    return TransformersEngine("tiny", model_cache, max_tokens=4096)
+
+
+@pytest.fixture(scope="module")
+def smollm2(model_cache):
+    return TransformersEngine("smollm2", model_cache, max_tokens=4096)
+
+
+def reference(engine, ids):
+    """H and NLL at every position from one plain forward over the whole logits tensor."""
+    with torch.inference_mode():
+        z = engine.model(torch.tensor([ids])).logits[0, :-1].double()
+    lse = torch.logsumexp(z, -1)
+    h = lse - (torch.softmax(z, -1) * z).sum(-1)
+    nll = lse - z.gather(1, torch.tensor(ids[1:])[:, None]).squeeze(1)
+    return h.numpy(), nll.numpy()
+
+
+docs = st.lists(st.lists(st.integers(1, 49151), min_size=2, max_size=120), min_size=1, max_size=6)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(docs)
+def test_batched_scores_equal_the_plain_forward(tiny, batch):
+    tiny.batch_tokens = 512  # several documents per forward, padded to the longest
+    got = tiny.score_many([ScoreRequest([SEP, *d]) for d in batch])
+    for d, (h, nll) in zip(batch, got, strict=True):
+        ref_h, ref_nll = reference(tiny, [SEP, *d])
+        assert h.shape == (len(d),)
+        np.testing.assert_allclose(h, ref_h, atol=1e-4)
+        np.testing.assert_allclose(nll, ref_nll, atol=1e-4)
+
+
+def test_positions_subset_and_lm_token_count(tiny):
+    ids = [SEP] + list(range(100, 160))
+    full_h, _ = tiny.score(ids)
+    before = tiny.lm_tokens
+    h, _ = tiny.score(ids, [3, 10, 20])
+    np.testing.assert_allclose(h, full_h[[3, 10, 20]], atol=1e-5)
+    assert tiny.lm_tokens - before == 21  # only the prefix up to the last scored position runs
+    with pytest.raises(ValueError, match="positions"):
+        tiny.score(ids, [len(ids) - 1])
+
+
+def test_long_documents_are_scored_in_windows_not_truncated(model_cache):
+    engine = TransformersEngine("tiny", model_cache, max_tokens=64, overlap=16)
+    rng = random.Random(1)
+    ids = [SEP] + [rng.randrange(1, 49152) for _ in range(300)]
+    before = engine.lm_tokens
+    h, nll = engine.score(ids)
+    assert h.shape == (len(ids) - 1,)  # every position scored
+    windows = plan_windows(len(ids), 64, 16)
+    assert engine.lm_tokens - before == sum(w.end - 1 - w.start for w in windows)  # inputs run
+    for w in windows:  # each position equals a plain forward over its window
+        ref_h, ref_nll = reference(engine, ids[w.start : w.end])
+        got = slice(w.first, w.end - 1)
+        np.testing.assert_allclose(h[got], ref_h[w.first - w.start :], atol=1e-4)
+        np.testing.assert_allclose(nll[got], ref_nll[w.first - w.start :], atol=1e-4)
+    # The first window's positions see their whole prefix, exactly as an unlimited engine does.
+    wide = TransformersEngine("tiny", model_cache, max_tokens=4096)
+    np.testing.assert_allclose(h[:63], wide.score(ids)[0][:63], atol=1e-4)
+
+
+def test_smollm2_is_sure_of_repeated_text(smollm2):
+    sentence = "The committee approved the new budget for the northern railway line after a long debate. "
+    n = len(smollm2.tokenize(sentence).ids)
+    h, _ = smollm2.score([SEP] + smollm2.tokenize(sentence * 4).ids)
+    first, repeats = h[:n].mean(), h[2 * n :].mean()
+    assert repeats < 1.5 and repeats < first / 3
+
+
+def test_smollm2_is_unsure_of_random_strings(smollm2):
+    rng = random.Random(0)
+    noise = " ".join("".join(rng.choices(string.ascii_letters + string.digits, k=rng.randint(3, 9)))
+                     for _ in range(60))
+    prose = "The committee approved the new budget for the northern railway line after a long debate."
+    h_noise = smollm2.score([SEP] + smollm2.tokenize(noise).ids)[0][8:]
+    h_prose = smollm2.score([SEP] + smollm2.tokenize(prose).ids)[0][8:]
+    assert h_noise.mean() > 4.0 and h_noise.mean() > h_prose.mean() + 1.0
