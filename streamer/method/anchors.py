@@ -21,7 +21,10 @@ def threshold(entropy: np.ndarray, alpha: float) -> float:
 
 
 def select_anchors(entropy: np.ndarray, params: AnchorParams) -> list[int]:
-    """Token indices t with H_t > tau, t >= min_position.
+    """Token indices t with H_t > tau, t >= min_position; tau over those positions only.
+
+    The first positions are excluded from the statistics too: with almost no context their entropy
+    is high in every document, and would lift tau above every later uncertainty in a short one.
 
     Anchors closer than merge_distance to a higher-entropy anchor are merged into it (their query
     windows would largely coincide), and at most max_anchors of the highest entropy are kept.
@@ -30,7 +33,7 @@ def select_anchors(entropy: np.ndarray, params: AnchorParams) -> list[int]:
     h = np.asarray(entropy, dtype=np.float64)
     if h.size <= params.min_position:
         return []
-    tau = threshold(h, params.alpha)
+    tau = threshold(h[params.min_position :], params.alpha)
     above = [t for t in range(params.min_position, h.size) if h[t] > tau]
     kept: list[int] = []
     for t in sorted(above, key=lambda i: (-h[i], i)):

@@ -1,0 +1,64 @@
+"""The entropy stage on the tiny model: a batch gives what documents scored alone give."""
+
+import numpy as np
+import pytest
+
+from entropylong_streamer.method.anchors import AnchorParams, threshold
+from entropylong_streamer.services.lm import TransformersEngine
+from entropylong_streamer.stages.entropy import EntropyStage, entropy_array
+from entropylong_streamer.topics import Doc
+
+TEXTS = [
+    "The river Ouse floods the meadows near York in most winters, and the city keeps its barriers ready.",
+    "Kafka partitions a topic; each consumer of a group reads some partitions and commits offsets.",
+    "zq 81 kk pp ! lorem 0x3f otters do not file tax returns in March, said nobody at all, ever.",
+    "Short one.",
+]
+
+
+@pytest.fixture(scope="module")
+def engine(model_cache):
+    return TransformersEngine("tiny", model_cache, max_tokens=4096, batch_tokens=1024)
+
+
+def make_stage(engine, **kw):
+    return EntropyStage(engine, AnchorParams(alpha=0.5, min_position=2, max_anchors=4, merge_distance=2),
+                        window=3, separator_id=0, config_version="v1", **kw)
+
+
+def docs(texts):
+    return [Doc(doc_id=f"d{i}", text=t, source="test") for i, t in enumerate(texts)]
+
+
+def test_a_batch_equals_each_document_alone(engine):
+    stage = make_stage(engine)
+    together = stage.process(docs(TEXTS)).outputs
+    alone = [make_stage(engine).process([d]).outputs[0] for d in docs(TEXTS)]
+    assert [r.doc_id for r in together] == [r.doc_id for r in alone]
+    for a, b in zip(together, alone, strict=True):
+        np.testing.assert_allclose(entropy_array(a), entropy_array(b), atol=1e-2)  # float16 on the wire
+        assert [x.index for x in a.anchors] == [x.index for x in b.anchors]
+    assert stage.stats["lm_tokens"] == sum(len(r.token_ids) for r in together)
+
+
+def test_record_carries_entropy_of_every_token_and_anchors_above_tau(engine):
+    rec = make_stage(engine).process(docs(TEXTS[:1])).outputs[0]
+    h = entropy_array(rec)
+    assert h.shape == (len(rec.token_ids),)
+    tau = threshold(h[2:], 0.5)
+    assert rec.anchors and all(a.index >= 2 and h[a.index] > tau - 1e-2 for a in rec.anchors)
+    for a in rec.anchors:  # the query window is the decoded tokens around the anchor
+        assert a.query == engine.decode(rec.token_ids[max(0, a.index - 3) : a.index + 4])
+        assert rec.text[a.char_start : a.char_end].strip() in a.query
+
+
+def test_long_documents_use_windows_and_oversized_ones_are_refused(model_cache):
+    small = TransformersEngine("tiny", model_cache, max_tokens=32, overlap=8)
+    long_text = " ".join(TEXTS[:3]) * 3
+    stage = make_stage(small, max_doc_tokens=400)
+    result = stage.process(docs([long_text, long_text * 4, "x"]))
+    (rec,) = result.outputs
+    assert len(rec.token_ids) > 32 and entropy_array(rec).shape == (len(rec.token_ids),)
+    reasons = sorted(r.reason.split(":")[1].strip() for r in result.rejects)
+    assert reasons == ["too_long", "too_short"]
+    assert stage.stats["dropped_too_long"] == 1 and stage.stats["forwarded"] == 1
