@@ -55,6 +55,18 @@ def pid_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
+def start_time(pid: int) -> str:
+    """The process's start time in clock ticks since boot (/proc/PID/stat field 22), "" if gone.
+
+    With the PID it names one process for good: a reused PID has another start time. (The command
+    line cannot: faust's worker rewrites its process title through setproctitle.)
+    """
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
 def _cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
@@ -77,7 +89,7 @@ class ManagedProcess:
                                           stderr=subprocess.STDOUT, start_new_session=True, env=env)
         self.pid = self.popen.pid
         tmp = self.pid_path.with_name(self.pid_path.name + ".tmp")
-        tmp.write_text(f"{self.pid}\n")
+        tmp.write_text(f"{self.pid} {start_time(self.pid)}\n")
         os.replace(tmp, self.pid_path)
 
     def alive(self) -> bool:
@@ -124,17 +136,20 @@ def stop_pidfile(path: Path, expect: str, timeout: float = 10) -> bool:
     """Stop the process recorded in a pid file, if its command line still contains ``expect``.
 
     Returns True if a matching process was running and was stopped. A stale pid file (the process is
-    gone, or the PID now belongs to another program) is removed and nothing is signalled.
+    gone, or the PID now belongs to another program) is removed and nothing is signalled. Pid files
+    that record the start time are matched on it; older ones on the command line.
     """
     try:
-        pid = int(path.read_text().split()[0])
+        fields = path.read_text().split()
+        pid = int(fields[0])
     except (OSError, ValueError, IndexError):
         return False
     try:
         group = os.getpgid(pid) == pid  # started with start_new_session: signal the whole group
     except ProcessLookupError:
         group = False
-    if not pid_alive(pid) or expect not in _cmdline(pid):
+    same = start_time(pid) == fields[1] if len(fields) > 1 else expect in _cmdline(pid)
+    if not pid_alive(pid) or not same:
         path.unlink(missing_ok=True)
         return False
 

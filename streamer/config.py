@@ -124,6 +124,26 @@ class TrainerConfig(_Section):
     seed: int = 0
 
 
+class AgentsConfig(_Section):
+    """How stage workers take work; no part of any output, so not of any version."""
+
+    # A worker takes up to max_batch records, or what arrived within batch_wait_s, per batch.
+    batch_wait_s: float = Field(1.0, gt=0)
+    max_batch: dict[str, int] = {"entropy": 32, "index": 32, "retrieval": 16, "verify": 4}
+
+    @model_validator(mode="after")
+    def _positive(self) -> AgentsConfig:
+        if any(n < 1 for n in self.max_batch.values()):
+            raise ValueError("agents.max_batch values must be at least 1")
+        return self
+
+
+class MetricsConfig(_Section):
+    host: str = "127.0.0.1"
+    # Prometheus endpoint of a worker; 0 = none. `up` gives its workers port, port + 1, ...
+    port: int = Field(0, ge=0, le=65535)
+
+
 class Config(_Section):
     schema_version: int = CONFIG_SCHEMA
     data_dir: Path = Path(".elong")
@@ -135,6 +155,8 @@ class Config(_Section):
     verify: VerifyConfig = VerifyConfig()
     pack: PackConfig = PackConfig()
     trainer: TrainerConfig = TrainerConfig()
+    agents: AgentsConfig = AgentsConfig()
+    metrics: MetricsConfig = MetricsConfig()
 
     @model_validator(mode="after")
     def _schema(self) -> Config:

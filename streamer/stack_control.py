@@ -61,6 +61,8 @@ def start_workers(cfg: Config, count: int = 1) -> list[stack.ManagedProcess]:
         n = count if stage not in ("pack", "trainer") else 1
         for i in range(n):
             argv = [sys.executable, "-m", WORKER_MODULE, "worker", stage, "--config", str(conf)]
+            if cfg.metrics.port:  # one Prometheus endpoint per worker: port, port + 1, ...
+                argv += ["--set", f"metrics.port={cfg.metrics.port + len(procs)}"]
             procs.append(stack.ManagedProcess(f"worker-{stage}-{i}", argv, rd))
     return procs
 

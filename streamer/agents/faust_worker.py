@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from entropylong_streamer import metrics
 from entropylong_streamer.config import Config
+from entropylong_streamer.metrics import BatchMeter
 from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.topics import ANCHORS, CANDIDATES, DEAD_LETTER, DEPENDENCIES, DOCS, TopicSpec
 
@@ -30,16 +33,15 @@ class AgentSpec:
     build: Callable[[Pipeline], object]
     version: Callable[[Config], str]
     expects: Callable[[Config], str] | None  # the upstream version this stage consumes
-    max_batch: int = 8
 
 
 AGENTS: dict[str, AgentSpec] = {
     "entropy": AgentSpec(DOCS, ANCHORS, Pipeline.entropy, Config.entropy_version, None),
-    "index": AgentSpec(DOCS, None, Pipeline.index, Config.retrieval_version, None, 32),
+    "index": AgentSpec(DOCS, None, Pipeline.index, Config.retrieval_version, None),
     "retrieval": AgentSpec(ANCHORS, CANDIDATES, Pipeline.retrieval, Config.retrieval_version,
-                           Config.entropy_version, 16),
+                           Config.entropy_version),
     "verify": AgentSpec(CANDIDATES, DEPENDENCIES, Pipeline.verify, Config.verify_version,
-                        Config.retrieval_version, 4),
+                        Config.retrieval_version),
 }
 
 
@@ -47,7 +49,7 @@ def group_id(cfg: Config, stage: str) -> str:
     return f"{cfg.kafka.topic_prefix}{stage}-{AGENTS[stage].version(cfg)}"
 
 
-def build_app(cfg: Config, stage: str, batch_wait_s: float = 1.0):
+def build_app(cfg: Config, stage: str):
     import faust
 
     spec = AGENTS[stage]
@@ -77,14 +79,18 @@ def build_app(cfg: Config, stage: str, batch_wait_s: float = 1.0):
     sink = topic(spec.sink) if spec.sink else None
     holder: dict[str, object] = {}
     expected = spec.expects(cfg) if spec.expects else None
+    max_batch = cfg.agents.max_batch.get(stage, 8)
 
     @app.agent(source, name=f"{stage}-agent")
     async def agent(stream):
         loop = asyncio.get_running_loop()
         if "stage" not in holder:  # load the model once per worker, off the event loop
             holder["stage"] = await loop.run_in_executor(None, spec.build, Pipeline(cfg))
-        stage_obj = holder["stage"]
-        async for events in stream.take_events(spec.max_batch, within=batch_wait_s):
+            holder["meter"] = BatchMeter(stage, getattr(holder["stage"], "engine", None))
+        stage_obj, meter = holder["stage"], holder["meter"]
+        # Batches across documents: up to max_batch records, or what came within batch_wait_s.
+        async for events in stream.take_events(max_batch, within=cfg.agents.batch_wait_s):
+            t0 = time.perf_counter()
             msgs = [Message(e.message.topic, e.message.partition, e.message.offset, e.key, e.value)
                     for e in events]
             outs, dlq = await loop.run_in_executor(
@@ -93,8 +99,7 @@ def build_app(cfg: Config, stage: str, batch_wait_s: float = 1.0):
             pending = [await sink.send(key=p.key, value=p.value) for p in outs]
             pending += [await dead.send(key=p.key, value=p.value) for p in dlq]
             await asyncio.gather(*pending)
-            log.info("%s: %d in, %d out, %d dead-lettered; stats %s", stage, len(msgs), len(outs),
-                     len(dlq), dict(stage_obj.stats))
+            log.info("%s", meter.observe(len(msgs), len(outs), len(dlq), time.perf_counter() - t0))
 
     return app
 
@@ -113,5 +118,6 @@ def run(cfg: Config, stage: str) -> None:
     import faust
 
     install_aiokafka_backoff(cfg.kafka.idle_fetch_backoff_ms / 1000)
+    metrics.serve(cfg.metrics.host, cfg.metrics.port)
     app = build_app(cfg, stage)
     faust.Worker(app, loglevel="INFO", quiet=True).execute_from_commandline()

@@ -30,7 +30,7 @@ def test_up_ingest_status_down(tmp_path, model_cache):
     try:
         up = elong("up", "--detach", config=conf)
         assert up.returncode == 0, up.stdout + up.stderr
-        pids = {p.stem: int(p.read_text()) for p in run_dir.glob("*.pid")}
+        pids = {p.stem: int(p.read_text().split()[0]) for p in run_dir.glob("*.pid")}
         assert set(pids) >= {"broker", "milvus", "worker-entropy-0", "worker-pack-0", "worker-trainer-0"}
         written = json.loads((run_dir / "config.json").read_text())
         assert written["kafka"]["idle_fetch_backoff_ms"] > 0  # `up` turns the back-off on for noida-db

@@ -18,7 +18,7 @@ from entropylong_streamer.services.shards import read_shard
 from entropylong_streamer.stack_control import start_servers, start_workers, stop_all
 from entropylong_streamer.stages.ingest import BadRow, read_documents
 from entropylong_streamer.status import collect, shard_summary
-from entropylong_streamer.topics import DEAD_LETTER, DEPENDENCIES, DOCS
+from entropylong_streamer.topics import ANCHORS, DEAD_LETTER, DEPENDENCIES, DOCS
 
 DOCS_N = 10
 
@@ -85,7 +85,7 @@ def corpus(tmp_path_factory) -> Path:
 
 
 def test_streaming_delivers_every_document_once_and_matches_batch(tmp_path, corpus, model_cache):
-    cfg = small_config(tmp_path / "stream", model_cache)
+    cfg = small_config(tmp_path / "stream", model_cache).copy_with({"metrics.port": _free_ports(6)})
     (Path(cfg.data_dir) / "models").parent.mkdir(parents=True, exist_ok=True)
     (Path(cfg.data_dir) / "models").symlink_to(model_cache, target_is_directory=True)
     docs = [d for d in read_documents([corpus]) if not isinstance(d, BadRow)]
@@ -126,6 +126,12 @@ def test_streaming_delivers_every_document_once_and_matches_batch(tmp_path, corp
                              for rec in read_topic(cfg, DEPENDENCIES) for r in dependency_rows(rec))
         stream_dI = {(r["doc_id"], r["context_id"], r["anchor"]): r["dI"]
                      for rec in read_topic(cfg, DEPENDENCIES) for r in dependency_rows(rec)}
+        # The entropy worker's Prometheus counter: every document's tokens, run through the LM once.
+        scraped = _scrape_all(cfg.metrics.port, len(workers))
+        lm_tokens = sum(len(a.token_ids) for a in read_topic(cfg, ANCHORS))
+        assert scraped[("elong_lm_tokens_total", "entropy", "")] == lm_tokens
+        records = {o: scraped[("elong_records_total", "entropy", o)] for o in ("in", "out", "dead_lettered")}
+        assert records == {"in": DOCS_N + 1, "out": DOCS_N, "dead_lettered": 1}  # the junk record
     finally:
         stop_all(cfg)
     for w in workers:
@@ -151,3 +157,43 @@ def _quiet():
 
 def _jsonl(path: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+def _free_ports(n: int) -> int:
+    """A base port with the n ports from it free (workers serve metrics on base, base + 1, ...)."""
+    for _ in range(50):
+        base = stack.free_port()
+        if base + n < 65535 and all(_port_free(base + i) for i in range(n)):
+            return base
+    raise RuntimeError("no run of free ports")
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _scrape_all(base: int, n: int) -> dict[tuple[str, str, str], float]:
+    """(sample name, stage, outcome) -> value summed over every worker's endpoint that answers."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: dict[tuple[str, str, str], float] = {}
+    for port in range(base, base + n):
+        try:
+            text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        except OSError:
+            continue  # the packer and trainer serve no endpoint yet
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if "stage" in sample.labels:
+                    key = (sample.name, sample.labels["stage"], sample.labels.get("outcome", ""))
+                    out[key] = out.get(key, 0.0) + sample.value
+    return out

@@ -26,7 +26,7 @@ def test_broker_topics_produce_consume_commit_stop(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     proc = start_broker(tmp_path / "broker", port, run_dir)
     try:
-        assert proc.alive() and (run_dir / "broker.pid").read_text().strip() == str(proc.pid)
+        assert proc.alive() and (run_dir / "broker.pid").read_text().split()[0] == str(proc.pid)
         want = {"t1": 1, "t2": 2, "t4": 4}
         ensure_topics(bootstrap, want)
         ensure_topics(bootstrap, want)  # idempotent
@@ -68,6 +68,9 @@ def test_stale_pidfile_kills_nobody(tmp_path: Path) -> None:
 
     pid_file = tmp_path / "broker.pid"
     pid_file.write_text(f"{os.getpid()}\n")  # a live process that is not a broker
+    assert not stop_pidfile(pid_file, BROKER_MATCH)
+    assert not pid_file.exists() and pid_alive(os.getpid())
+    pid_file.write_text(f"{os.getpid()} 1\n")  # this PID, but another process's start time
     assert not stop_pidfile(pid_file, BROKER_MATCH)
     assert not pid_file.exists() and pid_alive(os.getpid())
 

@@ -1,0 +1,60 @@
+"""Prometheus metrics of a stage worker: records in/out/dead-lettered, batch latency, LM work.
+
+Base units and _total counters, labelled by stage only. The LM figures come from the engine's own
+counters, so they include window overlaps and exclude padding (counted apart).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+log = logging.getLogger(__name__)
+
+RECORDS = Counter("elong_records_total", "Records handled by a stage worker", ["stage", "outcome"])
+BATCH_SECONDS = Histogram("elong_batch_seconds", "Wall time of one batch in the stage", ["stage"],
+                          buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120))
+LM_TOKENS = Counter("elong_lm_tokens_total", "Tokens run through the LM", ["stage"])
+LM_PADDING = Counter("elong_lm_padding_tokens_total", "Padding run through the LM by batching", ["stage"])
+LM_SECONDS = Counter("elong_lm_busy_seconds_total", "Wall time inside LM forwards", ["stage"])
+LM_RATE = Gauge("elong_lm_tokens_per_second", "LM tokens per second of the last batch's wall time",
+                ["stage"])
+
+
+def serve(host: str, port: int) -> None:
+    if port:
+        start_http_server(port, addr=host)
+        log.info("metrics on http://%s:%d/metrics", host, port)
+
+
+class BatchMeter:
+    """Turns one batch's counts and the engine's counter deltas into metrics and a log line."""
+
+    def __init__(self, stage: str, engine=None) -> None:
+        self.stage = stage
+        self.engine = engine
+        self._last = self._engine_counts()
+
+    def _engine_counts(self) -> tuple[int, int, float]:
+        e = self.engine
+        if e is None:
+            return 0, 0, 0.0
+        return e.lm_tokens, getattr(e, "padded_tokens", 0), getattr(e, "busy_seconds", 0.0)
+
+    def observe(self, n_in: int, n_out: int, n_dead: int, seconds: float) -> str:
+        RECORDS.labels(self.stage, "in").inc(n_in)
+        RECORDS.labels(self.stage, "out").inc(n_out)
+        RECORDS.labels(self.stage, "dead_lettered").inc(n_dead)
+        BATCH_SECONDS.labels(self.stage).observe(seconds)
+        line = f"{self.stage}: {n_in} in, {n_out} out, {n_dead} dead-lettered in {seconds:.2f} s"
+        now = self._engine_counts()
+        tokens, padding, busy = (a - b for a, b in zip(now, self._last, strict=True))
+        self._last = now
+        if tokens:
+            LM_TOKENS.labels(self.stage).inc(tokens)
+            LM_PADDING.labels(self.stage).inc(padding)
+            LM_SECONDS.labels(self.stage).inc(busy)
+            LM_RATE.labels(self.stage).set(tokens / seconds if seconds else 0.0)
+            line += f"; {tokens:,} LM tokens at {tokens / seconds:,.0f} tokens/s"
+        return line
