@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import ClassVar
+
 import numpy as np
 
 from entropylong_streamer.method.anchors import AnchorParams, query_span, select_anchors
@@ -11,6 +14,7 @@ from entropylong_streamer.topics import Anchor, AnchorsRecord, Doc
 from .base import StageError, StageResult, Stats, run_batch
 
 
+@dataclass(eq=False)
 class EntropyStage:
     """Scores a batch of documents in one engine call (batched across documents by the engine).
 
@@ -19,17 +23,14 @@ class EntropyStage:
     are refused ("too_long").
     """
 
-    name = "entropy"
-
-    def __init__(self, engine: LMEngine, params: AnchorParams, window: int, separator_id: int,
-                 config_version: str, max_doc_tokens: int = 131072) -> None:
-        self.engine = engine
-        self.params = params
-        self.window = window
-        self.separator_id = separator_id
-        self.config_version = config_version
-        self.max_doc_tokens = max_doc_tokens
-        self.stats = Stats()
+    name: ClassVar[str] = "entropy"
+    engine: LMEngine
+    params: AnchorParams
+    window: int
+    separator_id: int
+    config_version: str
+    max_doc_tokens: int = 131072
+    stats: Stats = field(default_factory=Stats, init=False)
 
     def process(self, docs: list[Doc]) -> StageResult[Doc, AnchorsRecord]:
         tokenized = run_batch(self.name, docs, self._tokenize, self.stats)

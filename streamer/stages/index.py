@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import ClassVar, Protocol
 
 from entropylong_streamer.services.lm import Tokenized
 from entropylong_streamer.topics import Doc
@@ -39,17 +39,16 @@ def chunk_document(doc_id: str, text: str, tok: Tokenized, size: int, overlap: i
     return out
 
 
+@dataclass(eq=False)
 class IndexStage:
     """Chunks documents and upserts them into the pool; chunk ids make a replay idempotent."""
 
-    name = "index"
-
-    def __init__(self, tokenizer: Tokenizer, sink: ChunkSink, size: int, overlap: int) -> None:
-        self.tokenizer = tokenizer
-        self.sink = sink
-        self.size = size
-        self.overlap = overlap
-        self.stats = Stats()
+    name: ClassVar[str] = "index"
+    tokenizer: Tokenizer
+    sink: ChunkSink
+    size: int
+    overlap: int
+    stats: Stats = field(default_factory=Stats, init=False)
 
     def process(self, docs: list[Doc]) -> StageResult[Doc, Chunk]:
         def one(doc: Doc) -> list[Chunk]:

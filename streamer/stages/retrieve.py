@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import ClassVar, Protocol
 
 import numpy as np
 
@@ -50,18 +50,16 @@ def is_leak(chunk_text: str, doc_ngrams: set[tuple[str, ...]], doc_text_lower: s
     return not grams.isdisjoint(doc_ngrams)
 
 
+@dataclass(eq=False)
 class RetrievalStage:
-    name = "retrieval"
-
-    def __init__(self, embedder: Embedder, pool: Pool, top_k: int, leak_ngram: int,
-                 config_version: str, overfetch: int = 3) -> None:
-        self.embedder = embedder
-        self.pool = pool
-        self.top_k = top_k
-        self.leak_ngram = leak_ngram
-        self.config_version = config_version
-        self.overfetch = overfetch
-        self.stats = Stats()
+    name: ClassVar[str] = "retrieval"
+    embedder: Embedder
+    pool: Pool
+    top_k: int
+    leak_ngram: int
+    config_version: str
+    overfetch: int = 3
+    stats: Stats = field(default_factory=Stats, init=False)
 
     def process(self, records: list[AnchorsRecord]) -> StageResult[AnchorsRecord, CandidatesRecord]:
         return run_batch(self.name, records, self._one, self.stats)

@@ -6,6 +6,9 @@ at all of that context's anchors at once; H comes from the anchors record, never
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import ClassVar
+
 from entropylong_streamer.method.dependency import Criterion, relative_reduction
 from entropylong_streamer.services.lm import LMEngine
 from entropylong_streamer.topics import CandidatesRecord, Context, DependenciesRecord, Pair
@@ -13,17 +16,15 @@ from entropylong_streamer.topics import CandidatesRecord, Context, DependenciesR
 from .base import StageError, StageResult, Stats, run_batch
 
 
+@dataclass(eq=False)
 class VerifyStage:
-    name = "verify"
-
-    def __init__(self, engine: LMEngine, criterion: Criterion, max_context_tokens: int,
-                 separator_id: int, config_version: str) -> None:
-        self.engine = engine
-        self.criterion = criterion
-        self.max_context_tokens = max_context_tokens
-        self.separator_id = separator_id
-        self.config_version = config_version
-        self.stats = Stats()
+    name: ClassVar[str] = "verify"
+    engine: LMEngine
+    criterion: Criterion
+    max_context_tokens: int
+    separator_id: int
+    config_version: str
+    stats: Stats = field(default_factory=Stats, init=False)
 
     def process(self, records: list[CandidatesRecord]) -> StageResult[CandidatesRecord, DependenciesRecord]:
         result = run_batch(self.name, records, self._one, self.stats, self.engine)
