@@ -92,16 +92,18 @@ def main() -> None:
             from entropylong_streamer.services.vllm_engine import VLLMEngine
         except ImportError:
             VLLMEngine = None
-        if VLLMEngine is not None:
-            vllm, t_start = timed(lambda: VLLMEngine(args.model, cache, args.max_tokens,
-                                                     batch_tokens=args.batch_tokens, device="cpu",
-                                                     dtype="float32", kv_cache_gib=1.0))
+        for gemm in ("torch", "onednn") if VLLMEngine is not None else ():
+            vllm, t_start = timed(lambda g=gemm: VLLMEngine(
+                args.model, cache, args.max_tokens, batch_tokens=args.batch_tokens, device="cpu",
+                dtype="float32", kv_cache_gib=1.0, cpu_gemm=g))
             vllm.score_many(requests[:2])
-            got, t_vllm = timed(lambda: vllm.score_many(requests))
-            rows.append((f"vLLM pooling plugin (start-up {t_start:.0f} s, not counted)", tokens / t_vllm))
+            got, t_vllm = timed(lambda v=vllm: v.score_many(requests))
+            rows.append((f"vLLM plugin, {gemm} GEMM (start-up {t_start:.0f} s, not counted)",
+                         tokens / t_vllm))
             diff = np.abs(np.concatenate([a[0] - b[0] for a, b in zip(got, batched, strict=True)]))
-            agreement = (f"vLLM vs transformers |dH| nats: median {np.median(diff):.1e}, "
-                         f"p99 {np.quantile(diff, 0.99):.1e}, max {diff.max():.1e}")
+            agreement += (f"vLLM ({gemm} GEMM) vs transformers |dH| nats: median {np.median(diff):.1e}, "
+                          f"p99 {np.quantile(diff, 0.99):.1e}, max {diff.max():.1e}\n")
+            del vllm, got
     diff_sb = max(float(np.abs(a[0] - b[0]).max()) for a, b in zip(single, batched, strict=True))
 
     print(f"{len(texts)} documents, {tokens:,} tokens (mean {np.mean(lengths):.0f}), model {args.model}, "
@@ -111,8 +113,7 @@ def main() -> None:
     for name, rate in rows:
         print(f"{name:58s} {rate:9.0f} {rate / bound:9.0%} {rate / rows[0][1]:9.2f}x")
     print(f"batched padding: {pad:.1%} of real tokens; batched vs single max |dH| {diff_sb:.1e}")
-    if agreement:
-        print(agreement)
+    print(agreement, end="")
 
 
 if __name__ == "__main__":

@@ -13,13 +13,14 @@ from pathlib import Path
 import numpy as np
 
 from .lm import EngineBase, Scores, _Piece
-from .vllm_entropy import entropy_architecture
+from .vllm_entropy import GEMM_ENV, entropy_architecture
 
 
 class VLLMEngine(EngineBase):
     def __init__(self, model_spec: str, cache_dir: Path, max_tokens: int, *, overlap: int | None = None,
                  batch_tokens: int = 8192, device: str = "auto", dtype: str = "auto",
-                 kv_cache_gib: float = 1.0, gpu_memory_utilization: float = 0.9) -> None:
+                 kv_cache_gib: float = 1.0, gpu_memory_utilization: float = 0.9,
+                 cpu_gemm: str = "torch") -> None:
         from .models import load_tokenizer, model_dir, resolve_device
 
         device, dtype = resolve_device(device, dtype)
@@ -29,6 +30,7 @@ class VLLMEngine(EngineBase):
         super().__init__(load_tokenizer(model_spec, cache_dir), model_spec, max_tokens,
                          max_tokens // 4 if overlap is None else overlap)
         self.device, self.dtype = device, dtype
+        os.environ[GEMM_ENV] = cpu_gemm  # read by the plugin while the model's weights load
         self.llm = _start_llm(path, config["architectures"][0], device, dtype, max_tokens,
                               max(batch_tokens, max_tokens), kv_cache_gib, gpu_memory_utilization)
 

@@ -46,16 +46,16 @@ def test_same_entropy_and_nll_as_transformers(engines):
     vllm, hf = engines
     requests = [ScoreRequest([SEP, *vllm.tokenize(t).ids]) for t in texts()]
     got, want = vllm.score_many(requests), hf.score_many(requests)
-    diffs = []
+    first, rest = [], []
     for (h, nll), (h_ref, nll_ref) in zip(got, want, strict=True):
         assert h.shape == h_ref.shape
-        diffs.append(np.abs(np.concatenate([h - h_ref, nll - nll_ref])))
-    diffs = np.concatenate(diffs)
-    # See README "vLLM and transformers": fp32 kernels round differently, and SmolLM2's first
-    # token carries activations of ~2e4, which amplifies it; transformers itself is ~4e-5 from fp64.
-    assert np.median(diffs) < 1e-5
-    assert np.quantile(diffs, 0.99) < 1e-4
-    assert diffs.max() < 1e-3
+        first += [abs(h[0] - h_ref[0]), abs(nll[0] - nll_ref[0])]
+        rest.append(np.abs(np.concatenate([h[1:] - h_ref[1:], nll[1:] - nll_ref[1:]])))
+    assert np.concatenate(rest).max() < 1e-4  # nats, H and NLL alike
+    # Position 0 sees the separator alone, SmolLM2's attention sink (hidden activations ~2e4): a
+    # GEMM's tail block rounds its row differently and the sink amplifies that to ~1.6e-4 nats
+    # (transformers fp32 itself is 4.6e-5 from fp64 there). No anchor is ever taken there.
+    assert max(first) < 3e-4
     assert vllm.lm_tokens == hf.lm_tokens
 
 
@@ -72,4 +72,4 @@ def test_windows_and_positions_through_vllm(engines):
         for engine in engines:
             engine.max_tokens, engine.overlap = 2048, 512
     assert h.shape == (len(positions),)
-    assert np.quantile(np.abs(h - h_ref), 0.99) < 1e-4 and np.abs(nll - nll_ref).max() < 1e-3
+    assert np.abs(h - h_ref).max() < 1e-4 and np.abs(nll - nll_ref).max() < 1e-4
