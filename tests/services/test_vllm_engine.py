@@ -73,3 +73,15 @@ def test_windows_and_positions_through_vllm(engines):
             engine.max_tokens, engine.overlap = 2048, 512
     assert h.shape == (len(positions),)
     assert np.abs(h - h_ref).max() < 1e-4 and np.abs(nll - nll_ref).max() < 1e-4
+
+
+def test_entropy_stage_on_vllm_takes_the_same_anchors(engines):
+    from entropylong_streamer.method.anchors import AnchorParams
+    from entropylong_streamer.stages.entropy import EntropyStage
+    from entropylong_streamer.topics import Doc
+
+    docs = [Doc(doc_id=f"d{i}", text=t, source="test") for i, t in enumerate(texts()[:4])]
+    params = AnchorParams(alpha=1.0, min_position=8, max_anchors=16, merge_distance=4)
+    on_vllm, on_hf = (EntropyStage(e, params, 8, SEP, "v").process(docs).outputs for e in engines)
+    assert [[a.index for a in r.anchors] for r in on_vllm] == [[a.index for a in r.anchors] for r in on_hf]
+    assert sum(len(r.anchors) for r in on_vllm) > 4
