@@ -5,16 +5,30 @@ The same code serves milvus-lite (a local file or its server) and a real Milvus 
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
+from prometheus_client import Counter, Histogram
 
 from entropylong_streamer.stages.index import Chunk
 from entropylong_streamer.stages.retrieve import Embedder, Hit
 
 MAX_TEXT = 16384
 
+SEARCH_SECONDS = Histogram("elong_pool_search_seconds", "Latency of one pool search (a document's anchors)",
+                           buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+SEARCH_QUERIES = Counter("elong_pool_search_queries_total", "Query vectors searched in the pool")
+UPSERTED = Counter("elong_pool_upserted_chunks_total", "Chunks upserted into the pool (replays included)")
+
+
+# Build and search parameters when the configuration gives none.
+INDEX_DEFAULTS: dict[str, dict] = {"HNSW": {"M": 16, "efConstruction": 200}, "IVF_FLAT": {"nlist": 128}}
+SEARCH_DEFAULTS: dict[str, dict] = {"HNSW": {"ef": 64}, "IVF_FLAT": {"nprobe": 16}}
+
 
 class MilvusPool:
     def __init__(self, uri: str, collection: str, embedder: Embedder, dim: int, token: str | None = None,
+                 index_type: str = "HNSW", index_params: dict | None = None,
                  search_params: dict | None = None) -> None:
         from pymilvus import DataType, MilvusClient
 
@@ -22,7 +36,9 @@ class MilvusPool:
                                    grpc_options={"grpc.keepalive_time_ms": 600000})
         self.collection = collection
         self.embedder = embedder
-        self.search_params = search_params or {}
+        self.index_type = index_type
+        self.search_params = dict(SEARCH_DEFAULTS.get(index_type, {}) if search_params is None
+                                  else search_params)
         if not self.client.has_collection(collection):
             schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False)
             schema.add_field("chunk_id", DataType.VARCHAR, is_primary=True, max_length=512)
@@ -30,8 +46,14 @@ class MilvusPool:
             schema.add_field("text", DataType.VARCHAR, max_length=MAX_TEXT * 4)
             schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
             index = self.client.prepare_index_params()
-            index.add_index(field_name="vector", index_type="AUTOINDEX", metric_type="COSINE")
+            params = INDEX_DEFAULTS.get(index_type, {}) if index_params is None else index_params
+            index.add_index(field_name="vector", index_type=index_type, metric_type="COSINE", params=params)
             self.client.create_collection(collection, schema=schema, index_params=index)
+        else:
+            built = self.client.describe_index(collection, "vector").get("index_type")
+            if built != index_type:
+                raise ValueError(f"collection {collection!r} has a {built} index, the configuration asks "
+                                 f"for {index_type}: use another milvus.collection or drop it")
         self.client.load_collection(collection)
 
     def upsert(self, chunks: list[Chunk]) -> None:
@@ -40,14 +62,21 @@ class MilvusPool:
         rows = [{"chunk_id": c.chunk_id, "doc_id": c.doc_id, "text": c.text[:MAX_TEXT], "vector": v.tolist()}
                 for c, v in zip(chunks, vectors, strict=True)]
         self.client.upsert(self.collection, rows)
+        UPSERTED.inc(len(rows))
 
     def search(self, vectors: np.ndarray, k: int, exclude_doc_id: str) -> list[list[Hit]]:
         escaped = exclude_doc_id.replace("\\", "\\\\").replace('"', '\\"')
+        params = dict(self.search_params)
+        if "ef" in params:  # HNSW returns at most ef results
+            params["ef"] = max(int(params["ef"]), k)
+        t0 = time.perf_counter()
         res = self.client.search(
             self.collection, data=[v.tolist() for v in vectors], limit=k,
             filter=f'doc_id != "{escaped}"', output_fields=["chunk_id", "doc_id", "text"],
-            search_params={"metric_type": "COSINE", "params": self.search_params},
+            search_params={"metric_type": "COSINE", "params": params},
         )
+        SEARCH_SECONDS.observe(time.perf_counter() - t0)
+        SEARCH_QUERIES.inc(len(vectors))
         return [[Hit(e["chunk_id"], e["doc_id"], e["text"], float(h["distance"]))
                  for h in hits for e in (h["entity"],)] for hits in res]
 

@@ -95,6 +95,11 @@ class RetrievalConfig(_Section):
     index_live_docs: bool = True
     # Chunks whose normalised text equals a window of the document count as the document itself.
     leak_ngram: int = Field(13, ge=4)
+    # The pool's ANN index (Milvus): type, build parameters and search parameters. None takes the
+    # defaults in services/pool.py (HNSW: M 16, efConstruction 200; search ef = max(64, K)).
+    index_type: Literal["HNSW", "AUTOINDEX", "IVF_FLAT", "FLAT"] = "HNSW"
+    index_params: dict[str, int | float | str] | None = None
+    search_params: dict[str, int | float | str] | None = None
 
     @model_validator(mode="after")
     def _overlap_below_length(self) -> RetrievalConfig:

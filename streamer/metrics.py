@@ -7,6 +7,7 @@ counters, so they include window overlaps and exclude padding (counted apart).
 from __future__ import annotations
 
 import logging
+from collections import Counter as Counts
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
@@ -18,6 +19,8 @@ BATCH_SECONDS = Histogram("elong_batch_seconds", "Wall time of one batch in the 
 LM_TOKENS = Counter("elong_lm_tokens_total", "Tokens run through the LM", ["stage"])
 LM_PADDING = Counter("elong_lm_padding_tokens_total", "Padding run through the LM by batching", ["stage"])
 LM_SECONDS = Counter("elong_lm_busy_seconds_total", "Wall time inside LM forwards", ["stage"])
+STAGE_EVENTS = Counter("elong_stage_events_total", "A stage's own counts (anchors, queries, pairs, "
+                       "leaks_excluded, dropped_<reason>, ...), from its Stats", ["stage", "event"])
 LM_RATE = Gauge("elong_lm_tokens_per_second", "LM tokens per second of the last batch's wall time",
                 ["stage"])
 
@@ -31,10 +34,12 @@ def serve(host: str, port: int) -> None:
 class BatchMeter:
     """Turns one batch's counts and the engine's counter deltas into metrics and a log line."""
 
-    def __init__(self, stage: str, engine=None) -> None:
+    def __init__(self, stage: str, engine=None, stats: Counts | None = None) -> None:
         self.stage = stage
         self.engine = engine
+        self.stats = stats
         self._last = self._engine_counts()
+        self._last_stats = dict(stats or {})
 
     def _engine_counts(self) -> tuple[int, int, float]:
         e = self.engine
@@ -48,6 +53,11 @@ class BatchMeter:
         RECORDS.labels(self.stage, "dead_lettered").inc(n_dead)
         BATCH_SECONDS.labels(self.stage).observe(seconds)
         line = f"{self.stage}: {n_in} in, {n_out} out, {n_dead} dead-lettered in {seconds:.2f} s"
+        if self.stats is not None:
+            for event, value in self.stats.items():
+                if event != "lm_tokens" and value != self._last_stats.get(event, 0):
+                    STAGE_EVENTS.labels(self.stage, event).inc(value - self._last_stats.get(event, 0))
+            self._last_stats = dict(self.stats)
         now = self._engine_counts()
         tokens, padding, busy = (a - b for a, b in zip(now, self._last, strict=True))
         self._last = now

@@ -55,8 +55,10 @@ class Pipeline:
     def pool(self):
         from entropylong_streamer.services.pool import MilvusPool
 
+        r = self.cfg.retrieval
         return MilvusPool(self.milvus_uri, self.cfg.milvus.collection, self.embedder, self.embedder.dim,
-                          token=self.cfg.milvus.token)
+                          token=self.cfg.milvus.token, index_type=r.index_type,
+                          index_params=r.index_params, search_params=r.search_params)
 
     def entropy(self) -> EntropyStage:
         e = self.cfg.entropy

@@ -91,7 +91,8 @@ def build_app(cfg: Config, stage: str):
         loop = asyncio.get_running_loop()
         if "stage" not in holder:  # load the model once per worker, off the event loop
             holder["stage"] = await loop.run_in_executor(stage_thread, spec.build, Pipeline(cfg))
-            holder["meter"] = BatchMeter(stage, getattr(holder["stage"], "engine", None))
+            holder["meter"] = BatchMeter(stage, getattr(holder["stage"], "engine", None),
+                                         holder["stage"].stats)
         stage_obj, meter = holder["stage"], holder["meter"]
         # Batches across documents: up to max_batch records, or what came within batch_wait_s.
         async for events in stream.take_events(max_batch, within=cfg.agents.batch_wait_s):

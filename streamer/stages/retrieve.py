@@ -62,12 +62,25 @@ class RetrievalStage:
     stats: Stats = field(default_factory=Stats, init=False)
 
     def process(self, records: list[AnchorsRecord]) -> StageResult[AnchorsRecord, CandidatesRecord]:
-        return run_batch(self.name, records, self._one, self.stats)
+        # Every query window of the batch in one embedding call; then one search per document,
+        # since each excludes its own document.
+        queries = [a.query for rec in records for a in rec.anchors]
+        vectors = self.embedder.embed(queries) if queries else None
+        self.stats["queries"] += len(queries)
+        starts, at = {}, 0
+        for rec in records:
+            starts[id(rec)] = at
+            at += len(rec.anchors)
 
-    def _one(self, rec: AnchorsRecord) -> CandidatesRecord:
+        def one(rec: AnchorsRecord) -> CandidatesRecord:
+            start = starts[id(rec)]
+            return self._one(rec, vectors[start : start + len(rec.anchors)] if rec.anchors else None)
+
+        return run_batch(self.name, records, one, self.stats)
+
+    def _one(self, rec: AnchorsRecord, vectors: np.ndarray | None) -> CandidatesRecord:
         if not rec.anchors:
             return CandidatesRecord(anchors=rec, candidates=[], config_version=self.config_version)
-        vectors = self.embedder.embed([a.query for a in rec.anchors])
         hits_per_anchor = self.pool.search(vectors, self.top_k * self.overfetch, exclude_doc_id=rec.doc_id)
         doc_grams = word_ngrams(rec.text, self.leak_ngram)
         lower = rec.text.lower()

@@ -70,3 +70,24 @@ def test_a_document_without_anchors_passes_with_no_candidates():
     stage = RetrievalStage(emb, ListPool([("a:0", "a", "x y")], emb), 2, 8, "v")
     (out,) = stage.process([record([])]).outputs
     assert out.candidates == []
+
+
+class CountingEmbedder(BagOfWordsEmbedder):
+    calls = 0
+
+    def embed(self, texts):
+        self.calls += 1
+        return super().embed(texts)
+
+
+def test_a_batch_embeds_every_query_window_in_one_call_and_matches_one_by_one():
+    emb = CountingEmbedder()
+    pool = ListPool([("a:0", "a", "otters eat fish and crabs"), ("b:0", "b", "cold lake weather is foggy"),
+                     ("c:0", "c", "a den near water")], emb)
+    records = [record([(1, "otter fish"), (4, "lake weather")]), record([]), record([(2, "den water")])]
+    batched = RetrievalStage(emb, pool, 2, 8, "v")
+    calls = emb.calls
+    together = batched.process(records).outputs
+    assert emb.calls - calls == 1 and batched.stats["queries"] == 3
+    alone = [RetrievalStage(emb, pool, 2, 8, "v").process([r]).outputs[0] for r in records]
+    assert [o.candidates for o in together] == [o.candidates for o in alone]

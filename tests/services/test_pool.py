@@ -1,0 +1,47 @@
+"""The Milvus pool on embedded Milvus Lite (a local file): index types, idempotence, exclusion."""
+
+import numpy as np
+import pytest
+
+from entropylong_streamer.services.pool import MilvusPool
+from entropylong_streamer.stages.index import Chunk
+
+
+class HashEmbedder:
+    dim = 32
+
+    def embed(self, texts):
+        out = np.zeros((len(texts), self.dim), np.float32)
+        for i, t in enumerate(texts):
+            for w in t.lower().split():
+                out[i, sum(map(ord, w)) % self.dim] += 1
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+
+
+def chunks(n):
+    words = ["otter", "river", "lake", "kafka", "topic", "milvus", "vector", "den", "fish", "shard"]
+    rng = np.random.default_rng(0)
+    return [Chunk(chunk_id=f"doc{i % 7}:{i}", doc_id=f"doc{i % 7}", text=" ".join(rng.choice(words, 6)))
+            for i in range(n)]
+
+
+@pytest.mark.parametrize("index_type", ["HNSW", "FLAT", "IVF_FLAT", "AUTOINDEX"])
+def test_each_index_type_searches_excludes_and_upserts_idempotently(tmp_path, index_type):
+    emb = HashEmbedder()
+    pool = MilvusPool(str(tmp_path / "pool.db"), "c", emb, emb.dim, index_type=index_type)
+    data = chunks(60)
+    pool.upsert(data)
+    pool.upsert(data[:30])  # a replay
+    pool.flush()
+    ids = pool.client.query("c", filter="doc_id != ''", output_fields=["chunk_id"], limit=1000)
+    assert len(ids) == 60
+    (hits,) = pool.search(emb.embed(["otter river lake"]), 10, exclude_doc_id="doc3")
+    assert len(hits) == 10 and all(h.doc_id != "doc3" for h in hits)
+    assert hits == sorted(hits, key=lambda h: -h.score)
+
+
+def test_a_collection_built_with_another_index_is_refused(tmp_path):
+    emb = HashEmbedder()
+    MilvusPool(str(tmp_path / "pool.db"), "c", emb, emb.dim, index_type="FLAT").client.close()
+    with pytest.raises(ValueError, match="has a FLAT index"):
+        MilvusPool(str(tmp_path / "pool.db"), "c", emb, emb.dim, index_type="HNSW")
