@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from entropylong_streamer.stages.index import Chunk
 from entropylong_streamer.stages.retrieve import Embedder, Hit
@@ -18,6 +18,7 @@ MAX_TEXT = 16384
 SEARCH_SECONDS = Histogram("elong_pool_search_seconds", "Latency of one pool search (a document's anchors)",
                            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
 SEARCH_QUERIES = Counter("elong_pool_search_queries_total", "Query vectors searched in the pool")
+POOL_CHUNKS = Gauge("elong_pool_chunks", "Chunks in the pool, as the collection's statistics last said")
 UPSERTED = Counter("elong_pool_upserted_chunks_total", "Chunks upserted into the pool (replays included)")
 
 
@@ -37,6 +38,7 @@ class MilvusPool:
         self.collection = collection
         self.embedder = embedder
         self.index_type = index_type
+        self.index_params = dict(INDEX_DEFAULTS.get(index_type, {}) if index_params is None else index_params)
         self.search_params = dict(SEARCH_DEFAULTS.get(index_type, {}) if search_params is None
                                   else search_params)
         if not self.client.has_collection(collection):
@@ -46,8 +48,8 @@ class MilvusPool:
             schema.add_field("text", DataType.VARCHAR, max_length=MAX_TEXT * 4)
             schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
             index = self.client.prepare_index_params()
-            params = INDEX_DEFAULTS.get(index_type, {}) if index_params is None else index_params
-            index.add_index(field_name="vector", index_type=index_type, metric_type="COSINE", params=params)
+            index.add_index(field_name="vector", index_type=index_type, metric_type="COSINE",
+                            params=self.index_params)
             self.client.create_collection(collection, schema=schema, index_params=index)
         else:
             built = self.client.describe_index(collection, "vector").get("index_type")
@@ -63,6 +65,7 @@ class MilvusPool:
                 for c, v in zip(chunks, vectors, strict=True)]
         self.client.upsert(self.collection, rows)
         UPSERTED.inc(len(rows))
+        POOL_CHUNKS.set(self.size())
 
     def search(self, vectors: np.ndarray, k: int, exclude_doc_id: str) -> list[list[Hit]]:
         escaped = exclude_doc_id.replace("\\", "\\\\").replace('"', '\\"')

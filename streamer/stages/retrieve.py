@@ -85,12 +85,16 @@ class RetrievalStage:
         doc_grams = word_ngrams(rec.text, self.leak_ngram)
         lower = rec.text.lower()
         by_chunk: dict[str, Candidate] = {}
+        leaks: dict[str, bool] = {}
         for anchor, hits in zip(rec.anchors, hits_per_anchor, strict=True):
             kept = 0
             for hit in hits:
                 if kept == self.top_k:
                     break
-                if hit.doc_id == rec.doc_id or is_leak(hit.text, doc_grams, lower, self.leak_ngram):
+                if hit.chunk_id not in leaks:  # the same chunk comes back for several anchors
+                    leaks[hit.chunk_id] = hit.doc_id == rec.doc_id or is_leak(hit.text, doc_grams, lower,
+                                                                               self.leak_ngram)
+                if leaks[hit.chunk_id]:
                     self.stats["leaks_excluded"] += 1
                     continue
                 kept += 1

@@ -132,6 +132,9 @@ def test_streaming_delivers_every_document_once_and_matches_batch(tmp_path, corp
         assert scraped[("elong_lm_tokens_total", "entropy", "")] == lm_tokens
         records = {o: scraped[("elong_records_total", "entropy", o)] for o in ("in", "out", "dead_lettered")}
         assert records == {"in": DOCS_N + 1, "out": DOCS_N, "dead_lettered": 1}  # the junk record
+        anchors = sum(len(a.anchors) for a in read_topic(cfg, ANCHORS))
+        assert scraped[("elong_stage_events_total", "retrieval", "queries")] == anchors > 0
+        assert scraped[("elong_stage_events_total", "entropy", "anchors")] == anchors
     finally:
         stop_all(cfg)
     for w in workers:
@@ -180,7 +183,7 @@ def _port_free(port: int) -> bool:
 
 
 def _scrape_all(base: int, n: int) -> dict[tuple[str, str, str], float]:
-    """(sample name, stage, outcome) -> value summed over every worker's endpoint that answers."""
+    """(sample name, stage, outcome or event) -> value summed over every worker's endpoint that answers."""
     import urllib.request
 
     from prometheus_client.parser import text_string_to_metric_families
@@ -194,6 +197,7 @@ def _scrape_all(base: int, n: int) -> dict[tuple[str, str, str], float]:
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
                 if "stage" in sample.labels:
-                    key = (sample.name, sample.labels["stage"], sample.labels.get("outcome", ""))
+                    kind = sample.labels.get("outcome") or sample.labels.get("event") or ""
+                    key = (sample.name, sample.labels["stage"], kind)
                     out[key] = out.get(key, 0.0) + sample.value
     return out
