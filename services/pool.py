@@ -13,7 +13,9 @@ from prometheus_client import Counter, Gauge, Histogram
 from entropylong_streamer.stages.index import Chunk
 from entropylong_streamer.stages.retrieve import Embedder, Hit
 
-MAX_TEXT = 16384
+# Characters of chunk text stored; the field holds 65,535 bytes (Milvus's VARCHAR limit), so even
+# 4-byte UTF-8 characters fit.
+MAX_TEXT = 16383
 
 SEARCH_SECONDS = Histogram("elong_pool_search_seconds", "Latency of one pool search (a document's anchors)",
                            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
@@ -45,7 +47,7 @@ class MilvusPool:
             schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False)
             schema.add_field("chunk_id", DataType.VARCHAR, is_primary=True, max_length=512)
             schema.add_field("doc_id", DataType.VARCHAR, max_length=256)
-            schema.add_field("text", DataType.VARCHAR, max_length=MAX_TEXT * 4)
+            schema.add_field("text", DataType.VARCHAR, max_length=65535)
             schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
             index = self.client.prepare_index_params()
             index.add_index(field_name="vector", index_type=index_type, metric_type="COSINE",
@@ -84,8 +86,9 @@ class MilvusPool:
                  for h in hits for e in (h["entity"],)] for hits in res]
 
     def size(self) -> int:
-        stats = self.client.get_collection_stats(self.collection)
-        return int(stats.get("row_count", 0))
+        """Live chunks (a count query: a server's row_count also counts rows an upsert replaced)."""
+        rows = self.client.query(self.collection, filter="", output_fields=["count(*)"])
+        return int(rows[0]["count(*)"]) if rows else 0
 
     def flush(self) -> None:
         self.client.flush(self.collection)

@@ -34,7 +34,7 @@ def test_each_index_type_searches_excludes_and_upserts_idempotently(tmp_path, in
     pool.upsert(data[:30])  # a replay
     pool.flush()
     ids = pool.client.query("c", filter="doc_id != ''", output_fields=["chunk_id"], limit=1000)
-    assert len(ids) == 60
+    assert len(ids) == 60 == pool.size()
     (hits,) = pool.search(emb.embed(["otter river lake"]), 10, exclude_doc_id="doc3")
     assert len(hits) == 10 and all(h.doc_id != "doc3" for h in hits)
     assert hits == sorted(hits, key=lambda h: -h.score)
