@@ -3,34 +3,41 @@ run, and the recall@K of the pool's ANN index against exact (FLAT) search.
 
     .venv/bin/python bench/retrieval.py [--documents 120] [--anchors 8] [--set KEY=VALUE ...]
 
-Queries are anchor windows (w tokens either side, decoded, as the entropy stage makes them) at
-random positions of each document; no LM runs. Service: RetrievalStage.process on the anchors
-records (one embedding call per batch, one search per document excluding itself, the leakage
-rule, dedup). Bare: the same embedding call and the same pymilvus searches, nothing else.
+Everything runs against the embedded stack (noida-db, the milvus-lite server by URI). Queries are
+anchor windows (w tokens either side, decoded, as the entropy stage makes them) at random
+positions of each document; no LM runs. Bare: one embedding call and one pymilvus search per
+document, nothing else. Stage: RetrievalStage.process in this process (the leakage rule, dedup).
+Service: the real retrieval worker, anchors topic -> candidates topic, timed from the first
+record produced to the last candidates record's broker timestamp, after a warm-up record.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import random
+import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
 
+from entropylong_streamer.agents import kafka_clients as kc
+from entropylong_streamer.agents.adapter import Produced
 from entropylong_streamer.config import load_config
 from entropylong_streamer.demo_corpus import write_demo_corpus
 from entropylong_streamer.pipeline import Pipeline
-from entropylong_streamer.services.embedder import SentenceEmbedder
+from entropylong_streamer.services import stack
 from entropylong_streamer.services.pool import MilvusPool
+from entropylong_streamer.stack_control import start_servers, stop_all
 from entropylong_streamer.stages.index import IndexStage
 from entropylong_streamer.stages.ingest import BadRow, read_documents
-from entropylong_streamer.stages.retrieve import RetrievalStage
-from entropylong_streamer.topics import Anchor, AnchorsRecord
+from entropylong_streamer.topics import ANCHORS, CANDIDATES, Anchor, AnchorsRecord
 
 
-def anchors_records(docs, tokenizer, per_doc: int, window: int, seed: int = 0) -> list[AnchorsRecord]:
+def anchors_records(docs, tokenizer, per_doc: int, window: int, version: str, seed: int = 0) -> list[AnchorsRecord]:
     rng = random.Random(seed)
     out = []
     for d in docs:
@@ -42,7 +49,7 @@ def anchors_records(docs, tokenizer, per_doc: int, window: int, seed: int = 0) -
                    for t in picks]
         out.append(AnchorsRecord(doc_id=d.doc_id, text=d.text, token_ids=tok.ids, token_offsets=tok.offsets,
                                  entropy_f16=np.zeros(n, "<f2").tobytes(), anchors=anchors,
-                                 config_version="bench"))
+                                 config_version=version))
     return out
 
 
@@ -54,44 +61,66 @@ def main() -> None:
     ap.add_argument("--set", dest="sets", action="append", default=[])
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="elong-bench-retrieval-"))
-    cfg = load_config(None, [f"data_dir={str(work)!r}", *args.sets])
+    cfg = load_config(None, [
+        f"data_dir={str(work)!r}", f"kafka.bootstrap_servers='127.0.0.1:{stack.free_port()}'",
+        f"kafka.topic_prefix='b{uuid.uuid4().hex[:6]}.'", "kafka.idle_fetch_backoff_ms=200",
+        f"milvus.uri='http://127.0.0.1:{stack.free_port()}'", *args.sets])
     (work / "models").symlink_to(Path(args.cache).resolve(), target_is_directory=True)
     r = cfg.retrieval
     corpus = work / "docs.jsonl"
     write_demo_corpus(corpus, args.documents)
     docs = [d for d in read_documents([corpus]) if not isinstance(d, BadRow)]
-    tokenizer = Pipeline(cfg).engine_tokenizer()
-    emb = SentenceEmbedder(r.embedder)
+    pipe = Pipeline(cfg)
+    tokenizer = pipe.engine_tokenizer()
+    try:
+        start_servers(cfg)
+        emb, ann = pipe.embedder, pipe.pool
+        exact = MilvusPool(cfg.milvus.uri, cfg.milvus.collection + "_exact", emb, emb.dim, index_type="FLAT")
+        t0 = time.perf_counter()
+        IndexStage(tokenizer, ann, r.chunk_tokens, r.chunk_overlap).process(docs)
+        index_seconds = time.perf_counter() - t0
+        IndexStage(tokenizer, exact, r.chunk_tokens, r.chunk_overlap).process(docs)
+        ann.flush()
+        exact.flush()
+        records = anchors_records(docs, tokenizer, args.anchors, cfg.entropy.window, cfg.entropy_version())
+        queries = [a.query for rec in records for a in rec.anchors]
 
-    ann = MilvusPool(str(work / "ann.db"), "pool", emb, emb.dim, index_type=r.index_type,
-                     index_params=r.index_params, search_params=r.search_params)
-    exact = MilvusPool(str(work / "exact.db"), "pool", emb, emb.dim, index_type="FLAT")
-    t0 = time.perf_counter()
-    IndexStage(tokenizer, ann, r.chunk_tokens, r.chunk_overlap).process(docs)
-    index_seconds = time.perf_counter() - t0
-    IndexStage(tokenizer, exact, r.chunk_tokens, r.chunk_overlap).process(docs)
-    ann.flush()
-    exact.flush()
-    records = anchors_records(docs, tokenizer, args.anchors, cfg.entropy.window)
-    queries = [a.query for rec in records for a in rec.anchors]
+        stage = pipe.retrieval()
+        stage.process(records[:4])  # warm-up
+        stage.stats.clear()
+        t0 = time.perf_counter()
+        stage.process(records)
+        in_process = time.perf_counter() - t0
 
-    stage = RetrievalStage(emb, ann, r.top_k, r.leak_ngram, "bench")
-    stage.process(records[:4])  # warm-up
-    stage.stats.clear()
-    t0 = time.perf_counter()
-    stage.process(records)
-    service = time.perf_counter() - t0
+        k = r.top_k * stage.overfetch
+        t0 = time.perf_counter()
+        vectors = emb.embed(queries)
+        at = 0
+        for rec in records:
+            ann.search(vectors[at : at + len(rec.anchors)], k, rec.doc_id)
+            at += len(rec.anchors)
+        bare = time.perf_counter() - t0
 
-    k = r.top_k * stage.overfetch
-    t0 = time.perf_counter()
-    vectors = emb.embed(queries)
-    at = 0
-    for rec in records:
-        ann.search(vectors[at : at + len(rec.anchors)], k, rec.doc_id)
-        at += len(rec.anchors)
-    bare = time.perf_counter() - t0
+        recalls = recall_at(ann, exact, records, vectors, (r.top_k, k))
+        service = worker_seconds(cfg, work, records)
+        pool_size = ann.size()
+    finally:
+        stop_all(cfg)
 
-    recalls = {kk: [] for kk in (r.top_k, k)}
+    params = {**ann.index_params, **ann.search_params}
+    print(f"{len(docs)} documents, {pool_size} chunks ({r.chunk_tokens} tokens, overlap {r.chunk_overlap}), "
+          f"indexed in {index_seconds:.1f} s; {len(queries)} queries; index {r.index_type} {params}")
+    print(f"bare embedding + search:      {len(queries) / bare:.0f} queries/s")
+    print(f"retrieval stage, in process:  {len(queries) / in_process:.0f} queries/s  ({bare / in_process:.2f} of bare)")
+    print(f"retrieval worker, via Kafka:  {len(queries) / service:.0f} queries/s  ({bare / service:.2f} of bare)")
+    print(f"candidates per anchor {stage.stats['pairs'] / max(len(queries), 1):.2f}, "
+          f"leaks excluded {stage.stats['leaks_excluded']}, unique candidates {stage.stats['unique_candidates']}")
+    for kk, values in recalls.items():
+        print(f"recall@{kk} of {r.index_type} against exact search: {np.mean(values):.4f} ({len(values)} queries)")
+
+
+def recall_at(ann, exact, records, vectors, ks) -> dict[int, list[float]]:
+    recalls: dict[int, list[float]] = {kk: [] for kk in ks}
     at = 0
     for rec in records:
         v = vectors[at : at + len(rec.anchors)]
@@ -101,16 +130,49 @@ def main() -> None:
                 truth = {h.chunk_id for h in want}
                 if truth:
                     recalls[kk].append(len(truth & {h.chunk_id for h in got}) / len(truth))
+    return recalls
 
-    params = {**ann.index_params, **ann.search_params}
-    print(f"{len(docs)} documents, {ann.size()} chunks ({r.chunk_tokens} tokens, overlap {r.chunk_overlap}), "
-          f"indexed in {index_seconds:.1f} s; {len(queries)} queries; index {r.index_type} {params}")
-    print(f"bare embedding + search: {len(queries) / bare:.0f} queries/s")
-    print(f"retrieval service:       {len(queries) / service:.0f} queries/s  ({bare / service:.2f} of bare)")
-    print(f"candidates per anchor {stage.stats['pairs'] / max(len(queries), 1):.2f}, "
-          f"leaks excluded {stage.stats['leaks_excluded']}, unique candidates {stage.stats['unique_candidates']}")
-    for kk, values in recalls.items():
-        print(f"recall@{kk} of {r.index_type} against exact search: {np.mean(values):.4f} ({len(values)} queries)")
+
+def worker_seconds(cfg, work: Path, records) -> float:
+    """The real retrieval worker over the anchors topic: seconds from producing the records to the
+    last candidates record's broker timestamp (after one warm-up record)."""
+    from kafka import KafkaConsumer
+
+    conf = work / "config.json"
+    conf.write_text(json.dumps(cfg.model_dump(mode="json")))
+    worker = stack.ManagedProcess("worker-retrieval", [sys.executable, "-m", "entropylong_streamer.cli",
+                                                       "worker", "retrieval", "--config", str(conf)],
+                                  work / "run")
+    prefix = cfg.kafka.topic_prefix
+    prod = kc.producer(cfg)
+    cons = KafkaConsumer(CANDIDATES.full_name(prefix), auto_offset_reset="earliest", **kc.client_kwargs(cfg))
+
+    def receive(n: int) -> float:
+        got, last = 0, 0.0
+        deadline = time.monotonic() + 1800
+        while got < n:
+            assert worker.alive(), worker.log_tail()
+            assert time.monotonic() < deadline, "the retrieval worker did not finish"
+            polled = [m for ms in cons.poll(timeout_ms=10, max_records=500).values() for m in ms]
+            if not polled:
+                time.sleep(1.0)  # a tight poll loop would take CPU from the worker it measures
+            got += len(polled)
+            last = max([last, *(m.timestamp / 1000 for m in polled)])
+        return last
+
+    def send(recs) -> None:
+        kc.send_all(prod, prefix, [Produced(ANCHORS, ANCHORS.key(x), ANCHORS.encode(x)) for x in recs])
+
+    try:
+        send(records[:1])
+        receive(1)
+        t0 = time.time()
+        send(records)
+        return receive(len(records)) - t0
+    finally:
+        cons.close()
+        prod.close()
+        worker.stop()
 
 
 if __name__ == "__main__":
