@@ -61,7 +61,7 @@ def up(config: ConfigOpt = None, set_: SetOpt = None, detach: bool = typer.Optio
     if detach:
         return
     try:
-        watch(cfg, until=None)
+        watch(cfg, until=None, workers=procs)
     except KeyboardInterrupt:
         pass
     finally:
@@ -161,10 +161,10 @@ def demo(config: ConfigOpt = None, set_: SetOpt = None,
     try:
         with console.status("starting broker and milvus-lite on 127.0.0.1 ..."):
             start_servers(cfg)
-            start_workers(cfg)
+            workers = start_workers(cfg)
         sent, skipped, bad = ingest_paths(cfg, [corpus], console)
         console.print(f"ingested {sent} new documents ({skipped} seen before); model work starts now")
-        watch(cfg, until=n)
+        watch(cfg, until=n, workers=workers)
     except KeyboardInterrupt:
         pass
     finally:
@@ -191,9 +191,10 @@ def status_table(cfg: Config) -> Table:
     return table
 
 
-def watch(cfg: Config, until: int | None) -> None:
+def watch(cfg: Config, until: int | None, workers: list | None = None) -> None:
     """Refresh the status table; with `until`, return once that many documents are in shards or
-    dead-lettered and the trainer has consumed every shard."""
+    dead-lettered and the trainer has consumed every shard. A worker that dies ends the watch
+    with its log's last lines and exit status 1."""
     from entropylong_streamer.topics import DEAD_LETTER
 
     from .status import collect, end_offsets, shard_summary
@@ -203,6 +204,12 @@ def watch(cfg: Config, until: int | None) -> None:
         while True:
             time.sleep(2)  # a display refresh interval, not synchronisation
             live.update(status_table(cfg))
+            dead = [w for w in workers or [] if not w.alive()]
+            if dead:
+                live.stop()
+                console.print(f"[red]{dead[0].name} exited[/red]; the end of {dead[0].log_path}:")
+                console.print(dead[0].log_tail(12), markup=False, highlight=False)
+                raise typer.Exit(1)
             if until is None:
                 continue
             s = shard_summary(cfg)

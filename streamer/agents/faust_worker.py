@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -88,6 +89,18 @@ def build_app(cfg: Config, stage: str):
 
     @app.agent(source, name=f"{stage}-agent")
     async def agent(stream):
+        try:
+            await run_agent(stream)
+        except Exception:
+            # Not a bad record (handle_batch dead-letters those): the stage cannot run (a model or
+            # pool that fails to load, a broker refusing sends). Faust would keep the process up
+            # with a dead agent; exit instead, so `up`, the demo and a supervisor see it. Nothing
+            # is lost: this batch's offsets are not committed and it is read again after a restart.
+            log.critical("%s worker stops: its agent failed", stage, exc_info=True)
+            logging.shutdown()
+            os._exit(1)
+
+    async def run_agent(stream):
         loop = asyncio.get_running_loop()
         if "stage" not in holder:  # load the model once per worker, off the event loop
             holder["stage"] = await loop.run_in_executor(stage_thread, spec.build, Pipeline(cfg))
