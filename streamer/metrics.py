@@ -25,6 +25,28 @@ LM_RATE = Gauge("elong_lm_tokens_per_second", "LM tokens per second of the last 
                 ["stage"])
 
 
+ANCHORS_PER_DOC = Histogram("elong_anchors_per_document", "Anchors the entropy stage took per document",
+                            ["stage"], buckets=(0, 1, 2, 4, 8, 16, 32, 64, 128))
+CANDIDATES_PER_ANCHOR = Histogram("elong_candidates_per_anchor", "Candidates retrieved per anchor", ["stage"],
+                                  buckets=(0, 1, 2, 3, 5, 8, 13, 21))
+DI = Histogram("elong_verify_di", "dI = (H - H') / H of every measured (context, anchor) pair", ["stage"],
+               buckets=(-1.0, -0.5, -0.2, -0.1, 0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0))
+
+
+def observe_outputs(stage: str, outputs: list) -> None:
+    """Distributions read off a batch's output records (the stages themselves stay metric-free)."""
+    for rec in outputs:
+        if stage == "entropy":
+            ANCHORS_PER_DOC.labels(stage).observe(len(rec.anchors))
+        elif stage == "retrieval":
+            per_anchor = Counts(t for c in rec.candidates for t in set(c.anchor_indices))
+            for a in rec.anchors.anchors:
+                CANDIDATES_PER_ANCHOR.labels(stage).observe(per_anchor[a.index])
+        elif stage == "verify":
+            for pair in rec.pairs:
+                DI.labels(stage).observe(pair.d_i)
+
+
 def serve(host: str, port: int) -> None:
     if port:
         start_http_server(port, addr=host)

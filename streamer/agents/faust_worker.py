@@ -107,13 +107,19 @@ def build_app(cfg: Config, stage: str):
             holder["meter"] = BatchMeter(stage, getattr(holder["stage"], "engine", None),
                                          holder["stage"].stats)
         stage_obj, meter = holder["stage"], holder["meter"]
+
+        def process(records):
+            result = stage_obj.process(records)
+            metrics.observe_outputs(stage, result.outputs)
+            return result
+
         # Batches across documents: up to max_batch records, or what came within batch_wait_s.
         async for events in stream.take_events(max_batch, within=cfg.agents.batch_wait_s):
             t0 = time.perf_counter()
             msgs = [Message(e.message.topic, e.message.partition, e.message.offset, e.key, e.value)
                     for e in events]
             outs, dlq = await loop.run_in_executor(
-                stage_thread, handle_batch, stage, msgs, spec.source, spec.sink, stage_obj.process, expected)
+                stage_thread, handle_batch, stage, msgs, spec.source, spec.sink, process, expected)
             # Wait for the broker's acks before taking the next batch (which acks this one).
             pending = [await sink.send(key=p.key, value=p.value) for p in outs]
             pending += [await dead.send(key=p.key, value=p.value) for p in dlq]

@@ -135,6 +135,11 @@ def test_streaming_delivers_every_document_once_and_matches_batch(tmp_path, corp
         anchors = sum(len(a.anchors) for a in read_topic(cfg, ANCHORS))
         assert scraped[("elong_stage_events_total", "retrieval", "queries")] == anchors > 0
         assert scraped[("elong_stage_events_total", "entropy", "anchors")] == anchors
+        assert scraped[("elong_anchors_per_document_sum", "entropy", "")] == anchors
+        assert scraped[("elong_candidates_per_anchor_count", "retrieval", "")] == anchors
+        pairs = [p for rec in read_topic(cfg, DEPENDENCIES) for p in rec.pairs]
+        assert scraped[("elong_verify_di_count", "verify", "")] == len(pairs) > 0
+        assert scraped.get(("elong_stage_events_total", "verify", "accepted"), 0) == sum(p.accepted for p in pairs)
     finally:
         stop_all(cfg)
     for w in workers:
