@@ -13,13 +13,13 @@ measured before and after the agent (the machine is noisy; both are printed).
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
+
+from worker_timing import receive
 
 from entropylong_streamer.agents import kafka_clients as kc
 from entropylong_streamer.config import load_config
@@ -28,6 +28,7 @@ from entropylong_streamer.ingest_cmd import ingest_paths
 from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.services import stack
 from entropylong_streamer.services.lm import ScoreRequest
+from entropylong_streamer.stack_control import run_dir, start_worker, write_worker_config
 from entropylong_streamer.stages.ingest import BadRow, read_documents
 from entropylong_streamer.status import topic_partitions
 from entropylong_streamer.topics import ANCHORS
@@ -67,42 +68,25 @@ def main() -> None:
     bare_before = bare_rate(engine, requests)
     del engine
 
-    run_dir = work / "run"
     host_port = cfg.kafka.bootstrap_servers
-    broker = stack.start_broker(work / "broker", int(host_port.rsplit(":", 1)[1]), run_dir)
-    conf = work / "config.json"
-    conf.write_text(json.dumps(cfg.model_dump(mode="json")))
+    broker = stack.start_broker(work / "broker", int(host_port.rsplit(":", 1)[1]), run_dir(cfg))
+    write_worker_config(cfg)
     worker = None
     try:
         stack.ensure_topics(host_port, topic_partitions(cfg))
-        worker = stack.ManagedProcess("worker-entropy", [sys.executable, "-m", "entropylong_streamer.cli",
-                                                         "worker", "entropy", "--config", str(conf)], run_dir)
+        worker = start_worker(cfg, "entropy", "worker-entropy")
         from kafka import KafkaConsumer
 
         cons = KafkaConsumer(ANCHORS.full_name(cfg.kafka.topic_prefix), auto_offset_reset="earliest",
                              **kc.client_kwargs(cfg))
 
-        def receive(n: int) -> tuple[list, float]:
-            """n anchors records and the latest of their broker timestamps (seconds). Polled once a
-            second: a tight poll loop here would take CPU from the worker it measures."""
-            got, last = [], 0.0
-            deadline = time.monotonic() + 1800
-            while len(got) < n:
-                assert worker.alive(), worker.log_tail()
-                assert time.monotonic() < deadline, "the entropy worker did not finish"
-                polled = [r for rs in cons.poll(timeout_ms=10, max_records=500).values() for r in rs]
-                if not polled:
-                    time.sleep(1.0)
-                got += [ANCHORS.decode(r.value) for r in polled]
-                last = max([last, *(r.timestamp / 1000 for r in polled)])
-            return got, last
-
         quiet = _quiet()
         ingest_paths(cfg, [warmup], quiet)
-        receive(2)  # the worker is up, its model loaded and warm
+        receive(cons, 2, worker)  # the worker is up, its model loaded and warm
         t0 = time.time()
         sent, _, _ = ingest_paths(cfg, [corpus], quiet)
-        records, t1 = receive(sent)
+        values, t1 = receive(cons, sent, worker)
+        records = [ANCHORS.decode(v) for v in values]
         agent_seconds = t1 - t0
         cons.close()
     finally:

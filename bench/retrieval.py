@@ -14,15 +14,14 @@ record produced to the last candidates record's broker timestamp, after a warm-u
 from __future__ import annotations
 
 import argparse
-import json
 import random
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
 import numpy as np
+from worker_timing import receive
 
 from entropylong_streamer.agents import kafka_clients as kc
 from entropylong_streamer.agents.adapter import Produced
@@ -31,7 +30,7 @@ from entropylong_streamer.demo_corpus import write_demo_corpus
 from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.services import stack
 from entropylong_streamer.services.pool import MilvusPool
-from entropylong_streamer.stack_control import start_servers, stop_all
+from entropylong_streamer.stack_control import start_servers, start_worker, stop_all, write_worker_config
 from entropylong_streamer.stages.index import IndexStage
 from entropylong_streamer.stages.ingest import BadRow, read_documents
 from entropylong_streamer.topics import ANCHORS, CANDIDATES, Anchor, AnchorsRecord
@@ -102,7 +101,7 @@ def main() -> None:
         bare = time.perf_counter() - t0
 
         recalls = recall_at(ann, exact, records, vectors, (r.top_k, k))
-        service = worker_seconds(cfg, work, records)
+        service = worker_seconds(cfg, records)
         pool_size = ann.size()
     finally:
         stop_all(cfg)
@@ -133,42 +132,26 @@ def recall_at(ann, exact, records, vectors, ks) -> dict[int, list[float]]:
     return recalls
 
 
-def worker_seconds(cfg, work: Path, records) -> float:
+def worker_seconds(cfg, records) -> float:
     """The real retrieval worker over the anchors topic: seconds from producing the records to the
     last candidates record's broker timestamp (after one warm-up record)."""
     from kafka import KafkaConsumer
 
-    conf = work / "config.json"
-    conf.write_text(json.dumps(cfg.model_dump(mode="json")))
-    worker = stack.ManagedProcess("worker-retrieval", [sys.executable, "-m", "entropylong_streamer.cli",
-                                                       "worker", "retrieval", "--config", str(conf)],
-                                  work / "run")
+    write_worker_config(cfg)
+    worker = start_worker(cfg, "retrieval", "worker-retrieval")
     prefix = cfg.kafka.topic_prefix
     prod = kc.producer(cfg)
     cons = KafkaConsumer(CANDIDATES.full_name(prefix), auto_offset_reset="earliest", **kc.client_kwargs(cfg))
-
-    def receive(n: int) -> float:
-        got, last = 0, 0.0
-        deadline = time.monotonic() + 1800
-        while got < n:
-            assert worker.alive(), worker.log_tail()
-            assert time.monotonic() < deadline, "the retrieval worker did not finish"
-            polled = [m for ms in cons.poll(timeout_ms=10, max_records=500).values() for m in ms]
-            if not polled:
-                time.sleep(1.0)  # a tight poll loop would take CPU from the worker it measures
-            got += len(polled)
-            last = max([last, *(m.timestamp / 1000 for m in polled)])
-        return last
 
     def send(recs) -> None:
         kc.send_all(prod, prefix, [Produced(ANCHORS, ANCHORS.key(x), ANCHORS.encode(x)) for x in recs])
 
     try:
         send(records[:1])
-        receive(1)
+        receive(cons, 1, worker)
         t0 = time.time()
         send(records)
-        return receive(len(records)) - t0
+        return receive(cons, len(records), worker)[1] - t0
     finally:
         cons.close()
         prod.close()

@@ -12,7 +12,7 @@ from typing import Protocol
 import numpy as np
 
 from entropylong_streamer.method.batching import length_batches
-from entropylong_streamer.method.windows import plan_windows
+from entropylong_streamer.method.windows import default_overlap, plan_windows
 
 
 @dataclass(frozen=True)
@@ -82,11 +82,11 @@ class EngineBase(HFTokenizer):
     Subclasses implement _score_pieces: score a list of sequences that each fit in one forward.
     """
 
-    def __init__(self, tokenizer, name: str, max_tokens: int, overlap: int) -> None:
+    def __init__(self, tokenizer, name: str, max_tokens: int, overlap: int | None) -> None:
         super().__init__(tokenizer)
         self.name = name
         self.max_tokens = max_tokens
-        self.overlap = min(overlap, max_tokens - 2)
+        self.overlap = min(default_overlap(max_tokens) if overlap is None else overlap, max_tokens - 2)
         self.lm_tokens = 0
         self.padded_tokens = 0  # padding run through the model (batching waste)
         self.busy_seconds = 0.0  # wall time inside forwards
@@ -169,8 +169,7 @@ class TransformersEngine(EngineBase):
         self.model, tokenizer = load_causal_lm(model_spec, cache_dir, threads, self.device, self.dtype)
         limit = getattr(self.model.config, "max_position_embeddings", max_tokens)
         max_tokens = min(max_tokens, limit)
-        super().__init__(tokenizer, model_spec, max_tokens,
-                         max_tokens // 4 if overlap is None else overlap)
+        super().__init__(tokenizer, model_spec, max_tokens, overlap)
         self.chunk_positions = chunk_positions
         self.batch_tokens = max(batch_tokens, self.max_tokens)
         self._body = self.model.base_model

@@ -27,8 +27,7 @@ class VLLMEngine(EngineBase):
         path = model_dir(model_spec, cache_dir)  # vLLM has no GGUF loader: the safetensors copy
         config = json.loads((path / "config.json").read_text())
         max_tokens = min(max_tokens, config.get("max_position_embeddings", max_tokens))
-        super().__init__(load_tokenizer(model_spec, cache_dir), model_spec, max_tokens,
-                         max_tokens // 4 if overlap is None else overlap)
+        super().__init__(load_tokenizer(model_spec, cache_dir), model_spec, max_tokens, overlap)
         self.device, self.dtype = device, dtype
         os.environ[GEMM_ENV] = cpu_gemm  # read by the plugin while the model's weights load
         self.llm = _start_llm(path, config["architectures"][0], device, dtype, max_tokens,

@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from entropylong_streamer.method.windows import default_overlap
+
 CONFIG_SCHEMA = 1
 ENV_PREFIX = "ELONG_"
 
@@ -74,7 +76,7 @@ class ModelConfig(_Section):
 
     @property
     def overlap(self) -> int:
-        return self.max_tokens // 4 if self.window_overlap is None else self.window_overlap
+        return default_overlap(self.max_tokens) if self.window_overlap is None else self.window_overlap
 
 
 class EntropyConfig(_Section):

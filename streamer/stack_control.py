@@ -48,7 +48,8 @@ def start_servers(cfg: Config) -> list[stack.ManagedProcess]:
     return procs
 
 
-def start_workers(cfg: Config, count: int = 1) -> list[stack.ManagedProcess]:
+def write_worker_config(cfg: Config) -> Path:
+    """run_dir/config.json, the resolved config every worker reads."""
     rd = run_dir(cfg)
     rd.mkdir(parents=True, exist_ok=True)
     conf = rd / "config.json"
@@ -56,14 +57,25 @@ def start_workers(cfg: Config, count: int = 1) -> list[stack.ManagedProcess]:
     fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(json.dumps(cfg.model_dump(mode="json"), indent=1))
+    return conf
+
+
+def start_worker(cfg: Config, stage: str, name: str, extra: list[str] | None = None) -> stack.ManagedProcess:
+    """One `elong worker STAGE` process reading run_dir/config.json (see write_worker_config)."""
+    argv = [sys.executable, "-m", WORKER_MODULE, "worker", stage, "--config",
+            str(run_dir(cfg) / "config.json"), *(extra or [])]
+    return stack.ManagedProcess(name, argv, run_dir(cfg))
+
+
+def start_workers(cfg: Config, count: int = 1) -> list[stack.ManagedProcess]:
+    write_worker_config(cfg)
     procs = []
     for stage, _, _ in stage_groups(cfg):
         n = count if stage not in ("pack", "trainer") else 1
         for i in range(n):
-            argv = [sys.executable, "-m", WORKER_MODULE, "worker", stage, "--config", str(conf)]
-            if cfg.metrics.port:  # one Prometheus endpoint per worker: port, port + 1, ...
-                argv += ["--set", f"metrics.port={cfg.metrics.port + len(procs)}"]
-            procs.append(stack.ManagedProcess(f"worker-{stage}-{i}", argv, rd))
+            # One Prometheus endpoint per worker: port, port + 1, ...
+            extra = ["--set", f"metrics.port={cfg.metrics.port + len(procs)}"] if cfg.metrics.port else []
+            procs.append(start_worker(cfg, stage, f"worker-{stage}-{i}", extra))
     return procs
 
 

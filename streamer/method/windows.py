@@ -24,6 +24,11 @@ class Window:
         return range(self.first, self.end - 1)
 
 
+def default_overlap(max_tokens: int) -> int:
+    """The overlap when the configuration gives none: a quarter of the window."""
+    return max_tokens // 4
+
+
 def plan_windows(n_tokens: int, max_tokens: int, overlap: int) -> list[Window]:
     if max_tokens < 2 or not 0 <= overlap < max_tokens - 1:
         raise ValueError(f"need max_tokens >= 2 and 0 <= overlap < max_tokens - 1, got {max_tokens}, {overlap}")

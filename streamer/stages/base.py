@@ -6,6 +6,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from entropylong_streamer.services.lm import LMEngine, ScoreRequest, Scores
+
 In = TypeVar("In")
 Out = TypeVar("Out")
 
@@ -40,12 +42,8 @@ class StageError(ValueError):
     """A per-record failure with a short machine-friendly reason ("too_long: 9000 tokens")."""
 
 
-def run_batch(stage_name: str, items: list[In], fn, stats: Stats, engine=None) -> StageResult[In, Out]:
-    """Apply fn to each item; a StageError becomes a reject with its reason, anything else raises.
-
-    With an LM engine, the tokens it ran during the batch are added to stats["lm_tokens"].
-    """
-    before = engine.lm_tokens if engine is not None else 0
+def run_batch(stage_name: str, items: list[In], fn, stats: Stats) -> StageResult[In, Out]:
+    """Apply fn to each item; a StageError becomes a reject with its reason, anything else raises."""
     result: StageResult[In, Out] = StageResult()
     for item in items:
         try:
@@ -57,6 +55,12 @@ def run_batch(stage_name: str, items: list[In], fn, stats: Stats, engine=None) -
         stats.forwarded()
         if out is not None:
             result.outputs.append(out)
-    if engine is not None:
-        stats["lm_tokens"] += engine.lm_tokens - before
     return result
+
+
+def score_counted(engine: LMEngine, requests: list[ScoreRequest], stats: Stats) -> list[Scores]:
+    """engine.score_many, adding the LM tokens it ran to stats["lm_tokens"]."""
+    before = engine.lm_tokens
+    scores = engine.score_many(requests)
+    stats["lm_tokens"] += engine.lm_tokens - before
+    return scores

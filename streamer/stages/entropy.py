@@ -11,7 +11,7 @@ from entropylong_streamer.method.anchors import AnchorParams, query_span, select
 from entropylong_streamer.services.lm import LMEngine, ScoreRequest, Tokenized
 from entropylong_streamer.topics import Anchor, AnchorsRecord, Doc
 
-from .base import StageError, StageResult, Stats, run_batch
+from .base import StageError, StageResult, Stats, run_batch, score_counted
 
 
 @dataclass(eq=False)
@@ -36,9 +36,7 @@ class EntropyStage:
         tokenized = run_batch(self.name, docs, self._tokenize, self.stats)
         # Prefixed by the separator, as in every training sample: logits at p predict token p.
         requests = [ScoreRequest([self.separator_id, *tok.ids]) for _, tok in tokenized.outputs]
-        before = self.engine.lm_tokens
-        scores = self.engine.score_many(requests)
-        self.stats["lm_tokens"] += self.engine.lm_tokens - before
+        scores = score_counted(self.engine, requests, self.stats)
         result: StageResult[Doc, AnchorsRecord] = StageResult(rejects=tokenized.rejects)
         for (doc, tok), (h, nll) in zip(tokenized.outputs, scores, strict=True):
             result.outputs.append(self._record(doc, tok, h, nll))

@@ -13,7 +13,7 @@ from entropylong_streamer.method.dependency import Criterion, relative_reduction
 from entropylong_streamer.services.lm import LMEngine, ScoreRequest, Scores
 from entropylong_streamer.topics import CandidatesRecord, Context, DependenciesRecord, Pair
 
-from .base import StageError, StageResult, Stats, run_batch
+from .base import StageError, StageResult, Stats, run_batch, score_counted
 
 
 @dataclass(eq=False)
@@ -31,9 +31,7 @@ class VerifyStage:
         # length across candidates and documents), then build each record's pairs.
         planned = run_batch(self.name, records, self._plan, self.stats)
         requests = [ScoreRequest(f.ids, f.positions) for plan in planned.outputs for f in plan.forwards]
-        before = self.engine.lm_tokens
-        scores = iter(self.engine.score_many(requests))
-        self.stats["lm_tokens"] += self.engine.lm_tokens - before
+        scores = iter(score_counted(self.engine, requests, self.stats))
         result: StageResult[CandidatesRecord, DependenciesRecord] = StageResult(rejects=planned.rejects)
         for plan in planned.outputs:
             rec = self._record(plan, [next(scores) for _ in plan.forwards])

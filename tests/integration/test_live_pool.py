@@ -4,7 +4,7 @@ import json
 import time
 from pathlib import Path
 
-from test_pipeline import read_topic, small_config
+from test_pipeline import _quiet, read_topic, small_config
 
 from entropylong_streamer.ingest_cmd import ingest_paths
 from entropylong_streamer.stack_control import start_servers, start_workers, stop_all
@@ -15,12 +15,6 @@ FIRST = ("The Quixe lake otters were first counted in 1911 by Marta Vellin, who 
          "animals living in eleven holts along the northern shore near the old mill. ") * 3
 LATER = ("Visitors to the northern shore ask how many otters Marta Vellin counted at Quixe lake, and "
          "the guides tell them about the holts near the old mill and the long census of 1911. ") * 3
-
-
-def _quiet():
-    from rich.console import Console
-
-    return Console(quiet=True)
 
 
 def _wait(predicate, what: str, workers, timeout: float = 300) -> None:
