@@ -47,7 +47,9 @@ def test_batched_scores_equal_the_plain_forward(tiny, batch):
         ref_h, ref_nll = reference(tiny, [SEP, *d])
         assert h.shape == (len(d),)
         np.testing.assert_allclose(h, ref_h, atol=1e-4)
-        np.testing.assert_allclose(nll, ref_nll, atol=1e-4)
+        # The tiny model's wide init gives NLLs up to ~40 nats; fp32 logits carry relative error,
+        # so padding's different GEMM shapes move such an NLL by ~1e-4 (seen: 37.15062 vs 37.15075).
+        np.testing.assert_allclose(nll, ref_nll, atol=1e-4, rtol=1e-5)
 
 
 def test_positions_subset_and_lm_token_count(tiny):
