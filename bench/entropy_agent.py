@@ -30,7 +30,7 @@ from entropylong_streamer.services import stack
 from entropylong_streamer.services.lm import ScoreRequest
 from entropylong_streamer.stack_control import run_dir, start_worker, write_worker_config
 from entropylong_streamer.stages.ingest import BadRow, read_documents
-from entropylong_streamer.status import topic_partitions
+from entropylong_streamer.status import ensure_pipeline_topics
 from entropylong_streamer.topics import ANCHORS
 
 
@@ -73,7 +73,7 @@ def main() -> None:
     write_worker_config(cfg)
     worker = None
     try:
-        stack.ensure_topics(host_port, topic_partitions(cfg))
+        ensure_pipeline_topics(cfg)
         worker = start_worker(cfg, "entropy", "worker-entropy")
         from kafka import KafkaConsumer
 

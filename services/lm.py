@@ -23,10 +23,16 @@ class Tokenized:
 
 @dataclass(frozen=True)
 class ScoreRequest:
-    """Score ids at positions (None: every position but the last)."""
+    """Score ids at positions (None: every position but the last).
+
+    prefix: how many leading ids other requests may share (verification's [sep C]); an engine may
+    compute a prefix shared by several requests once and reuse its keys and values. Positions
+    inside the prefix are scored normally, just without that reuse.
+    """
 
     ids: Sequence[int]
     positions: Sequence[int] | None = None
+    prefix: int = 0
 
 
 Scores = tuple[np.ndarray, np.ndarray]  # (H, NLL) float32, one value per requested position
@@ -34,6 +40,7 @@ Scores = tuple[np.ndarray, np.ndarray]  # (H, NLL) float32, one value per reques
 
 class LMEngine(Protocol):
     name: str
+    dtype: str  # the dtype the model runs in ("float32", "bfloat16")
     max_tokens: int  # tokens one forward sees; longer requests are scored in windows
     lm_tokens: int  # tokens run through the model so far (window overlaps included, padding not)
 
@@ -74,12 +81,14 @@ class _Piece:
     positions: list[int]
     targets: list[int]
     slots: slice  # where its scores go in the request's output
+    prefix: int = 0  # leading ids it may share with other pieces (0: none)
 
 
 class EngineBase(HFTokenizer):
     """What both engines share: position checks, windows for long requests, token accounting.
 
-    Subclasses implement _score_pieces: score a list of sequences that each fit in one forward.
+    Subclasses implement _score_pieces: score a list of sequences that each fit in one forward,
+    and return the scores with the number of tokens the model ran (shared prefixes count once).
     """
 
     def __init__(self, tokenizer, name: str, max_tokens: int, overlap: int | None) -> None:
@@ -106,18 +115,18 @@ class EngineBase(HFTokenizer):
             sizes.append(len(positions))
             if not positions:
                 continue
-            pieces.extend(self._split(r, req.ids, positions))
+            pieces.extend(self._split(r, req.ids, positions, req.prefix))
         t0 = time.perf_counter()
-        scored = self._score_pieces(pieces) if pieces else []
+        scored, ran = self._score_pieces(pieces) if pieces else ([], 0)
         self.busy_seconds += time.perf_counter() - t0
-        self.lm_tokens += sum(len(p.ids) for p in pieces)
+        self.lm_tokens += ran
         out = [(np.zeros(n, np.float32), np.zeros(n, np.float32)) for n in sizes]
         for piece, (h, nll) in zip(pieces, scored, strict=True):
             out[piece.request][0][piece.slots] = h
             out[piece.request][1][piece.slots] = nll
         return out
 
-    def _split(self, request: int, ids: Sequence[int], positions: list[int]) -> list[_Piece]:
+    def _split(self, request: int, ids: Sequence[int], positions: list[int], prefix: int = 0) -> list[_Piece]:
         """Pieces of one request: one per window (a single one if it fits) that holds positions.
 
         A piece runs only up to its last scored position: nothing after it can influence it.
@@ -129,11 +138,11 @@ class EngineBase(HFTokenizer):
             if hi > lo:
                 mine = positions[lo:hi]
                 pieces.append(_Piece(request, ids[w.start : mine[-1] + 1], [p - w.start for p in mine],
-                                     [ids[p + 1] for p in mine], slice(lo, hi)))
+                                     [ids[p + 1] for p in mine], slice(lo, hi), prefix if w.start == 0 else 0))
             lo = hi
         return pieces
 
-    def _score_pieces(self, pieces: list[_Piece]) -> list[Scores]:
+    def _score_pieces(self, pieces: list[_Piece]) -> tuple[list[Scores], int]:
         raise NotImplementedError
 
 
@@ -175,13 +184,52 @@ class TransformersEngine(EngineBase):
         self._body = self.model.base_model
         self._head = self.model.get_output_embeddings()
 
-    def _score_pieces(self, pieces: list[_Piece]) -> list[Scores]:
+    def _score_pieces(self, pieces: list[_Piece]) -> tuple[list[Scores], int]:
+        out: list[Scores] = [None] * len(pieces)  # type: ignore[list-item]
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, p in enumerate(pieces):
+            if 0 < p.prefix <= p.positions[0]:
+                groups.setdefault(tuple(p.ids[: p.prefix]), []).append(i)
+        shared = [g for g in groups.values() if len(g) > 1]
+        alone = sorted(set(range(len(pieces))).difference(i for g in shared for i in g))
+        ran = self._run(pieces, alone, out)
+        for group in shared:
+            ran += self._run_shared_prefix(pieces, group, out)
+        return out, ran
+
+    def _run_shared_prefix(self, pieces: list[_Piece], group: list[int], out: list[Scores]) -> int:
+        """The prefix's keys and values once, then every piece's remainder attends to them."""
+        import copy
+
+        torch = self._torch
+        n = pieces[group[0]].prefix
+        with torch.inference_mode():
+            ids = torch.as_tensor([list(pieces[group[0]].ids[:n])], device=self.device)
+            cache = self._body(input_ids=ids, use_cache=True).past_key_values
+        rest = [_Piece(p.request, p.ids[n:], [q - n for q in p.positions], p.targets, p.slots)
+                for p in (pieces[i] for i in group)]
+        scored: list[Scores] = [None] * len(rest)  # type: ignore[list-item]
+
+        def prefix_for(rows: int):
+            batch_cache = copy.deepcopy(cache)
+            batch_cache.batch_repeat_interleave(rows)
+            return batch_cache
+
+        ran = n + self._run(rest, list(range(len(rest))), scored, prefix_for)
+        for i, s in zip(group, scored, strict=True):
+            out[i] = s
+        return ran
+
+    def _run(self, pieces: list[_Piece], which: list[int], out: list[Scores], prefix_for=None) -> int:
+        """Score pieces[which] in length batches (right-padded) into out; returns the tokens run.
+
+        prefix_for(rows), when given, returns the keys and values every row continues from.
+        """
         from entropylong_streamer.method.entropy import entropy_and_nll
 
         torch = self._torch
-        out: list[Scores] = [None] * len(pieces)  # type: ignore[list-item]
-        lengths = [len(p.ids) for p in pieces]
-        for batch in length_batches(lengths, self.batch_tokens):
+        lengths = {i: len(pieces[i].ids) for i in which}
+        for batch in ([which[j] for j in b] for b in length_batches(list(lengths.values()), self.batch_tokens)):
             width = lengths[batch[0]]
             ids = torch.zeros((len(batch), width), dtype=torch.long)
             for row, i in enumerate(batch):
@@ -191,7 +239,8 @@ class TransformersEngine(EngineBase):
             cols = torch.tensor([p for i in batch for p in pieces[i].positions])
             with torch.inference_mode():
                 ids = ids.to(self.device)
-                hidden = self._body(input_ids=ids).last_hidden_state
+                past = prefix_for(len(batch)) if prefix_for else None
+                hidden = self._body(input_ids=ids, past_key_values=past, use_cache=past is not None).last_hidden_state
                 picked = hidden[rows.to(self.device), cols.to(self.device)]
                 targets = torch.tensor([t for i in batch for t in pieces[i].targets], device=self.device)
                 h, nll = entropy_and_nll(picked, self._head, targets, self.chunk_positions)
@@ -201,4 +250,4 @@ class TransformersEngine(EngineBase):
                 n = len(pieces[i].positions)
                 out[i] = (h[at : at + n], nll[at : at + n])
                 at += n
-        return out
+        return sum(lengths.values())

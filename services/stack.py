@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from importlib.resources import files
 from pathlib import Path
 
@@ -243,8 +243,10 @@ def start_broker(data_dir: Path, port: int, run_dir: Path, host: str = LOOPBACK,
     return _start("broker", argv, run_dir, host, port, lambda: kafka_ready(f"{host}:{port}"), timeout)
 
 
-def ensure_topics(bootstrap: str, topics: dict[str, int], timeout: float = 30) -> None:
+def ensure_topics(bootstrap: str, topics: dict[str, int], timeout: float = 30,
+                  compacted: Collection[str] = ()) -> None:
     """Create missing topics with their partition counts; grow topics that have too few partitions.
+    Topics named in `compacted` are created with cleanup.policy=compact (changelogs).
 
     noida-db auto-creates an unknown topic with ONE partition on first use, so every topic must be
     created here, before any producer or worker touches it.
@@ -264,7 +266,9 @@ def ensure_topics(bootstrap: str, topics: dict[str, int], timeout: float = 30) -
         for name, n in topics.items():
             if name not in have:
                 try:
-                    admin.create_topics([NewTopic(name, num_partitions=n, replication_factor=1)])
+                    configs = {"cleanup.policy": "compact"} if name in compacted else {}
+                    admin.create_topics([NewTopic(name, num_partitions=n, replication_factor=1,
+                                                  topic_configs=configs)])
                 except TopicAlreadyExistsError:
                     pass
         have = counts()

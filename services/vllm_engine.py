@@ -33,15 +33,16 @@ class VLLMEngine(EngineBase):
         self.llm = _start_llm(path, config["architectures"][0], device, dtype, max_tokens,
                               max(batch_tokens, max_tokens), kv_cache_gib, gpu_memory_utilization)
 
-    def _score_pieces(self, pieces: list[_Piece]) -> list[Scores]:
+    def _score_pieces(self, pieces: list[_Piece]) -> tuple[list[Scores], int]:
         # The pooler returns (H, NLL of the next token) at every position of each sequence.
+        # Shared prefixes are not reused: see enable_prefix_caching below.
         prompts = [{"prompt_token_ids": list(p.ids) + [p.targets[-1]]} for p in pieces]
         outputs = self.llm.encode(prompts, pooling_task="token_classify", use_tqdm=False)
         out = []
         for piece, result in zip(pieces, outputs, strict=True):
             rows = result.outputs.data.float().cpu().numpy()[piece.positions]
             out.append((np.ascontiguousarray(rows[:, 0]), np.ascontiguousarray(rows[:, 1])))
-        return out
+        return out, sum(len(p.ids) for p in pieces)
 
 
 def _start_llm(path: Path, architecture: str, device: str, dtype: str, max_tokens: int,

@@ -15,6 +15,7 @@ from pathlib import Path
 from rich.progress import Progress
 
 from entropylong_streamer.config import Config
+from entropylong_streamer.measurements import MemoryCache
 from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.stages.base import StageResult
 from entropylong_streamer.stages.ingest import BadRow, read_documents
@@ -73,11 +74,17 @@ def build(cfg: Config, docs: list[Path], corpus: Iterable[Path], out: Path, milv
         pool_docs += documents
     report.documents = len(documents)
     with Progress(disable=not show_progress) as progress:
-        index, entropy, retrieval, verify = pipe.index(), pipe.entropy(), pipe.retrieval(), pipe.verify()
+        # The measurement cache outlives the run: a rebuild after a threshold change measures only
+        # the pairs no earlier build with this data_dir measured.
+        cache_path = Path(cfg.data_dir) / "measurements.msgpack"
+        cache = MemoryCache.load(cache_path)
+        index, entropy, retrieval, verify = pipe.index(), pipe.entropy(), pipe.retrieval(), pipe.verify(cache)
         _staged(progress, "index", pool_docs, 32, index.process, report)
         anchors = _staged(progress, "entropy", documents, 8, entropy.process, report)
         candidates = _staged(progress, "retrieval", anchors, 16, retrieval.process, report)
         deps = _staged(progress, "verify", candidates, 4, verify.process, report)
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+        cache.save(cache_path)
         pack = pipe.pack(out / "shards")
         for i in range(0, len(deps), 16):
             res = pack.process(deps[i : i + 16])

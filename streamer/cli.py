@@ -38,17 +38,15 @@ def up(config: ConfigOpt = None, set_: SetOpt = None, detach: bool = typer.Optio
        external: bool = typer.Option(False, "--external",
                                      help="use the configured Kafka and Milvus: create topics, start workers")) -> None:
     """Start broker, milvus-lite, topics and one worker per stage; live status until Ctrl-C."""
-    from entropylong_streamer.services.stack import ensure_topics
-
     from .stack_control import embedded, start_servers, start_workers, stop_all
-    from .status import topic_partitions
+    from .status import ensure_pipeline_topics
 
     cfg = _config(config, set_)
     cfg = cfg if external else embedded(cfg)
     try:
         with console.status("starting ..."):
             if external:
-                ensure_topics(cfg.kafka.bootstrap_servers, topic_partitions(cfg))
+                ensure_pipeline_topics(cfg)
             else:
                 start_servers(cfg)
             procs = start_workers(cfg, workers)

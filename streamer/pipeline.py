@@ -6,6 +6,7 @@ from functools import cached_property
 from pathlib import Path
 
 from entropylong_streamer.config import Config
+from entropylong_streamer.measurements import MeasurementCache
 from entropylong_streamer.method.anchors import AnchorParams
 from entropylong_streamer.method.dependency import Criterion
 from entropylong_streamer.stages.entropy import EntropyStage
@@ -74,10 +75,11 @@ class Pipeline:
         r = self.cfg.retrieval
         return RetrievalStage(self.embedder, self.pool, r.top_k, r.leak_ngram, self.cfg.retrieval_version())
 
-    def verify(self) -> VerifyStage:
+    def verify(self, cache: MeasurementCache | None = None) -> VerifyStage:
         v = self.cfg.verify
         return VerifyStage(self.engine, Criterion(v.epsilon, v.criterion, v.nll_threshold),
-                           v.max_context_tokens, self.cfg.pack.separator_id, self.cfg.verify_version())
+                           v.max_context_tokens, self.cfg.pack.separator_id, self.cfg.verify_version(),
+                           model_key=f"{self.cfg.model.path}:{self.engine.dtype}", cache=cache)
 
     def pack(self, shard_root: Path) -> PackStage:
         from entropylong_streamer.services.shards import ShardSet

@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 from entropylong_streamer.config import Config
 from entropylong_streamer.services import stack
 
-from .status import stage_groups, topic_partitions
+from .status import ensure_pipeline_topics, stage_groups
 
 WORKER_MODULE = "entropylong_streamer.cli"
 
@@ -44,7 +44,7 @@ def start_servers(cfg: Config) -> list[stack.ManagedProcess]:
     uri = urlparse(cfg.milvus.uri)
     procs.append(stack.start_milvus(Path(cfg.data_dir) / "milvus", uri.port or 19530, rd,
                                     host=uri.hostname or "127.0.0.1"))
-    stack.ensure_topics(cfg.kafka.bootstrap_servers, topic_partitions(cfg))
+    ensure_pipeline_topics(cfg)
     return procs
 
 

@@ -40,6 +40,14 @@ def topic_partitions(cfg: Config) -> dict[str, int]:
     return {t.full_name(cfg.kafka.topic_prefix): t.partitions or cfg.kafka.partitions for t in ALL_TOPICS}
 
 
+def ensure_pipeline_topics(cfg: Config) -> None:
+    """Create every topic of the pipeline with its partition count (changelogs compacted)."""
+    from entropylong_streamer.services.stack import ensure_topics
+
+    ensure_topics(cfg.kafka.bootstrap_servers, topic_partitions(cfg),
+                  compacted=[t.full_name(cfg.kafka.topic_prefix) for t in ALL_TOPICS if t.compacted])
+
+
 def end_offsets(cfg: Config, topics: list[str]) -> dict[str, int]:
     from kafka import KafkaConsumer, TopicPartition
 

@@ -10,6 +10,7 @@ from entropylong_streamer.topics import (
     DEAD_LETTER,
     DEPENDENCIES,
     DOCS,
+    MEASUREMENTS,
     SHARD_READY,
     Anchor,
     AnchorsRecord,
@@ -19,6 +20,7 @@ from entropylong_streamer.topics import (
     DeadLetter,
     DependenciesRecord,
     Doc,
+    Measured,
     Pair,
     RecordError,
     ShardReady,
@@ -42,6 +44,7 @@ EXAMPLES = {
     "shard-ready": (SHARD_READY, ShardReady(shard_id="s", path="/p", config_version="v", sequences=1,
                                             samples=2, tokens=3)),
     "dead-letter": (DEAD_LETTER, DeadLetter(stage="x", reason="y", topic="t", payload=b"\xff")),
+    "measurements": (MEASUREMENTS, Measured(h_ctx=1.5, nll_ctx=2.5)),
 }
 
 

@@ -6,12 +6,14 @@ from .candidates import CANDIDATES, Candidate, CandidatesRecord
 from .dead_letter import DEAD_LETTER, DeadLetter
 from .dependencies import DEPENDENCIES, Context, DependenciesRecord, Pair
 from .docs import DOCS, Doc
+from .measurements import MEASUREMENTS, Measured
 from .shard_ready import SHARD_READY, ShardReady
 
-ALL_TOPICS: tuple[TopicSpec, ...] = (DOCS, ANCHORS, CANDIDATES, DEPENDENCIES, SHARD_READY, DEAD_LETTER)
+ALL_TOPICS: tuple[TopicSpec, ...] = (DOCS, ANCHORS, CANDIDATES, DEPENDENCIES, SHARD_READY, DEAD_LETTER,
+                                     MEASUREMENTS)
 
 __all__ = [
-    "ALL_TOPICS", "ANCHORS", "CANDIDATES", "DEAD_LETTER", "DEPENDENCIES", "DOCS", "SHARD_READY",
+    "ALL_TOPICS", "ANCHORS", "CANDIDATES", "DEAD_LETTER", "DEPENDENCIES", "DOCS", "MEASUREMENTS", "SHARD_READY",
     "Anchor", "AnchorsRecord", "Candidate", "CandidatesRecord", "Context", "DeadLetter",
-    "DependenciesRecord", "Doc", "Pair", "Record", "RecordError", "ShardReady", "TopicSpec",
+    "DependenciesRecord", "Doc", "Measured", "Pair", "Record", "RecordError", "ShardReady", "TopicSpec",
 ]

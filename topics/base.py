@@ -33,6 +33,7 @@ class TopicSpec(Generic[R]):
     record: type[R]
     key_field: str = "doc_id"
     partitions: int | None = None  # None: the configured default partition count
+    compacted: bool = False  # a changelog: the broker keeps the latest record per key
 
     def full_name(self, prefix: str) -> str:
         return f"{prefix}{self.name}"

@@ -24,6 +24,7 @@ from entropylong_streamer.topics import ANCHORS, CANDIDATES, DEAD_LETTER, DEPEND
 
 from .adapter import Message, handle_batch
 from .broker_compat import install_aiokafka_backoff
+from .measurement_log import MeasurementLog
 
 log = logging.getLogger(__name__)
 
@@ -104,22 +105,33 @@ def build_app(cfg: Config, stage: str):
         loop = asyncio.get_running_loop()
         if "stage" not in holder:  # load the model once per worker, off the event loop
             holder["stage"] = await loop.run_in_executor(stage_thread, spec.build, Pipeline(cfg))
+            if stage == "verify":
+                holder["stage"].cache = await loop.run_in_executor(stage_thread, MeasurementLog, cfg)
             holder["meter"] = BatchMeter(stage, getattr(holder["stage"], "engine", None),
                                          holder["stage"].stats)
         stage_obj, meter = holder["stage"], holder["meter"]
+
+        cache = getattr(stage_obj, "cache", None)
 
         def process(records):
             result = stage_obj.process(records)
             metrics.observe_outputs(stage, result.outputs)
             return result
 
+        def run_batch(msgs: list[Message]):
+            if cache is not None:
+                cache.catch_up({m.partition for m in msgs})
+            outs, dlq = handle_batch(stage, msgs, spec.source, spec.sink, process, expected)
+            if cache is not None:  # measurements durable before the outputs that used them
+                cache.flush({m.key.decode(errors="replace"): m.partition for m in msgs if m.key})
+            return outs, dlq
+
         # Batches across documents: up to max_batch records, or what came within batch_wait_s.
         async for events in stream.take_events(max_batch, within=cfg.agents.batch_wait_s):
             t0 = time.perf_counter()
             msgs = [Message(e.message.topic, e.message.partition, e.message.offset, e.key, e.value)
                     for e in events]
-            outs, dlq = await loop.run_in_executor(
-                stage_thread, handle_batch, stage, msgs, spec.source, spec.sink, process, expected)
+            outs, dlq = await loop.run_in_executor(stage_thread, run_batch, msgs)
             # Wait for the broker's acks before taking the next batch (which acks this one).
             pending = [await sink.send(key=p.key, value=p.value) for p in outs]
             pending += [await dead.send(key=p.key, value=p.value) for p in dlq]

@@ -2,6 +2,8 @@
 
 One forward per unique context over [sep C sep D[:last anchor that retrieved C] + 1] measures H'
 at all of that context's anchors at once; H comes from the anchors record, never recomputed.
+Pairs measured before (the measurement cache) are not measured again: a forward runs only up to
+the last anchor still missing, and a context with nothing missing runs none.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from entropylong_streamer.measurements import Measurement, MeasurementCache, pair_key, token_digest
 from entropylong_streamer.method.dependency import Criterion, relative_reduction
 from entropylong_streamer.services.lm import LMEngine, ScoreRequest, Scores
 from entropylong_streamer.topics import CandidatesRecord, Context, DependenciesRecord, Pair
@@ -24,17 +27,26 @@ class VerifyStage:
     max_context_tokens: int
     separator_id: int
     config_version: str
+    model_key: str = ""  # what H' depends on besides the tokens: model, dtype (the cache's key)
+    cache: MeasurementCache | None = None
     stats: Stats = field(default_factory=Stats, init=False)
 
     def process(self, records: list[CandidatesRecord]) -> StageResult[CandidatesRecord, DependenciesRecord]:
         # Plan every record's forwards, run the whole batch's in one engine call (batched by
         # length across candidates and documents), then build each record's pairs.
         planned = run_batch(self.name, records, self._plan, self.stats)
-        requests = [ScoreRequest(f.ids, f.positions) for plan in planned.outputs for f in plan.forwards]
+        # The [sep C] prefix is shared by every document that retrieved C: an engine may compute it once.
+        requests = [ScoreRequest(f.ids, f.positions, prefix=f.prefix)
+                    for plan in planned.outputs for f in plan.forwards if f.positions]
         scores = iter(score_counted(self.engine, requests, self.stats))
         result: StageResult[CandidatesRecord, DependenciesRecord] = StageResult(rejects=planned.rejects)
         for plan in planned.outputs:
-            rec = self._record(plan, [next(scores) for _ in plan.forwards])
+            for f in plan.forwards:
+                if f.positions:
+                    f.measure(next(scores))
+            if self.cache is not None:
+                self.cache.put(item for f in plan.forwards for item in f.fresh.items())
+            rec = self._record(plan)
             self.stats["pairs"] += len(rec.pairs)
             self.stats["accepted"] += sum(p.accepted for p in rec.pairs)
             result.outputs.append(rec)
@@ -47,6 +59,7 @@ class VerifyStage:
     def _plan(self, rec: CandidatesRecord) -> _Plan:
         doc = rec.anchors
         anchors = {a.index for a in doc.anchors}
+        doc_digest = token_digest(doc.token_ids)
         plan = _Plan(rec)
         for cand in rec.candidates:
             idx = sorted(set(cand.anchor_indices))
@@ -61,18 +74,28 @@ class VerifyStage:
                 continue
             plan.contexts.append(Context(context_id=cand.context_id, context_doc_id=cand.context_doc_id,
                                          text=cand.text, token_ids=ctx))
-            seq = [self.separator_id, *ctx, self.separator_id, *doc.token_ids[: last + 1]]
+            keys = {t: pair_key(self.model_key, doc.doc_id, doc_digest, token_digest(ctx), t) for t in idx}
+            known = {t: m for t, m in ((t, self._cached(keys[t])) for t in idx) if m is not None}
+            missing = [t for t in idx if t not in known]
             offset = len(ctx) + 1  # logits at offset + t predict document token t
-            plan.forwards.append(_Forward(cand.context_id, idx, seq, [offset + t for t in idx]))
+            seq = [self.separator_id, *ctx, self.separator_id, *doc.token_ids[: missing[-1] + 1]] if missing else []
+            plan.forwards.append(_Forward(cand.context_id, idx, known, keys, seq,
+                                          [offset + t for t in missing], prefix=offset))
         return plan
 
-    def _record(self, plan: _Plan, scores: list[Scores]) -> DependenciesRecord:
+    def _cached(self, key: bytes) -> Measurement | None:
+        found = self.cache.get(key) if self.cache is not None else None
+        self.stats["pairs_cached" if found is not None else "pairs_measured"] += 1
+        return found
+
+    def _record(self, plan: _Plan) -> DependenciesRecord:
         doc = plan.record.anchors
         anchors = {a.index: a for a in doc.anchors}
         pairs = []
-        for forward, (h_ctx, nll_ctx) in zip(plan.forwards, scores, strict=True):
-            for t, hc, nc in zip(forward.anchors, h_ctx, nll_ctx, strict=True):
+        for forward in plan.forwards:
+            for t in forward.anchors:
                 a = anchors[t]
+                hc, nc = forward.known[t]
                 pairs.append(Pair(
                     context_id=forward.context_id, anchor_index=t, char_start=a.char_start,
                     char_end=a.char_end, h=a.entropy, h_ctx=float(hc), nll=a.nll, nll_ctx=float(nc),
@@ -85,12 +108,23 @@ class VerifyStage:
 
 @dataclass
 class _Forward:
-    """One forward of [sep C sep D[:last anchor + 1]], scored at every anchor that retrieved C."""
+    """One forward of [sep C sep D[:last missing anchor + 1]], scored at every anchor that retrieved
+    C and has no measurement yet (no forward at all when none is missing)."""
 
     context_id: str
     anchors: list[int]
+    known: dict[int, Measurement]
+    keys: dict[int, bytes]
     ids: list[int]
     positions: list[int]
+    prefix: int
+    fresh: dict[bytes, Measurement] = field(default_factory=dict)
+
+    def measure(self, scores: Scores) -> None:
+        for pos, h, nll in zip(self.positions, *scores, strict=True):
+            t = pos - self.prefix
+            self.known[t] = (float(h), float(nll))
+            self.fresh[self.keys[t]] = self.known[t]
 
 
 @dataclass

@@ -11,7 +11,7 @@ from entropylong_streamer.agents import packer_loop
 from entropylong_streamer.config import Config
 from entropylong_streamer.services import stack
 from entropylong_streamer.services.shards import ShardSet
-from entropylong_streamer.status import topic_partitions
+from entropylong_streamer.status import ensure_pipeline_topics
 from entropylong_streamer.topics import DEPENDENCIES, Context, DependenciesRecord, Pair
 
 
@@ -66,7 +66,7 @@ def test_failed_shard_write_commits_nothing_and_a_restart_packs_each_record_once
                               "kafka.topic_prefix": f"t{uuid.uuid4().hex[:6]}.", "kafka.partitions": 2,
                               "kafka.idle_fetch_backoff_ms": 100, "pack.seq_len": 64,
                               "pack.sequences_per_shard": 1, "pack.max_wait_s": 0.5})
-    stack.ensure_topics(broker, topic_partitions(cfg))
+    ensure_pipeline_topics(cfg)
     prod = kc.producer(cfg)
     stale = record("old", "another-version")  # from before a replay: skipped, never packed here
     for rec in [*(record(f"d{i}", cfg.verify_version()) for i in range(6)), stale]:

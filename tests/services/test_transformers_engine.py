@@ -52,6 +52,33 @@ def test_batched_scores_equal_the_plain_forward(tiny, batch):
         np.testing.assert_allclose(nll, ref_nll, atol=1e-4, rtol=1e-5)
 
 
+prefixed = st.tuples(st.lists(st.integers(1, 49151), min_size=1, max_size=40),
+                     st.lists(st.lists(st.integers(1, 49151), min_size=2, max_size=80), min_size=1, max_size=5))
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(prefixed, st.data())
+def test_a_shared_prefix_is_computed_once_and_changes_no_score(tiny, case, data):
+    prefix, rests = case
+    tiny.batch_tokens = 256
+    head = [SEP, *prefix]
+    requests = [ScoreRequest([*head, *r], sorted(data.draw(st.sets(st.integers(len(head), len(head) + len(r) - 2),
+                                                                     min_size=1))), prefix=len(head))
+                for r in rests]
+    other = ScoreRequest([SEP, 7, 8, 9, 10], prefix=2)  # its prefix is its own: a plain forward
+    before = tiny.lm_tokens
+    got = tiny.score_many([*requests, other])
+    ran = tiny.lm_tokens - before
+    for req, (h, nll) in zip([*requests, other], got, strict=True):
+        ref_h, ref_nll = reference(tiny, list(req.ids))
+        positions = req.positions if req.positions is not None else range(len(req.ids) - 1)
+        np.testing.assert_allclose(h, ref_h[list(positions)], atol=1e-4)
+        np.testing.assert_allclose(nll, ref_nll[list(positions)], atol=1e-4, rtol=1e-5)
+    run_to_last = [r.positions[-1] + 1 for r in requests]
+    shared = len(head) if len(requests) > 1 else 0  # a prefix of one request is not worth sharing
+    assert ran == sum(run_to_last) - shared * (len(requests) - 1) + len(other.ids) - 1
+
+
 def test_positions_subset_and_lm_token_count(tiny):
     ids = [SEP] + list(range(100, 160))
     full_h, _ = tiny.score(ids)

@@ -2,11 +2,17 @@
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
+from entropylong_streamer.lookalike_corpus import lookalike_corpus
+from entropylong_streamer.measurements import MemoryCache
+from entropylong_streamer.method.anchors import AnchorParams
 from entropylong_streamer.method.dependency import Criterion, relative_reduction
 from entropylong_streamer.services.lm import TransformersEngine
+from entropylong_streamer.stages.entropy import EntropyStage
 from entropylong_streamer.stages.verify import VerifyStage
-from entropylong_streamer.topics import Anchor, AnchorsRecord, Candidate, CandidatesRecord
+from entropylong_streamer.topics import Anchor, AnchorsRecord, Candidate, CandidatesRecord, Doc
 
 SEP = 0
 
@@ -27,36 +33,51 @@ def make_record(engine, doc_tokens, anchors, contexts):
     return CandidatesRecord(anchors=arec, candidates=cands, config_version="v")
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_one_forward_per_context_equals_naive_per_pair(engine, seed):
-    rng = np.random.default_rng(seed)
-    doc = [int(t) for t in rng.integers(3, 5000, size=int(rng.integers(40, 120)))]
+TEXTS = ["The otter builds a den near the water.", "Milvus stores vectors for search.",
+         "Entropy falls when the context explains the next token.", "Shards hold packed samples.",
+         "A replay rebuilds the same sample from the same seed."]
+
+
+def naive_pair(engine, ctx, doc, anchor):
+    """The naive way: the whole [sep C sep D] for this one pair."""
+    h, nll = engine.score([SEP, *ctx, SEP, *doc], [len(ctx) + 1 + anchor])
+    return float(h[0]), float(nll[0])
+
+
+def assert_naive(engine, out, doc, epsilon):
+    for pair in out.pairs:
+        ctx = next(c for c in out.contexts if c.context_id == pair.context_id).token_ids
+        h_ctx, nll_ctx = naive_pair(engine, ctx, doc, pair.anchor_index)
+        assert abs(pair.h_ctx - h_ctx) <= 1e-4
+        assert abs(pair.nll_ctx - nll_ctx) <= 1e-4
+        assert abs(pair.d_i - relative_reduction(pair.h, h_ctx)) <= 1e-4
+        assert pair.accepted == (pair.d_i > epsilon)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_one_forward_per_context_equals_naive_per_pair(engine, data):
+    doc = data.draw(st.lists(st.integers(3, 4999), min_size=24, max_size=120), label="doc")
     # Anchors are uncertain positions (the entropy stage takes them above tau): dI = (H - H') / H
     # is ill-conditioned where H is near 0, and rounding of 1e-5 would show as 1e-4 there.
     h, _ = engine.score([SEP, *doc])
     uncertain = [t for t in range(8, len(doc)) if h[t] >= 1.0]
-    anchors = sorted(rng.choice(uncertain, size=4, replace=False).tolist())
-    texts = ["The otter builds a den near the water.", "Milvus stores vectors for search.",
-             "Entropy falls when the context explains the next token."]
-    contexts = [(t, sorted(rng.choice(anchors, size=int(rng.integers(1, 4)), replace=False).tolist()))
-                for t in texts]
+    assume(uncertain)
+    anchors = sorted(data.draw(st.sets(st.sampled_from(uncertain), min_size=1, max_size=6), label="anchors"))
+    texts = data.draw(st.lists(st.sampled_from(TEXTS), min_size=1, max_size=4, unique=True), label="contexts")
+    contexts = [(t, sorted(data.draw(st.sets(st.sampled_from(anchors), min_size=1)))) for t in texts]
+    cap = data.draw(st.integers(1, 12), label="cap")
     rec = make_record(engine, doc, anchors, contexts)
-    stage = VerifyStage(engine, Criterion(epsilon=0.05), max_context_tokens=8, separator_id=SEP,
+    stage = VerifyStage(engine, Criterion(epsilon=0.05), max_context_tokens=cap, separator_id=SEP,
                         config_version="v2")
     (out,) = stage.process([rec]).outputs
     assert len(out.pairs) == sum(len(idx) for _, idx in contexts)
-    for pair in out.pairs:
-        ctx = next(c for c in out.contexts if c.context_id == pair.context_id).token_ids
-        assert len(ctx) <= 8
-        full = [SEP, *ctx, SEP, *doc]  # the naive way: the whole [C; D] for this one pair
-        h_ctx, nll_ctx = engine.score(full, [len(ctx) + 1 + pair.anchor_index])
-        assert abs(pair.h_ctx - float(h_ctx[0])) <= 1e-4
-        assert abs(pair.nll_ctx - float(nll_ctx[0])) <= 1e-4
-        assert abs(pair.d_i - relative_reduction(pair.h, float(h_ctx[0]))) <= 1e-4
-        assert pair.accepted == (pair.d_i > 0.05)
-    naive_tokens = sum(len(c.token_ids) + 2 + len(doc) for c in out.contexts for p in out.pairs
-                       if p.context_id == c.context_id)
-    assert stage.stats["lm_tokens"] < naive_tokens
+    assert all(len(c.token_ids) <= cap for c in out.contexts)
+    assert_naive(engine, out, doc, 0.05)
+    # Tokens: one forward per context over [sep C sep D[:last anchor]] (its last token predicts the
+    # anchor's token): the exact bound.
+    assert stage.stats["lm_tokens"] == sum(len(c.token_ids) + 2 + max(idx)
+                                           for c, (_, idx) in zip(out.contexts, contexts, strict=True))
 
 
 def test_loss_aware_criterion_also_needs_the_true_token_to_get_likelier():
@@ -88,3 +109,75 @@ def test_a_batch_of_records_equals_each_record_alone(engine):
         assert [(p.context_id, p.anchor_index) for p in a.pairs] == [(p.context_id, p.anchor_index) for p in b.pairs]
         assert max(abs(p.h_ctx - q.h_ctx) for p, q in zip(a.pairs, b.pairs, strict=True)) <= 1e-4
     assert batched.stats["pairs"] == sum(len(r.pairs) for r in alone) == 12
+
+
+def random_record(engine, seed, contexts_of):
+    rng = np.random.default_rng(seed)
+    doc = [int(t) for t in rng.integers(3, 5000, size=int(rng.integers(40, 120)))]
+    h, _ = engine.score([SEP, *doc])
+    anchors = sorted(rng.choice([t for t in range(8, len(doc)) if h[t] >= 1.0], size=4, replace=False).tolist())
+    return doc, anchors, make_record(engine, doc, anchors, contexts_of(anchors))
+
+
+def test_a_replay_measures_only_pairs_never_measured(engine, tmp_path):
+    cache = MemoryCache()
+
+    def stage(epsilon=0.05):
+        return VerifyStage(engine, Criterion(epsilon=epsilon), max_context_tokens=8, separator_id=SEP,
+                           config_version="v", model_key="tiny/float32", cache=cache)
+
+    doc, anchors, rec = random_record(engine, 6, lambda a: [(TEXTS[0], a[:2]), (TEXTS[1], a[1:3])])
+    first = stage()
+    (out,) = first.process([rec]).outputs
+    assert first.stats["pairs_measured"] == len(cache) == 4 and first.stats["lm_tokens"] > 0
+
+    # A new epsilon: the same pairs, no LM work at all, the same measurements, a new verdict.
+    second = stage(epsilon=0.9)
+    (again,) = second.process([rec]).outputs
+    assert second.stats["lm_tokens"] == 0 and second.stats["pairs_cached"] == 4
+    assert [(p.h_ctx, p.nll_ctx) for p in again.pairs] == [(p.h_ctx, p.nll_ctx) for p in out.pairs]
+    assert [p.accepted for p in again.pairs] == [p.d_i > 0.9 for p in out.pairs]
+
+    # A new alpha or K after a restart (the cache saved and loaded): more anchors and a new context;
+    # only the new pairs are measured, each forward running only to its last missing anchor.
+    cache.save(tmp_path / "measurements.msgpack")
+    cache = MemoryCache.load(tmp_path / "measurements.msgpack")
+    assert len(cache) == 4
+    wider = make_record(engine, doc, anchors, [(TEXTS[0], anchors[:3]), (TEXTS[1], anchors[1:3]),
+                                               (TEXTS[2], anchors[:1])])
+    third = stage()
+    (replayed,) = third.process([wider]).outputs
+    ctx = {c.context_id: c.token_ids for c in replayed.contexts}
+    assert third.stats["pairs_cached"] == 4 and third.stats["pairs_measured"] == 2
+    assert third.stats["lm_tokens"] == (len(ctx["c0"]) + 2 + anchors[2]) + (len(ctx["c2"]) + 2 + anchors[0])
+    assert_naive(engine, replayed, doc, 0.05)
+    assert len(cache) == 6
+
+
+def test_a_context_shared_by_documents_has_its_prefix_computed_once(engine):
+    recs = [random_record(engine, seed, lambda a, s=seed: [(TEXTS[3], a[:3]), (TEXTS[s], a[2:])]) for seed in (0, 1, 2)]
+    shared = VerifyStage(engine, Criterion(epsilon=0.05), max_context_tokens=12, separator_id=SEP,
+                         config_version="v")
+    together = shared.process([r for _, _, r in recs]).outputs
+    for (doc, _, _), out in zip(recs, together, strict=True):
+        assert_naive(engine, out, doc, 0.05)
+    prefix = 1 + len(together[0].contexts[0].token_ids)  # [sep C] of the context all three share
+    bound = sum(len(c.token_ids) + 2 + max(p.anchor_index for p in out.pairs if p.context_id == c.context_id)
+                for out in together for c in out.contexts)
+    assert shared.stats["lm_tokens"] == bound - 2 * prefix
+
+
+def test_verification_on_the_real_small_model_equals_the_naive_pairs(model_cache):
+    smollm2 = TransformersEngine("smollm2", model_cache, max_tokens=2048)
+    entities = [e for e in lookalike_corpus(2, seed=1) if e.kind != "library"]
+    entropy = EntropyStage(smollm2, AnchorParams(alpha=1.0, merge_distance=4), 16, SEP, "v", 4096)
+    anchors = entropy.process([Doc(doc_id=e.entity_id, text=e.report) for e in entities]).outputs
+    records = [CandidatesRecord(anchors=a, config_version="v", candidates=[
+        Candidate(context_id=o.entity_id, context_doc_id=o.entity_id, text=o.profile, score=1.0,
+                  anchor_indices=[x.index for x in a.anchors]) for o in entities]) for a in anchors]
+    stage = VerifyStage(smollm2, Criterion(epsilon=0.4), max_context_tokens=256, separator_id=SEP,
+                        config_version="v")
+    deps = stage.process(records).outputs
+    assert sum(len(d.pairs) for d in deps) >= 40
+    for dep in deps:
+        assert_naive(smollm2, dep, dep.token_ids, 0.4)
