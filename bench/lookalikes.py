@@ -71,6 +71,17 @@ def main() -> None:
         tp, fp = sum(accepted), len(accepted) - sum(accepted)
         print(f"{name:<14}{tp / max(tp + fp, 1):>10.2f}{tp / max(n_true, 1):>8.2f}{tp:>9}/{n_true:<5}"
               f"{fp:>12}/{len(fact_pairs) - n_true}")
+    print("By kind of context, at the facts: mean dI, share with dI > epsilon, share whose true-token NLL rose")
+    for kind in ("true source", "lookalike profile", "lookalike report"):
+        rows = [p for p, truth in fact_pairs if _kind(p.context_id, truth) == kind]
+        if rows:
+            print(f"  {kind:<18} {len(rows):>4} pairs  mean dI {sum(p.d_i for p in rows) / len(rows):+.2f}  "
+                  f"dI > eps {sum(p.d_i > v.epsilon for p in rows) / len(rows):.2f}  "
+                  f"NLL rose {sum(p.nll_ctx > p.nll for p in rows) / len(rows):.2f}")
+
+
+def _kind(context_id: str, truth: bool) -> str:
+    return "true source" if truth else f"lookalike {context_id.split('-', 1)[0]}"
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .lm import EngineBase, Scores, _Piece
-from .vllm_entropy import GEMM_ENV, entropy_architecture
+from .vllm_entropy import GEMM_ENV, POSITIONS, entropy_architecture
 
 
 class VLLMEngine(EngineBase):
@@ -36,11 +36,15 @@ class VLLMEngine(EngineBase):
     def _score_pieces(self, pieces: list[_Piece]) -> tuple[list[Scores], int]:
         # The pooler returns (H, NLL of the next token) at every position of each sequence.
         # Shared prefixes are not reused: see enable_prefix_caching below.
+        from vllm import PoolingParams
+
         prompts = [{"prompt_token_ids": list(p.ids) + [p.targets[-1]]} for p in pieces]
-        outputs = self.llm.encode(prompts, pooling_task="token_classify", use_tqdm=False)
+        params = [PoolingParams(task="token_classify", extra_kwargs={POSITIONS: list(p.positions)})
+                  for p in pieces]
+        outputs = self.llm.encode(prompts, params, pooling_task="token_classify", use_tqdm=False)
         out = []
-        for piece, result in zip(pieces, outputs, strict=True):
-            rows = result.outputs.data.float().cpu().numpy()[piece.positions]
+        for result in outputs:
+            rows = result.outputs.data.float().cpu().numpy()
             out.append((np.ascontiguousarray(rows[:, 0]), np.ascontiguousarray(rows[:, 1])))
         return out, sum(len(p.ids) for p in pieces)
 

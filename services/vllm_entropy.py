@@ -4,7 +4,9 @@ vLLM's prompt_logprobs gives top-k only, and full-vocabulary logprobs are about 
 prefill. Instead the causal LM is run as a pooling model whose token_classify pooler turns every
 final hidden state into [H, NLL] through the model's own compute_logits, a chunk of positions at
 a time (never [T, vocab] logits at once). Row p of the output is the entropy of the distribution
-over token p + 1 and the NLL of the actual token p + 1 (0 for the last row, which has no next token).
+over token p + 1 and the NLL of the actual token p + 1 (0 for the last row, which has no next token);
+with PoolingParams(extra_kwargs={"positions": [...]}) only those rows, in that order, and the
+vocabulary projection runs at those positions alone.
 
 Registered through the vllm.general_plugins entry point (pyproject.toml), so every vLLM process,
 the engine core included, knows the architectures below; select one with
@@ -19,6 +21,7 @@ import os
 from typing import Any
 
 PREFIX = "ElongEntropy"
+POSITIONS = "positions"  # PoolingParams.extra_kwargs key: the rows to compute
 GEMM_ENV = "ENTROPYLONG_VLLM_CPU_GEMM"  # "torch" (default) or "onednn": see _torch_gemm_for_fp32_on_cpu
 # Causal LMs this plugin wraps: architecture name -> vLLM module that defines it.
 SUPPORTED = {
@@ -133,15 +136,20 @@ def _entropy_pooler_cls() -> type:
             per_sequence = self.gather(hidden_states, pooling_metadata)
             token_ids = pooling_metadata.get_prompt_token_ids_cpu()
             out: list[torch.Tensor | None] = []
-            for hidden, ids in zip(per_sequence, token_ids, strict=True):
+            for hidden, ids, params in zip(per_sequence, token_ids, pooling_metadata.pooling_params, strict=True):
                 if hidden is None:  # prefill not finished yet
                     out.append(None)
                     continue
                 targets = torch.zeros_like(ids)
                 targets[:-1] = ids[1:]
+                positions = (params.extra_kwargs or {}).get(POSITIONS)
+                if positions is not None:  # the vocabulary projection only where it is asked for
+                    rows = torch.as_tensor(positions, dtype=torch.long)
+                    hidden, targets = hidden[rows.to(hidden.device)], targets[rows]
                 h, nll = entropy_and_nll(hidden, self.compute_logits, targets.to(hidden.device),
                                          self.CHUNK)
-                nll[-1] = 0.0
+                if positions is None:
+                    nll[-1] = 0.0
                 out.append(torch.stack([h, nll], dim=1))
             return out
 
