@@ -119,8 +119,8 @@ def main() -> None:
         print(f"GFLOP {name:<6}{sum(f) / 1e9:>12,.0f}   body {f[0] / 1e9:,.0f}  attention {f[1] / 1e9:,.0f}  "
               f"vocabulary projection {f[2] / 1e9:,.0f}")
     print(f"            naive/this {sum(naive_f) / sum(ours_f):.2f}x fewer FLOPs")
-    print(f"wall        naive {naive_wall:,.0f} s (scaled from {len(sample)} sampled pairs)   this {ours_wall:,.0f} s   "
-          f"naive/this {naive_wall / ours_wall:.2f}x")
+    print(f"wall        naive {naive_wall:,.0f} s (scaled from {len(sample)} sampled pairs)   "
+          f"this {ours_wall:,.0f} s   naive/this {naive_wall / ours_wall:.2f}x")
     print(f"same result on the sample: max |dI naive - dI this| {max_diff:.1e}, accepted flags differing "
           f"{int(mismatches)} of {len(sample)}")
 
