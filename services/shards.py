@@ -19,6 +19,8 @@ import numpy as np
 
 from entropylong_streamer.method.packing import Sequence
 
+from .durable import fsync_dir, fsync_files
+
 COLUMNS = {
     "input_ids": "ndarray:uint32",
     "indices": "ndarray:uint32",
@@ -92,13 +94,11 @@ class ShardSet:
                     "doc_ids": [s.doc_id for s in seq.samples],
                     "config_version": self.config_version,
                 })
-        for path in tmp.iterdir():  # the data must be on disk before the manifest says it is
-            with open(path, "rb") as fh:
-                os.fsync(fh.fileno())
+        fsync_files(tmp)  # the data must be on disk before the manifest says it is
         final = self.dir / shard_id
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
-        _fsync_dir(self.dir)
+        fsync_dir(self.dir)
         entry = {
             "shard_id": shard_id,
             "path": str(final),
@@ -107,6 +107,7 @@ class ShardSet:
             "tokens": sum(s.used for s in sequences),
             "contexts": sum(len(x.context_ids) for q in sequences for x in q.samples),
             "doc_ids": sorted(s.doc_id for q in sequences for s in q.samples),
+            **shard_report(sequences),
         }
         with open(self.manifest_path, "a") as fh:
             fh.write(json.dumps(entry) + "\n")
@@ -114,6 +115,19 @@ class ShardSet:
             os.fsync(fh.fileno())
         self.entries.append(entry)
         return entry
+
+
+def shard_report(sequences: list[Sequence]) -> dict:
+    """Fill ratio, samples and contexts per sequence, mean dI of the contexts packed."""
+    scores = [d for q in sequences for x in q.samples for d in x.context_scores]
+    n = max(len(sequences), 1)
+    return {
+        "seq_len": sequences[0].capacity if sequences else 0,
+        "fill_ratio": sum(q.used for q in sequences) / max(sum(q.capacity for q in sequences), 1),
+        "samples_per_sequence": sum(len(q.samples) for q in sequences) / n,
+        "contexts_per_sequence": sum(len(x.context_ids) for q in sequences for x in q.samples) / n,
+        "mean_context_di": sum(scores) / len(scores) if scores else None,
+    }
 
 
 def read_shard(path: Path) -> list[dict]:
@@ -127,11 +141,3 @@ def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -1,102 +1,210 @@
-"""The rolling trainer: takes real optimizer steps on each new shard as it is announced.
+"""The rolling trainer: trains on each new shard as it is announced, mixed with earlier shards.
 
-Document masking: every indices span is trained as its own row (padding masked), so no token
-attends across a span boundary, the same semantics as a block-diagonal mask. The label of each
-span's first token (the separator) is never a target. The model state is saved with safetensors
-and the consumed shard ids next to it, before the announcement's offset is committed.
+Each packed sequence is trained whole, with document-masked attention built from its indices
+(streamer/method/doc_masks.py): a token sees only earlier tokens of its own sample [sep C... sep D],
+positions restart at every sample, and the first token of a sample is never a target. On CPU the
+mask is a block-diagonal causal boolean mask through SDPA; on a GPU with flash-attn installed,
+variable-length flash attention does the same from the restarting position ids alone.
+
+After every shard the model, the optimizer, the scheduler and the set of consumed shards are saved
+as one atomic checkpoint (services/checkpoint.py), before the caller commits the announcement's
+offset: a restart resumes exactly there, training no shard twice and skipping none.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
+import random
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
+
+from entropylong_streamer.method import doc_masks
+
+from . import checkpoint
 
 log = logging.getLogger(__name__)
 
 
+class ShardUnreadable(ValueError):
+    """An announced shard that cannot be read (missing, corrupt): dead-lettered, never retried."""
+
+
+@dataclass
+class ShardTraining:
+    """What training on one shard did."""
+
+    shard_id: str
+    losses: list[float] = field(default_factory=list)  # one per optimizer step
+    tokens: int = 0  # target tokens
+    seconds: float = 0.0
+    earlier_sequences: int = 0  # sequences mixed in from earlier shards
+    # Loss summed and counted per position bucket (offset of the target inside its sample).
+    bucket_loss: dict[int, float] = field(default_factory=dict)
+    bucket_tokens: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds if self.seconds else 0.0
+
+    def loss_by_bucket(self) -> dict[int, float]:
+        return {b: self.bucket_loss[b] / n for b, n in self.bucket_tokens.items() if n}
+
+
 class RollingTrainer:
-    def __init__(self, model_spec: str, cache_dir: Path, state_dir: Path, lr: float, steps_per_shard: int,
-                 seed: int = 0, from_scratch: bool = True) -> None:
+    def __init__(self, cfg, cache_dir: Path, state_dir: Path) -> None:
+        """cfg: the TrainerConfig section."""
         import torch
 
-        from .models import load_causal_lm, model_dir
+        from .models import resolve_device
 
-        torch.manual_seed(seed)
-        self.torch = torch
-        if from_scratch:  # the spec's architecture, freshly initialised with the usual small init
-            from transformers import AutoConfig, AutoModelForCausalLM
-
-            config = AutoConfig.from_pretrained(model_dir(model_spec, cache_dir))
-            config.initializer_range = 0.02
-            self.model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-        else:
-            self.model, _ = load_causal_lm(model_spec, cache_dir)
+        self.torch, self.cfg = torch, cfg
+        torch.manual_seed(cfg.seed)
+        self.device, dtype = resolve_device(cfg.device, cfg.dtype)
+        self.model = _build_model(cfg, cache_dir, self.device, getattr(torch, dtype))
+        self.varlen = self.model.config._attn_implementation == "flash_attention_2"
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        warmup = cfg.warmup_steps
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: min(1.0, (s + 1) / (warmup + 1)))
         self.state_dir = Path(state_dir)
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        weights = self.state_dir / "model.safetensors"
-        if weights.exists():
-            from safetensors.torch import load_model
-
-            load_model(self.model, str(weights))
+        state = checkpoint.load(self.state_dir, self.model, self.opt, self.scheduler) or {}
+        self.step = state.get("step", 0)
+        self.consumed: dict[str, str] = state.get("consumed", {})  # shard id -> path, in order
         self.model.train()
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=lr)
-        self.steps_per_shard = steps_per_shard
-        self.consumed: list[str] = self._load_consumed()
-        self.losses: list[float] = []
 
-    def _load_consumed(self) -> list[str]:
-        path = self.state_dir / "consumed.json"
-        return json.loads(path.read_text()) if path.exists() else []
-
-    @staticmethod
-    def rows(sequences: list[dict]) -> list[list[int]]:
-        """One row per whole sample span: a sample's contexts and its document stay together."""
-        out = []
-        for seq in sequences:
-            ids = seq["input_ids"]
-            for start, end in seq["indices"].reshape(-1, 2):
-                if end - start >= 2:
-                    out.append([int(t) for t in ids[int(start) : int(end)]])
-        return out
-
-    def train_shard(self, shard_id: str, path: Path) -> list[float]:
-        """A few optimizer steps over the shard's rows; returns the losses. Skips a consumed shard."""
+    def train_shard(self, shard_id: str, path: Path) -> ShardTraining | None:
+        """Train on a new shard (mixed with earlier ones), then checkpoint. None if already consumed."""
         from .shards import read_shard
 
         if shard_id in self.consumed:
+            return None
+        report = ShardTraining(shard_id)
+        t0 = time.perf_counter()
+        try:
+            sequences = read_shard(path)
+        except (OSError, ValueError, KeyError) as exc:
+            raise ShardUnreadable(f"{shard_id} at {path}: {exc}") from exc
+        earlier = self._earlier_sequences(shard_id, len(sequences))
+        report.earlier_sequences = len(earlier)
+        work = [*sequences, *earlier]
+        random.Random(f"{self.cfg.seed}:{shard_id}").shuffle(work)
+        for _ in range(self.cfg.passes_per_shard):
+            for i in range(0, len(work), self.cfg.batch_sequences):
+                self._step(work[i : i + self.cfg.batch_sequences], report)
+        report.seconds = time.perf_counter() - t0
+        self.consumed[shard_id] = str(path)
+        checkpoint.save(self.state_dir, self.step, self.model, self.opt, self.scheduler,
+                        {"consumed": self.consumed})
+        return report
+
+    def _earlier_sequences(self, shard_id: str, new: int) -> list[dict]:
+        """round(mix_earlier x new) sequences drawn from earlier shards (those still on disk)."""
+        from .shards import read_shard
+
+        want = round(self.cfg.mix_earlier * new)
+        paths = [Path(p) for p in self.consumed.values() if Path(p).exists()]
+        if not want or not paths:
             return []
+        rng = random.Random(f"{self.cfg.seed}:earlier:{shard_id}")
+        out = []
+        for p in rng.choices(paths, k=want):
+            seqs = read_shard(p)
+            out.append(seqs[rng.randrange(len(seqs))])
+        return out
+
+    def token_losses(self, sequences: list[dict]):
+        """(loss of every target token, its offset inside its sample) over a batch of packed
+        sequences, document-masked. The loss tensor carries gradients."""
         torch = self.torch
-        rows = self.rows(read_shard(path))
-        losses = []
-        if rows:
-            per_step = max(1, len(rows) // self.steps_per_shard)
-            for i in range(0, len(rows), per_step):
-                batch = rows[i : i + per_step]
-                width = max(len(r) for r in batch)
-                ids = torch.zeros(len(batch), width, dtype=torch.long)
-                mask = torch.zeros(len(batch), width, dtype=torch.long)
-                for j, r in enumerate(batch):
-                    ids[j, : len(r)] = torch.tensor(r)
-                    mask[j, : len(r)] = 1
-                labels = ids.masked_fill(mask == 0, -100)
-                loss = self.model(input_ids=ids, attention_mask=mask, labels=labels).loss
-                self.opt.zero_grad()
-                loss.backward()
-                self.opt.step()
-                losses.append(float(loss))
-        self.consumed.append(shard_id)
-        self._save()
-        self.losses.extend(losses)
-        return losses
+        batch = _batch(sequences, self.varlen)
+        ids, pos, labels = (torch.as_tensor(batch[k], device=self.device) for k in ("ids", "pos", "labels"))
+        mask = None if self.varlen else torch.as_tensor(batch["mask"], device=self.device)[:, None]
+        hidden = self.model.base_model(input_ids=ids, position_ids=pos, attention_mask=mask).last_hidden_state
+        # Token t predicts labels[t + 1]; the loss is taken only where there is a target.
+        targets = labels[:, 1:].reshape(-1)
+        keep = targets != doc_masks.IGNORE
+        rows = hidden[:, :-1].reshape(-1, hidden.shape[-1])[keep]
+        losses = _chunked_cross_entropy(rows, self.model.get_output_embeddings(), targets[keep], self.cfg.loss_chunk)
+        return losses, pos[:, 1:].reshape(-1)[keep].cpu().numpy()
 
-    def _save(self) -> None:
-        from safetensors.torch import save_model
+    def _step(self, sequences: list[dict], report: ShardTraining) -> None:
+        token_loss, where = self.token_losses(sequences)
+        loss = token_loss.mean()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.opt.step()
+        self.scheduler.step()
+        self.step += 1
+        report.losses.append(float(loss.detach()))
+        report.tokens += len(where)
+        buckets = np.searchsorted(np.asarray(self.cfg.loss_buckets), where, side="right") - 1
+        per_token = token_loss.detach().float().cpu().numpy()
+        for b in np.unique(buckets):
+            edge = self.cfg.loss_buckets[b]
+            report.bucket_loss[edge] = report.bucket_loss.get(edge, 0.0) + float(per_token[buckets == b].sum())
+            report.bucket_tokens[edge] = report.bucket_tokens.get(edge, 0) + int((buckets == b).sum())
 
-        tmp = self.state_dir / "model.safetensors.tmp"
-        save_model(self.model, str(tmp))
-        os.replace(tmp, self.state_dir / "model.safetensors")
-        tmp_c = self.state_dir / "consumed.json.tmp"
-        tmp_c.write_text(json.dumps(self.consumed))
-        os.replace(tmp_c, self.state_dir / "consumed.json")
+
+def _batch(sequences: list[dict], varlen: bool) -> dict[str, np.ndarray]:
+    """Right-pad to the longest sequence; spans from each sequence's indices."""
+    width = max(int(s["length"]) for s in sequences)
+    n = len(sequences)
+    out = {"ids": np.zeros((n, width), np.int64), "pos": np.zeros((n, width), np.int64),
+           "labels": np.full((n, width), doc_masks.IGNORE, np.int64)}
+    if not varlen:
+        out["mask"] = np.zeros((n, width, width), bool)
+    for i, s in enumerate(sequences):
+        length = int(s["length"])
+        ids = np.asarray(s["input_ids"][:length], np.int64)
+        spans = [(int(a), int(b)) for a, b in np.asarray(s["indices"]).reshape(-1, 2)]
+        out["ids"][i, :length] = ids
+        out["pos"][i] = doc_masks.position_ids(spans, width)
+        out["labels"][i, :length] = doc_masks.labels(ids, spans)
+        if not varlen:
+            out["mask"][i] = doc_masks.block_causal_mask(spans, width)
+    return out
+
+
+def _chunked_cross_entropy(hidden, head, targets, chunk: int):
+    """Per-token cross-entropy, the vocabulary projection a chunk at a time and recomputed in the
+    backward pass, so [tokens, vocab] logits never exist at once (131,072 x 49,152 would be 25 GiB)."""
+    import torch
+    from torch.utils.checkpoint import checkpoint as recompute
+
+    def piece(h, t):
+        return torch.nn.functional.cross_entropy(head(h).float(), t, reduction="none")
+
+    return torch.cat([recompute(piece, hidden[i : i + chunk], targets[i : i + chunk], use_reentrant=False)
+                      for i in range(0, hidden.shape[0], chunk)])
+
+
+def _build_model(cfg, cache_dir: Path, device: str, dtype):
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from .models import load_causal_lm, model_dir
+
+    attn = "sdpa"
+    if device == "cuda":
+        try:
+            import flash_attn  # noqa: F401
+
+            attn = "flash_attention_2"  # variable-length attention from the restarting positions
+        except ImportError:
+            log.warning("flash-attn is not installed: block-diagonal masks through SDPA (O(T^2) memory)")
+    if cfg.from_scratch:  # the spec's architecture, freshly initialised with the usual small init
+        config = AutoConfig.from_pretrained(model_dir(cfg.model, cache_dir))
+        config.initializer_range = 0.02
+        if cfg.rope_theta:
+            config.rope_theta = cfg.rope_theta
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation=attn)
+    else:
+        model, _ = load_causal_lm(cfg.model, cache_dir, device=device, dtype=str(dtype).removeprefix("torch."))
+        model.config._attn_implementation = attn
+        if cfg.rope_theta:
+            log.warning("trainer.rope_theta applies to from_scratch models; %s keeps its own", cfg.model)
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    return model.to(device)

@@ -127,11 +127,34 @@ class PackConfig(_Section):
 
 
 class TrainerConfig(_Section):
+    """The rolling trainer. CPU: a small model on short sequences (pack.seq_len). The paper's setup
+    on GPUs: model = a local Llama directory, from_scratch = false, rope_theta = 8e6 (or the
+    model's), pack.seq_len = 131072, gradient_checkpointing = true, flash-attn installed."""
+
     model: str = "tiny"
     from_scratch: bool = True  # train the model's architecture from a fresh init, not its weights
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    rope_theta: float | None = Field(None, gt=0)  # RoPE base of a from_scratch model (None: its own)
+    gradient_checkpointing: bool = False
     lr: float = Field(3e-3, gt=0)
-    steps_per_shard: int = Field(4, ge=1)
+    warmup_steps: int = Field(10, ge=0)
+    weight_decay: float = Field(0.0, ge=0)
+    grad_clip: float = Field(1.0, gt=0)
+    batch_sequences: int = Field(1, ge=1)  # packed sequences per optimizer step
+    passes_per_shard: int = Field(1, ge=1)  # epochs over each new shard (with its earlier mix)
+    # Earlier shards' sequences mixed into each new shard, as a ratio of its own sequence count.
+    mix_earlier: float = Field(0.25, ge=0)
+    loss_chunk: int = Field(1024, ge=1)  # positions per vocabulary-projection chunk in the loss
+    # Lower edges of the position buckets that loss is reported in (offset of a token in its sample).
+    loss_buckets: list[int] = [0, 128, 512, 2048, 8192, 32768]
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _buckets(self) -> TrainerConfig:
+        if not self.loss_buckets or self.loss_buckets[0] != 0 or self.loss_buckets != sorted(set(self.loss_buckets)):
+            raise ValueError("trainer.loss_buckets must start at 0 and increase")
+        return self
 
 
 class AgentsConfig(_Section):

@@ -90,3 +90,26 @@ class BatchMeter:
             LM_RATE.labels(self.stage).set(tokens / seconds if seconds else 0.0)
             line += f"; {tokens:,} LM tokens at {tokens / seconds:,.0f} tokens/s"
         return line
+
+
+TRAIN_LOSS = Gauge("elong_trainer_loss", "Mean training loss over the last shard's steps")
+TRAIN_STEPS = Counter("elong_trainer_steps_total", "Optimizer steps taken")
+TRAIN_TOKENS = Counter("elong_trainer_tokens_total", "Target tokens trained on")
+TRAIN_SHARDS = Counter("elong_trainer_shards_total", "Shards trained on")
+TRAIN_RATE = Gauge("elong_trainer_tokens_per_second", "Target tokens per second over the last shard")
+SHARDS_BEHIND = Gauge("elong_trainer_shards_behind", "Announced shards the trainer has not reached yet")
+LOSS_BY_POSITION = Gauge("elong_trainer_loss_by_position", "Last shard's mean loss of tokens whose offset "
+                         "inside their sample is at least the bucket's lower edge", ["bucket"])
+
+
+def observe_training(report, behind: int) -> None:
+    """One trained shard (services.trainer.ShardTraining)."""
+    if report.losses:
+        TRAIN_LOSS.set(sum(report.losses) / len(report.losses))
+    TRAIN_STEPS.inc(len(report.losses))
+    TRAIN_TOKENS.inc(report.tokens)
+    TRAIN_SHARDS.inc()
+    TRAIN_RATE.set(report.tokens_per_second)
+    SHARDS_BEHIND.set(behind)
+    for edge, loss in report.loss_by_bucket().items():
+        LOSS_BY_POSITION.labels(str(edge)).set(loss)

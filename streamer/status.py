@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from entropylong_streamer.config import Config
+from entropylong_streamer.services import checkpoint
 from entropylong_streamer.topics import ALL_TOPICS, DEPENDENCIES, SHARD_READY
 
 from .agents.faust_worker import AGENTS, group_id
@@ -93,7 +94,7 @@ def shard_summary(cfg: Config) -> dict:
         "samples": sum(e["samples"] for e in entries),
         "tokens": sum(e["tokens"] for e in entries),
         "contexts": sum(e.get("contexts", 0) for e in entries),
-        "trained_shards": len(_json(Path(cfg.data_dir) / "trainer" / "consumed.json", [])),
+        "trained_shards": len((checkpoint.latest_state(Path(cfg.data_dir) / "trainer") or {}).get("consumed", ())),
         "loss_first": losses[0]["loss_first"] if losses else None,
         "loss_last": losses[-1]["loss_last"] if losses else None,
     }

@@ -55,5 +55,8 @@ def flush_and_commit(stage, cons, prod, prefix: str) -> None:
         return
     kc.send_all(prod, prefix, [announcement(ready)])
     cons.commit()
-    log.info("shard %s: %d sequences, %d samples, %d tokens", ready.shard_id, ready.sequences,
-             ready.samples, ready.tokens)
+    r = stage.shards.entries[-1]
+    log.info("shard %s: %d sequences, %d samples, %d tokens, fill %.3f, %.1f samples and %.1f contexts per "
+             "sequence, mean context dI %s", ready.shard_id, ready.sequences, ready.samples, ready.tokens,
+             r["fill_ratio"], r["samples_per_sequence"], r["contexts_per_sequence"],
+             "-" if r["mean_context_di"] is None else f"{r['mean_context_di']:.3f}")

@@ -1,4 +1,4 @@
-"""The rolling trainer's Kafka loop: train on each announced shard, then commit its offset."""
+"""The rolling trainer's Kafka loop: train on each announced shard, checkpoint, then commit its offset."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import logging
 import threading
 from pathlib import Path
 
+from entropylong_streamer import metrics
 from entropylong_streamer.config import Config
 from entropylong_streamer.topics import SHARD_READY, RecordError
 
@@ -17,14 +18,13 @@ log = logging.getLogger(__name__)
 
 
 def run(cfg: Config, stop: threading.Event | None = None) -> None:
-    from entropylong_streamer.services.trainer import RollingTrainer
+    from entropylong_streamer.services.trainer import RollingTrainer, ShardUnreadable
 
     stop = stop or kc.stop_event()
-    t = cfg.trainer
     state = Path(cfg.data_dir) / "trainer"
-    trainer = RollingTrainer(t.model, Path(cfg.data_dir) / "models", state, t.lr,
-                             t.steps_per_shard, t.seed, t.from_scratch)
-    prefix = cfg.kafka.topic_prefix
+    trainer = RollingTrainer(cfg.trainer, Path(cfg.data_dir) / "models", state)
+    metrics.serve(cfg.metrics.host, cfg.metrics.port)
+    prefix, version = cfg.kafka.topic_prefix, cfg.pack_version()
     cons = kc.consumer(cfg, SHARD_READY.full_name(prefix), f"{prefix}trainer")
     prod = kc.producer(cfg)
     try:
@@ -35,18 +35,35 @@ def run(cfg: Config, stop: threading.Event | None = None) -> None:
                 except RecordError as exc:
                     kc.send_all(prod, prefix, [dead_letter("trainer", f"decode: {exc}", msg)])
                     continue
+                if ready.config_version != version:  # another shard set: not this trainer's data
+                    continue
                 try:
-                    losses = trainer.train_shard(f"{ready.config_version}/{ready.shard_id}", Path(ready.path))
-                except (OSError, ValueError, KeyError) as exc:  # a missing or unreadable shard
+                    report = trainer.train_shard(f"{ready.config_version}/{ready.shard_id}", Path(ready.path))
+                except ShardUnreadable as exc:  # a failing checkpoint, by contrast, stops the trainer
                     kc.send_all(prod, prefix, [dead_letter("trainer", f"shard: {exc}", msg)])
                     continue
-                if losses:
-                    line = {"shard_id": ready.shard_id, "loss_first": losses[0], "loss_last": losses[-1],
-                            "steps": len(losses), "shards_trained": len(trainer.consumed)}
+                if report is not None and report.losses:
+                    behind = _behind(cons)
+                    line = {"shard_id": ready.shard_id, "loss_first": report.losses[0],
+                            "loss_last": report.losses[-1], "steps": len(report.losses), "tokens": report.tokens,
+                            "tokens_per_second": report.tokens_per_second,
+                            "earlier_sequences": report.earlier_sequences,
+                            "loss_by_position": {str(k): v for k, v in report.loss_by_bucket().items()},
+                            "shards_trained": len(trainer.consumed), "shards_behind": behind}
                     with open(state / "loss.jsonl", "a") as fh:
                         fh.write(json.dumps(line) + "\n")
-                    log.info("trained %s: loss %.3f -> %.3f", ready.shard_id, losses[0], losses[-1])
-            cons.commit()
+                    metrics.observe_training(report, behind)
+                    log.info("trained %s: loss %.3f -> %.3f, %.0f tokens/s, %d shards behind", ready.shard_id,
+                             report.losses[0], report.losses[-1], report.tokens_per_second, behind)
+            cons.commit()  # after the checkpoint: a restart resumes at the first untrained shard
     finally:
         cons.close(autocommit=False)
         prod.close()
+
+
+def _behind(cons) -> int:
+    parts = list(cons.assignment())
+    if not parts:
+        return 0
+    ends = cons.end_offsets(parts)
+    return sum(max(0, ends[tp] - cons.position(tp)) for tp in parts)

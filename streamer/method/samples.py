@@ -19,6 +19,7 @@ class Sample:
     doc_id: str
     token_ids: tuple[int, ...]
     context_ids: tuple[str, ...]
+    context_scores: tuple[float, ...] = ()  # the kept contexts' best dI, in context_ids order
 
     def __len__(self) -> int:
         return len(self.token_ids)
@@ -62,4 +63,4 @@ def build_sample(
         tokens.extend(piece.token_ids)
     tokens.append(separator_id)
     tokens.extend(doc_tokens)
-    return Sample(doc_id, tuple(tokens), tuple(p.piece_id for p in kept))
+    return Sample(doc_id, tuple(tokens), tuple(p.piece_id for p in kept), tuple(p.score for p in kept))

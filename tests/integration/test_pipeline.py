@@ -44,7 +44,7 @@ def small_config(data_dir: Path, model_cache: Path) -> Config:
         "pack.seq_len": 2048,
         "pack.sequences_per_shard": 1,
         "pack.max_wait_s": 2.0,
-        "trainer.steps_per_shard": 2,
+        "trainer.passes_per_shard": 2,
     })
 
 
@@ -140,6 +140,15 @@ def test_streaming_delivers_every_document_once_and_matches_batch(tmp_path, corp
         pairs = [p for rec in read_topic(cfg, DEPENDENCIES) for p in rec.pairs]
         assert scraped[("elong_verify_di_count", "verify", "")] == len(pairs) > 0
         assert scraped.get(("elong_stage_events_total", "verify", "accepted"), 0) == sum(p.accepted for p in pairs)
+        # The trainer's endpoint: every shard trained once, its tokens, and loss by position bucket.
+        while _scrape_all(cfg.metrics.port, len(workers)).get(("elong_trainer_shards_total", "", ""), 0) < s["shards"]:
+            assert time.monotonic() < deadline, "the trainer's metrics never caught up"
+            time.sleep(0.5)
+        scraped = _scrape_all(cfg.metrics.port, len(workers))
+        losses = _jsonl(Path(cfg.data_dir) / "trainer" / "loss.jsonl")  # written before the metrics
+        assert scraped[("elong_trainer_shards_total", "", "")] == s["shards"] == len(losses)
+        assert scraped[("elong_trainer_tokens_total", "", "")] == sum(x["tokens"] for x in losses) > 0
+        assert scraped[("elong_trainer_loss_by_position", "", "0")] > 0
     finally:
         stop_all(cfg)
     for w in workers:
@@ -198,11 +207,12 @@ def _scrape_all(base: int, n: int) -> dict[tuple[str, str, str], float]:
         try:
             text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
         except OSError:
-            continue  # the packer and trainer serve no endpoint yet
+            continue  # the packer serves no endpoint yet
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
-                if "stage" in sample.labels:
-                    kind = sample.labels.get("outcome") or sample.labels.get("event") or ""
-                    key = (sample.name, sample.labels["stage"], kind)
+                if "stage" in sample.labels or sample.name.startswith("elong_trainer"):
+                    kind = (sample.labels.get("outcome") or sample.labels.get("event")
+                            or sample.labels.get("bucket") or "")
+                    key = (sample.name, sample.labels.get("stage", ""), kind)
                     out[key] = out.get(key, 0.0) + sample.value
     return out

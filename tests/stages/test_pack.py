@@ -42,6 +42,12 @@ def test_shards_hold_every_sample_whole_once(tmp_path, n_docs, seq_len):
         doc = list(range(1, 5 + 3 * i % 40 + 1))
         assert sample[0] == SEP and sample[-len(doc) - 1:] == [SEP, *doc]
         assert (sample[:4] == [SEP, 7, 8, 9]) == (i % 2 == 0)  # only accepted contexts are trained
+    report = p.shards.entries[-1]
+    contexts = (n_docs + 1) // 2
+    assert report["fill_ratio"] == pytest.approx(ready.tokens / (ready.sequences * seq_len))
+    assert report["samples_per_sequence"] == pytest.approx(n_docs / ready.sequences)
+    assert report["contexts_per_sequence"] == pytest.approx(contexts / ready.sequences)
+    assert report["mean_context_di"] == pytest.approx(0.75)
 
 
 def test_a_document_already_in_the_shard_set_is_not_packed_again(tmp_path):
