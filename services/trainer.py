@@ -61,6 +61,8 @@ class RollingTrainer:
         from .models import resolve_device
 
         self.torch, self.cfg = torch, cfg
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
         self.device, dtype = resolve_device(cfg.device, cfg.dtype)
         self.model = _build_model(cfg, cache_dir, self.device, getattr(torch, dtype))

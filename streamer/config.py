@@ -137,6 +137,7 @@ class TrainerConfig(_Section):
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     rope_theta: float | None = Field(None, gt=0)  # RoPE base of a from_scratch model (None: its own)
     gradient_checkpointing: bool = False
+    threads: int = Field(0, ge=0)  # torch CPU threads (0: torch's default); 1 leaves the LM workers room
     lr: float = Field(3e-3, gt=0)
     warmup_steps: int = Field(10, ge=0)
     weight_decay: float = Field(0.0, ge=0)
