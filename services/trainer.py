@@ -85,8 +85,10 @@ class RollingTrainer:
         report = ShardTraining(shard_id)
         t0 = time.perf_counter()
         try:
+            if not (Path(path) / "index.json").is_file():
+                raise FileNotFoundError(f"no MDS index.json in {path}")
             sequences = read_shard(path)
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:  # streaming raises RuntimeError too
             raise ShardUnreadable(f"{shard_id} at {path}: {exc}") from exc
         earlier = self._earlier_sequences(shard_id, len(sequences))
         report.earlier_sequences = len(earlier)

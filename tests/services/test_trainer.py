@@ -1,40 +1,13 @@
 """The rolling trainer: document-masked packed training, exact resume, atomic checkpoints."""
 
-import random
-
 import numpy as np
 import pytest
 import torch
 
 from entropylong_streamer.config import TrainerConfig
-from entropylong_streamer.method.packing import Sequence
-from entropylong_streamer.method.samples import Sample
 from entropylong_streamer.services import checkpoint
-from entropylong_streamer.services.shards import ShardSet, read_shard
+from entropylong_streamer.services.shards import read_shard
 from entropylong_streamer.services.trainer import RollingTrainer
-
-SEQ = 128
-
-
-def write_shards(root, count, seed=0):
-    rng = random.Random(seed)
-    shards = ShardSet(root, "v")
-    out = []
-    for s in range(count):
-        sequences = []
-        for q in range(2):
-            seq = Sequence(SEQ)
-            while True:
-                n = rng.randint(8, 40)
-                if seq.used + n > SEQ:
-                    break
-                seq.samples.append(Sample(f"d{s}-{q}-{len(seq.samples)}", (0, *(rng.randrange(1, 49152)
-                                          for _ in range(n - 1))), ()))
-                seq.used += n
-            sequences.append(seq)
-        entry = shards.write(sequences, "test")
-        out.append((entry["shard_id"], entry["path"]))
-    return out
 
 
 def trainer(model_cache, state_dir, **kw):
@@ -42,8 +15,8 @@ def trainer(model_cache, state_dir, **kw):
     return RollingTrainer(cfg, model_cache, state_dir)
 
 
-def test_a_packed_sequence_trains_each_sample_as_if_it_were_alone(model_cache, tmp_path):
-    (shard_id, path), = write_shards(tmp_path / "shards", 1)
+def test_a_packed_sequence_trains_each_sample_as_if_it_were_alone(model_cache, make_shards, tmp_path):
+    (shard_id, path), = make_shards(tmp_path / "shards", 1)
     t = trainer(model_cache, tmp_path / "state")
     seq = read_shard(path)[0]
     with torch.no_grad():
@@ -61,8 +34,8 @@ def test_a_packed_sequence_trains_each_sample_as_if_it_were_alone(model_cache, t
     assert where.min() == 1  # the separator opening each sample is never a target
 
 
-def test_a_restarted_trainer_continues_exactly_where_it_stopped(model_cache, tmp_path):
-    shards = write_shards(tmp_path / "shards", 3)
+def test_a_restarted_trainer_continues_exactly_where_it_stopped(model_cache, make_shards, tmp_path):
+    shards = make_shards(tmp_path / "shards", 3)
     straight = trainer(model_cache, tmp_path / "a", mix_earlier=0.5)
     for shard_id, path in shards:
         assert straight.train_shard(shard_id, path).losses
@@ -80,8 +53,9 @@ def test_a_restarted_trainer_continues_exactly_where_it_stopped(model_cache, tmp
     assert resumed.scheduler.last_epoch == straight.scheduler.last_epoch
 
 
-def test_a_crash_while_checkpointing_leaves_the_previous_checkpoint_whole(model_cache, tmp_path, monkeypatch):
-    shards = write_shards(tmp_path / "shards", 2)
+def test_a_crash_while_checkpointing_leaves_the_previous_checkpoint_whole(model_cache, make_shards, tmp_path,
+                                                                         monkeypatch):
+    shards = make_shards(tmp_path / "shards", 2)
     t = trainer(model_cache, tmp_path / "state")
     t.train_shard(*shards[0])
     steps_after_first = t.step
@@ -101,8 +75,8 @@ def test_a_crash_while_checkpointing_leaves_the_previous_checkpoint_whole(model_
     assert again.train_shard(*shards[1]).losses  # the interrupted shard is trained, once
 
 
-def test_loss_falls_and_is_reported_by_position(model_cache, tmp_path):
-    (shard,) = write_shards(tmp_path / "shards", 1)
+def test_loss_falls_and_is_reported_by_position(model_cache, make_shards, tmp_path):
+    (shard,) = make_shards(tmp_path / "shards", 1)
     t = trainer(model_cache, tmp_path / "state", passes_per_shard=6, loss_buckets=[0, 16])
     report = t.train_shard(*shard)
     assert len(report.losses) == 12 and report.losses[-1] < report.losses[0]
