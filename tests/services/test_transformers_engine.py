@@ -35,6 +35,18 @@ def reference(engine, ids):
     return h.numpy(), nll.numpy()
 
 
+# The tiny random model's logits reach |z| ~ 35 (std ~7.6): fp32 rounding that GEMM shape changes
+# (padding, batching, a cached prefix) move by ~1e-5 relative then shows as up to ~1.5e-4 nats of H
+# and NLL (seen in CI: 1.2e-4 on H, 3.4e-4 on an NLL of 23). The tiny model checks equivalence of the
+# plumbing at that scale; the 1e-4 bound on dI is held on SmolLM2 (tests/stages/test_verify.py).
+TINY_ATOL, TINY_RTOL = 3e-4, 2e-5
+
+
+def assert_close(h, nll, ref_h, ref_nll):
+    np.testing.assert_allclose(h, ref_h, atol=TINY_ATOL)
+    np.testing.assert_allclose(nll, ref_nll, atol=TINY_ATOL, rtol=TINY_RTOL)
+
+
 docs = st.lists(st.lists(st.integers(1, 49151), min_size=2, max_size=120), min_size=1, max_size=6)
 
 
@@ -46,10 +58,7 @@ def test_batched_scores_equal_the_plain_forward(tiny, batch):
     for d, (h, nll) in zip(batch, got, strict=True):
         ref_h, ref_nll = reference(tiny, [SEP, *d])
         assert h.shape == (len(d),)
-        np.testing.assert_allclose(h, ref_h, atol=1e-4)
-        # The tiny model's wide init gives NLLs up to ~40 nats; fp32 logits carry relative error,
-        # so padding's different GEMM shapes move such an NLL by ~1e-4 (seen: 37.15062 vs 37.15075).
-        np.testing.assert_allclose(nll, ref_nll, atol=1e-4, rtol=1e-5)
+        assert_close(h, nll, ref_h, ref_nll)
 
 
 prefixed = st.tuples(st.lists(st.integers(1, 49151), min_size=1, max_size=40),
@@ -72,8 +81,7 @@ def test_a_shared_prefix_is_computed_once_and_changes_no_score(tiny, case, data)
     for req, (h, nll) in zip([*requests, other], got, strict=True):
         ref_h, ref_nll = reference(tiny, list(req.ids))
         positions = req.positions if req.positions is not None else range(len(req.ids) - 1)
-        np.testing.assert_allclose(h, ref_h[list(positions)], atol=1e-4)
-        np.testing.assert_allclose(nll, ref_nll[list(positions)], atol=1e-4, rtol=1e-5)
+        assert_close(h, nll, ref_h[list(positions)], ref_nll[list(positions)])
     run_to_last = [r.positions[-1] + 1 for r in requests]
     shared = len(head) if len(requests) > 1 else 0  # a prefix of one request is not worth sharing
     assert ran == sum(run_to_last) - shared * (len(requests) - 1) + len(other.ids) - 1
@@ -102,8 +110,7 @@ def test_long_documents_are_scored_in_windows_not_truncated(model_cache):
     for w in windows:  # each position equals a plain forward over its window
         ref_h, ref_nll = reference(engine, ids[w.start : w.end])
         got = slice(w.first, w.end - 1)
-        np.testing.assert_allclose(h[got], ref_h[w.first - w.start :], atol=1e-4)
-        np.testing.assert_allclose(nll[got], ref_nll[w.first - w.start :], atol=1e-4)
+        assert_close(h[got], nll[got], ref_h[w.first - w.start :], ref_nll[w.first - w.start :])
     # The first window's positions see their whole prefix, exactly as an unlimited engine does.
     wide = TransformersEngine("tiny", model_cache, max_tokens=4096)
     np.testing.assert_allclose(h[:63], wide.score(ids)[0][:63], atol=1e-4)
