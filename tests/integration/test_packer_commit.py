@@ -42,13 +42,13 @@ def committed(cfg: Config) -> int:
         admin.close()
 
 
-def run_packer(cfg: Config, until) -> BaseException | None:
-    """Run the packer loop in a thread until `until()` holds or it fails; return its exception."""
+def run_loop(loop, cfg: Config, until) -> BaseException | None:
+    """Run loop(cfg, stop) in a thread until `until()` holds or it fails; return its exception."""
     stop, errors = threading.Event(), []
 
     def target():
         try:
-            packer_loop.run(cfg, stop)
+            loop(cfg, stop)
         except BaseException as exc:  # the loop's failure is what some tests assert on
             errors.append(exc)
 
@@ -57,8 +57,12 @@ def run_packer(cfg: Config, until) -> BaseException | None:
     while t.is_alive() and not until():
         t.join(0.2)
     stop.set()
-    t.join(60)
+    t.join(120)
     return errors[0] if errors else None
+
+
+def run_packer(cfg: Config, until) -> BaseException | None:
+    return run_loop(packer_loop.run, cfg, until)
 
 
 def test_failed_shard_write_commits_nothing_and_a_restart_packs_each_record_once(tmp_path, broker, monkeypatch):

@@ -2,11 +2,10 @@
 other versions skipped, an unreadable shard dead-lettered; the offset commits after the checkpoint."""
 
 import json
-import threading
 import uuid
 from pathlib import Path
 
-from test_packer_commit import broker  # noqa: F401  (the fixture)
+from test_packer_commit import broker, run_loop  # noqa: F401  (broker: the fixture)
 
 from entropylong_streamer.agents import kafka_clients as kc
 from entropylong_streamer.agents import trainer_loop
@@ -17,21 +16,7 @@ from entropylong_streamer.topics import DEAD_LETTER, SHARD_READY, ShardReady
 
 
 def run_trainer(cfg: Config, until) -> None:
-    stop, errors = threading.Event(), []
-
-    def target():
-        try:
-            trainer_loop.run(cfg, stop)
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-
-    t = threading.Thread(target=target)
-    t.start()
-    while t.is_alive() and not until():
-        t.join(0.2)
-    stop.set()
-    t.join(120)
-    assert not errors, errors
+    assert run_loop(trainer_loop.run, cfg, until) is None
 
 
 def consumed(cfg: Config) -> list[str]:
