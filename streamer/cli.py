@@ -137,10 +137,22 @@ def build(docs: Annotated[list[Path], typer.Option("--docs")],
 
 
 @app.command()
-def status(config: ConfigOpt = None, set_: SetOpt = None) -> None:
-    """For every stage: consumer group, input topic, produced, committed, lag; shards; trainer loss."""
+def status(config: ConfigOpt = None, set_: SetOpt = None,
+           interval: float = typer.Option(2.0, help="seconds between two snapshots, for the rates (0: no rates)")
+           ) -> None:
+    """For every stage: input topic, partitions, consumers, produced, committed, lag, records/s;
+    shards; trainer loss."""
+    from .status import collect
+
     cfg = _config(config, set_)
-    console.print(status_table(cfg))
+    first = None
+    if interval > 0:
+        try:
+            first = collect(cfg)
+        except Exception:  # reported by the table below
+            first = None
+        time.sleep(interval)  # the measuring interval of the rates
+    console.print(status_table(cfg, first)[0])
 
 
 @app.command()
@@ -170,23 +182,29 @@ def demo(config: ConfigOpt = None, set_: SetOpt = None,
             console.print("stopping: " + ", ".join(stop_all(cfg)))
 
 
-def status_table(cfg: Config) -> Table:
-    from .status import collect, shard_summary
+def status_table(cfg: Config, previous: list | None = None) -> tuple[Table, list | None]:
+    """The status table and the snapshot it shows (None: broker unreachable); given an earlier
+    snapshot, the records/s column too."""
+    from .status import collect, shard_summary, with_rates
 
     table = Table(title=f"entropylong-streamer  (pack version {cfg.pack_version()})")
-    for col in ("stage", "input topic", "produced", "committed", "lag"):
+    for col in ("stage", "input topic", "partitions", "consumers", "produced", "committed", "lag", "records/s"):
         table.add_column(col)
     try:
-        for row in collect(cfg):
-            table.add_row(row.stage, row.topic, str(row.produced), str(row.committed), str(row.lag))
+        rows = with_rates(collect(cfg), previous)
+        for row in rows:
+            consumers = "?" if row.consumers is None else str(row.consumers)
+            table.add_row(row.stage, row.topic, str(row.partitions), consumers, str(row.produced),
+                          str(row.committed), str(row.lag), "" if row.rate is None else f"{row.rate:.1f}")
     except Exception as exc:  # broker not reachable: say so in the table instead of a traceback
-        table.add_row("-", f"broker unreachable: {type(exc).__name__}", "", "", "")
+        rows = None
+        table.add_row("-", f"broker unreachable: {type(exc).__name__}", "", "", "", "", "", "")
     s = shard_summary(cfg)
     loss = "" if s["loss_first"] is None else f", trainer loss {s['loss_first']:.3f} -> {s['loss_last']:.3f}"
     table.caption = (f"{s['shards']} shards, {s['samples']} samples with {s['contexts']} verified contexts, "
                      f"{s['tokens']} tokens; "
                      f"trainer consumed {s['trained_shards']} shards{loss}")
-    return table
+    return table, rows
 
 
 def watch(cfg: Config, until: int | None, workers: list | None = None) -> None:
@@ -198,10 +216,12 @@ def watch(cfg: Config, until: int | None, workers: list | None = None) -> None:
     from .status import collect, end_offsets, shard_summary
 
     dlq_topic = DEAD_LETTER.full_name(cfg.kafka.topic_prefix)
-    with Live(status_table(cfg), console=console, refresh_per_second=1) as live:
+    table, rows = status_table(cfg)
+    with Live(table, console=console, refresh_per_second=1) as live:
         while True:
             time.sleep(2)  # a display refresh interval, not synchronisation
-            live.update(status_table(cfg))
+            table, rows = status_table(cfg, rows)
+            live.update(table)
             dead = [w for w in workers or [] if not w.alive()]
             if dead:
                 live.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,10 +22,24 @@ class StageStatus:
     group: str
     produced: int
     committed: int
+    partitions: int = 0  # of the input topic: the most consumers the stage can use
+    consumers: int | None = None  # members of the group now (None: the broker would not say)
+    rate: float | None = None  # records committed per second since the previous snapshot
+    at: float = 0.0  # time.monotonic() of the snapshot
 
     @property
     def lag(self) -> int:
         return self.produced - self.committed
+
+
+def with_rates(rows: list[StageStatus], previous: list[StageStatus] | None) -> list[StageStatus]:
+    """Fill each row's rate from the same stage's row of an earlier snapshot."""
+    before = {r.stage: r for r in previous or []}
+    for r in rows:
+        b = before.get(r.stage)
+        if b is not None and r.at > b.at:
+            r.rate = max(0, r.committed - b.committed) / (r.at - b.at)
+    return rows
 
 
 def stage_groups(cfg: Config) -> list[tuple[str, str, str]]:
@@ -49,7 +64,9 @@ def ensure_pipeline_topics(cfg: Config) -> None:
                   compacted=[t.full_name(cfg.kafka.topic_prefix) for t in ALL_TOPICS if t.compacted])
 
 
-def end_offsets(cfg: Config, topics: list[str]) -> dict[str, int]:
+def end_offsets(cfg: Config, topics: list[str], partitions: dict[str, int] | None = None) -> dict[str, int]:
+    """Records produced to each topic (the sum of its partitions' end offsets); fills `partitions`
+    with each topic's partition count when given."""
     from kafka import KafkaConsumer, TopicPartition
 
     cons = KafkaConsumer(**client_kwargs(cfg))
@@ -59,6 +76,8 @@ def end_offsets(cfg: Config, topics: list[str]) -> dict[str, int]:
             parts = cons.partitions_for_topic(t) or set()
             ends = cons.end_offsets([TopicPartition(t, p) for p in parts]) if parts else {}
             out[t] = sum(ends.values())
+            if partitions is not None:
+                partitions[t] = len(parts)
         return out
     finally:
         cons.close()
@@ -69,7 +88,8 @@ def collect(cfg: Config) -> list[StageStatus]:
     from kafka.errors import KafkaError
 
     groups = stage_groups(cfg)
-    ends = end_offsets(cfg, sorted({t for _, t, _ in groups}))
+    partitions: dict[str, int] = {}
+    ends = end_offsets(cfg, sorted({t for _, t, _ in groups}), partitions)
     admin = KafkaAdminClient(**client_kwargs(cfg))
     try:
         rows = []
@@ -79,10 +99,23 @@ def collect(cfg: Config) -> list[StageStatus]:
             except KafkaError:  # a group that never committed (or not yet known): nothing committed
                 offsets = {}
             committed = sum(o.offset for tp, o in offsets.items() if tp.topic == topic and o.offset >= 0)
-            rows.append(StageStatus(stage, topic, group, ends.get(topic, 0), committed))
+            rows.append(StageStatus(stage, topic, group, ends.get(topic, 0), committed, partitions.get(topic, 0),
+                                    _members(admin, group), at=time.monotonic()))
         return rows
     finally:
         admin.close()
+
+
+def _members(admin, group: str) -> int | None:
+    from kafka.errors import KafkaError
+
+    try:
+        described = admin.describe_groups([group]).get(group) or {}
+    except (KafkaError, AttributeError, ValueError):  # older clients or brokers: unknown, not an error
+        return None
+    if described.get("error"):
+        return None
+    return len(described.get("members") or [])
 
 
 def shard_summary(cfg: Config) -> dict:

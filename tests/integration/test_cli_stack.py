@@ -10,7 +10,7 @@ from test_pipeline import small_config  # noqa: I001  (pytest puts this folder o
 
 from entropylong_streamer.demo_corpus import write_demo_corpus
 from entropylong_streamer.services import stack
-from entropylong_streamer.status import shard_summary
+from entropylong_streamer.status import collect, shard_summary, with_rates
 
 
 def elong(*args: str, config: Path) -> subprocess.CompletedProcess:
@@ -43,8 +43,13 @@ def test_up_ingest_status_down(tmp_path, model_cache):
         while shard_summary(cfg)["samples"] < 4:
             assert time.monotonic() < deadline, "documents did not reach a shard"
             time.sleep(1)  # polling an observable outcome of separate processes
-        status = elong("status", config=conf)
+        status = elong("status", "--interval", "0.5", config=conf)
         assert status.returncode == 0 and "4 samples" in status.stdout and "entropy" in status.stdout
+        rows = {r.stage: r for r in collect(cfg)}
+        assert rows["entropy"].partitions == 2 and rows["trainer"].partitions == 1
+        assert {s: r.consumers for s, r in rows.items()} == dict.fromkeys(rows, 1)  # one worker per stage
+        later = with_rates(collect(cfg), list(rows.values()))
+        assert all(r.rate is not None and r.rate >= 0 for r in later)
     finally:
         down = elong("down", config=conf)
     assert down.returncode == 0 and "broker" in down.stdout, down.stdout + down.stderr
