@@ -1,0 +1,51 @@
+"""Two workers of one stage share its partitions: every document's output once, both did work."""
+
+import time
+from pathlib import Path
+
+from test_pipeline import _free_ports, _quiet, _scrape_all, read_topic, small_config
+
+from entropylong_streamer.demo_corpus import write_demo_corpus
+from entropylong_streamer.ingest_cmd import ingest_paths
+from entropylong_streamer.services import stack
+from entropylong_streamer.stack_control import run_dir, start_worker, stop_all, write_worker_config
+from entropylong_streamer.status import collect, ensure_pipeline_topics
+from entropylong_streamer.topics import ANCHORS
+
+DOCS_N = 12
+
+
+def wait_for(what, check, workers, timeout=300):
+    deadline = time.monotonic() + timeout
+    while not (got := check()):
+        for w in workers:
+            assert w.alive(), f"{w.name} exited: {w.log_tail()}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)  # polling an observable outcome of separate processes
+    return got
+
+
+def test_two_entropy_workers_split_the_partitions_and_nothing_is_doubled(tmp_path, model_cache):
+    cfg = small_config(tmp_path / "data", model_cache).copy_with({"agents.max_batch": {"entropy": 2}})
+    Path(cfg.data_dir).mkdir(parents=True)
+    (Path(cfg.data_dir) / "models").symlink_to(model_cache, target_is_directory=True)
+    port = int(cfg.kafka.bootstrap_servers.rsplit(":", 1)[1])
+    stack.start_broker(Path(cfg.data_dir) / "broker", port, run_dir(cfg))
+    metrics = _free_ports(2)
+    try:
+        ensure_pipeline_topics(cfg)
+        write_worker_config(cfg)
+        workers = [start_worker(cfg, "entropy", f"worker-entropy-{i}", ["--set", f"metrics.port={metrics + i}"])
+                   for i in range(2)]
+        # Both members in the group before any record, so no rebalance moves work mid-flight.
+        wait_for("two consumers", lambda: {r.stage: r.consumers for r in collect(cfg)}["entropy"] == 2, workers)
+        corpus = tmp_path / "docs.jsonl"
+        write_demo_corpus(corpus, DOCS_N, min_chars=300, max_chars=700)
+        assert ingest_paths(cfg, [corpus], console=_quiet())[0] == DOCS_N
+        anchors = wait_for("anchors", lambda: (a := read_topic(cfg, ANCHORS)) and len(a) >= DOCS_N and a, workers)
+        assert sorted(a.doc_id for a in anchors) == sorted({a.doc_id for a in anchors})  # none doubled
+        assert len(anchors) == DOCS_N
+        per_worker = [_scrape_all(metrics + i, 1).get(("elong_records_total", "entropy", "in"), 0) for i in range(2)]
+        assert sum(per_worker) == DOCS_N and all(n > 0 for n in per_worker), per_worker
+    finally:
+        stop_all(cfg)
