@@ -112,9 +112,12 @@ class RollingTrainer:
         if not want or not paths:
             return []
         rng = random.Random(f"{self.cfg.seed}:earlier:{shard_id}")
+        loaded: dict[Path, list[dict]] = {}  # each earlier shard read once, however often it is drawn
         out = []
         for p in rng.choices(paths, k=want):
-            seqs = read_shard(p)
+            if p not in loaded:
+                loaded[p] = read_shard(p)
+            seqs = loaded[p]
             out.append(seqs[rng.randrange(len(seqs))])
         return out
 

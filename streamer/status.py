@@ -92,6 +92,7 @@ def collect(cfg: Config) -> list[StageStatus]:
     ends = end_offsets(cfg, sorted({t for _, t, _ in groups}), partitions)
     admin = KafkaAdminClient(**client_kwargs(cfg))
     try:
+        members = _members(admin, [g for _, _, g in groups])
         rows = []
         for stage, topic, group in groups:
             try:
@@ -100,22 +101,21 @@ def collect(cfg: Config) -> list[StageStatus]:
                 offsets = {}
             committed = sum(o.offset for tp, o in offsets.items() if tp.topic == topic and o.offset >= 0)
             rows.append(StageStatus(stage, topic, group, ends.get(topic, 0), committed, partitions.get(topic, 0),
-                                    _members(admin, group), at=time.monotonic()))
+                                    members.get(group), at=time.monotonic()))
         return rows
     finally:
         admin.close()
 
 
-def _members(admin, group: str) -> int | None:
+def _members(admin, groups: list[str]) -> dict[str, int]:
+    """Members of each group, in one DescribeGroups round; a group the broker cannot describe is absent."""
     from kafka.errors import KafkaError
 
     try:
-        described = admin.describe_groups([group]).get(group) or {}
+        described = admin.describe_groups(groups)
     except (KafkaError, AttributeError, ValueError):  # older clients or brokers: unknown, not an error
-        return None
-    if described.get("error"):
-        return None
-    return len(described.get("members") or [])
+        return {}
+    return {g: len(d.get("members") or []) for g, d in described.items() if not d.get("error")}
 
 
 def shard_summary(cfg: Config) -> dict:
@@ -136,6 +136,3 @@ def shard_summary(cfg: Config) -> dict:
 def _jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
-
-def _json(path: Path, default):
-    return json.loads(path.read_text()) if path.exists() else default

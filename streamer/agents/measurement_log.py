@@ -81,5 +81,8 @@ class MeasurementLog(MemoryCache):
             futures.append(self._producer.send(self.topic, key=key, partition=partition,
                                                value=MEASUREMENTS.encode(Measured(h_ctx=h, nll_ctx=nll))))
         self._producer.flush()
-        for f in futures:
-            f.get(timeout=30)
+        for meta in sorted((f.get(timeout=30) for f in futures), key=lambda m: (m.partition, m.offset)):
+            # Already applied locally: skip reading our own writes back, but only while they follow
+            # straight on from what was read (another worker's writes in between are still read).
+            if self._read_to.get(meta.partition) == meta.offset:
+                self._read_to[meta.partition] = meta.offset + 1

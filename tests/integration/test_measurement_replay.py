@@ -3,10 +3,9 @@ even after the first worker was killed: the new version's verify worker runs no 
 
 import os
 import signal
-import time
 from pathlib import Path
 
-from test_pipeline import _free_ports, _scrape_all, read_topic, small_config
+from test_pipeline import _free_ports, _scrape_all, read_topic, small_config, wait_for
 
 from entropylong_streamer.agents import kafka_clients as kc
 from entropylong_streamer.pipeline import Pipeline
@@ -27,15 +26,6 @@ def candidates(cfg) -> list[CandidatesRecord]:
         Candidate(context_id=f"c{j}", context_doc_id=f"o{j}", text=TEXTS[j], score=1.0,
                   anchor_indices=[x.index for x in a.anchors]) for j in range(len(TEXTS)) if f"d{j}" != a.doc_id])
         for a in anchors if a.anchors]
-
-
-def wait_for(what, check, worker, timeout=90):
-    deadline = time.monotonic() + timeout
-    while not (got := check()):
-        assert worker.alive(), f"the worker exited: {worker.log_tail()}"
-        assert time.monotonic() < deadline, f"timed out waiting for {what}: {worker.log_tail(60)}"
-        time.sleep(0.5)
-    return got
 
 
 def test_a_new_epsilon_after_a_killed_worker_runs_no_lm_tokens(tmp_path, model_cache):
@@ -60,9 +50,9 @@ def test_a_new_epsilon_after_a_killed_worker_runs_no_lm_tokens(tmp_path, model_c
             version = version_cfg.verify_version()
             deps = wait_for("dependencies", lambda: (d := [r for r in read_topic(cfg, DEPENDENCIES)
                                                            if r.config_version == version]) and
-                            len(d) >= len(records) and d, worker)
+                            len(d) >= len(records) and d, [worker], timeout=90)
             done = wait_for("metrics", lambda: (m := _scrape_all(metrics_port, 1)).get(
-                ("elong_records_total", "verify", "out"), 0) == len(records) and m, worker)
+                ("elong_records_total", "verify", "out"), 0) == len(records) and m, [worker], timeout=90)
             return worker, deps, done
 
         first_port = _free_ports(1)

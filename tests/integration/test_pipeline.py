@@ -166,6 +166,18 @@ def test_streaming_delivers_every_document_once_and_matches_batch(tmp_path, corp
     assert shard_samples(bcfg.copy_with({"data_dir": str(tmp_path / "batch" / "out")})) == packed
 
 
+def wait_for(what, check, workers, timeout=300):
+    """Poll check() until it returns something truthy (and return it); fail if a worker exits or
+    the time runs out, with the worker's log tail."""
+    deadline = time.monotonic() + timeout
+    while not (got := check()):
+        for w in workers:
+            assert w.alive(), f"{w.name} exited: {w.log_tail()}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}: {workers[0].log_tail(60)}"
+        time.sleep(0.5)  # polling an observable outcome of separate processes
+    return got
+
+
 def _quiet():
     from rich.console import Console
 

@@ -1,9 +1,8 @@
 """Two workers of one stage share its partitions: every document's output once, both did work."""
 
-import time
 from pathlib import Path
 
-from test_pipeline import _free_ports, _quiet, _scrape_all, read_topic, small_config
+from test_pipeline import _free_ports, _quiet, _scrape_all, read_topic, small_config, wait_for
 
 from entropylong_streamer.demo_corpus import write_demo_corpus
 from entropylong_streamer.ingest_cmd import ingest_paths
@@ -13,16 +12,6 @@ from entropylong_streamer.status import collect, ensure_pipeline_topics
 from entropylong_streamer.topics import ANCHORS
 
 DOCS_N = 12
-
-
-def wait_for(what, check, workers, timeout=300):
-    deadline = time.monotonic() + timeout
-    while not (got := check()):
-        for w in workers:
-            assert w.alive(), f"{w.name} exited: {w.log_tail()}"
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.5)  # polling an observable outcome of separate processes
-    return got
 
 
 def test_two_entropy_workers_split_the_partitions_and_nothing_is_doubled(tmp_path, model_cache):
