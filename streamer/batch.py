@@ -74,17 +74,18 @@ def build(cfg: Config, docs: list[Path], corpus: Iterable[Path], out: Path, milv
         pool_docs += documents
     report.documents = len(documents)
     with Progress(disable=not show_progress) as progress:
-        # The measurement cache outlives the run: a rebuild after a threshold change measures only
-        # the pairs no earlier build with this data_dir measured.
-        cache_path = Path(cfg.data_dir) / "measurements.msgpack"
-        cache = MemoryCache.load(cache_path)
-        index, entropy, retrieval, verify = pipe.index(), pipe.entropy(), pipe.retrieval(), pipe.verify(cache)
+        # The measurement caches outlive the run: a rebuild after a threshold change scores only the
+        # documents and measures only the pairs no earlier build with this data_dir did.
+        caches = {name: MemoryCache.load(Path(cfg.data_dir) / f"{name}.msgpack") for name in ("scores", "measurements")}
+        index, retrieval = pipe.index(), pipe.retrieval()
+        entropy, verify = pipe.entropy(caches["scores"]), pipe.verify(caches["measurements"])
         _staged(progress, "index", pool_docs, 32, index.process, report)
         anchors = _staged(progress, "entropy", documents, 8, entropy.process, report)
         candidates = _staged(progress, "retrieval", anchors, 16, retrieval.process, report)
         deps = _staged(progress, "verify", candidates, 4, verify.process, report)
-        cache_path.parent.mkdir(parents=True, exist_ok=True)
-        cache.save(cache_path)
+        Path(cfg.data_dir).mkdir(parents=True, exist_ok=True)
+        for name, cache in caches.items():
+            cache.save(Path(cfg.data_dir) / f"{name}.msgpack")
         pack = pipe.pack(out / "shards")
         for i in range(0, len(deps), 16):
             res = pack.process(deps[i : i + 16])

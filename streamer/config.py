@@ -164,6 +164,9 @@ class AgentsConfig(_Section):
     # A worker takes up to max_batch records, or what arrived within batch_wait_s, per batch.
     batch_wait_s: float = Field(1.0, gt=0)
     max_batch: dict[str, int] = {"entropy": 32, "index": 32, "retrieval": 16, "verify": 4}
+    # Keep the LM's measurements (scores, pair measurements) in their changelog topics so that a
+    # replay reruns no measurement; costs each LM worker memory for its partitions' measurements.
+    measurement_cache: bool = True
 
     @model_validator(mode="after")
     def _positive(self) -> AgentsConfig:
@@ -202,6 +205,11 @@ class Config(_Section):
     def entropy_version(self) -> str:
         m = self.model  # the engine is not part of it: both engines compute the same entropy
         return _digest("entropy", m.path, m.dtype, m.max_tokens, m.overlap, self.entropy)
+
+    def index_version(self) -> str:
+        """The pool's chunks: what the indexer writes depends on none of the thresholds."""
+        r = self.retrieval
+        return _digest("index", self.model.path, r.embedder, r.chunk_tokens, r.chunk_overlap, self.milvus.collection)
 
     def retrieval_version(self) -> str:
         return _digest("retrieval", self.entropy_version(), self.retrieval, self.milvus.collection)

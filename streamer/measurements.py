@@ -1,12 +1,16 @@
-"""The measurement cache: H' and NLL' of a (model, document, context, anchor) pair, measured once.
+"""The LM's measurements, made once: a replay after a threshold change reads them back.
 
-A replay after a change of alpha, w or K re-plans verification; every pair it has measured before
-is read from here and only the new ones go through the LM. A key names exactly what H' depends
-on: the model (path, dtype, separator), the document's tokens, the context's tokens (after the
-length cap) and the anchor index. Keys start with the doc id, so a cache split by the candidates
-topic's partitions (streaming: agents/measurement_table.py) holds every pair of its documents.
+Two kinds, each keyed by exactly what it depends on, never by a threshold:
+- scores: a document's per-token (H, NLL) without context (the entropy stage). Key: the model
+  (path, dtype, separator, window layout) and the document's tokens. A new alpha, w or anchor
+  cap re-selects anchors from these and runs no LM token.
+- pair measurements: H' and NLL' of a (document, context, anchor) pair (the verify stage). Key:
+  the model, the document's tokens, the context's tokens (after the length cap) and the anchor.
+  A new epsilon runs no LM token; a new alpha, w or K measures only the pairs never measured.
+Keys start with the doc id, so a cache split by the input topic's partitions (streaming:
+agents/changelog_cache.py) holds every measurement of its documents.
 
-Batch mode keeps the cache in memory and saves it as one msgpack file beside its output.
+Batch mode keeps the caches in memory and saves each as one msgpack file beside its output.
 """
 
 from __future__ import annotations
@@ -15,12 +19,13 @@ import hashlib
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import msgpack
 import numpy as np
 
 Measurement = tuple[float, float]  # (H', NLL') at the anchor with the context prepended
+TokenScores = tuple[bytes, bytes]  # a document's H and NLL per token, little-endian float32
 
 
 def token_digest(ids: Sequence[int]) -> bytes:
@@ -31,28 +36,41 @@ def pair_key(model: str, doc_id: str, doc_digest: bytes, ctx_digest: bytes, anch
     return msgpack.packb([doc_id, model, doc_digest, ctx_digest, anchor], use_bin_type=True)
 
 
+def scores_key(model: str, doc_id: str, doc_digest: bytes) -> bytes:
+    return msgpack.packb([doc_id, model, doc_digest], use_bin_type=True)
+
+
+def pack_scores(h: np.ndarray, nll: np.ndarray) -> TokenScores:
+    return np.asarray(h, "<f4").tobytes(), np.asarray(nll, "<f4").tobytes()
+
+
+def unpack_scores(value: TokenScores) -> tuple[np.ndarray, np.ndarray]:
+    return np.frombuffer(value[0], "<f4").astype(np.float32), np.frombuffer(value[1], "<f4").astype(np.float32)
+
+
 def key_doc_id(key: bytes) -> str:
     return msgpack.unpackb(key, raw=False)[0]
 
 
 class MeasurementCache(Protocol):
-    def get(self, key: bytes) -> Measurement | None: ...
+    def get(self, key: bytes) -> Any: ...
 
-    def put(self, items: Iterable[tuple[bytes, Measurement]]) -> None: ...
+    def put(self, items: Iterable[tuple[bytes, Any]]) -> None: ...
 
 
 class MemoryCache:
-    """A dict of measurements; save()/load() keep it in one msgpack file between batch runs."""
+    """A dict of measurements (tuples of floats or bytes); save()/load() keep it in one msgpack
+    file between batch runs."""
 
     def __init__(self) -> None:
-        self.data: dict[bytes, Measurement] = {}
+        self.data: dict[bytes, tuple] = {}
         self.hits = 0
         self.misses = 0
 
     def __len__(self) -> int:
         return len(self.data)
 
-    def get(self, key: bytes) -> Measurement | None:
+    def get(self, key: bytes) -> Any:
         found = self.data.get(key)
         if found is None:
             self.misses += 1
@@ -60,7 +78,7 @@ class MemoryCache:
             self.hits += 1
         return found
 
-    def put(self, items: Iterable[tuple[bytes, Measurement]]) -> None:
+    def put(self, items: Iterable[tuple[bytes, tuple]]) -> None:
         self.data.update(items)
 
     def save(self, path: Path) -> None:
@@ -77,5 +95,5 @@ class MemoryCache:
         if path.exists():
             with open(path, "rb") as fh:
                 rows = msgpack.unpack(fh, raw=False)
-            cache.data = {bytes(k): (float(v[0]), float(v[1])) for k, v in rows}
+            cache.data = {bytes(k): tuple(v) for k, v in rows}
         return cache

@@ -61,11 +61,17 @@ class Pipeline:
                           token=self.cfg.milvus.token, index_type=r.index_type,
                           index_params=r.index_params, search_params=r.search_params)
 
-    def entropy(self) -> EntropyStage:
-        e = self.cfg.entropy
+    @property
+    def model_key(self) -> str:
+        """What an LM measurement depends on besides the tokens: model, dtype, separator."""
+        return f"{self.cfg.model.path}:{self.engine.dtype}:sep{self.cfg.pack.separator_id}"
+
+    def entropy(self, cache: MeasurementCache | None = None) -> EntropyStage:
+        e, m = self.cfg.entropy, self.cfg.model
         params = AnchorParams(e.alpha, e.min_position, e.max_anchors, e.merge_distance)
         return EntropyStage(self.engine, params, e.window, self.cfg.pack.separator_id,
-                            self.cfg.entropy_version(), e.max_doc_tokens)
+                            self.cfg.entropy_version(), e.max_doc_tokens,
+                            model_key=f"{self.model_key}:window{m.max_tokens}/{m.overlap}", cache=cache)
 
     def index(self) -> IndexStage:
         r = self.cfg.retrieval
@@ -79,7 +85,7 @@ class Pipeline:
         v = self.cfg.verify
         return VerifyStage(self.engine, Criterion(v.epsilon, v.criterion, v.nll_threshold),
                            v.max_context_tokens, self.cfg.pack.separator_id, self.cfg.verify_version(),
-                           model_key=f"{self.cfg.model.path}:{self.engine.dtype}", cache=cache)
+                           model_key=self.model_key, cache=cache)
 
     def pack(self, shard_root: Path) -> PackStage:
         from entropylong_streamer.services.shards import ShardSet

@@ -11,6 +11,7 @@ from entropylong_streamer.topics import (
     DEPENDENCIES,
     DOCS,
     MEASUREMENTS,
+    SCORES,
     SHARD_READY,
     Anchor,
     AnchorsRecord,
@@ -23,6 +24,7 @@ from entropylong_streamer.topics import (
     Measured,
     Pair,
     RecordError,
+    Scored,
     ShardReady,
 )
 
@@ -45,6 +47,7 @@ EXAMPLES = {
                                             samples=2, tokens=3)),
     "dead-letter": (DEAD_LETTER, DeadLetter(stage="x", reason="y", topic="t", payload=b"\xff")),
     "measurements": (MEASUREMENTS, Measured(h_ctx=1.5, nll_ctx=2.5)),
+    "scores": (SCORES, Scored(h_f32=b"\x00\x00\xc0?", nll_f32=b"\x00\x00 @")),
 }
 
 

@@ -6,14 +6,15 @@ from .candidates import CANDIDATES, Candidate, CandidatesRecord
 from .dead_letter import DEAD_LETTER, DeadLetter
 from .dependencies import DEPENDENCIES, Context, DependenciesRecord, Pair
 from .docs import DOCS, Doc
-from .measurements import MEASUREMENTS, Measured
+from .measurements import MEASUREMENTS, SCORES, Measured, Scored
 from .shard_ready import SHARD_READY, ShardReady
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (DOCS, ANCHORS, CANDIDATES, DEPENDENCIES, SHARD_READY, DEAD_LETTER,
-                                     MEASUREMENTS)
+                                     MEASUREMENTS, SCORES)
 
 __all__ = [
-    "ALL_TOPICS", "ANCHORS", "CANDIDATES", "DEAD_LETTER", "DEPENDENCIES", "DOCS", "MEASUREMENTS", "SHARD_READY",
+    "ALL_TOPICS", "ANCHORS", "CANDIDATES", "DEAD_LETTER", "DEPENDENCIES", "DOCS", "MEASUREMENTS", "SCORES",
+    "SHARD_READY",
     "Anchor", "AnchorsRecord", "Candidate", "CandidatesRecord", "Context", "DeadLetter",
-    "DependenciesRecord", "Doc", "Measured", "Pair", "Record", "RecordError", "ShardReady", "TopicSpec",
+    "DependenciesRecord", "Doc", "Measured", "Pair", "Scored", "Record", "RecordError", "ShardReady", "TopicSpec",
 ]

@@ -24,7 +24,7 @@ from entropylong_streamer.topics import ANCHORS, CANDIDATES, DEAD_LETTER, DEPEND
 
 from .adapter import Message, handle_batch
 from .broker_compat import install_aiokafka_backoff
-from .measurement_log import MeasurementLog
+from .changelog_cache import ChangelogCache, measurement_log, scores_log
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +36,16 @@ class AgentSpec:
     build: Callable[[Pipeline], object]
     version: Callable[[Config], str]
     expects: Callable[[Config], str] | None  # the upstream version this stage consumes
+    cache: Callable[[Config], ChangelogCache] | None = None  # the LM measurements it keeps
 
 
 AGENTS: dict[str, AgentSpec] = {
-    "entropy": AgentSpec(DOCS, ANCHORS, Pipeline.entropy, Config.entropy_version, None),
-    "index": AgentSpec(DOCS, None, Pipeline.index, Config.retrieval_version, None),
+    "entropy": AgentSpec(DOCS, ANCHORS, Pipeline.entropy, Config.entropy_version, None, scores_log),
+    "index": AgentSpec(DOCS, None, Pipeline.index, Config.index_version, None),
     "retrieval": AgentSpec(ANCHORS, CANDIDATES, Pipeline.retrieval, Config.retrieval_version,
                            Config.entropy_version),
     "verify": AgentSpec(CANDIDATES, DEPENDENCIES, Pipeline.verify, Config.verify_version,
-                        Config.retrieval_version),
+                        Config.retrieval_version, measurement_log),
 }
 
 
@@ -105,8 +106,8 @@ def build_app(cfg: Config, stage: str):
         loop = asyncio.get_running_loop()
         if "stage" not in holder:  # load the model once per worker, off the event loop
             holder["stage"] = await loop.run_in_executor(stage_thread, spec.build, Pipeline(cfg))
-            if stage == "verify":
-                holder["stage"].cache = await loop.run_in_executor(stage_thread, MeasurementLog, cfg)
+            if spec.cache is not None and cfg.agents.measurement_cache:
+                holder["stage"].cache = await loop.run_in_executor(stage_thread, spec.cache, cfg)
             holder["meter"] = BatchMeter(stage, getattr(holder["stage"], "engine", None),
                                          holder["stage"].stats)
         stage_obj, meter = holder["stage"], holder["meter"]

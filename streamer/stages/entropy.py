@@ -7,8 +7,9 @@ from typing import ClassVar
 
 import numpy as np
 
+from entropylong_streamer.measurements import MeasurementCache, pack_scores, scores_key, token_digest, unpack_scores
 from entropylong_streamer.method.anchors import AnchorParams, query_span, select_anchors
-from entropylong_streamer.services.lm import LMEngine, ScoreRequest, Tokenized
+from entropylong_streamer.services.lm import LMEngine, ScoreRequest, Scores, Tokenized
 from entropylong_streamer.topics import Anchor, AnchorsRecord, Doc
 
 from .base import StageError, StageResult, Stats, run_batch, score_counted
@@ -21,6 +22,9 @@ class EntropyStage:
     Documents longer than the engine's context are scored in overlapping windows (see
     method/windows.py); only documents above max_doc_tokens, which no packed sequence could hold,
     are refused ("too_long").
+
+    With a cache, a document scored before by the same model (same tokens) is not scored again:
+    a replay with a new alpha, w or anchor cap re-selects anchors from its scores.
     """
 
     name: ClassVar[str] = "entropy"
@@ -30,18 +34,34 @@ class EntropyStage:
     separator_id: int
     config_version: str
     max_doc_tokens: int = 131072
+    model_key: str = ""  # what the scores depend on besides the tokens (the cache's key)
+    cache: MeasurementCache | None = None
     stats: Stats = field(default_factory=Stats, init=False)
 
     def process(self, docs: list[Doc]) -> StageResult[Doc, AnchorsRecord]:
         tokenized = run_batch(self.name, docs, self._tokenize, self.stats)
-        # Prefixed by the separator, as in every training sample: logits at p predict token p.
-        requests = [ScoreRequest([self.separator_id, *tok.ids]) for _, tok in tokenized.outputs]
-        scores = score_counted(self.engine, requests, self.stats)
+        scores = self._scores(tokenized.outputs)
         result: StageResult[Doc, AnchorsRecord] = StageResult(rejects=tokenized.rejects)
         for (doc, tok), (h, nll) in zip(tokenized.outputs, scores, strict=True):
             result.outputs.append(self._record(doc, tok, h, nll))
         self.stats["anchors"] += sum(len(r.anchors) for r in result.outputs)
         return result
+
+    def _scores(self, tokenized: list[tuple[Doc, Tokenized]]) -> list[Scores]:
+        keys = [scores_key(self.model_key, doc.doc_id, token_digest(tok.ids)) for doc, tok in tokenized]
+        found = [self.cache.get(k) if self.cache is not None else None for k in keys]
+        todo = [i for i, f in enumerate(found) if f is None]
+        self.stats["docs_cached"] += len(found) - len(todo)
+        self.stats["docs_scored"] += len(todo)
+        # Prefixed by the separator, as in every training sample: logits at p predict token p.
+        requests = [ScoreRequest([self.separator_id, *tokenized[i][1].ids]) for i in todo]
+        fresh = score_counted(self.engine, requests, self.stats) if requests else []
+        out: list[Scores | None] = [None if f is None else unpack_scores(f) for f in found]
+        for i, s in zip(todo, fresh, strict=True):
+            out[i] = s
+        if self.cache is not None and todo:
+            self.cache.put((keys[i], pack_scores(*s)) for i, s in zip(todo, fresh, strict=True))
+        return out  # type: ignore[return-value]
 
     def _tokenize(self, doc: Doc) -> tuple[Doc, Tokenized]:
         tok = self.engine.tokenize(doc.text)

@@ -62,3 +62,27 @@ def test_long_documents_use_windows_and_oversized_ones_are_refused(model_cache):
     reasons = sorted(r.reason.split(":")[1].strip() for r in result.rejects)
     assert reasons == ["too_long", "too_short"]
     assert stage.stats["dropped_too_long"] == 1 and stage.stats["forwarded"] == 1
+
+
+def test_a_new_alpha_reselects_anchors_from_cached_scores_without_lm_work(engine, tmp_path):
+    from entropylong_streamer.measurements import MemoryCache
+
+    cache = MemoryCache()
+    first = make_stage(engine, cache=cache)
+    first.process(docs(TEXTS))
+    assert first.stats["docs_scored"] == 4 and first.stats["lm_tokens"] > 0
+    cache.save(tmp_path / "scores.msgpack")
+
+    def stage(**kw):
+        return EntropyStage(engine, AnchorParams(alpha=-0.5, min_position=1, max_anchors=6, merge_distance=1),
+                            window=5, separator_id=0, config_version="v2", **kw)
+
+    replay = stage(cache=MemoryCache.load(tmp_path / "scores.msgpack"))
+    again = replay.process(docs(TEXTS)).outputs
+    assert replay.stats["lm_tokens"] == 0 and replay.stats["docs_cached"] == 4
+    fresh = stage().process(docs(TEXTS)).outputs
+    assert [r.model_dump() for r in again] == [r.model_dump() for r in fresh]  # exact, fp32 in the cache
+    assert sum(len(r.anchors) for r in again) > sum(len(r.anchors) for r in first.process(docs(TEXTS)).outputs)
+    other_model = make_stage(engine, cache=cache, model_key="other")
+    other_model.process(docs(TEXTS[:1]))
+    assert other_model.stats["docs_scored"] == 1  # the key names the model: no reuse across models
