@@ -156,6 +156,51 @@ def status(config: ConfigOpt = None, set_: SetOpt = None,
 
 
 @app.command()
+def replay(config: ConfigOpt = None, set_: SetOpt = None,
+           from_time: str | None = typer.Option(None, help="ISO 8601 time with zone: read records written since"),
+           from_offset: int | None = typer.Option(None, help="offset to start at in every partition"),
+           restart: bool = typer.Option(True, help="restart the embedded stack's workers of the changed stages")
+           ) -> None:
+    """Change thresholds (--set entropy.alpha=1.5, verify.epsilon=0.3, ...) and replay: the changed
+    stages get a new config version and read their input again (from the beginning unless told);
+    the old shard set stays as it is and a new one grows beside it."""
+    from .replay import Origin, ReplayError, plan, reset_offsets
+    from .stack_control import embedded, run_dir, running_workers, start_workers, stop_workers
+
+    # The running stack's config (what `up` resolved) is the one being changed, unless a file is given.
+    running = run_dir(_config(config, None)) / "config.json"
+    old = _config(running if running.exists() else config, None)
+    new = _config(config or (running if running.exists() else None), set_)
+    try:
+        origin = Origin.parse(from_time, from_offset)
+        rows = plan(old, new)
+        changed = {r.stage for r in rows if r.start != "unchanged"}
+        if not changed:
+            console.print("no stage's version changes: nothing to replay")
+            return
+        table = Table(title=f"replay {origin.describe()}: pack version {old.pack_version()} -> {new.pack_version()}")
+        for col in ("stage", "input topic", "consumer group", "starts"):
+            table.add_column(col)
+        for r in rows:
+            starts = {"origin": origin.describe(), "latest": "at the end (new upstream version)",
+                      "unchanged": "unchanged", "restart": "restarted with the new config"}[r.start]
+            table.add_row(r.stage, r.topic, r.new_group, starts)
+        console.print(table)
+        workers = running_workers(new) if restart else {}
+        stopped = stop_workers([p for stage in changed for p in workers.get(stage, [])])
+        reset_offsets(new, rows, origin)
+    except ReplayError as exc:
+        console.print(f"[red]replay failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    if workers:
+        count = max((len(v) for k, v in workers.items() if k not in ("pack", "trainer")), default=1)
+        started = start_workers(embedded(new) if running.exists() else new, count, only=changed)
+        console.print(f"stopped {', '.join(stopped) or 'no workers'}; started {', '.join(w.name for w in started)}")
+    else:
+        console.print("offsets set; start the changed stages' workers with the new configuration")
+
+
+@app.command()
 def demo(config: ConfigOpt = None, set_: SetOpt = None,
          documents: int = typer.Option(24, help="stdlib documentation pages to ingest (API listings and docstrings)"),
          keep: bool = typer.Option(False, help="leave the stack running afterwards")) -> None:

@@ -67,29 +67,47 @@ def start_worker(cfg: Config, stage: str, name: str, extra: list[str] | None = N
     return stack.ManagedProcess(name, argv, run_dir(cfg))
 
 
-def start_workers(cfg: Config, count: int = 1) -> list[stack.ManagedProcess]:
+def start_workers(cfg: Config, count: int = 1, only: set[str] | None = None) -> list[stack.ManagedProcess]:
+    """`count` workers per stateless stage, one packer, one trainer (`only`: just those stages,
+    each on the metrics port it has in the full layout)."""
     write_worker_config(cfg)
-    procs = []
+    procs, slot = [], 0
     for stage, _, _ in stage_groups(cfg):
         n = count if stage not in ("pack", "trainer") else 1
         for i in range(n):
             # One Prometheus endpoint per worker: port, port + 1, ...
-            extra = ["--set", f"metrics.port={cfg.metrics.port + len(procs)}"] if cfg.metrics.port else []
-            procs.append(start_worker(cfg, stage, f"worker-{stage}-{i}", extra))
+            extra = ["--set", f"metrics.port={cfg.metrics.port + slot}"] if cfg.metrics.port else []
+            slot += 1
+            if only is None or stage in only:
+                procs.append(start_worker(cfg, stage, f"worker-{stage}-{i}", extra))
     return procs
+
+
+def running_workers(cfg: Config) -> dict[str, list[Path]]:
+    """Pid files of the workers `up` started, by stage."""
+    out: dict[str, list[Path]] = {}
+    for pid_file in sorted(run_dir(cfg).glob("worker-*.pid")):
+        stage = pid_file.stem.removeprefix("worker-").rsplit("-", 1)[0]
+        out.setdefault(stage, []).append(pid_file)
+    return out
+
+
+def stop_workers(pid_files: list[Path]) -> list[str]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not pid_files:
+        return []
+    with ThreadPoolExecutor(len(pid_files)) as pool:
+        done = list(pool.map(lambda p: stack.stop_pidfile(p, WORKER_MODULE), pid_files))
+    return [p.stem for p, ok in zip(pid_files, done, strict=True) if ok]
 
 
 def stop_all(cfg: Config) -> list[str]:
     """Stop what pid files under run_dir name: all workers at once, then milvus, then the broker."""
-    from concurrent.futures import ThreadPoolExecutor
-
     rd = run_dir(cfg)
     if not rd.exists():
         return []
-    workers = sorted(rd.glob("worker-*.pid"))
-    with ThreadPoolExecutor(max(1, len(workers))) as pool:
-        done = list(pool.map(lambda p: stack.stop_pidfile(p, WORKER_MODULE), workers))
-    stopped = [p.stem for p, ok in zip(workers, done, strict=True) if ok]
+    stopped = stop_workers(sorted(rd.glob("worker-*.pid")))
     for name, expect in (("milvus", stack.MILVUS_MATCH), ("broker", stack.BROKER_MATCH)):
         pid_file = rd / f"{name}.pid"
         if pid_file.exists() and stack.stop_pidfile(pid_file, expect):

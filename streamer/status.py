@@ -109,8 +109,12 @@ def collect(cfg: Config) -> list[StageStatus]:
 
 def _members(admin, groups: list[str]) -> dict[str, int]:
     """Members of each group, in one DescribeGroups round; a group the broker cannot describe is absent."""
+    import logging
+
     from kafka.errors import KafkaError
 
+    # kafka-python warns per member that it cannot decode Faust's assignor metadata (we read none of it)
+    logging.getLogger("kafka.admin._groups").setLevel(logging.ERROR)
     try:
         described = admin.describe_groups(groups)
     except (KafkaError, AttributeError, ValueError):  # older clients or brokers: unknown, not an error
