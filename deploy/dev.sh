@@ -45,6 +45,24 @@ install_extra() {
   echo "$want" > "$stamp"
 }
 
+# Debian's prometheus package, unpacked into the venv (no root needed to run it): the tests start a
+# real Prometheus server and query it.
+install_prometheus() {
+  local dest="$VENV/prometheus"
+  if [ -x "$dest/usr/bin/prometheus" ]; then
+    return
+  fi
+  echo ">> installing Debian's prometheus into $dest"
+  local tmp
+  tmp=$(mktemp -d)
+  if ! (cd "$tmp" && apt-get download prometheus >/dev/null 2>&1); then
+    apt-get update -qq >/dev/null 2>&1 || true
+    (cd "$tmp" && apt-get download prometheus >/dev/null)
+  fi
+  dpkg -x "$tmp"/prometheus_*.deb "$dest"
+  rm -rf "$tmp"
+}
+
 cmd="${1:-}"
 shift || true
 case "$cmd" in
@@ -56,6 +74,7 @@ case "$cmd" in
     install
     install_extra vllm deploy/requirements-vllm.lock
     install_extra test deploy/requirements-test.txt
+    install_prometheus
     "$VENV/bin/ruff" check .
     exec "$VENV/bin/python" -m pytest "$@"
     ;;

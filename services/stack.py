@@ -20,6 +20,7 @@ from pathlib import Path
 LOOPBACK = "127.0.0.1"
 BROKER_MATCH = "noida-db"  # substring of the broker's /proc/PID/cmdline
 MILVUS_MATCH = "milvus_lite"  # substring of the milvus-lite server's /proc/PID/cmdline
+PROMETHEUS_MATCH = "prometheus"
 MILVUS_GRPC_OPTIONS = {"grpc.keepalive_time_ms": 600000}
 
 # milvus-lite's server only shuts down cleanly (drain requests, close the data directory) on
@@ -244,7 +245,7 @@ def start_broker(data_dir: Path, port: int, run_dir: Path, host: str = LOOPBACK,
 
 
 def ensure_topics(bootstrap: str, topics: dict[str, int], timeout: float = 30,
-                  compacted: Collection[str] = ()) -> None:
+                  compacted: Collection[str] = (), client: dict | None = None) -> None:
     """Create missing topics with their partition counts; grow topics that have too few partitions.
     Topics named in `compacted` are created with cleanup.policy=compact (changelogs).
 
@@ -255,7 +256,8 @@ def ensure_topics(bootstrap: str, topics: dict[str, int], timeout: float = 30,
     from kafka.admin import NewPartitions, NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="elong-stack")
+    # `client`: the pipeline's client settings (security protocol, SASL), bootstrap servers included
+    admin = KafkaAdminClient(**(client or {"bootstrap_servers": bootstrap}) | {"client_id": "elong-stack"})
 
     def counts() -> dict[str, int]:  # describe_topics does not auto-create a missing topic
         described = admin.describe_topics(list(topics))
@@ -308,4 +310,39 @@ def start_milvus(data_dir: Path, port: int, run_dir: Path, host: str = LOOPBACK,
     argv = [sys.executable, "-c", _MILVUS_BOOT, "server", "--data-dir", str(data_dir),
             "--host", host, "--port", str(port)]
     return _start("milvus", argv, run_dir, host, port, lambda: milvus_ready(f"http://{host}:{port}"),
+                  timeout)
+
+
+def prometheus_binary() -> str:
+    """Debian's prometheus: ELONG_PROMETHEUS, else what `deploy/dev.sh test` unpacked into the venv,
+    else one on PATH."""
+    import shutil
+
+    candidates = [os.environ.get("ELONG_PROMETHEUS", ""),
+                  str(Path(sys.prefix) / "prometheus" / "usr" / "bin" / "prometheus"),
+                  shutil.which("prometheus") or ""]
+    for path in candidates:
+        if path and os.access(path, os.X_OK):
+            return path
+    raise StackError("no prometheus binary: `bash deploy/dev.sh test` unpacks Debian's package into the venv "
+                     "(or set ELONG_PROMETHEUS)")
+
+
+def prometheus_ready(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{url}/-/ready", timeout=2) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+def start_prometheus(config: Path, data_dir: Path, port: int, run_dir: Path, host: str = LOOPBACK,
+                     timeout: float = 60) -> ManagedProcess:
+    """A Prometheus server on host:port with its own config and TSDB directory."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    argv = [prometheus_binary(), f"--config.file={config}", f"--storage.tsdb.path={data_dir}",
+            f"--web.listen-address={host}:{port}"]
+    return _start("prometheus", argv, run_dir, host, port, lambda: prometheus_ready(f"http://{host}:{port}"),
                   timeout)

@@ -76,6 +76,30 @@ def down(config: ConfigOpt = None, set_: SetOpt = None) -> None:
 
 
 @app.command()
+def topics(config: ConfigOpt = None, set_: SetOpt = None) -> None:
+    """Create every topic, or raise its partition count to the configured one (kafka.partitions).
+    Partitions are never removed. Restart the workers afterwards so that they take the new ones."""
+    from .status import end_offsets, ensure_pipeline_topics, topic_partitions
+
+    cfg = _config(config, set_)
+    try:
+        before: dict[str, int] = {}
+        end_offsets(cfg, list(topic_partitions(cfg)), before)
+        ensure_pipeline_topics(cfg)
+        after: dict[str, int] = {}
+        end_offsets(cfg, list(topic_partitions(cfg)), after)
+    except Exception as exc:
+        console.print(f"[red]cannot reach the broker {cfg.kafka.bootstrap_servers}:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    table = Table(title="topics")
+    for col in ("topic", "partitions before", "partitions now"):
+        table.add_column(col)
+    for name in sorted(after):
+        table.add_row(name, str(before.get(name) or "-"), str(after[name]))
+    console.print(table)
+
+
+@app.command()
 def ingest(paths: list[Path], config: ConfigOpt = None, set_: SetOpt = None) -> None:
     """Send JSONL / Parquet / text-directory documents to the docs topic (each distinct text once)."""
     from .ingest_cmd import ingest_paths

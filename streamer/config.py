@@ -179,6 +179,7 @@ class MetricsConfig(_Section):
     host: str = "127.0.0.1"
     # Prometheus endpoint of a worker; 0 = none. `up` gives its workers port, port + 1, ...
     port: int = Field(0, ge=0, le=65535)
+    lag_interval_s: float = Field(5.0, gt=0)  # how often a worker reads its group's consumer lag
 
 
 class Config(_Section):

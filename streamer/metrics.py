@@ -7,7 +7,9 @@ counters, so they include window overlaps and exclude padding (counted apart).
 from __future__ import annotations
 
 import logging
+import threading
 from collections import Counter as Counts
+from collections.abc import Callable
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
@@ -47,10 +49,31 @@ def observe_outputs(stage: str, outputs: list) -> None:
                 DI.labels(stage).observe(pair.d_i)
 
 
+CONSUMER_LAG = Gauge("elong_consumer_lag_records", "Records in the stage's input topic its consumer group has "
+                     "not committed yet (the whole group's lag: aggregate with max by stage)", ["stage"])
+
+
 def serve(host: str, port: int) -> None:
     if port:
         start_http_server(port, addr=host)
         log.info("metrics on http://%s:%d/metrics", host, port)
+
+
+def export_lag(stage: str, lag: Callable[[], int], interval_s: float, stop: threading.Event) -> threading.Thread:
+    """Set the stage's lag gauge every interval_s seconds from lag() (a broker query) until stop."""
+
+    def loop() -> None:
+        while True:
+            try:
+                CONSUMER_LAG.labels(stage).set(lag())
+            except Exception as exc:  # a broker hiccup costs one reading, never the worker
+                log.warning("consumer lag of %s not read: %s", stage, exc)
+            if stop.wait(interval_s):
+                return
+
+    thread = threading.Thread(target=loop, name=f"{stage}-lag", daemon=True)
+    thread.start()
+    return thread
 
 
 class BatchMeter:
@@ -113,3 +136,18 @@ def observe_training(report, behind: int) -> None:
     SHARDS_BEHIND.set(behind)
     for edge, loss in report.loss_by_bucket().items():
         LOSS_BY_POSITION.labels(str(edge)).set(loss)
+
+
+SHARDS = Counter("elong_shards_total", "Shards the packer made durable")
+SHARD_TOKENS = Counter("elong_shard_tokens_total", "Tokens in the packer's shards (samples, separators included)")
+SHARD_SAMPLES = Counter("elong_shard_samples_total", "Samples (a document with its contexts) in the packer's shards")
+SHARD_FILL = Gauge("elong_shard_fill_ratio", "Tokens / (sequences x seq_len) of the last shard")
+
+
+def observe_shard(entry: dict) -> None:
+    """One durable shard (its manifest entry, services.shards)."""
+    SHARDS.inc()
+    SHARD_TOKENS.inc(entry["tokens"])
+    SHARD_SAMPLES.inc(entry["samples"])
+    SHARD_FILL.set(entry["fill_ratio"])
+    RECORDS.labels("pack", "out").inc(entry["samples"])

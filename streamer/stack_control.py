@@ -108,7 +108,8 @@ def stop_all(cfg: Config) -> list[str]:
     if not rd.exists():
         return []
     stopped = stop_workers(sorted(rd.glob("worker-*.pid")))
-    for name, expect in (("milvus", stack.MILVUS_MATCH), ("broker", stack.BROKER_MATCH)):
+    for name, expect in (("prometheus", stack.PROMETHEUS_MATCH), ("milvus", stack.MILVUS_MATCH),
+                         ("broker", stack.BROKER_MATCH)):
         pid_file = rd / f"{name}.pid"
         if pid_file.exists() and stack.stop_pidfile(pid_file, expect):
             stopped.append(name)

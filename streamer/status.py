@@ -61,7 +61,8 @@ def ensure_pipeline_topics(cfg: Config) -> None:
     from entropylong_streamer.services.stack import ensure_topics
 
     ensure_topics(cfg.kafka.bootstrap_servers, topic_partitions(cfg),
-                  compacted=[t.full_name(cfg.kafka.topic_prefix) for t in ALL_TOPICS if t.compacted])
+                  compacted=[t.full_name(cfg.kafka.topic_prefix) for t in ALL_TOPICS if t.compacted],
+                  client=client_kwargs(cfg))
 
 
 def end_offsets(cfg: Config, topics: list[str], partitions: dict[str, int] | None = None) -> dict[str, int]:
@@ -83,11 +84,12 @@ def end_offsets(cfg: Config, topics: list[str], partitions: dict[str, int] | Non
         cons.close()
 
 
-def collect(cfg: Config) -> list[StageStatus]:
+def collect(cfg: Config, stages: set[str] | None = None) -> list[StageStatus]:
+    """One row per consuming stage (or per stage in `stages`)."""
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
-    groups = stage_groups(cfg)
+    groups = [g for g in stage_groups(cfg) if stages is None or g[0] in stages]
     partitions: dict[str, int] = {}
     ends = end_offsets(cfg, sorted({t for _, t, _ in groups}), partitions)
     admin = KafkaAdminClient(**client_kwargs(cfg))

@@ -22,6 +22,7 @@ from entropylong_streamer.metrics import BatchMeter
 from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.topics import ANCHORS, CANDIDATES, DEAD_LETTER, DEPENDENCIES, DOCS, TopicSpec
 
+from . import worker_metrics
 from .adapter import Message, handle_batch
 from .broker_compat import install_aiokafka_backoff
 from .changelog_cache import ChangelogCache, measurement_log, scores_log
@@ -156,6 +157,6 @@ def run(cfg: Config, stage: str) -> None:
     import faust
 
     install_aiokafka_backoff(cfg.kafka.idle_fetch_backoff_ms / 1000)
-    metrics.serve(cfg.metrics.host, cfg.metrics.port)
+    worker_metrics.serve(cfg, stage)
     app = build_app(cfg, stage)
     faust.Worker(app, loglevel="INFO", quiet=True).execute_from_commandline()

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 
+from entropylong_streamer import metrics
 from entropylong_streamer.config import Config
 from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.stages.pack import shard_ready
 from entropylong_streamer.topics import DEPENDENCIES, SHARD_READY, ShardReady
 
 from . import kafka_clients as kc
+from . import worker_metrics
 from .adapter import Produced, handle_batch
 
 log = logging.getLogger(__name__)
@@ -25,6 +28,8 @@ def run(cfg: Config, stop: threading.Event | None = None) -> None:
     stop = stop or kc.stop_event()
     prefix = cfg.kafka.topic_prefix
     stage = Pipeline(cfg).pack(shard_root(cfg))
+    worker_metrics.serve(cfg, "pack", stop)
+    meter = metrics.BatchMeter("pack", stats=stage.stats)
     cons = kc.consumer(cfg, DEPENDENCIES.full_name(prefix), f"{prefix}pack-{cfg.pack_version()}")
     prod = kc.producer(cfg)
     # A crash between a shard's manifest line and its announcement must not hide it from the
@@ -33,8 +38,11 @@ def run(cfg: Config, stop: threading.Event | None = None) -> None:
     try:
         while not stop.is_set():
             msgs = kc.poll_messages(cons, stop, cfg.kafka.idle_fetch_backoff_ms)
+            t0 = time.perf_counter()
             _, dead = handle_batch("pack", msgs, DEPENDENCIES, None, stage.process, cfg.verify_version())
             kc.send_all(prod, prefix, dead)
+            if msgs:  # samples leave in shards: counted as "out" by flush_and_commit
+                meter.observe(len(msgs), 0, len(dead), time.perf_counter() - t0)
             if stage.should_flush():
                 flush_and_commit(stage, cons, prod, prefix)
             elif not stage.buffer and msgs:
@@ -56,6 +64,7 @@ def flush_and_commit(stage, cons, prod, prefix: str) -> None:
     kc.send_all(prod, prefix, [announcement(ready)])
     cons.commit()
     r = stage.shards.entries[-1]
+    metrics.observe_shard(r)
     log.info("shard %s: %d sequences, %d samples, %d tokens, fill %.3f, %.1f samples and %.1f contexts per "
              "sequence, mean context dI %s", ready.shard_id, ready.sequences, ready.samples, ready.tokens,
              r["fill_ratio"], r["samples_per_sequence"], r["contexts_per_sequence"],

@@ -12,6 +12,7 @@ from entropylong_streamer.config import Config
 from entropylong_streamer.topics import SHARD_READY, RecordError
 
 from . import kafka_clients as kc
+from . import worker_metrics
 from .adapter import dead_letter
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ def run(cfg: Config, stop: threading.Event | None = None) -> None:
     stop = stop or kc.stop_event()
     state = Path(cfg.data_dir) / "trainer"
     trainer = RollingTrainer(cfg.trainer, Path(cfg.data_dir) / "models", state)
-    metrics.serve(cfg.metrics.host, cfg.metrics.port)
+    worker_metrics.serve(cfg, "trainer", stop)
     prefix, version = cfg.kafka.topic_prefix, cfg.pack_version()
     cons = kc.consumer(cfg, SHARD_READY.full_name(prefix), f"{prefix}trainer")
     prod = kc.producer(cfg)

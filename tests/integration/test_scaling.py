@@ -38,3 +38,49 @@ def test_two_entropy_workers_split_the_partitions_and_nothing_is_doubled(tmp_pat
         assert sum(per_worker) == DOCS_N and all(n > 0 for n in per_worker), per_worker
     finally:
         stop_all(cfg)
+
+
+def test_raising_the_partition_count_keeps_every_document_once(tmp_path, model_cache):
+    from typer.testing import CliRunner
+
+    from entropylong_streamer.cli import app
+    from entropylong_streamer.topics import DOCS
+
+    cfg = small_config(tmp_path / "data", model_cache)  # 2 partitions
+    Path(cfg.data_dir).mkdir(parents=True)
+    (Path(cfg.data_dir) / "models").symlink_to(model_cache, target_is_directory=True)
+    port = int(cfg.kafka.bootstrap_servers.rsplit(":", 1)[1])
+    stack.start_broker(Path(cfg.data_dir) / "broker", port, run_dir(cfg))
+    corpus = tmp_path / "all.jsonl"
+    write_demo_corpus(corpus, DOCS_N, min_chars=300, max_chars=700)
+    lines = corpus.read_text().splitlines(keepends=True)
+    halves = [tmp_path / "first.jsonl", tmp_path / "second.jsonl"]
+    halves[0].write_text("".join(lines[: DOCS_N // 2]))
+    halves[1].write_text("".join(lines[DOCS_N // 2 :]))
+    try:
+        ensure_pipeline_topics(cfg)
+        conf = write_worker_config(cfg)
+        worker = start_worker(cfg, "entropy", "worker-entropy-0")
+        assert ingest_paths(cfg, [halves[0]], console=_quiet())[0] == DOCS_N // 2
+        wait_for("first half", lambda: len(read_topic(cfg, ANCHORS)) >= DOCS_N // 2, [worker])
+        worker.stop()
+
+        res = CliRunner().invoke(app, ["topics", "-c", str(conf), "--set", "kafka.partitions=4"])
+        assert res.exit_code == 0, res.output
+        grown = cfg.copy_with({"kafka.partitions": 4})
+        conf = write_worker_config(grown)
+        worker = start_worker(grown, "entropy", "worker-entropy-0")
+        assert ingest_paths(grown, [halves[1]], console=_quiet())[0] == DOCS_N - DOCS_N // 2
+        anchors = wait_for("second half", lambda: (a := read_topic(cfg, ANCHORS)) and len(a) >= DOCS_N and a, [worker])
+        assert sorted(a.doc_id for a in anchors) == sorted({a.doc_id for a in anchors}) and len(anchors) == DOCS_N
+        rows = {r.stage: r for r in collect(grown)}
+        assert rows["entropy"].partitions == 4 and rows["entropy"].lag == 0
+        from kafka import KafkaConsumer
+
+        cons = KafkaConsumer(DOCS.full_name(cfg.kafka.topic_prefix), auto_offset_reset="earliest",
+                             consumer_timeout_ms=3000, bootstrap_servers=cfg.kafka.bootstrap_servers)
+        used = {m.partition for m in cons}
+        cons.close()
+        assert used & {2, 3}, used  # the new partitions carried documents, and they were consumed
+    finally:
+        stop_all(cfg)
