@@ -64,9 +64,10 @@ def _staged(progress: Progress, label: str, items: list, batch: int, fn: Callabl
 
 
 def build(cfg: Config, docs: list[Path], corpus: Iterable[Path], out: Path, milvus_uri: str | None = None,
-          show_progress: bool = True) -> BuildReport:
+          show_progress: bool = True, pipeline: Pipeline | None = None) -> BuildReport:
+    """`pipeline`: one whose models are already loaded (its pool is used as it is)."""
     out.mkdir(parents=True, exist_ok=True)
-    pipe = Pipeline(cfg, milvus_uri=milvus_uri or str(out / "pool.db"))
+    pipe = pipeline or Pipeline(cfg, milvus_uri=milvus_uri or str(out / "pool.db"))
     report = BuildReport()
     documents = unique_docs(docs, report)
     pool_docs = unique_docs(list(corpus), report)

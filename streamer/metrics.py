@@ -49,6 +49,8 @@ def observe_outputs(stage: str, outputs: list) -> None:
                 DI.labels(stage).observe(pair.d_i)
 
 
+READY = Gauge("elong_worker_ready", "1 once the worker has loaded what its stage needs (models, pool) "
+              "and takes records", ["stage"])
 CONSUMER_LAG = Gauge("elong_consumer_lag_records", "Records in the stage's input topic its consumer group has "
                      "not committed yet (the whole group's lag: aggregate with max by stage)", ["stage"])
 

@@ -111,6 +111,8 @@ def build_app(cfg: Config, stage: str):
                 holder["stage"].cache = await loop.run_in_executor(stage_thread, spec.cache, cfg)
             holder["meter"] = BatchMeter(stage, getattr(holder["stage"], "engine", None),
                                          holder["stage"].stats)
+            metrics.READY.labels(stage).set(1)
+            log.info("%s worker ready", stage)
         stage_obj, meter = holder["stage"], holder["meter"]
 
         cache = getattr(stage_obj, "cache", None)

@@ -29,6 +29,7 @@ def run(cfg: Config, stop: threading.Event | None = None) -> None:
     prefix = cfg.kafka.topic_prefix
     stage = Pipeline(cfg).pack(shard_root(cfg))
     worker_metrics.serve(cfg, "pack", stop)
+    metrics.READY.labels("pack").set(1)
     meter = metrics.BatchMeter("pack", stats=stage.stats)
     cons = kc.consumer(cfg, DEPENDENCIES.full_name(prefix), f"{prefix}pack-{cfg.pack_version()}")
     prod = kc.producer(cfg)

@@ -25,6 +25,7 @@ def run(cfg: Config, stop: threading.Event | None = None) -> None:
     state = Path(cfg.data_dir) / "trainer"
     trainer = RollingTrainer(cfg.trainer, Path(cfg.data_dir) / "models", state)
     worker_metrics.serve(cfg, "trainer", stop)
+    metrics.READY.labels("trainer").set(1)
     prefix, version = cfg.kafka.topic_prefix, cfg.pack_version()
     cons = kc.consumer(cfg, SHARD_READY.full_name(prefix), f"{prefix}trainer")
     prod = kc.producer(cfg)
