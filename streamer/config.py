@@ -32,10 +32,22 @@ class KafkaConfig(_Section):
     partitions: int = Field(4, ge=1)
     # >0 only for brokers without a fetch long poll (the embedded noida-db): see agents/broker_compat.py
     idle_fetch_backoff_ms: int = Field(0, ge=0)
-    security_protocol: str = "PLAINTEXT"
-    sasl_mechanism: str | None = None
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None
     sasl_password: str | None = Field(None, repr=False)
+    # TLS (security_protocol SSL or SASL_SSL): the CA bundle that signs the brokers' certificates,
+    # and a client certificate and key where the brokers ask for one.
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+
+    @model_validator(mode="after")
+    def _sasl_complete(self) -> KafkaConfig:
+        if self.security_protocol.startswith("SASL_") and not (self.sasl_mechanism and self.sasl_username):
+            raise ValueError(f"kafka.security_protocol {self.security_protocol} needs sasl_mechanism and "
+                             "sasl_username (and sasl_password)")
+        return self
 
 
 class MilvusConfig(_Section):

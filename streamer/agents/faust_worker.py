@@ -146,13 +146,19 @@ def build_app(cfg: Config, stage: str):
 
 
 def _credentials(cfg: Config):
-    k = cfg.kafka
-    if k.sasl_mechanism is None:
-        return None
+    """Faust's form of the same Kafka security settings kafka_clients.client_kwargs gives kafka-python."""
     import faust
 
-    return faust.SASLCredentials(username=k.sasl_username, password=k.sasl_password,
-                                 mechanism=k.sasl_mechanism)
+    k = cfg.kafka
+    ssl_context = None
+    if k.security_protocol.endswith("SSL"):
+        from aiokafka.helpers import create_ssl_context
+
+        ssl_context = create_ssl_context(cafile=k.ssl_cafile, certfile=k.ssl_certfile, keyfile=k.ssl_keyfile)
+    if k.sasl_mechanism is not None:
+        return faust.SASLCredentials(username=k.sasl_username, password=k.sasl_password,
+                                     mechanism=k.sasl_mechanism, ssl_context=ssl_context)
+    return faust.SSLCredentials(ssl_context) if ssl_context is not None else None
 
 
 def run(cfg: Config, stage: str) -> None:

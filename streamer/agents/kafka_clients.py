@@ -16,6 +16,9 @@ def client_kwargs(cfg: Config) -> dict:
     if k.sasl_mechanism:
         kw.update(sasl_mechanism=k.sasl_mechanism, sasl_plain_username=k.sasl_username,
                   sasl_plain_password=k.sasl_password)
+    if k.security_protocol.endswith("SSL"):
+        kw.update({f"ssl_{name}": getattr(k, f"ssl_{name}") for name in ("cafile", "certfile", "keyfile")
+                   if getattr(k, f"ssl_{name}")})
     return kw
 
 

@@ -1,6 +1,6 @@
 """A real Prometheus server (Debian's package) scrapes every worker of a running pipeline; its
 answers to PromQL queries agree with what the topics and the shard manifest hold, and every
-query of the Grafana dashboard evaluates."""
+query of the Grafana dashboard evaluates. Every process of the stack listens on 127.0.0.1 only."""
 
 import json
 import urllib.parse
@@ -34,6 +34,32 @@ def scalar(url: str, promql: str) -> float | None:
     return float(result[0]["value"][1]) if result else None
 
 
+def listening(pids: list[int]) -> set[str]:
+    """The addresses these processes listen on (from /proc/net/tcp and tcp6)."""
+    inodes = set()
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                target = str(fd.readlink())
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    out = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            f = line.split()
+            if f[3] == "0A" and f[9] in inodes:  # LISTEN
+                ip = f[1].split(":")[0]
+                if ip.startswith("0000000000000000FFFF0000"):  # IPv4-mapped IPv6: ::ffff:a.b.c.d
+                    ip = ip[-8:]
+                if len(ip) == 8:
+                    out.add(".".join(str(int(ip[i:i + 2], 16)) for i in (6, 4, 2, 0)))
+                else:
+                    out.add({"00000000000000000000000001000000": "::1"}.get(ip, f"ipv6:{ip}"))
+    return out
+
+
 def test_prometheus_answers_agree_with_the_pipeline(tmp_path, model_cache):
     cfg = small_config(tmp_path / "data", model_cache).copy_with(
         {"metrics.port": _free_ports(8), "metrics.lag_interval_s": 0.5})
@@ -54,7 +80,7 @@ def test_prometheus_answers_agree_with_the_pipeline(tmp_path, model_cache):
                 {"targets": [f"127.0.0.1:{cfg.metrics.port + i}"], "labels": {"worker": w.name}}
                 for i, w in enumerate(workers)]}],
         }))
-        stack.start_prometheus(conf, tmp_path / "tsdb", prom_port, run_dir(cfg))
+        prom = stack.start_prometheus(conf, tmp_path / "tsdb", prom_port, run_dir(cfg))
         url = f"http://127.0.0.1:{prom_port}"
         ingest_paths(cfg, [corpus], console=_quiet())
 
@@ -87,6 +113,11 @@ def test_prometheus_answers_agree_with_the_pipeline(tmp_path, model_cache):
         stages = ("entropy", "retrieval", "verify", "pack", "trainer")
         wait_for("zero lag in Prometheus", lambda: {r["metric"]["stage"]: float(r["value"][1]) for r in query(
             url, "max by (stage) (elong_consumer_lag_records)")} == dict.fromkeys(stages, 0.0), workers, timeout=60)
+
+        # Every server and worker of the stack listens on the loopback interface only.
+        servers = [int(p.read_text().split()[0]) for p in run_dir(cfg).glob("*.pid")]
+        assert {prom.pid, *(w.pid for w in workers)} <= set(servers)
+        assert listening(servers) <= {"127.0.0.1", "::1"} and listening(servers)
 
         # Every query of the dashboard evaluates; those over metrics every run exports return series.
         exprs = [t["expr"] for p in json.loads(DASHBOARD.read_text())["panels"] for t in p.get("targets", [])]
