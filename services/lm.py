@@ -42,6 +42,7 @@ class LMEngine(Protocol):
     name: str
     dtype: str  # the dtype the model runs in ("float32", "bfloat16")
     max_tokens: int  # tokens one forward sees; longer requests are scored in windows
+    vocab_size: int  # token ids the model embeds: 0 .. vocab_size - 1
     lm_tokens: int  # tokens run through the model so far (window overlaps included, padding not)
 
     def tokenize(self, text: str) -> Tokenized: ...
@@ -179,6 +180,7 @@ class TransformersEngine(EngineBase):
         limit = getattr(self.model.config, "max_position_embeddings", max_tokens)
         max_tokens = min(max_tokens, limit)
         super().__init__(tokenizer, model_spec, max_tokens, overlap)
+        self.vocab_size = int(self.model.config.vocab_size)
         self.chunk_positions = chunk_positions
         self.batch_tokens = max(batch_tokens, self.max_tokens)
         self._body = self.model.base_model

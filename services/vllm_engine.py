@@ -29,6 +29,7 @@ class VLLMEngine(EngineBase):
         max_tokens = min(max_tokens, config.get("max_position_embeddings", max_tokens))
         super().__init__(load_tokenizer(model_spec, cache_dir), model_spec, max_tokens, overlap)
         self.device, self.dtype = device, dtype
+        self.vocab_size = int(config["vocab_size"])
         os.environ[GEMM_ENV] = cpu_gemm  # read by the plugin while the model's weights load
         self.llm = _start_llm(path, config["architectures"][0], device, dtype, max_tokens,
                               max(batch_tokens, max_tokens), kv_cache_gib, gpu_memory_utilization)

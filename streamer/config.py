@@ -176,6 +176,9 @@ class AgentsConfig(_Section):
     # A worker takes up to max_batch records, or what arrived within batch_wait_s, per batch.
     batch_wait_s: float = Field(1.0, gt=0)
     max_batch: dict[str, int] = {"entropy": 32, "index": 32, "retrieval": 16, "verify": 4}
+    # A worker that stops heartbeating (killed, frozen) loses its partitions after this long; a
+    # restarted one gets them back no later. Lower means faster recovery and more false alarms.
+    session_timeout_s: float = Field(10.0, ge=6.0, le=300.0)
     # Keep the LM's measurements (scores, pair measurements) in their changelog topics so that a
     # replay reruns no measurement; costs each LM worker memory for its partitions' measurements.
     measurement_cache: bool = True

@@ -79,13 +79,15 @@ class Pipeline:
 
     def retrieval(self) -> RetrievalStage:
         r = self.cfg.retrieval
-        return RetrievalStage(self.embedder, self.pool, r.top_k, r.leak_ngram, self.cfg.retrieval_version())
+        return RetrievalStage(self.embedder, self.pool, r.top_k, r.leak_ngram, self.cfg.retrieval_version(),
+                              max_anchors=self.cfg.entropy.max_anchors)
 
     def verify(self, cache: MeasurementCache | None = None) -> VerifyStage:
         v = self.cfg.verify
         return VerifyStage(self.engine, Criterion(v.epsilon, v.criterion, v.nll_threshold),
                            v.max_context_tokens, self.cfg.pack.separator_id, self.cfg.verify_version(),
-                           model_key=self.model_key, cache=cache)
+                           model_key=self.model_key, cache=cache, max_anchors=self.cfg.entropy.max_anchors,
+                           max_candidates=self.cfg.entropy.max_anchors * self.cfg.retrieval.top_k)
 
     def pack(self, shard_root: Path) -> PackStage:
         from entropylong_streamer.services.shards import ShardSet

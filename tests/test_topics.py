@@ -39,7 +39,7 @@ EXAMPLES = {
     "candidates": (CANDIDATES, CandidatesRecord(anchors=ANCHORS_REC, config_version="v2", candidates=[
         Candidate(context_id="c:0", context_doc_id="c", text="ctx", score=0.5, anchor_indices=[1])])),
     "dependencies": (DEPENDENCIES, DependenciesRecord(
-        doc_id="d", text="t", token_ids=[1], config_version="v3",
+        doc_id="d", text="t u", token_ids=[1, 2], config_version="v3",
         contexts=[Context(context_id="c:0", context_doc_id="c", text="ctx", token_ids=[4])],
         pairs=[Pair(context_id="c:0", anchor_index=1, char_start=0, char_end=1, h=2.0, h_ctx=1.0, nll=3.0,
                     nll_ctx=1.0, d_i=0.5, accepted=True)])),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from .base import Record, TopicSpec
 
@@ -21,9 +21,19 @@ class AnchorsRecord(Record):
     text: str
     token_ids: list[int]
     token_offsets: list[tuple[int, int]]
-    entropy_f16: bytes  # little-endian float16, one per token: alpha can change without LM work
+    entropy_f16: bytes  # little-endian float16, one per token (a replay reads the fp32 scores topic)
     anchors: list[Anchor]
     config_version: str
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AnchorsRecord:
+        n = len(self.token_ids)
+        if len(self.token_offsets) != n or len(self.entropy_f16) != 2 * n:
+            raise ValueError(f"{n} token ids but {len(self.token_offsets)} offsets and "
+                             f"{len(self.entropy_f16) // 2} entropies")
+        if any(a.index >= n for a in self.anchors):
+            raise ValueError(f"an anchor index is beyond the document's {n} tokens")
+        return self
 
 
 ANCHORS = TopicSpec("anchors", AnchorsRecord)

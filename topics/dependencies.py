@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import model_validator
+
 from .base import Record, TopicSpec
 
 
@@ -32,6 +34,15 @@ class DependenciesRecord(Record):
     contexts: list[Context]
     pairs: list[Pair]
     config_version: str
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DependenciesRecord:
+        known = {c.context_id for c in self.contexts}
+        if any(p.context_id not in known for p in self.pairs):
+            raise ValueError("a pair names a context the record does not carry")
+        if any(p.anchor_index >= len(self.token_ids) for p in self.pairs):
+            raise ValueError(f"a pair's anchor is beyond the document's {len(self.token_ids)} tokens")
+        return self
 
 
 DEPENDENCIES = TopicSpec("dependencies", DependenciesRecord)

@@ -72,7 +72,8 @@ def build_app(cfg: Config, stage: str):
         web_enabled=False,
         datadir=str(datadir),
         consumer_auto_offset_reset="earliest",
-        broker_session_timeout=30.0,
+        broker_session_timeout=cfg.agents.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, cfg.agents.session_timeout_s / 3),
         broker_commit_interval=1.0,
     )
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from entropylong_streamer.topics import AnchorsRecord, Candidate, CandidatesRecord
 
-from .base import StageResult, Stats, run_batch
+from .base import StageError, StageResult, Stats, run_batch
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,14 @@ def is_leak(chunk_text: str, doc_ngrams: set[tuple[str, ...]], doc_text_lower: s
     return not grams.isdisjoint(doc_ngrams)
 
 
+def check_limits(rec: AnchorsRecord, max_anchors: int | None, vocab_size: int | None = None) -> None:
+    """Refuse an anchors record no entropy stage of this configuration could have produced."""
+    if max_anchors is not None and len(rec.anchors) > max_anchors:
+        raise StageError(f"too_many_anchors: {len(rec.anchors)} > {max_anchors}")
+    if vocab_size is not None and rec.token_ids and not 0 <= min(rec.token_ids) <= max(rec.token_ids) < vocab_size:
+        raise StageError(f"bad_token_id: document token ids must be in [0, {vocab_size})")
+
+
 @dataclass(eq=False)
 class RetrievalStage:
     name: ClassVar[str] = "retrieval"
@@ -59,20 +67,29 @@ class RetrievalStage:
     leak_ngram: int
     config_version: str
     overfetch: int = 3
+    max_anchors: int | None = None  # more anchors than the entropy stage keeps: bad input, refused
     stats: Stats = field(default_factory=Stats, init=False)
 
     def process(self, records: list[AnchorsRecord]) -> StageResult[AnchorsRecord, CandidatesRecord]:
         # Every query window of the batch in one embedding call; then one search per document,
-        # since each excludes its own document.
-        queries = [a.query for rec in records for a in rec.anchors]
+        # since each excludes its own document. Records refused by the limits embed nothing.
+        refused: set[int] = set()
+        for rec in records:
+            try:
+                check_limits(rec, self.max_anchors)
+            except StageError:
+                refused.add(id(rec))
+        queries = [a.query for rec in records if id(rec) not in refused for a in rec.anchors]
         vectors = self.embedder.embed(queries) if queries else None
         self.stats["queries"] += len(queries)
         starts, at = {}, 0
         for rec in records:
-            starts[id(rec)] = at
-            at += len(rec.anchors)
+            if id(rec) not in refused:
+                starts[id(rec)] = at
+                at += len(rec.anchors)
 
         def one(rec: AnchorsRecord) -> CandidatesRecord:
+            check_limits(rec, self.max_anchors)
             start = starts[id(rec)]
             return self._one(rec, vectors[start : start + len(rec.anchors)] if rec.anchors else None)
 

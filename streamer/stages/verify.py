@@ -17,6 +17,7 @@ from entropylong_streamer.services.lm import LMEngine, ScoreRequest, Scores
 from entropylong_streamer.topics import CandidatesRecord, Context, DependenciesRecord, Pair
 
 from .base import StageError, StageResult, Stats, run_batch, score_counted
+from .retrieve import check_limits
 
 
 @dataclass(eq=False)
@@ -29,6 +30,9 @@ class VerifyStage:
     config_version: str
     model_key: str = ""  # what H' depends on besides the tokens: model, dtype (the cache's key)
     cache: MeasurementCache | None = None
+    # A record beyond what the upstream stages could produce is bad input, refused before any work.
+    max_anchors: int | None = None
+    max_candidates: int | None = None
     stats: Stats = field(default_factory=Stats, init=False)
 
     def process(self, records: list[CandidatesRecord]) -> StageResult[CandidatesRecord, DependenciesRecord]:
@@ -58,6 +62,9 @@ class VerifyStage:
 
     def _plan(self, rec: CandidatesRecord) -> _Plan:
         doc = rec.anchors
+        check_limits(doc, self.max_anchors, self.engine.vocab_size)
+        if self.max_candidates is not None and len(rec.candidates) > self.max_candidates:
+            raise StageError(f"too_many_candidates: {len(rec.candidates)} > {self.max_candidates}")
         anchors = {a.index for a in doc.anchors}
         doc_digest = token_digest(doc.token_ids)
         plan = _Plan(rec)

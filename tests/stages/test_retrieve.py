@@ -34,7 +34,8 @@ DOC = "the river otter builds a den near water and eats fish every morning in th
 
 
 def record(anchors):
-    return AnchorsRecord(doc_id="d", text=DOC, token_ids=[1], token_offsets=[(0, 1)], entropy_f16=b"\0\0",
+    n = 32  # stand-in tokens: retrieval reads only the text and the anchors' queries
+    return AnchorsRecord(doc_id="d", text=DOC, token_ids=[1] * n, token_offsets=[(0, 1)] * n, entropy_f16=b"\0\0" * n,
                          config_version="v", anchors=[Anchor(index=i, char_start=0, char_end=1, entropy=3.0,
                                                              nll=3.0, query=q) for i, q in anchors])
 
