@@ -77,3 +77,24 @@ def test_a_document_longer_than_a_sequence_is_rejected_with_a_reason(tmp_path):
     p = stage(tmp_path, seq_len=16)
     res = p.process([deps("big", 40)])
     assert res.rejects and res.rejects[0].reason.startswith("pack: too_long")
+
+
+def test_streaming_dataset_reads_what_read_shard_reads_and_read_shard_holds_no_descriptors(tmp_path):
+    import os
+
+    from entropylong_streamer.services.shards import import_streaming
+
+    p = stage(tmp_path, 128)
+    p.process([deps(f"d{i}", 5 + i, accepted=True) for i in range(9)])
+    ready = p.flush()
+    ours = read_shard(ready.path)
+    ds = import_streaming().StreamingDataset(local=str(ready.path), shuffle=False, batch_size=1)  # as ProLong
+    theirs = [ds[i] for i in range(len(ds))]
+    assert len(ours) == len(theirs) == ready.sequences
+    for a, b in zip(ours, theirs, strict=True):
+        assert a["doc_ids"] == b["doc_ids"] and a["length"] == b["length"] and a["domain"] == b["domain"]
+        assert a["input_ids"].tolist() == b["input_ids"].tolist() and a["indices"].tolist() == b["indices"].tolist()
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(20):  # a rolling trainer reads shard after shard for days
+        read_shard(ready.path)
+    assert len(os.listdir("/proc/self/fd")) == before
