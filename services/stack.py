@@ -187,7 +187,7 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str,
         time.sleep(interval)
 
 
-def _port_open(host: str, port: int) -> bool:
+def port_open(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=0.5):
             return True
@@ -208,7 +208,7 @@ def kafka_ready(bootstrap: str) -> bool:
     from kafka.errors import KafkaError
 
     host, _, port = bootstrap.rpartition(":")
-    if not _port_open(host, int(port)):
+    if not port_open(host, int(port)):
         return False
     try:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="elong-stack-probe",
@@ -224,7 +224,7 @@ def kafka_ready(bootstrap: str) -> bool:
 
 def _start(name: str, argv: list[str], run_dir: Path, host: str, port: int,
            ready: Callable[[], bool], timeout: float) -> ManagedProcess:
-    if _port_open(host, port):  # else the probe would find the old server and call the new one ready
+    if port_open(host, port):  # else the probe would find the old server and call the new one ready
         raise StackError(f"{host}:{port} is already in use (a {name} left running? see {run_dir})")
     proc = ManagedProcess(name, argv, run_dir, pid_file=f"{name}.pid")
     try:
@@ -290,7 +290,7 @@ def milvus_ready(uri: str) -> bool:
     from pymilvus import MilvusClient
 
     host, _, port = uri.removeprefix("http://").rpartition(":")
-    if not _port_open(host, int(port)):
+    if not port_open(host, int(port)):
         return False
     try:
         client = MilvusClient(uri=uri, timeout=3, grpc_options=MILVUS_GRPC_OPTIONS)

@@ -211,7 +211,7 @@ def replay(config: ConfigOpt = None, set_: SetOpt = None,
             table.add_row(r.stage, r.topic, r.new_group, starts)
         console.print(table)
         workers = running_workers(new) if restart else {}
-        stopped = stop_workers([p for stage in changed for p in workers.get(stage, [])])
+        stopped = stop_workers([p for stage in changed for p in workers.get(stage, [])], old)
         reset_offsets(new, rows, origin)
     except ReplayError as exc:
         console.print(f"[red]replay failed:[/red] {exc}")

@@ -179,6 +179,11 @@ class AgentsConfig(_Section):
     # A worker that stops heartbeating (killed, frozen) loses its partitions after this long; a
     # restarted one gets them back no later. Lower means faster recovery and more false alarms.
     session_timeout_s: float = Field(10.0, ge=6.0, le=300.0)
+    # Static group membership (Kafka's group.instance.id): a worker restarted under the same id takes
+    # its partitions back at once, without a rebalance. Each concurrently running worker of a stage
+    # needs its own (`up` uses the worker's name; in Kubernetes, a StatefulSet pod name). None: a
+    # dynamic member. The embedded broker never expires a dead dynamic member: use static ids there.
+    instance_id: str | None = None
     # Keep the LM's measurements (scores, pair measurements) in their changelog topics so that a
     # replay reruns no measurement; costs each LM worker memory for its partitions' measurements.
     measurement_cache: bool = True

@@ -61,9 +61,11 @@ def write_worker_config(cfg: Config) -> Path:
 
 
 def start_worker(cfg: Config, stage: str, name: str, extra: list[str] | None = None) -> stack.ManagedProcess:
-    """One `elong worker STAGE` process reading run_dir/config.json (see write_worker_config)."""
+    """One `elong worker STAGE` process reading run_dir/config.json (see write_worker_config), a
+    static member of its stage's consumer group under its name: restarted, it takes its partitions
+    back at once."""
     argv = [sys.executable, "-m", WORKER_MODULE, "worker", stage, "--config",
-            str(run_dir(cfg) / "config.json"), *(extra or [])]
+            str(run_dir(cfg) / "config.json"), "--set", f"agents.instance_id={name}", *(extra or [])]
     return stack.ManagedProcess(name, argv, run_dir(cfg))
 
 
@@ -92,14 +94,52 @@ def running_workers(cfg: Config) -> dict[str, list[Path]]:
     return out
 
 
-def stop_workers(pid_files: list[Path]) -> list[str]:
+def stop_workers(pid_files: list[Path], cfg: Config | None = None) -> list[str]:
+    """Stop these workers; with `cfg` (the config they ran), also take their static memberships out
+    of their groups, so partitions of a worker that does not come back move to the others."""
     from concurrent.futures import ThreadPoolExecutor
 
     if not pid_files:
         return []
     with ThreadPoolExecutor(len(pid_files)) as pool:
         done = list(pool.map(lambda p: stack.stop_pidfile(p, WORKER_MODULE), pid_files))
+    if cfg is not None:
+        leave_groups(cfg, [p.stem for p in pid_files])
     return [p.stem for p, ok in zip(pid_files, done, strict=True) if ok]
+
+
+def leave_groups(cfg: Config, names: list[str]) -> None:
+    """Remove the static members `worker-STAGE-I` from their stages' groups (best effort)."""
+    import logging
+
+    from kafka import KafkaAdminClient
+    from kafka.admin import MemberToRemove
+    from kafka.errors import KafkaError
+
+    from .agents.kafka_clients import client_kwargs
+
+    groups = {stage: group for stage, _, group in stage_groups(cfg)}
+    by_group: dict[str, list[str]] = {}
+    for name in names:
+        stage = name.removeprefix("worker-").rsplit("-", 1)[0]
+        if stage in groups:
+            by_group.setdefault(groups[stage], []).append(name)
+    host, port = _port(cfg.kafka.bootstrap_servers.split(",")[0])
+    if not by_group or not stack.port_open(host, port):  # no broker: no group to leave
+        return
+    try:
+        admin = KafkaAdminClient(**client_kwargs(cfg), request_timeout_ms=5000)
+    except KafkaError as exc:
+        logging.getLogger(__name__).warning("could not leave consumer groups: %s", exc)
+        return
+    try:
+        for group, members in by_group.items():
+            try:
+                admin.remove_group_members(group, [MemberToRemove(group_instance_id=m) for m in members])
+            except KafkaError:  # not a member (never joined, or already removed): nothing to do
+                pass
+    finally:
+        admin.close()
 
 
 def stop_all(cfg: Config) -> list[str]:
@@ -107,7 +147,14 @@ def stop_all(cfg: Config) -> list[str]:
     rd = run_dir(cfg)
     if not rd.exists():
         return []
-    stopped = stop_workers(sorted(rd.glob("worker-*.pid")))
+    workers = sorted(rd.glob("worker-*.pid"))
+    try:
+        from entropylong_streamer.config import load_config
+
+        ran = load_config(rd / "config.json") if workers and (rd / "config.json").exists() else None
+    except ValueError:
+        ran = None
+    stopped = stop_workers(workers, ran)
     for name, expect in (("prometheus", stack.PROMETHEUS_MATCH), ("milvus", stack.MILVUS_MATCH),
                          ("broker", stack.BROKER_MATCH)):
         pid_file = rd / f"{name}.pid"

@@ -73,6 +73,7 @@ def build_app(cfg: Config, stage: str):
         datadir=str(datadir),
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=cfg.agents.session_timeout_s,
+        consumer_group_instance_id=cfg.agents.instance_id,
         broker_heartbeat_interval=min(3.0, cfg.agents.session_timeout_s / 3),
         broker_commit_interval=1.0,
     )

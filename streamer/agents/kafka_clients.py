@@ -28,7 +28,8 @@ def consumer(cfg: Config, topic: str, group: str):
     session_ms = int(cfg.agents.session_timeout_s * 1000)
     return KafkaConsumer(topic, group_id=group, enable_auto_commit=False, auto_offset_reset="earliest",
                          max_poll_interval_ms=600_000, session_timeout_ms=session_ms,
-                         heartbeat_interval_ms=min(3000, session_ms // 3), **client_kwargs(cfg))
+                         heartbeat_interval_ms=min(3000, session_ms // 3),
+                         group_instance_id=cfg.agents.instance_id, **client_kwargs(cfg))
 
 
 def producer(cfg: Config):
