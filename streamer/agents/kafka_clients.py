@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 
 from entropylong_streamer.config import Config
 
 from .adapter import Message, Produced
+
+log = logging.getLogger(__name__)
 
 
 def client_kwargs(cfg: Config) -> dict:
@@ -62,3 +65,18 @@ def stop_event() -> threading.Event:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: ev.set())
     return ev
+
+
+def commit(cons) -> bool:
+    """Commit what was consumed; False when the group moved on (a rebalance, or a broker that
+    restarted and forgot the generation). Then the uncommitted records come again after the rejoin,
+    and the loops skip what they already made durable (the packer's shard set, the trainer's
+    checkpoint), so nothing is lost or doubled and the worker keeps running."""
+    from kafka.errors import CommitFailedError
+
+    try:
+        cons.commit()
+        return True
+    except CommitFailedError as exc:
+        log.warning("commit refused (%s): the records come again after the rejoin and are skipped", exc)
+        return False

@@ -47,7 +47,7 @@ def run(cfg: Config, stop: threading.Event | None = None) -> None:
             if stage.should_flush():
                 flush_and_commit(stage, cons, prod, prefix)
             elif not stage.buffer and msgs:
-                cons.commit()  # everything consumed is in a shard, dead-lettered or a duplicate
+                kc.commit(cons)  # everything consumed is in a shard, dead-lettered or a duplicate
         flush_and_commit(stage, cons, prod, prefix)
     finally:
         cons.close(autocommit=False)
@@ -63,7 +63,7 @@ def flush_and_commit(stage, cons, prod, prefix: str) -> None:
     if ready is None:
         return
     kc.send_all(prod, prefix, [announcement(ready)])
-    cons.commit()
+    kc.commit(cons)
     r = stage.shards.entries[-1]
     metrics.observe_shard(r)
     log.info("shard %s: %d sequences, %d samples, %d tokens, fill %.3f, %.1f samples and %.1f contexts per "

@@ -57,7 +57,7 @@ def run(cfg: Config, stop: threading.Event | None = None) -> None:
                     metrics.observe_training(report, behind)
                     log.info("trained %s: loss %.3f -> %.3f, %.0f tokens/s, %d shards behind", ready.shard_id,
                              report.losses[0], report.losses[-1], report.tokens_per_second, behind)
-            cons.commit()  # after the checkpoint: a restart resumes at the first untrained shard
+            kc.commit(cons)  # after the checkpoint: a restart resumes at the first untrained shard
     finally:
         cons.close(autocommit=False)
         prod.close()
