@@ -49,6 +49,9 @@ def read_jsonl(path: Path) -> Iterator[Doc | BadRow]:
             except json.JSONDecodeError as exc:
                 yield BadRow(f"{path}:{n}", f"invalid JSON: {exc.msg}")
                 continue
+            except RecursionError:  # nesting deeper than the parser's stack
+                yield BadRow(f"{path}:{n}", "invalid JSON: nested too deeply")
+                continue
             if not isinstance(row, dict):
                 yield BadRow(f"{path}:{n}", "line is not a JSON object")
                 continue
