@@ -300,7 +300,7 @@ def watch(cfg: Config, until: int | None, workers: list | None = None) -> None:
             if until is None:
                 continue
             s = shard_summary(cfg)
-            lag = sum(r.lag for r in collect(cfg))
+            lag = sum(r.lag for r in (rows if rows is not None else collect(cfg)))  # the table's snapshot
             dead = end_offsets(cfg, [dlq_topic])[dlq_topic]
             if s["samples"] + dead >= until and lag == 0 and s["trained_shards"] >= s["shards"]:
                 return

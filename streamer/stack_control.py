@@ -89,9 +89,13 @@ def running_workers(cfg: Config) -> dict[str, list[Path]]:
     """Pid files of the workers `up` started, by stage."""
     out: dict[str, list[Path]] = {}
     for pid_file in sorted(run_dir(cfg).glob("worker-*.pid")):
-        stage = pid_file.stem.removeprefix("worker-").rsplit("-", 1)[0]
-        out.setdefault(stage, []).append(pid_file)
+        out.setdefault(worker_stage(pid_file.stem), []).append(pid_file)
     return out
+
+
+def worker_stage(name: str) -> str:
+    """The stage of a worker named as start_workers names them: worker-STAGE-I."""
+    return name.removeprefix("worker-").rsplit("-", 1)[0]
 
 
 def stop_workers(pid_files: list[Path], cfg: Config | None = None) -> list[str]:
@@ -121,9 +125,8 @@ def leave_groups(cfg: Config, names: list[str]) -> None:
     groups = {stage: group for stage, _, group in stage_groups(cfg)}
     by_group: dict[str, list[str]] = {}
     for name in names:
-        stage = name.removeprefix("worker-").rsplit("-", 1)[0]
-        if stage in groups:
-            by_group.setdefault(groups[stage], []).append(name)
+        if worker_stage(name) in groups:
+            by_group.setdefault(groups[worker_stage(name)], []).append(name)
     host, port = _port(cfg.kafka.bootstrap_servers.split(",")[0])
     if not by_group or not stack.port_open(host, port):  # no broker: no group to leave
         return

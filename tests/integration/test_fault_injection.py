@@ -15,7 +15,7 @@ from test_pipeline import _quiet, read_topic, shard_samples, small_config, wait_
 from entropylong_streamer.agents import kafka_clients as kc
 from entropylong_streamer.demo_corpus import write_demo_corpus
 from entropylong_streamer.ingest_cmd import ingest_paths
-from entropylong_streamer.stack_control import start_servers, start_worker, start_workers, stop_all
+from entropylong_streamer.stack_control import start_servers, start_worker, start_workers, stop_all, worker_stage
 from entropylong_streamer.stages.ingest import BadRow, read_documents
 from entropylong_streamer.status import collect, end_offsets, shard_summary
 from entropylong_streamer.topics import ANCHORS, DEAD_LETTER, DOCS
@@ -45,7 +45,7 @@ def test_sigkilled_workers_lose_and_double_nothing(tmp_path, model_cache):
     try:
         start_servers(cfg)
         workers = {w.name: w for w in start_workers(cfg)}
-        stages = sorted({name.split("-")[1] for name in workers})
+        stages = sorted({worker_stage(name) for name in workers})
         assert stages == ["entropy", "index", "pack", "retrieval", "trainer", "verify"]
         prod = kc.producer(cfg)
         prod.send(DOCS.full_name(cfg.kafka.topic_prefix), key=b"junk", value=b"\xc1 not msgpack")

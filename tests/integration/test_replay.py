@@ -17,7 +17,14 @@ from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.replay import Origin, plan, reset_offsets
 from entropylong_streamer.services import stack
 from entropylong_streamer.services.shards import read_shard
-from entropylong_streamer.stack_control import run_dir, running_workers, start_servers, start_workers, stop_all
+from entropylong_streamer.stack_control import (
+    run_dir,
+    running_workers,
+    start_servers,
+    start_workers,
+    stop_all,
+    worker_stage,
+)
 from entropylong_streamer.stages.ingest import BadRow, read_documents
 from entropylong_streamer.status import collect, ensure_pipeline_topics
 from entropylong_streamer.topics import DEPENDENCIES, DOCS, Doc
@@ -46,7 +53,7 @@ def test_replay_a_new_epsilon_and_a_new_alpha(tmp_path, model_cache):
         start_servers(cfg)
         Pipeline(cfg).index().process(docs)
         workers = start_workers(cfg)
-        ports = {w.name.split("-")[1]: cfg.metrics.port + i for i, w in enumerate(workers)}
+        ports = {worker_stage(w.name): cfg.metrics.port + i for i, w in enumerate(workers)}
         ingest_paths(cfg, [corpus], console=_quiet())
 
         def complete(c):
