@@ -85,6 +85,29 @@ class MilvusPool:
         return [[Hit(e["chunk_id"], e["doc_id"], e["text"], float(h["distance"]))
                  for h in hits for e in (h["entity"],)] for hits in res]
 
+    def sample(self, n: int, seed: int) -> list[Hit]:
+        """Up to n chunks drawn uniformly at random (ids first, a reservoir over the whole pool,
+        then the texts of the chosen ones only)."""
+        import random
+
+        rng = random.Random(seed)
+        chosen: list[str] = []
+        it = self.client.query_iterator(self.collection, batch_size=1000, output_fields=["chunk_id"])
+        seen = 0
+        try:
+            while batch := it.next():
+                for row in batch:
+                    seen += 1
+                    if len(chosen) < n:
+                        chosen.append(row["chunk_id"])
+                    elif (j := rng.randrange(seen)) < n:
+                        chosen[j] = row["chunk_id"]
+        finally:
+            it.close()
+        rows = self.client.get(self.collection, ids=chosen, output_fields=["chunk_id", "doc_id", "text"])
+        by_id = {r["chunk_id"]: r for r in rows}
+        return [Hit(c, by_id[c]["doc_id"], by_id[c]["text"], 0.0) for c in sorted(chosen) if c in by_id]
+
     def size(self) -> int:
         """Live chunks (a count query: a server's row_count also counts rows an upsert replaced)."""
         rows = self.client.query(self.collection, filter="", output_fields=["count(*)"])

@@ -17,6 +17,7 @@ from rich.progress import Progress
 from entropylong_streamer.config import Config
 from entropylong_streamer.measurements import MemoryCache
 from entropylong_streamer.pipeline import Pipeline
+from entropylong_streamer.quality.report import RECORDS_FILE, write_records
 from entropylong_streamer.stages.base import StageResult
 from entropylong_streamer.stages.ingest import BadRow, read_documents
 from entropylong_streamer.topics import DependenciesRecord, Doc, ShardReady
@@ -101,6 +102,7 @@ def build(cfg: Config, docs: list[Path], corpus: Iterable[Path], out: Path, milv
         for rec in deps:
             for row in dependency_rows(rec):
                 fh.write(json.dumps(row) + "\n")
+    write_records(out / RECORDS_FILE, deps)  # whole records, for `elong report`
     with open(out / "dead-letter.jsonl", "w") as fh:
         for row in report.dead_letters:
             fh.write(json.dumps(row) + "\n")

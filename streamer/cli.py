@@ -161,6 +161,24 @@ def build(docs: Annotated[list[Path], typer.Option("--docs")],
 
 
 @app.command()
+def report(config: ConfigOpt = None, set_: SetOpt = None,
+           batch: Annotated[Path | None, typer.Option(help="an `elong build --out` directory (default: the "
+                                                           "running stack's shard set and topics)")] = None,
+           out: Annotated[Path | None, typer.Option(help="where report.json and the PNGs go")] = None,
+           max_docs: int = typer.Option(64, help="documents the CE curves are measured on (a stable choice)"),
+           pool_chunks: int = typer.Option(2048, help="pool chunks drawn for the random baseline")) -> None:
+    """Data quality: CE against context length for verified samples and two baselines, and figures."""
+    from .quality.command import run_report
+
+    cfg = _config(config, set_)
+    try:
+        run_report(cfg, console, batch_dir=batch, out=out, max_docs=max_docs, pool_chunks=pool_chunks)
+    except FileNotFoundError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+
+
+@app.command()
 def status(config: ConfigOpt = None, set_: SetOpt = None,
            interval: float = typer.Option(2.0, help="seconds between two snapshots, for the rates (0: no rates)")
            ) -> None:

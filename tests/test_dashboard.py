@@ -7,6 +7,7 @@ from pathlib import Path
 from prometheus_client import REGISTRY
 
 import entropylong_streamer.metrics  # noqa: F401  (registers the workers' and trainer's metrics)
+import entropylong_streamer.quality.gauges  # noqa: F401  (registers the data-quality gauges)
 import entropylong_streamer.services.pool  # noqa: F401  (registers the pool's metrics)
 
 DASHBOARD = Path(__file__).resolve().parents[1] / "deploy" / "grafana" / "entropylong.json"

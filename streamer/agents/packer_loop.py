@@ -10,6 +10,7 @@ from pathlib import Path
 from entropylong_streamer import metrics
 from entropylong_streamer.config import Config
 from entropylong_streamer.pipeline import Pipeline
+from entropylong_streamer.quality.gauges import REPORT_FILE, ReportGauges, report_dir
 from entropylong_streamer.stages.pack import shard_ready
 from entropylong_streamer.topics import DEPENDENCIES, SHARD_READY, ShardReady
 
@@ -31,6 +32,7 @@ def run(cfg: Config, stop: threading.Event | None = None) -> None:
     worker_metrics.serve(cfg, "pack", stop)
     metrics.READY.labels("pack").set(1)
     meter = metrics.BatchMeter("pack", stats=stage.stats)
+    quality = ReportGauges(report_dir(cfg) / REPORT_FILE)  # `elong report` writes it; shown on change
     cons = kc.consumer(cfg, DEPENDENCIES.full_name(prefix), f"{prefix}pack-{cfg.pack_version()}")
     prod = kc.producer(cfg)
     # A crash between a shard's manifest line and its announcement must not hide it from the
@@ -38,6 +40,7 @@ def run(cfg: Config, stop: threading.Event | None = None) -> None:
     kc.send_all(prod, prefix, [announcement(shard_ready(stage.shards.config_version, e)) for e in stage.shards.entries])
     try:
         while not stop.is_set():
+            quality.refresh()
             msgs = kc.poll_messages(cons, stop, cfg.kafka.idle_fetch_backoff_ms)
             t0 = time.perf_counter()
             _, dead = handle_batch("pack", msgs, DEPENDENCIES, None, stage.process, cfg.verify_version())

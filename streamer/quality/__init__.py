@@ -1,0 +1,1 @@
+"""The data-quality report: does the built data carry long-range dependencies the model can use?"""

@@ -1,0 +1,112 @@
+"""Cross-entropy of a document's tokens as a function of how much preceding context the model sees.
+
+At context length L every document is scored after the last min(L, P) tokens of each condition's
+prefix (P: the document's verified prefix length, the same budget for all three), so every point
+averages over the same documents and the same context tokens per condition. L = 0 (no context) is
+one forward per document, shared by the three conditions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from entropylong_streamer.services.lm import LMEngine, ScoreRequest
+
+from .contexts import CONDITIONS, Prefixes
+
+FULL = "full"
+
+
+def length_grid(max_prefix: int, base: int = 16, factor: int = 4) -> list[int | str]:
+    """0, then base * factor^k below the longest prefix, then "full" (each document's whole prefix)."""
+    grid: list[int | str] = [0]
+    n = base
+    while n < max_prefix:
+        grid.append(n)
+        n *= factor
+    return [*grid, FULL]
+
+
+def effective_length(length: int | str, prefix_len: int) -> int:
+    return prefix_len if length == FULL else min(int(length), prefix_len)
+
+
+def context_request(prefix: Sequence[int], doc: Sequence[int], separator_id: int, length: int) -> ScoreRequest:
+    """Score every document token after the last `length` prefix tokens: [ctx sep D]; position
+    len(ctx) + j predicts D[j]."""
+    ctx = tuple(prefix[len(prefix) - length:]) if length else ()
+    return ScoreRequest([*ctx, separator_id, *doc], positions=range(len(ctx), len(ctx) + len(doc)))
+
+
+@dataclass
+class DocCurves:
+    """Per document: NLL of every document token at each (condition, grid length)."""
+
+    prefixes: Prefixes
+    nll: dict[tuple[str, int | str], np.ndarray] = field(default_factory=dict)
+
+
+def measure(engine: LMEngine, docs: Sequence[Prefixes], grid: Sequence[int | str], separator_id: int,
+            batch_docs: int = 4, advance: Callable[[int], None] | None = None) -> list[DocCurves]:
+    """Every document at every grid length under every condition. Identical inputs run once: no
+    context is one forward per document for all three conditions, and grid lengths beyond a
+    document's prefix are its full prefix."""
+    out = [DocCurves(p) for p in docs]
+    for start in range(0, len(out), batch_docs):
+        group = out[start:start + batch_docs]
+        wanted: dict[tuple[int, str, int], int] = {}  # (doc, condition, effective length) -> request
+        requests: list[ScoreRequest] = []
+        for d, dc in enumerate(group):
+            for cond in CONDITIONS:
+                for length in grid:
+                    e = effective_length(length, len(dc.prefixes.verified))
+                    key = (d, CONDITIONS[0] if e == 0 else cond, e)
+                    if key not in wanted:
+                        wanted[key] = len(requests)
+                        requests.append(context_request(dc.prefixes.of(key[1]), dc.prefixes.doc, separator_id, e))
+        scored = engine.score_many(requests)
+        for d, dc in enumerate(group):
+            for cond in CONDITIONS:
+                for length in grid:
+                    e = effective_length(length, len(dc.prefixes.verified))
+                    dc.nll[(cond, length)] = scored[wanted[(d, CONDITIONS[0] if e == 0 else cond, e)]][1]
+        if advance is not None:
+            advance(len(group))
+    return out
+
+
+def _mean(values: list[np.ndarray]) -> float | None:
+    total = sum(len(v) for v in values)
+    return float(sum(float(v.sum()) for v in values) / total) if total else None
+
+
+def _at(dc: DocCurves, cond: str, length: int | str, where: str) -> np.ndarray:
+    v = dc.nll[(cond, length)]
+    return v if where == "all" else v[list(dc.prefixes.anchors)]
+
+
+def summarize(curves: Sequence[DocCurves], grid: Sequence[int | str]) -> list[dict]:
+    """One point per grid length: mean CE (nats per token) over all document tokens and over the
+    anchor positions, per condition, and each baseline's gap to verified (baseline minus verified,
+    with the standard error over documents of the per-document gap)."""
+    points = []
+    for length in grid:
+        ctx_tokens = [effective_length(length, len(dc.prefixes.verified)) for dc in curves]
+        point: dict = {"context_tokens": length,
+                       "mean_context_tokens": float(np.mean(ctx_tokens)) if ctx_tokens else 0.0}
+        for where in ("all", "anchors"):
+            ce = {c: _mean([_at(dc, c, length, where) for dc in curves]) for c in CONDITIONS}
+            gaps = {}
+            for base in CONDITIONS[1:]:
+                per_doc = [float(_at(dc, base, length, where).mean() - _at(dc, "verified", length, where).mean())
+                           for dc in curves if len(_at(dc, base, length, where))]
+                gaps[base] = {
+                    "gap": None if ce[base] is None or ce["verified"] is None else ce[base] - ce["verified"],
+                    "se": float(np.std(per_doc, ddof=1) / np.sqrt(len(per_doc))) if len(per_doc) > 1 else None,
+                }
+            point[where] = {"ce": ce, "gap_to_verified": gaps}
+        points.append(point)
+    return points

@@ -1,0 +1,60 @@
+"""What the dependencies records and the shards say about the data, without any LM work."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from entropylong_streamer.topics import DependenciesRecord
+
+QUANTILES = (5, 25, 50, 75, 95)
+DI_EDGES = [round(-1.0 + 0.1 * i, 1) for i in range(21)]  # dI histogram bins over [-1, 1]
+
+
+def distribution(values: Sequence[float], edges: Sequence[float] | None = None) -> dict:
+    """count, mean, quantiles, and (with edges) a histogram with what falls outside counted apart."""
+    v = np.asarray(values, dtype=np.float64)
+    out: dict = {"count": int(v.size), "mean": float(v.mean()) if v.size else None,
+                 "quantiles": {str(q): float(np.percentile(v, q)) for q in QUANTILES} if v.size else {}}
+    if edges is not None:
+        counts, _ = np.histogram(np.clip(v, edges[0], edges[-1]), bins=list(edges))
+        out["histogram"] = {"edges": list(edges), "counts": counts.tolist(),
+                            "below": int((v < edges[0]).sum()), "above": int((v > edges[-1]).sum())}
+    return out
+
+
+def dependency_figures(records: Sequence[DependenciesRecord]) -> dict:
+    """Anchors (positions with at least one measured candidate), candidates, acceptance, dI."""
+    tokens = sum(len(r.token_ids) for r in records)
+    anchors = sum(len({p.anchor_index for p in r.pairs}) for r in records)
+    pairs = [p for r in records for p in r.pairs]
+    accepted = [p.d_i for p in pairs if p.accepted]
+    rejected = [p.d_i for p in pairs if not p.accepted]
+    kept_contexts = sum(len({p.context_id for p in r.pairs if p.accepted}) for r in records)
+    return {
+        "documents": len(records),
+        "document_tokens": tokens,
+        "anchors": anchors,
+        "anchors_per_1k_tokens": 1000 * anchors / tokens if tokens else 0.0,
+        "contexts_measured": sum(len(r.contexts) for r in records),
+        "contexts_accepted": kept_contexts,
+        "pairs": len(pairs),
+        "candidates_per_anchor": len(pairs) / anchors if anchors else 0.0,
+        "accepted_pairs": len(accepted),
+        "acceptance_rate": len(accepted) / len(pairs) if pairs else 0.0,
+        "d_i": {"accepted": distribution(accepted, DI_EDGES), "rejected": distribution(rejected, DI_EDGES)},
+    }
+
+
+def sample_figures(contexts_per_sample: Sequence[int], tokens_per_sample: Sequence[int],
+                   manifest: Sequence[dict]) -> dict:
+    fill = [e["fill_ratio"] for e in manifest if "fill_ratio" in e]
+    return {
+        "samples": len(tokens_per_sample),
+        "contexts_per_sample": distribution(contexts_per_sample),
+        "tokens_per_sample": distribution(tokens_per_sample),
+        "shards": len(manifest),
+        "shard_tokens": sum(e.get("tokens", 0) for e in manifest),
+        "shard_fill": distribution(fill),
+    }

@@ -1,0 +1,173 @@
+"""The data-quality report over a shard set and the dependencies records it was packed from.
+
+    shards + records -> figures (no LM work) + CE-versus-context curves for the verified samples
+    and two baselines on the same documents and token budget -> report.json, PNGs, a summary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgpack
+
+from entropylong_streamer.config import Config
+from entropylong_streamer.stages.pack import sample_from
+from entropylong_streamer.topics import DEPENDENCIES, DependenciesRecord
+
+from .contexts import CONDITIONS, PoolChunk, Prefixes, prefixes
+from .curves import FULL, length_grid, measure, summarize
+from .figures import dependency_figures, sample_figures
+from .gauges import REPORT_FILE
+
+RECORDS_FILE = "dependencies.msgpack"  # what `elong build` writes beside dependencies.jsonl
+
+
+@dataclass
+class ShardSetView:
+    """doc_id -> its sample's tokens, as the shards hold them; the manifest's entries."""
+
+    samples: dict[str, list[int]] = field(default_factory=dict)
+    manifest: list[dict] = field(default_factory=list)
+
+
+def read_shard_set(shard_dir: Path) -> ShardSetView:
+    from entropylong_streamer.services.shards import read_shard
+
+    manifest_path = shard_dir / "manifest.jsonl"
+    if not manifest_path.exists():
+        raise FileNotFoundError(f"no shard set at {shard_dir} (no manifest.jsonl): has the packer written a shard?")
+    view = ShardSetView(manifest=[json.loads(line) for line in manifest_path.read_text().splitlines() if line])
+    for entry in view.manifest:
+        for seq in read_shard(Path(entry["path"])):
+            ids = seq["input_ids"].tolist()
+            for doc_id, (start, end) in zip(seq["doc_ids"], seq["indices"].reshape(-1, 2), strict=True):
+                view.samples[doc_id] = ids[int(start):int(end)]
+    return view
+
+
+def write_records(path: Path, records: Iterable[DependenciesRecord]) -> int:
+    """A msgpack stream of dependencies records (each the topic's own encoding)."""
+    n = 0
+    with open(path, "wb") as fh:
+        for rec in records:
+            fh.write(DEPENDENCIES.encode(rec))
+            n += 1
+    return n
+
+
+def read_records(path: Path) -> Iterable[DependenciesRecord]:
+    with open(path, "rb") as fh:
+        for raw in msgpack.Unpacker(fh, raw=False, use_list=True, max_buffer_size=64 << 20):
+            yield DEPENDENCIES.record.model_validate(raw)
+
+
+def records_from_topic(cfg: Config, timeout_ms: int = 5000) -> Iterable[DependenciesRecord]:
+    """Every record of the dependencies topic, read by a consumer outside any group."""
+    from kafka import KafkaConsumer
+
+    from entropylong_streamer.agents.kafka_clients import client_kwargs
+
+    cons = KafkaConsumer(DEPENDENCIES.full_name(cfg.kafka.topic_prefix), auto_offset_reset="earliest",
+                         enable_auto_commit=False, consumer_timeout_ms=timeout_ms, **client_kwargs(cfg))
+    try:
+        for msg in cons:
+            yield DEPENDENCIES.decode(msg.value)
+    finally:
+        cons.close()
+
+
+def _pick(doc_ids: Iterable[str], n: int) -> list[str]:
+    """A stable choice of n documents (by hash, not by arrival order)."""
+    return sorted(doc_ids, key=lambda d: hashlib.sha256(d.encode()).digest())[:n]
+
+
+def build_report(cfg: Config, records: Iterable[DependenciesRecord], shards: ShardSetView, engine,
+                 pool: list[PoolChunk], max_docs: int = 64, grid: list | None = None,
+                 advance: Callable[[int], None] | None = None, start: Callable[[int], None] | None = None) -> dict:
+    """Everything the report states; `engine` scores the curves (None: figures only)."""
+    p = cfg.pack
+    version = cfg.verify_version()
+    latest: dict[str, DependenciesRecord] = {}
+    other_versions = 0
+    for rec in records:
+        if rec.config_version != version:
+            other_versions += 1
+            continue
+        latest[rec.doc_id] = rec
+    matched, mismatched, contexts, tokens = [], [], [], []
+    for doc_id in sorted(set(latest) & set(shards.samples)):
+        rec = latest[doc_id]
+        sample = sample_from(rec, p.separator_id, p.seed, p.seq_len)
+        if list(sample.token_ids) != shards.samples[doc_id]:
+            mismatched.append(doc_id)  # packed under settings these records do not reproduce
+            continue
+        matched.append(rec)
+        contexts.append(len(sample.context_ids))
+        tokens.append(len(sample))
+    report: dict = {
+        "created_unix": time.time(),
+        "config": {"schema_version": cfg.schema_version, "stage_versions": cfg.stage_versions(),
+                   "model": cfg.model.path, "epsilon": cfg.verify.epsilon, "criterion": cfg.verify.criterion,
+                   "alpha": cfg.entropy.alpha, "top_k": cfg.retrieval.top_k},
+        "inputs": {"samples_in_shards": len(shards.samples), "records_of_this_version": len(latest),
+                   "records_of_other_versions": other_versions, "matched": len(matched),
+                   "shard_samples_without_record": len(set(shards.samples) - set(latest)),
+                   "records_not_yet_in_a_shard": len(set(latest) - set(shards.samples)),
+                   "records_disagreeing_with_shard": len(mismatched)},
+        "dependencies": dependency_figures(matched),
+        "samples": sample_figures(contexts, tokens, shards.manifest),
+    }
+    with_context = [r for r, c in zip(matched, contexts, strict=True) if c]
+    chosen = set(_pick((r.doc_id for r in with_context), max_docs))
+    docs: list[Prefixes] = [prefixes(r, shards.samples[r.doc_id], pool, p.separator_id, p.seed)
+                            for r in with_context if r.doc_id in chosen]
+    longest = max((len(d.verified) for d in docs), default=0)
+    grid = grid or length_grid(longest)
+    curve = {"documents": len(docs), "documents_with_contexts": len(with_context),
+             "documents_without_contexts": len(matched) - len(with_context), "grid": grid,
+             "random_prefix_short": sum(len(d.random) < len(d.verified) for d in docs),
+             "pool_chunks_sampled": len(pool), "points": []}
+    if engine is not None and docs:
+        if start is not None:
+            start(len(docs))
+        curve["points"] = summarize(measure(engine, docs, grid, p.separator_id, advance=advance), grid)
+    report["curves"] = curve
+    report["headline"] = headline(report)
+    return report
+
+
+def headline(report: dict) -> dict:
+    """The figures a dashboard shows: CE with the whole context, and each baseline's gap."""
+    full = next((pt for pt in report["curves"]["points"] if pt["context_tokens"] == FULL), None)
+    out = {"acceptance_rate": report["dependencies"]["acceptance_rate"],
+           "documents_measured": report["curves"]["documents"]}
+    if full is not None:
+        for where in ("all", "anchors"):
+            out[f"ce_{where}"] = full[where]["ce"]
+            out[f"gap_{where}"] = {b: full[where]["gap_to_verified"][b]["gap"] for b in CONDITIONS[1:]}
+    return out
+
+
+def write_report(report: dict, out_dir: Path) -> list[Path]:
+    from .plots import plot_curves, plot_d_i
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / REPORT_FILE]
+    tmp = paths[0].with_suffix(".tmp")
+    tmp.write_text(json.dumps(report, indent=1))
+    tmp.replace(paths[0])  # a reader (the metrics collector) never sees half a report
+    points = report["curves"]["points"]
+    if points:
+        for where, title in (("all", "every document token"), ("anchors", "at the anchors")):
+            path = out_dir / f"ce_vs_context_{where}.png"
+            plot_curves(points, where, path, f"cross-entropy, {title}")
+            paths.append(path)
+    path = out_dir / "d_i.png"
+    plot_d_i(report["dependencies"]["d_i"], path)
+    paths.append(path)
+    return paths

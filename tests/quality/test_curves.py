@@ -1,0 +1,79 @@
+"""CE-versus-context curves on the real (tiny) model: every point is the plain forward it stands for."""
+
+import math
+
+import numpy as np
+import pytest
+
+from entropylong_streamer.quality.contexts import CONDITIONS, Prefixes
+from entropylong_streamer.quality.curves import FULL, effective_length, length_grid, measure, summarize
+from entropylong_streamer.services.lm import TransformersEngine
+
+SEP = 0
+
+
+@pytest.fixture(scope="module")
+def engine(model_cache):
+    return TransformersEngine("tiny", model_cache, max_tokens=1024)
+
+
+def docs(n=5):
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(n):
+        budget = int(rng.integers(0, 90)) if i else 0  # one document without context
+        doc = tuple(int(t) for t in rng.integers(1, 500, int(rng.integers(5, 40))))
+        out.append(Prefixes(f"d{i}", doc, anchors=tuple(sorted({int(a) for a in rng.integers(0, len(doc), 3)})),
+                            **{c: tuple(int(t) for t in rng.integers(1, 500, budget)) for c in CONDITIONS}))
+    return out
+
+
+def test_length_grid():
+    assert length_grid(0) == [0, FULL]
+    assert length_grid(300) == [0, 16, 64, 256, FULL]
+    assert length_grid(256) == [0, 16, 64, FULL]
+
+
+def test_every_point_is_the_plain_forward_of_its_context(engine):
+    ds, grid = docs(), [0, 16, 64, FULL]
+    curves = measure(engine, ds, grid, SEP, batch_docs=2)
+    for dc in curves:
+        p = dc.prefixes
+        for cond in CONDITIONS:
+            for length in grid:
+                n = effective_length(length, len(p.verified))
+                ctx = p.of(cond)[len(p.of(cond)) - n:] if n else ()
+                ids = [*ctx, SEP, *p.doc]
+                _, nll = engine.score(ids, range(len(ctx), len(ids) - 1))
+                np.testing.assert_allclose(dc.nll[(cond, length)], nll, atol=1e-4)
+        assert all(np.array_equal(dc.nll[(c, 0)], dc.nll[("verified", 0)]) for c in CONDITIONS)
+
+
+def test_identical_inputs_run_once(engine):
+    ds = docs()
+    before = engine.lm_tokens
+    measure(engine, ds, [0, 16, 64, 1000, FULL], SEP)
+    # 1000 and FULL are the same input for every document here (prefixes < 90 tokens): counted once
+    expected = 0
+    for p in ds:
+        lengths = {effective_length(x, len(p.verified)) for x in (16, 64, 1000, FULL)} - {0}
+        expected += len(p.doc) + len(CONDITIONS) * sum(n + len(p.doc) for n in lengths)
+    assert engine.lm_tokens - before == expected
+
+
+def test_summary_means_are_token_weighted_over_documents(engine):
+    ds, grid = docs(), [0, 64, FULL]
+    curves = measure(engine, ds, grid, SEP)
+    points = summarize(curves, grid)
+    assert [pt["context_tokens"] for pt in points] == grid
+    for pt, length in zip(points, grid, strict=True):
+        for cond in CONDITIONS:
+            every = np.concatenate([dc.nll[(cond, length)] for dc in curves])
+            at = np.concatenate([dc.nll[(cond, length)][list(dc.prefixes.anchors)] for dc in curves])
+            assert math.isclose(pt["all"]["ce"][cond], float(every.mean()), rel_tol=1e-5)
+            assert math.isclose(pt["anchors"]["ce"][cond], float(at.mean()), rel_tol=1e-5)
+        gap = pt["all"]["gap_to_verified"]["random"]["gap"]
+        assert math.isclose(gap, pt["all"]["ce"]["random"] - pt["all"]["ce"]["verified"], abs_tol=1e-9)
+        assert pt["mean_context_tokens"] == np.mean([effective_length(length, len(dc.prefixes.verified))
+                                                     for dc in curves])
+    assert points[0]["all"]["gap_to_verified"]["unverified"]["gap"] == 0  # no context: the same forward

@@ -1,0 +1,57 @@
+"""The report's figures are what the dependencies records and the manifest say, recomputed plainly."""
+
+import math
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_contexts import records
+
+from entropylong_streamer.quality.figures import DI_EDGES, dependency_figures, distribution, sample_figures
+
+
+@st.composite
+def record_sets(draw):
+    n = draw(st.integers(0, 6))
+    return [draw(records(doc_id=f"d{i}")) for i in range(n)]
+
+
+@given(record_sets())
+@settings(max_examples=100, deadline=None)
+def test_dependency_figures_agree_with_the_records(recs):
+    f = dependency_figures(recs)
+    tokens = sum(len(r.token_ids) for r in recs)
+    anchors = sum(len({p.anchor_index for p in r.pairs}) for r in recs)
+    pairs = [p for r in recs for p in r.pairs]
+    accepted = [p for p in pairs if p.accepted]
+    assert f["documents"] == len(recs) and f["document_tokens"] == tokens and f["anchors"] == anchors
+    assert f["pairs"] == len(pairs) and f["accepted_pairs"] == len(accepted)
+    assert math.isclose(f["acceptance_rate"], len(accepted) / len(pairs) if pairs else 0.0)
+    assert math.isclose(f["anchors_per_1k_tokens"], 1000 * anchors / tokens if tokens else 0.0)
+    assert math.isclose(f["candidates_per_anchor"], len(pairs) / anchors if anchors else 0.0)
+    assert f["contexts_accepted"] == sum(len({p.context_id for p in r.pairs if p.accepted}) for r in recs)
+    for kind, chosen in (("accepted", accepted), ("rejected", [p for p in pairs if not p.accepted])):
+        d = f["d_i"][kind]
+        assert d["count"] == len(chosen)
+        assert sum(d["histogram"]["counts"]) == len(chosen)  # out-of-range values land in the end bins
+        assert d["histogram"]["below"] == sum(p.d_i < DI_EDGES[0] for p in chosen)
+        if chosen:
+            assert math.isclose(d["mean"], sum(p.d_i for p in chosen) / len(chosen), abs_tol=1e-9)
+            assert d["quantiles"]["5"] <= d["quantiles"]["50"] <= d["quantiles"]["95"]
+
+
+@given(st.lists(st.integers(0, 9), max_size=30), st.lists(st.floats(0.01, 1.0), max_size=8))
+@settings(max_examples=50, deadline=None)
+def test_sample_figures(contexts, fills):
+    tokens = [10 * (c + 1) for c in contexts]
+    manifest = [{"tokens": 100, "fill_ratio": f} for f in fills]
+    f = sample_figures(contexts, tokens, manifest)
+    assert f["samples"] == len(contexts) and f["shards"] == len(fills) and f["shard_tokens"] == 100 * len(fills)
+    assert f["contexts_per_sample"]["count"] == len(contexts)
+    if contexts:
+        assert math.isclose(f["tokens_per_sample"]["mean"], sum(tokens) / len(tokens))
+    if fills:
+        assert math.isclose(f["shard_fill"]["mean"], sum(fills) / len(fills))
+
+
+def test_an_empty_distribution_says_so():
+    assert distribution([]) == {"count": 0, "mean": None, "quantiles": {}}

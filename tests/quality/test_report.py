@@ -1,0 +1,102 @@
+"""The quality report on a constructed corpus with SmolLM2: each report's facts appear in one other
+document only (its entity's profile), so only that document can make them predictable."""
+
+import json
+
+import pytest
+from prometheus_client import REGISTRY
+from rich.console import Console
+
+from entropylong_streamer.batch import build
+from entropylong_streamer.config import Config
+from entropylong_streamer.lookalike_corpus import lookalike_corpus
+from entropylong_streamer.pipeline import Pipeline
+from entropylong_streamer.quality.command import run_report
+from entropylong_streamer.quality.contexts import CONDITIONS
+from entropylong_streamer.quality.figures import dependency_figures
+from entropylong_streamer.quality.gauges import ReportGauges
+from entropylong_streamer.quality.report import RECORDS_FILE, read_records
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, model_cache):
+    root = tmp_path_factory.mktemp("quality")
+    cfg = Config().copy_with({
+        "data_dir": str(root / "data"), "model.path": "smollm2", "model.max_tokens": 2048,
+        "entropy.alpha": 1.0, "entropy.merge_distance": 4, "entropy.max_anchors": 8,
+        "retrieval.top_k": 3, "retrieval.chunk_tokens": 128, "retrieval.chunk_overlap": 16,
+        "verify.max_context_tokens": 128, "pack.seq_len": 2048, "pack.sequences_per_shard": 1,
+    })
+    (root / "data").mkdir()
+    (root / "data" / "models").symlink_to(model_cache, target_is_directory=True)
+    entities = lookalike_corpus(4, seed=0)  # 12 entities, 3 templates
+    docs, corpus = root / "reports.jsonl", root / "profiles.jsonl"
+    docs.write_text("".join(json.dumps({"id": f"report-{e.entity_id}", "text": e.report}) + "\n" for e in entities))
+    corpus.write_text("".join(json.dumps({"id": f"profile-{e.entity_id}", "text": e.profile}) + "\n"
+                              for e in entities))
+    out = root / "out"
+    pipe = Pipeline(cfg, milvus_uri=str(out / "pool.db"))
+    build(cfg, [docs], [corpus], out, show_progress=False, pipeline=pipe)
+    report, paths = run_report(cfg, Console(quiet=True), batch_dir=out, pipeline=pipe, show_progress=False)
+    return cfg, out, report, paths
+
+
+def test_the_verified_curve_falls_below_both_baselines(built):
+    _, _, report, _ = built
+    curves = report["curves"]
+    assert curves["documents"] >= 8  # most reports found their profile
+    full = curves["points"][-1]
+    for where in ("all", "anchors"):
+        ce = full[where]["ce"]
+        assert ce["verified"] < ce["unverified"] < ce["random"], (where, ce)
+        # context helps the verified samples most: CE falls from no context to the whole context
+        assert curves["points"][0][where]["ce"]["verified"] - ce["verified"] > 1.0
+    # with no context the three are one forward
+    assert len({curves["points"][0]["all"]["ce"][c] for c in CONDITIONS}) == 1
+
+
+def test_the_figures_agree_with_the_records_they_came_from(built):
+    _, out, report, _ = built
+    records = list(read_records(out / RECORDS_FILE))
+    assert report["inputs"]["matched"] == len(records) == 12
+    assert report["inputs"]["records_disagreeing_with_shard"] == 0
+    records.sort(key=lambda r: r.doc_id)  # the report sums in document order: the same floats
+    assert report["dependencies"] == json.loads(json.dumps(dependency_figures(records)))
+    rows = [json.loads(line) for line in (out / "dependencies.jsonl").read_text().splitlines()]
+    d = report["dependencies"]
+    assert d["pairs"] == len(rows) and d["accepted_pairs"] == sum(r["accepted"] for r in rows)
+    assert d["acceptance_rate"] == pytest.approx(sum(r["accepted"] for r in rows) / len(rows))
+    accepted = [r["dI"] for r in rows if r["accepted"]]
+    assert d["d_i"]["accepted"]["mean"] == pytest.approx(sum(accepted) / len(accepted))
+    manifest = [json.loads(line) for line in next(out.glob("shards/*/manifest.jsonl")).read_text().splitlines()]
+    s = report["samples"]
+    assert s["samples"] == sum(e["samples"] for e in manifest) == 12
+    assert s["contexts_per_sample"]["mean"] * s["samples"] == pytest.approx(sum(e["contexts"] for e in manifest))
+    assert s["tokens_per_sample"]["mean"] * s["samples"] == pytest.approx(sum(e["tokens"] for e in manifest))
+
+
+def test_outputs_json_plots_and_gauges(built):
+    _, _, report, paths = built
+    assert json.loads(paths[0].read_text()) == json.loads(json.dumps(report))
+    pngs = [p for p in paths if p.suffix == ".png"]
+    assert {p.name for p in pngs} == {"ce_vs_context_all.png", "ce_vs_context_anchors.png", "d_i.png"}
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 10_000 for p in pngs)
+    gauges = ReportGauges(paths[0])
+    assert gauges.refresh() and not gauges.refresh()  # read once, again only when the file changes
+    h = report["headline"]
+    assert REGISTRY.get_sample_value("elong_quality_acceptance_rate") == h["acceptance_rate"]
+    assert REGISTRY.get_sample_value("elong_quality_ce_gap_nats", {"baseline": "random", "tokens": "all"}) == \
+        pytest.approx(h["gap_all"]["random"])
+    assert REGISTRY.get_sample_value("elong_quality_ce_nats", {"condition": "verified", "tokens": "anchors"}) == \
+        pytest.approx(h["ce_anchors"]["verified"])
+
+
+def test_a_missing_shard_set_is_a_clear_error(tmp_path, built):
+    cfg, out, _, _ = built
+    (tmp_path / RECORDS_FILE).write_bytes((out / RECORDS_FILE).read_bytes())
+    with pytest.raises(FileNotFoundError, match="no shard set"):
+        run_report(cfg, Console(quiet=True), batch_dir=tmp_path,
+                   pipeline=Pipeline(cfg, milvus_uri=str(out / "pool.db")))
+
