@@ -169,11 +169,12 @@ def report(config: ConfigOpt = None, set_: SetOpt = None,
            pool_chunks: int = typer.Option(2048, help="pool chunks drawn for the random baseline")) -> None:
     """Data quality: CE against context length for verified samples and two baselines, and figures."""
     from .quality.command import run_report
+    from .topics import RecordError
 
     cfg = _config(config, set_)
     try:
         run_report(cfg, console, batch_dir=batch, out=out, max_docs=max_docs, pool_chunks=pool_chunks)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, RecordError) as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc
 

@@ -22,6 +22,7 @@ def run_report(cfg: Config, console: Console, batch_dir: Path | None = None, out
     dependencies topic; written to `out` (default: the batch dir's report/, or report_dir)."""
     from entropylong_streamer.pipeline import Pipeline
 
+    undecodable: list[str] = []
     if batch_dir is not None:
         shard_dir = batch_dir / "shards" / cfg.pack_version()
         records_path = batch_dir / RECORDS_FILE
@@ -33,7 +34,9 @@ def run_report(cfg: Config, console: Console, batch_dir: Path | None = None, out
     else:
         shard_dir = Path(cfg.data_dir) / "shards" / cfg.pack_version()
         with console.status("reading the dependencies topic ..."):
-            records = list(records_from_topic(cfg))
+            records = list(records_from_topic(cfg, undecodable))
+        for reason in undecodable[:5]:
+            console.print(f"[yellow]skipped an undecodable record[/yellow] {reason}")
         pipe = pipeline or Pipeline(cfg)
         out = out or report_dir(cfg)
     shards = read_shard_set(shard_dir)
@@ -45,7 +48,7 @@ def run_report(cfg: Config, console: Console, batch_dir: Path | None = None, out
         task = progress.add_task("scoring documents under 3 contexts", total=None)
         report = build_report(cfg, records, shards, pipe.engine, pool, max_docs=max_docs,
                               start=lambda n: progress.update(task, total=n),
-                              advance=lambda n: progress.advance(task, n))
+                              advance=lambda n: progress.advance(task, n), undecodable=len(undecodable))
     paths = write_report(report, out)
     print_summary(report, console)
     console.print(f"report: {paths[0]}" + "".join(f"\n        {p}" for p in paths[1:]))

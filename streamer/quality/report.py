@@ -18,6 +18,7 @@ import msgpack
 from entropylong_streamer.config import Config
 from entropylong_streamer.stages.pack import sample_from
 from entropylong_streamer.topics import DEPENDENCIES, DependenciesRecord
+from entropylong_streamer.topics.base import RecordError
 
 from .contexts import CONDITIONS, PoolChunk, Prefixes, prefixes
 from .curves import FULL, length_grid, measure, summarize
@@ -62,21 +63,42 @@ def write_records(path: Path, records: Iterable[DependenciesRecord]) -> int:
 
 def read_records(path: Path) -> Iterable[DependenciesRecord]:
     with open(path, "rb") as fh:
-        for raw in msgpack.Unpacker(fh, raw=False, use_list=True, max_buffer_size=64 << 20):
-            yield DEPENDENCIES.record.model_validate(raw)
+        unpacker = msgpack.Unpacker(fh, raw=False, use_list=True, max_buffer_size=64 << 20)
+        done = 0
+        try:
+            for raw in unpacker:
+                yield DEPENDENCIES.record.model_validate(raw)
+                done += 1
+        except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
+            raise RecordError(f"{path}: record {done} is not a dependencies record: {exc}") from exc
 
 
-def records_from_topic(cfg: Config, timeout_ms: int = 5000) -> Iterable[DependenciesRecord]:
-    """Every record of the dependencies topic, read by a consumer outside any group."""
-    from kafka import KafkaConsumer
+def records_from_topic(cfg: Config, undecodable: list[str], poll_ms: int = 1000) -> Iterable[DependenciesRecord]:
+    """Every record of the dependencies topic up to its end offsets at the start (no consumer group:
+    nothing is committed, no stage's group is touched); a record that does not decode is skipped and
+    its reason appended to `undecodable`."""
+    from kafka import KafkaConsumer, TopicPartition
 
     from entropylong_streamer.agents.kafka_clients import client_kwargs
 
-    cons = KafkaConsumer(DEPENDENCIES.full_name(cfg.kafka.topic_prefix), auto_offset_reset="earliest",
-                         enable_auto_commit=False, consumer_timeout_ms=timeout_ms, **client_kwargs(cfg))
+    topic = DEPENDENCIES.full_name(cfg.kafka.topic_prefix)
+    cons = KafkaConsumer(enable_auto_commit=False, **client_kwargs(cfg))
     try:
-        for msg in cons:
-            yield DEPENDENCIES.decode(msg.value)
+        parts = [TopicPartition(topic, p) for p in sorted(cons.partitions_for_topic(topic) or ())]
+        if not parts:
+            raise FileNotFoundError(f"topic {topic} not found on {cfg.kafka.bootstrap_servers}: is the stack up?")
+        cons.assign(parts)
+        cons.seek_to_beginning(*parts)
+        ends = {tp: n for tp, n in cons.end_offsets(parts).items() if n > 0}
+        while ends:
+            for tp, msgs in cons.poll(timeout_ms=poll_ms).items():
+                for msg in msgs:
+                    if msg.offset < ends.get(tp, 0):
+                        try:
+                            yield DEPENDENCIES.decode(msg.value)
+                        except RecordError as exc:
+                            undecodable.append(f"{tp.topic}[{tp.partition}]@{msg.offset}: {exc}")
+            ends = {tp: n for tp, n in ends.items() if cons.position(tp) < n}
     finally:
         cons.close()
 
@@ -88,7 +110,8 @@ def _pick(doc_ids: Iterable[str], n: int) -> list[str]:
 
 def build_report(cfg: Config, records: Iterable[DependenciesRecord], shards: ShardSetView, engine,
                  pool: list[PoolChunk], max_docs: int = 64, grid: list | None = None,
-                 advance: Callable[[int], None] | None = None, start: Callable[[int], None] | None = None) -> dict:
+                 advance: Callable[[int], None] | None = None, start: Callable[[int], None] | None = None,
+                 undecodable: int = 0) -> dict:
     """Everything the report states; `engine` scores the curves (None: figures only)."""
     p = cfg.pack
     version = cfg.verify_version()
@@ -118,7 +141,7 @@ def build_report(cfg: Config, records: Iterable[DependenciesRecord], shards: Sha
                    "records_of_other_versions": other_versions, "matched": len(matched),
                    "shard_samples_without_record": len(set(shards.samples) - set(latest)),
                    "records_not_yet_in_a_shard": len(set(latest) - set(shards.samples)),
-                   "records_disagreeing_with_shard": len(mismatched)},
+                   "records_disagreeing_with_shard": len(mismatched), "records_undecodable": undecodable},
         "dependencies": dependency_figures(matched),
         "samples": sample_figures(contexts, tokens, shards.manifest),
     }

@@ -9,9 +9,11 @@ from pathlib import Path
 
 from test_pipeline import _free_ports, _quiet, read_topic, shard_samples, small_config, wait_for
 
+from entropylong_streamer.agents import kafka_clients as kc
 from entropylong_streamer.demo_corpus import write_demo_corpus
 from entropylong_streamer.ingest_cmd import ingest_paths
 from entropylong_streamer.pipeline import Pipeline
+from entropylong_streamer.quality.command import run_report
 from entropylong_streamer.services import stack
 from entropylong_streamer.stack_control import run_dir, start_servers, start_workers, stop_all
 from entropylong_streamer.stages.ingest import BadRow, read_documents
@@ -119,11 +121,24 @@ def test_prometheus_answers_agree_with_the_pipeline(tmp_path, model_cache):
         assert {prom.pid, *(w.pid for w in workers)} <= set(servers)
         assert listening(servers) <= {"127.0.0.1", "::1"} and listening(servers)
 
+        # The quality report over the running stack (dependencies topic, shard set, the pool in the
+        # Milvus server); the packer serves its headline figures and Prometheus scrapes them.
+        prod = kc.producer(cfg)  # a record the report cannot decode is counted and skipped, not a crash
+        prod.send(DEPENDENCIES.full_name(cfg.kafka.topic_prefix), key=b"bad", value=b"\xc1 not msgpack").get(30)
+        prod.close()
+        report, _ = run_report(cfg, _quiet(), max_docs=3, pool_chunks=64, show_progress=False)
+        assert report["inputs"]["matched"] == N and report["inputs"]["records_disagreeing_with_shard"] == 0
+        assert report["inputs"]["records_undecodable"] == 1
+        assert report["dependencies"]["pairs"] == pairs
+        wait_for("Prometheus to show the report", lambda: scalar(url, "max(elong_quality_report_timestamp_seconds)")
+                 == report["created_unix"], workers, timeout=60)
+        assert scalar(url, "max(elong_quality_acceptance_rate)") == report["headline"]["acceptance_rate"]
+
         # Every query of the dashboard evaluates; those over metrics every run exports return series.
         exprs = [t["expr"] for p in json.loads(DASHBOARD.read_text())["panels"] for t in p.get("targets", [])]
         empty = {e for e in exprs if not query(url, e)}
         always = ("elong_lm_tokens_total", "elong_consumer_lag_records", "elong_shard_tokens_total",
-                  "elong_trainer_loss", "elong_batch_seconds", "elong_verify_di")
+                  "elong_trainer_loss", "elong_batch_seconds", "elong_verify_di", "elong_quality_acceptance_rate")
         assert not {e for e in empty if any(m in e for m in always)}, empty
     finally:
         stop_all(cfg)
