@@ -88,8 +88,12 @@ class MilvusPool:
     def sample(self, n: int, seed: int) -> list[Hit]:
         """Up to n chunks drawn uniformly at random (ids first, a reservoir over the whole pool,
         then the texts of the chosen ones only)."""
+        import logging
         import random
 
+        # milvus-lite has no MVCC timestamp for iterators; pymilvus warns and falls back to the
+        # client's time, which is what a sample of the pool as it is now wants.
+        logging.getLogger("pymilvus.client.iterator.query_iterator").setLevel(logging.ERROR)
         rng = random.Random(seed)
         chosen: list[str] = []
         it = self.client.query_iterator(self.collection, batch_size=1000, output_fields=["chunk_id"])

@@ -246,7 +246,8 @@ def replay(config: ConfigOpt = None, set_: SetOpt = None,
 @app.command()
 def demo(config: ConfigOpt = None, set_: SetOpt = None,
          documents: int = typer.Option(24, help="stdlib documentation pages to ingest (API listings and docstrings)"),
-         keep: bool = typer.Option(False, help="leave the stack running afterwards")) -> None:
+         keep: bool = typer.Option(False, help="leave the stack running afterwards"),
+         quality: bool = typer.Option(False, "--report", help="then run elong report")) -> None:
     """Start the embedded stack, ingest a demo corpus, watch shards appear and the trainer's loss fall."""
     from .demo_corpus import write_demo_corpus
     from .ingest_cmd import ingest_paths
@@ -263,6 +264,10 @@ def demo(config: ConfigOpt = None, set_: SetOpt = None,
         sent, skipped, bad = ingest_paths(cfg, [corpus], console)
         console.print(f"ingested {sent} new documents ({skipped} seen before); model work starts now")
         watch(cfg, until=n, workers=workers)
+        if quality:
+            from .quality.command import run_report
+
+            run_report(cfg, console)
     except KeyboardInterrupt:
         pass
     finally:

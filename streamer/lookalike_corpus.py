@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 import string
 from dataclasses import dataclass
+from pathlib import Path
 
 SYLLABLES = ("ka", "vel", "tra", "no", "mir", "quen", "by", "dor", "wick", "ha", "rro", "gate", "lu",
              "zan", "pe", "tor", "is", "fal", "grim", "sor", "ba", "len", "ti", "mo", "rak", "shu", "ve")
@@ -122,3 +123,15 @@ def lookalike_corpus(entities_per_kind: int, seed: int = 0) -> list[Entity]:
             out.append(Entity(f"{template.kind}-{i}", template.kind, template.profile.format(**values),
                               report, facts))
     return out
+
+
+def write_corpus_files(directory: Path, entities_per_kind: int, seed: int = 0) -> tuple[Path, Path]:
+    """reports.jsonl (the documents) and profiles.jsonl (the pool: each report's one true source)."""
+    import json
+
+    entities = lookalike_corpus(entities_per_kind, seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    docs, pool = directory / "reports.jsonl", directory / "profiles.jsonl"
+    docs.write_text("".join(json.dumps({"id": f"report-{e.entity_id}", "text": e.report}) + "\n" for e in entities))
+    pool.write_text("".join(json.dumps({"id": f"profile-{e.entity_id}", "text": e.profile}) + "\n" for e in entities))
+    return docs, pool

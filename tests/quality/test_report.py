@@ -9,7 +9,7 @@ from rich.console import Console
 
 from entropylong_streamer.batch import build
 from entropylong_streamer.config import Config
-from entropylong_streamer.lookalike_corpus import lookalike_corpus
+from entropylong_streamer.lookalike_corpus import write_corpus_files
 from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.quality.command import run_report
 from entropylong_streamer.quality.contexts import CONDITIONS
@@ -31,11 +31,7 @@ def built(tmp_path_factory, model_cache):
     })
     (root / "data").mkdir()
     (root / "data" / "models").symlink_to(model_cache, target_is_directory=True)
-    entities = lookalike_corpus(4, seed=0)  # 12 entities, 3 templates
-    docs, corpus = root / "reports.jsonl", root / "profiles.jsonl"
-    docs.write_text("".join(json.dumps({"id": f"report-{e.entity_id}", "text": e.report}) + "\n" for e in entities))
-    corpus.write_text("".join(json.dumps({"id": f"profile-{e.entity_id}", "text": e.profile}) + "\n"
-                              for e in entities))
+    docs, corpus = write_corpus_files(root, 4)  # 12 entities, 3 templates
     out = root / "out"
     pipe = Pipeline(cfg, milvus_uri=str(out / "pool.db"))
     build(cfg, [docs], [corpus], out, show_progress=False, pipeline=pipe)
