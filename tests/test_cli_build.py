@@ -38,6 +38,19 @@ def test_build_writes_dependencies_with_anchor_spans_and_shards(tmp_path, model_
     packed = [d for s in shard_dirs for seq in read_shard(s) for d in seq["doc_ids"]]
     assert sorted(packed) == sorted(by_doc)
 
+    # `elong report` over the build's output: every record matched to its sample, a report written
+    report = CliRunner().invoke(app, ["report", "--batch", str(tmp_path / "out"), "--max-docs", "2",
+                                      *(x for s in sets for x in ("--set", s))])
+    assert report.exit_code == 0, report.output
+    written = json.loads((tmp_path / "out" / "report" / "report.json").read_text())
+    assert written["inputs"]["matched"] == len(by_doc) and written["dependencies"]["pairs"] == len(rows)
+    assert "data quality" in report.output
+
+
+def test_report_without_a_build_says_what_is_missing(tmp_path):
+    result = CliRunner().invoke(app, ["report", "--batch", str(tmp_path), "--set", f"data_dir='{tmp_path}'"])
+    assert result.exit_code == 1 and "not found: build with" in result.output.replace("\n", " ")
+
 
 def test_a_bad_configuration_value_is_refused_with_the_field_named(tmp_path):
     result = CliRunner().invoke(app, ["build", "--docs", "x", "--out", str(tmp_path), "--set", "verify.epsilon=oops"])
