@@ -176,7 +176,8 @@ def main() -> None:
 
         pcorpus = tmp / "plumbing.jsonl"
         m = write_demo_corpus(pcorpus, args.plumbing_docs, min_chars=200, max_chars=400)
-        pcfg = configure(Config(), tmp / "plumbing", args.models.resolve(), **{
+        pcfg = configure(Config().copy_with({"door": demo.door.model_dump()}), tmp / "plumbing",
+                         args.models.resolve(), **{
             "model.path": "tiny", "model.max_tokens": 512, "entropy.max_anchors": 2, "retrieval.top_k": 2,
             "retrieval.chunk_tokens": 48, "retrieval.chunk_overlap": 8, "verify.max_context_tokens": 48,
             "pack.seq_len": 4096, "pack.sequences_per_shard": 4, "pack.max_wait_s": 1.0,

@@ -1,6 +1,7 @@
 """Batch mode: the same stages in one process without Kafka.
 
-build(docs, corpus) -> OUT/shards/<version>/..., OUT/dependencies.jsonl, OUT/dead-letter.jsonl.
+build(docs, corpus) -> OUT/shards/<version>/..., OUT/dependencies.jsonl, OUT/dead-letter.jsonl,
+OUT/dropped.jsonl (documents the door turned away).
 For the same input, configuration and seed it yields the dependencies and samples streaming mode
 yields: both call the same stage objects in the same order on each document.
 """
@@ -18,7 +19,9 @@ from entropylong_streamer.config import Config
 from entropylong_streamer.measurements import MemoryCache
 from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.quality.report import RECORDS_FILE, write_records
+from entropylong_streamer.services.door_index import DoorIndex
 from entropylong_streamer.stages.base import StageResult
+from entropylong_streamer.stages.door import Door
 from entropylong_streamer.stages.ingest import BadRow, read_documents
 from entropylong_streamer.topics import DependenciesRecord, Doc, ShardReady
 
@@ -38,17 +41,23 @@ def dependency_rows(rec: DependenciesRecord) -> list[dict]:
 class BuildReport:
     documents: int = 0
     dead_letters: list[dict] = field(default_factory=list)
+    dropped: list[dict] = field(default_factory=list)  # turned away by the door, with the rule
     shards: list[ShardReady] = field(default_factory=list)
     stats: dict[str, dict] = field(default_factory=dict)
 
 
-def unique_docs(paths: list[Path], report: BuildReport) -> list[Doc]:
+def unique_docs(paths: list[Path], report: BuildReport, cfg: Config, door: Door | None = None) -> list[Doc]:
+    """The documents in the files; with a door, only those it admits (the rest in report.dropped)."""
     seen: dict[str, Doc] = {}
-    for item in read_documents(paths):
+    for item in read_documents(paths, cfg.door.html_extractor):
         if isinstance(item, BadRow):
             report.dead_letters.append({"stage": "ingest", "where": item.where, "reason": item.reason})
-        else:
+        elif door is None:
             seen.setdefault(item.doc_id, item)
+        elif isinstance(out := door.admit(item), Doc):
+            seen[out.doc_id] = out
+        else:
+            report.dropped.append(out.model_dump())
     return list(seen.values())
 
 
@@ -70,8 +79,9 @@ def build(cfg: Config, docs: list[Path], corpus: Iterable[Path], out: Path, milv
     out.mkdir(parents=True, exist_ok=True)
     pipe = pipeline or Pipeline(cfg, milvus_uri=milvus_uri or str(out / "pool.db"))
     report = BuildReport()
-    documents = unique_docs(docs, report)
-    pool_docs = unique_docs(list(corpus), report)
+    # The door of a build remembers this build only (an in-memory index): a rebuild decides the same.
+    documents = unique_docs(docs, report, cfg, Door(cfg.door, DoorIndex(":memory:")))
+    pool_docs = unique_docs(list(corpus), report, cfg)
     if cfg.retrieval.index_live_docs:
         pool_docs += documents
     report.documents = len(documents)
@@ -103,8 +113,8 @@ def build(cfg: Config, docs: list[Path], corpus: Iterable[Path], out: Path, milv
             for row in dependency_rows(rec):
                 fh.write(json.dumps(row) + "\n")
     write_records(out / RECORDS_FILE, deps)  # whole records, for `elong report`
-    with open(out / "dead-letter.jsonl", "w") as fh:
-        for row in report.dead_letters:
-            fh.write(json.dumps(row) + "\n")
+    for name, rows in (("dead-letter.jsonl", report.dead_letters), ("dropped.jsonl", report.dropped)):
+        with open(out / name, "w") as fh:
+            fh.writelines(json.dumps(row) + "\n" for row in rows)
     report.stats = {s.name: dict(s.stats) for s in (index, entropy, retrieval, verify, pack)}
     return report

@@ -100,13 +100,32 @@ def topics(config: ConfigOpt = None, set_: SetOpt = None) -> None:
 
 
 @app.command()
-def ingest(paths: list[Path], config: ConfigOpt = None, set_: SetOpt = None) -> None:
-    """Send JSONL / Parquet / text-directory documents to the docs topic (each distinct text once)."""
+def ingest(paths: Annotated[list[Path] | None, typer.Argument()] = None, config: ConfigOpt = None,
+           set_: SetOpt = None,
+           follow: Annotated[Path | None, typer.Option(help="then take new files in DIR as they land, "
+                                                            "until interrupted")] = None) -> None:
+    """JSONL / Parquet / WARC / WET / text files through the door to the docs topic."""
+    from .ingest_cmd import follow as follow_dir
     from .ingest_cmd import ingest_paths
 
     cfg = _config(config, set_)
-    sent, skipped, bad = ingest_paths(cfg, paths, console)
-    console.print(f"ingested {sent} documents ({skipped} already ingested, {bad} bad rows dead-lettered)")
+    if follow is not None:
+        if not follow.is_dir():
+            console.print(f"[red]{follow} is not a directory[/red]")
+            raise typer.Exit(2)
+        from . import metrics
+        from .agents import kafka_clients as kc
+
+        metrics.serve(cfg.metrics.host, cfg.metrics.port)
+        stop = kc.stop_event()
+        run = follow_dir(cfg, follow, console, stop)
+        console.print(f"stopped: {run.sent} documents sent, {run.dropped} dropped at the door, {run.bad} bad rows")
+        return
+    if not paths:
+        console.print("[red]give files or directories to ingest, or --follow DIR[/red]")
+        raise typer.Exit(2)
+    sent, dropped, bad = ingest_paths(cfg, paths, console)
+    console.print(f"ingested {sent} documents ({dropped} dropped at the door, {bad} bad rows dead-lettered)")
 
 
 @app.command()
@@ -261,8 +280,9 @@ def demo(config: ConfigOpt = None, set_: SetOpt = None,
         with console.status("starting broker and milvus-lite on 127.0.0.1 ..."):
             start_servers(cfg)
             workers = start_workers(cfg)
-        sent, skipped, bad = ingest_paths(cfg, [corpus], console)
-        console.print(f"ingested {sent} new documents ({skipped} seen before); model work starts now")
+        sent, dropped, bad = ingest_paths(cfg, [corpus], console)
+        console.print(f"ingested {sent} new documents ({dropped} dropped at the door: seen before or filtered); "
+                      "model work starts now")
         watch(cfg, until=n, workers=workers)
         if quality:
             from .quality.command import run_report
@@ -301,14 +321,14 @@ def status_table(cfg: Config, previous: list | None = None) -> tuple[Table, list
 
 
 def watch(cfg: Config, until: int | None, workers: list | None = None) -> None:
-    """Refresh the status table; with `until`, return once that many documents are in shards or
-    dead-lettered and the trainer has consumed every shard. A worker that dies ends the watch
-    with its log's last lines and exit status 1."""
-    from entropylong_streamer.topics import DEAD_LETTER
+    """Refresh the status table; with `until`, return once that many documents are in shards,
+    dead-lettered or dropped at the door, and the trainer has consumed every shard. A worker that
+    dies ends the watch with its log's last lines and exit status 1."""
+    from entropylong_streamer.topics import DEAD_LETTER, DROPPED
 
     from .status import collect, end_offsets, shard_summary
 
-    dlq_topic = DEAD_LETTER.full_name(cfg.kafka.topic_prefix)
+    away = [t.full_name(cfg.kafka.topic_prefix) for t in (DEAD_LETTER, DROPPED)]
     table, rows = status_table(cfg)
     with Live(table, console=console, refresh_per_second=1) as live:
         while True:
@@ -325,7 +345,7 @@ def watch(cfg: Config, until: int | None, workers: list | None = None) -> None:
                 continue
             s = shard_summary(cfg)
             lag = sum(r.lag for r in (rows if rows is not None else collect(cfg)))  # the table's snapshot
-            dead = end_offsets(cfg, [dlq_topic])[dlq_topic]
+            dead = sum(end_offsets(cfg, away).values())
             if s["samples"] + dead >= until and lag == 0 and s["trained_shards"] >= s["shards"]:
                 return
 

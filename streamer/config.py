@@ -195,6 +195,35 @@ class AgentsConfig(_Section):
         return self
 
 
+class DoorConfig(_Section):
+    """The entrance, before any LM work: extraction, duplicates, language, length and quality.
+    Part of no version: it decides which documents enter, not what any stage makes of one."""
+
+    html_extractor: Literal["trafilatura", "resiliparse"] = "trafilatura"  # bench/extraction.py
+    batch_records: int = Field(256, ge=1)  # records ingest sends, and the door commits, at a time
+    exact_dedup: bool = True  # the same text (content hash) twice: the second is dropped
+    near_dedup: bool = True  # MinHash LSH over every document ever admitted (data_dir/door.sqlite)
+    near_dup_threshold: float = Field(0.8, gt=0, le=1)  # estimated Jaccard of word shingles
+    shingle_words: int = Field(5, ge=1)
+    minhash_permutations: int = Field(128, ge=8)
+    lsh_bands: int = Field(16, ge=1)  # bands x rows = permutations; more bands: more candidates
+    languages: list[str] = []  # ISO 639-1 codes (lingua, offline); empty: every language passes
+    min_language_confidence: float = Field(0.5, ge=0, le=1)
+    min_words: int = Field(10, ge=0)
+    max_words: int = Field(200_000, ge=1)
+    min_mean_word_length: float = Field(2.0, ge=0)  # Gopher-style quality rules
+    max_mean_word_length: float = Field(12.0, gt=0)
+    max_symbol_ratio: float = Field(0.1, ge=0)  # '#' and '...' per word
+    min_alpha_word_ratio: float = Field(0.5, ge=0, le=1)  # words with at least one letter
+    max_duplicate_line_ratio: float = Field(0.3, ge=0, le=1)  # lines that repeat an earlier line
+
+    @model_validator(mode="after")
+    def _bands(self) -> DoorConfig:
+        if self.minhash_permutations % self.lsh_bands:
+            raise ValueError("door.minhash_permutations must be a multiple of door.lsh_bands")
+        return self
+
+
 class MetricsConfig(_Section):
     host: str = "127.0.0.1"
     # Prometheus endpoint of a worker; 0 = none. `up` gives its workers port, port + 1, ...
@@ -215,6 +244,7 @@ class Config(_Section):
     trainer: TrainerConfig = TrainerConfig()
     agents: AgentsConfig = AgentsConfig()
     metrics: MetricsConfig = MetricsConfig()
+    door: DoorConfig = DoorConfig()
 
     @model_validator(mode="after")
     def _schema(self) -> Config:

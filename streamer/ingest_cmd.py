@@ -1,62 +1,176 @@
-"""`ingest`: documents from files to the docs topic, each distinct text once, bad rows dead-lettered."""
+"""`ingest`: files through the door to the docs topic; bad rows dead-lettered, documents the door
+turns away to the dropped topic with their rule. Nothing leaves silently.
+
+Each batch is sent and acknowledged before the door's decisions and the files' progress commit
+(one SQLite transaction, data_dir/door.sqlite): after a crash the next run resumes every file
+after its last committed item. Only the one batch in flight at the crash can be sent twice, and
+every stage after the door drops a doc_id it already has.
+"""
 
 from __future__ import annotations
 
+import threading
+from collections import Counter
 from pathlib import Path
 
 from rich.console import Console
 from rich.progress import Progress
 
 from entropylong_streamer.config import Config
-from entropylong_streamer.topics import DEAD_LETTER, DOCS, DeadLetter
+from entropylong_streamer.topics import DEAD_LETTER, DOCS, DROPPED, DeadLetter, Doc
 
+from . import metrics
 from .agents import kafka_clients as kc
 from .agents.adapter import Produced
-from .stages.ingest import BadRow, read_documents
+from .services.door_index import DoorIndex
+from .stages.door import Door
+from .stages.ingest import BadRow, iter_paths, read_documents
 
 
-def ledger_path(cfg: Config) -> Path:
-    return Path(cfg.data_dir) / "ingested.ids"
+def door_index_path(cfg: Config) -> Path:
+    return Path(cfg.data_dir) / "door.sqlite"
 
 
-def ingest_paths(cfg: Config, paths: list[Path], console: Console) -> tuple[int, int, int]:
-    """-> (sent, skipped as already ingested, bad rows). The ledger is appended only after acks."""
-    ledger = ledger_path(cfg)
-    seen = set(ledger.read_text().split()) if ledger.exists() else set()
-    prefix = cfg.kafka.topic_prefix
-    prod = kc.producer(cfg)
-    sent = skipped = bad = 0
-    batch: list[Produced] = []
-    new_ids: list[str] = []
+def open_door(cfg: Config) -> Door:
+    """The door over data_dir's index; a ledger of an earlier version (ingested.ids) is imported once."""
+    index = DoorIndex(door_index_path(cfg))
+    ledger = Path(cfg.data_dir) / "ingested.ids"
+    if ledger.exists():
+        index.add_seen(ledger.read_text().split())
+        index.commit()
+        ledger.rename(ledger.with_suffix(".ids.imported"))
+    return Door(cfg.door, index)
 
-    def flush() -> None:
-        kc.send_all(prod, prefix, batch)
-        ledger.parent.mkdir(parents=True, exist_ok=True)
-        with open(ledger, "a") as fh:
-            fh.writelines(f"{d}\n" for d in new_ids)
-        batch.clear()
-        new_ids.clear()
 
+class Ingest:
+    """One ingest run: files in, batches out, progress committed after each acknowledged batch."""
+
+    def __init__(self, cfg: Config, console: Console, door: Door | None = None) -> None:
+        self.cfg, self.console = cfg, console
+        self.door = door or open_door(cfg)
+        self.prod = kc.producer(cfg)
+        self.sent = self.dropped = self.bad = self.files_skipped = 0
+        self.rules: Counter[str] = Counter()
+        self.batch: list[Produced] = []
+        self.progress: dict[Path, tuple[int, int, int, bool]] = {}  # path -> (size, mtime_ns, items, done)
+
+    def file(self, path: Path) -> None:
+        if not path.is_file():
+            self._decide(BadRow(str(path), "no such file"))
+            return
+        st = path.stat()
+        start, done = self.door.index.file_progress(path)
+        if done:
+            self.files_skipped += 1
+            return
+        items = start
+        for i, item in enumerate(read_documents([path], self.cfg.door.html_extractor)):
+            if i < start:  # decided and committed by an earlier run
+                continue
+            self._decide(item)
+            items = i + 1
+            self.progress[path] = (st.st_size, st.st_mtime_ns, items, False)
+            if len(self.batch) >= self.cfg.door.batch_records:
+                self.flush()
+        self.progress[path] = (st.st_size, st.st_mtime_ns, items, True)
+
+    def _decide(self, item: Doc | BadRow) -> None:
+        if isinstance(item, BadRow):
+            self.bad += 1
+            rec = DeadLetter(stage="ingest", reason=item.reason, topic=item.where, payload=b"")
+            self.batch.append(Produced(DEAD_LETTER, DEAD_LETTER.key(rec), DEAD_LETTER.encode(rec)))
+            if self.bad <= 20:
+                self.console.print(f"[yellow]skipped[/yellow] {item.where}: {item.reason}")
+            metrics.DOOR.labels("bad_row").inc()
+            return
+        out = self.door.admit(item)
+        if isinstance(out, Doc):
+            self.batch.append(Produced(DOCS, DOCS.key(out), DOCS.encode(out)))
+            self.sent += 1
+            metrics.DOOR.labels("admitted").inc()
+        else:
+            self.batch.append(Produced(DROPPED, DROPPED.key(out), DROPPED.encode(out)))
+            self.dropped += 1
+            self.rules[out.rule] += 1
+            metrics.DOOR.labels(out.rule).inc()
+
+    def flush(self) -> None:
+        kc.send_all(self.prod, self.cfg.kafka.topic_prefix, self.batch)  # returns once acknowledged
+        for path, (size, mtime_ns, items, done) in self.progress.items():
+            self.door.index.set_file_progress(path, size, mtime_ns, items, done)
+        self.door.index.commit()
+        self.batch.clear()
+        self.progress.clear()
+
+    def close(self, ok: bool) -> None:
+        try:
+            if ok:
+                self.flush()
+            else:
+                self.door.index.rollback()  # undecided: read and sent again by the next run
+        finally:
+            self.prod.close()
+
+    def summary(self) -> None:
+        if self.bad > 20:
+            self.console.print(f"[yellow]... {self.bad - 20} more bad rows[/yellow] (all in the dead-letter topic)")
+        if self.rules:
+            self.console.print("dropped at the door: " + ", ".join(f"{n} {r}" for r, n in self.rules.most_common()))
+        if self.files_skipped:
+            self.console.print(f"{self.files_skipped} files already ingested to their end: skipped")
+
+
+def ingest_paths(cfg: Config, paths: list[Path], console: Console, door: Door | None = None) -> tuple[int, int, int]:
+    """-> (sent, dropped by the door, bad rows)."""
+    run = Ingest(cfg, console, door)
+    ok = False
     try:
         with Progress(console=console, transient=True) as progress:
-            task = progress.add_task("ingesting", total=None)
-            for item in read_documents(paths):
-                if isinstance(item, BadRow):
-                    bad += 1
-                    rec = DeadLetter(stage="ingest", reason=item.reason, topic=item.where, payload=b"")
-                    batch.append(Produced(DEAD_LETTER, DEAD_LETTER.key(rec), DEAD_LETTER.encode(rec)))
-                    console.print(f"[yellow]skipped[/yellow] {item.where}: {item.reason}")
-                elif item.doc_id in seen:
-                    skipped += 1
-                else:
-                    seen.add(item.doc_id)
-                    new_ids.append(item.doc_id)
-                    batch.append(Produced(DOCS, DOCS.key(item), DOCS.encode(item)))
-                    sent += 1
-                if len(batch) >= 256:
-                    flush()
+            task = progress.add_task("ingesting files", total=None)
+            for path in iter_paths(paths):
+                run.file(path)
                 progress.advance(task)
-            flush()
+        ok = True
     finally:
-        prod.close()
-    return sent, skipped, bad
+        run.close(ok)
+    run.summary()
+    return run.sent, run.dropped, run.bad
+
+
+PARTIAL = (".tmp", ".part", ".crdownload")
+
+
+def follow(cfg: Config, directory: Path, console: Console, stop: threading.Event | None = None,
+           rescan_ms: int = 5000) -> Ingest:
+    """Ingest every file in `directory` not ingested yet, then each new or grown file as it lands,
+    until `stop` is set. Files being written should land by rename; names starting with a dot or
+    ending in .tmp/.part are ignored until then."""
+    import watchfiles
+
+    def wanted(p: Path) -> bool:
+        return p.is_file() and not p.name.startswith(".") and not p.name.endswith(PARTIAL)
+
+    run = Ingest(cfg, console)
+    ok = False
+    try:
+        for path in iter_paths([directory]):
+            if wanted(path):
+                run.file(path)
+        run.flush()
+        console.print(f"following {directory}: {run.sent} documents so far; new files are taken as they land")
+        before = (run.sent, run.dropped, run.bad)
+        # On every change, and every few seconds anyway, look at the whole directory again: a file
+        # that landed before the watcher started is found, and finished files cost one lookup each.
+        for _ in watchfiles.watch(directory, stop_event=stop, recursive=True, rust_timeout=rescan_ms,
+                                  yield_on_timeout=True):
+            for path in iter_paths([directory]):
+                if wanted(path):
+                    run.file(path)
+            run.flush()
+            if (run.sent, run.dropped, run.bad) != before:
+                before = (run.sent, run.dropped, run.bad)
+                console.print(f"{run.sent} documents sent, {run.dropped} dropped at the door, {run.bad} bad rows")
+        ok = True
+    finally:
+        run.close(ok)
+    return run

@@ -49,6 +49,9 @@ def observe_outputs(stage: str, outputs: list) -> None:
                 DI.labels(stage).observe(pair.d_i)
 
 
+DOOR = Counter("elong_door_documents_total", "Ingest's decisions: admitted, a drop rule (exact_duplicate, "
+               "near_duplicate, language, too_short, ...) or bad_row (dead-lettered)", ["outcome"])
+
 READY = Gauge("elong_worker_ready", "1 once the worker has loaded what its stage needs (models, pool) "
               "and takes records", ["stage"])
 CONSUMER_LAG = Gauge("elong_consumer_lag_records", "Records in the stage's input topic its consumer group has "

@@ -19,7 +19,8 @@ def test_build_writes_dependencies_with_anchor_spans_and_shards(tmp_path, model_
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "models").symlink_to(model_cache, target_is_directory=True)
     sets = ["model.path='tiny'", f"data_dir='{tmp_path / 'data'}'", "entropy.alpha=1.0", "retrieval.top_k=2",
-            "retrieval.chunk_tokens=32", "retrieval.chunk_overlap=4", "pack.seq_len=4096", "verify.epsilon=0.1"]
+            "retrieval.chunk_tokens=32", "retrieval.chunk_overlap=4", "pack.seq_len=4096", "verify.epsilon=0.1",
+            "door.min_words=1", "door.max_mean_word_length=40.0", "door.max_duplicate_line_ratio=1.0"]
     args = ["build", "--docs", str(docs), "--corpus", str(docs), "--out", str(tmp_path / "out")]
     for s in sets:
         args += ["--set", s]

@@ -10,6 +10,7 @@ from entropylong_streamer.topics import (
     DEAD_LETTER,
     DEPENDENCIES,
     DOCS,
+    DROPPED,
     MEASUREMENTS,
     SCORES,
     SHARD_READY,
@@ -21,6 +22,7 @@ from entropylong_streamer.topics import (
     DeadLetter,
     DependenciesRecord,
     Doc,
+    DroppedDoc,
     Measured,
     Pair,
     RecordError,
@@ -48,6 +50,8 @@ EXAMPLES = {
     "dead-letter": (DEAD_LETTER, DeadLetter(stage="x", reason="y", topic="t", payload=b"\xff")),
     "measurements": (MEASUREMENTS, Measured(h_ctx=1.5, nll_ctx=2.5)),
     "scores": (SCORES, Scored(h_f32=b"\x00\x00\xc0?", nll_f32=b"\x00\x00 @")),
+    "dropped": (DROPPED, DroppedDoc(doc_id="d", url="u", source="f.jsonl:3", rule="near_duplicate",
+                                    detail="estimated Jaccard 0.91", duplicate_of="e")),
 }
 
 

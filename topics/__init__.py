@@ -6,15 +6,16 @@ from .candidates import CANDIDATES, Candidate, CandidatesRecord
 from .dead_letter import DEAD_LETTER, DeadLetter
 from .dependencies import DEPENDENCIES, Context, DependenciesRecord, Pair
 from .docs import DOCS, Doc
+from .dropped import DROPPED, DroppedDoc
 from .measurements import MEASUREMENTS, SCORES, Measured, Scored
 from .shard_ready import SHARD_READY, ShardReady
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (DOCS, ANCHORS, CANDIDATES, DEPENDENCIES, SHARD_READY, DEAD_LETTER,
-                                     MEASUREMENTS, SCORES)
+                                     MEASUREMENTS, SCORES, DROPPED)
 
 __all__ = [
-    "ALL_TOPICS", "ANCHORS", "CANDIDATES", "DEAD_LETTER", "DEPENDENCIES", "DOCS", "MEASUREMENTS", "SCORES",
-    "SHARD_READY",
+    "ALL_TOPICS", "ANCHORS", "CANDIDATES", "DEAD_LETTER", "DEPENDENCIES", "DOCS", "DROPPED", "MEASUREMENTS",
+    "SCORES", "SHARD_READY", "DroppedDoc",
     "Anchor", "AnchorsRecord", "Candidate", "CandidatesRecord", "Context", "DeadLetter",
     "DependenciesRecord", "Doc", "Measured", "Pair", "Scored", "Record", "RecordError", "ShardReady", "TopicSpec",
 ]

@@ -1,4 +1,4 @@
-"""Ingest: JSONL, Parquet and directories of text files -> Doc records with content-derived ids.
+"""Ingest: JSONL, Parquet, WARC/WET and directories of text files -> Doc records with content-derived ids.
 
 FineWeb(-Edu) rows (id, text, url, ...) work as they are. The doc_id is a hash of the text, so an
 identical document always gets the same id and is processed once however often it is ingested.
@@ -27,7 +27,7 @@ class BadRow:
     reason: str
 
 
-def _make(text: object, url: object, where: str) -> Doc | BadRow:
+def make_doc(text: object, url: object, where: str) -> Doc | BadRow:
     if not isinstance(text, str):
         return BadRow(where, f"text is {type(text).__name__}, not a string")
     if not text.strip():
@@ -55,7 +55,7 @@ def read_jsonl(path: Path) -> Iterator[Doc | BadRow]:
             if not isinstance(row, dict):
                 yield BadRow(f"{path}:{n}", "line is not a JSON object")
                 continue
-            yield _make(row.get("text"), row.get("url"), f"{path}:{n}")
+            yield make_doc(row.get("text"), row.get("url"), f"{path}:{n}")
 
 
 def read_parquet(path: Path, batch_size: int = 1024) -> Iterator[Doc | BadRow]:
@@ -74,7 +74,7 @@ def read_parquet(path: Path, batch_size: int = 1024) -> Iterator[Doc | BadRow]:
     for batch in pf.iter_batches(batch_size=batch_size, columns=cols):
         data = batch.to_pydict()
         for i, text in enumerate(data["text"]):
-            yield _make(text, data.get("url", [None] * len(data["text"]))[i], f"{path}#{n}")
+            yield make_doc(text, data.get("url", [None] * len(data["text"]))[i], f"{path}#{n}")
             n += 1
 
 
@@ -85,7 +85,7 @@ def read_text_file(path: Path) -> Iterator[Doc | BadRow]:
     except UnicodeDecodeError:
         yield BadRow(str(path), "file is not UTF-8 text")
         return
-    yield _make(text, "", str(path))
+    yield make_doc(text, "", str(path))
 
 
 def iter_paths(paths: list[Path]) -> Iterator[Path]:
@@ -96,11 +96,15 @@ def iter_paths(paths: list[Path]) -> Iterator[Path]:
             yield path
 
 
-def read_documents(paths: list[Path]) -> Iterator[Doc | BadRow]:
+def read_documents(paths: list[Path], html_extractor: str = "trafilatura") -> Iterator[Doc | BadRow]:
     """Every document in the given files and directories, in a stable order."""
+    from .web import is_warc, read_warc
+
     for path in iter_paths(paths):
         if not path.exists():
             yield BadRow(str(path), "no such file")
+        elif is_warc(path):
+            yield from read_warc(path, html_extractor)
         elif path.suffix == ".jsonl":
             yield from read_jsonl(path)
         elif path.suffix == ".parquet":

@@ -6,11 +6,12 @@ import sys
 import time
 from pathlib import Path
 
-from test_pipeline import small_config  # noqa: I001  (pytest puts this folder on sys.path)
+from test_pipeline import read_topic, small_config  # noqa: I001  (pytest puts this folder on sys.path)
 
 from entropylong_streamer.demo_corpus import write_demo_corpus
 from entropylong_streamer.services import stack
 from entropylong_streamer.status import collect, shard_summary, with_rates
+from entropylong_streamer.topics import DROPPED
 
 
 def elong(*args: str, config: Path) -> subprocess.CompletedProcess:
@@ -38,7 +39,9 @@ def test_up_ingest_status_down(tmp_path, model_cache):
         ingest = elong("ingest", str(docs), config=conf)
         assert ingest.returncode == 0 and "ingested 4 documents" in ingest.stdout, ingest.stdout + ingest.stderr
         again = elong("ingest", str(docs), config=conf)
-        assert "ingested 0 documents (4 already ingested" in again.stdout
+        assert "ingested 0 documents (4 dropped at the door" in again.stdout, again.stdout + again.stderr
+        assert "4 exact_duplicate" in again.stdout
+        assert [d.rule for d in read_topic(cfg, DROPPED)] == ["exact_duplicate"] * 4  # each kept, with its rule
         deadline = time.monotonic() + 300
         while shard_summary(cfg)["samples"] < 4:
             assert time.monotonic() < deadline, "documents did not reach a shard"

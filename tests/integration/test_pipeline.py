@@ -45,6 +45,10 @@ def small_config(data_dir: Path, model_cache: Path) -> Config:
         "pack.sequences_per_shard": 1,
         "pack.max_wait_s": 2.0,
         "trainer.passes_per_shard": 2,
+        # the demo corpus is documentation, not web prose (as in deploy/demo.toml)
+        "door.min_words": 1,
+        "door.max_mean_word_length": 40.0,
+        "door.max_duplicate_line_ratio": 1.0,
     })
 
 

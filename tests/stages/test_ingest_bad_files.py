@@ -1,4 +1,4 @@
-"""Bad files for ingest: whatever bytes a .jsonl, .parquet or text file holds, reading it never raises;
+"""Bad files for ingest: whatever bytes a .jsonl, .parquet, WARC or text file holds, reading it never raises;
 every line or file becomes a document with valid text or a bad row with a reason."""
 
 import json
@@ -40,13 +40,14 @@ def test_any_jsonl_reads_to_documents_or_bad_rows(tmp_path_factory, lines):
     check(items, path)
 
 
-@given(raw=st.binary(max_size=300), suffix=st.sampled_from([".parquet", ".txt", ".md", ".bin"]))
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(raw=st.one_of(st.binary(max_size=300), st.builds(lambda b: b"WARC/1.0\r\n" + b, st.binary(max_size=300))),
+       suffix=st.sampled_from([".parquet", ".txt", ".md", ".bin", ".warc", ".warc.gz", ".wet.gz"]))
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_any_other_file_reads_to_documents_or_bad_rows(tmp_path_factory, raw, suffix):
     path = tmp_path_factory.mktemp("f") / f"f{suffix}"
     path.write_bytes(raw)
     items = list(read_documents([path]))
-    assert len(items) == 1 or suffix == ".parquet"  # a text file is one document (or one bad row)
+    assert len(items) == 1 or suffix == ".parquet" or (suffix.startswith((".warc", ".wet")) and items)
     check(items, path)
 
 
