@@ -30,7 +30,8 @@ class LanguageId:
         self.wanted = {Language.from_iso_code_639_1(getattr(IsoCode639_1, code.upper())) for code in languages}
         self.min_confidence = min_confidence
         self.max_chars = max_chars
-        self.detector = LanguageDetectorBuilder.from_all_languages().build()
+        # All models at start-up (~4 s): loaded lazily, each language's first text pays for it.
+        self.detector = LanguageDetectorBuilder.from_all_languages().with_preloaded_language_models().build()
 
     def problem(self, text: str) -> str | None:
         values = self.detector.compute_language_confidence_values(text[: self.max_chars])
