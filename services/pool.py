@@ -32,7 +32,7 @@ SEARCH_DEFAULTS: dict[str, dict] = {"HNSW": {"ef": 64}, "IVF_FLAT": {"nprobe": 1
 class MilvusPool:
     def __init__(self, uri: str, collection: str, embedder: Embedder, dim: int, token: str | None = None,
                  index_type: str = "HNSW", index_params: dict | None = None,
-                 search_params: dict | None = None) -> None:
+                 search_params: dict | None = None, signature_length: int = 128) -> None:
         from pymilvus import DataType, MilvusClient
 
         self.client = MilvusClient(uri=uri, token=token or "",
@@ -48,12 +48,19 @@ class MilvusPool:
             schema.add_field("chunk_id", DataType.VARCHAR, is_primary=True, max_length=512)
             schema.add_field("doc_id", DataType.VARCHAR, max_length=256)
             schema.add_field("text", DataType.VARCHAR, max_length=65535)
+            # The whole document's MinHash (uint32 values): retrieval's leakage guard, the door's rule.
+            schema.add_field("doc_signature", DataType.ARRAY, element_type=DataType.INT64,
+                             max_capacity=signature_length)
             schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
             index = self.client.prepare_index_params()
             index.add_index(field_name="vector", index_type=index_type, metric_type="COSINE",
                             params=self.index_params)
             self.client.create_collection(collection, schema=schema, index_params=index)
         else:
+            fields = {f["name"] for f in self.client.describe_collection(collection)["fields"]}
+            if "doc_signature" not in fields:
+                raise ValueError(f"collection {collection!r} was built by an earlier version (its chunks carry no "
+                                 "document signature for the leakage guard): use another milvus.collection or drop it")
             built = self.client.describe_index(collection, "vector").get("index_type")
             if built != index_type:
                 raise ValueError(f"collection {collection!r} has a {built} index, the configuration asks "
@@ -63,7 +70,8 @@ class MilvusPool:
     def upsert(self, chunks: list[Chunk]) -> None:
         """Idempotent by chunk_id: a replayed document never duplicates a chunk."""
         vectors = self.embedder.embed([c.text for c in chunks])
-        rows = [{"chunk_id": c.chunk_id, "doc_id": c.doc_id, "text": c.text[:MAX_TEXT], "vector": v.tolist()}
+        rows = [{"chunk_id": c.chunk_id, "doc_id": c.doc_id, "text": c.text[:MAX_TEXT],
+                 "doc_signature": list(c.doc_signature), "vector": v.tolist()}
                 for c, v in zip(chunks, vectors, strict=True)]
         self.client.upsert(self.collection, rows)
         UPSERTED.inc(len(rows))
@@ -77,12 +85,12 @@ class MilvusPool:
         t0 = time.perf_counter()
         res = self.client.search(
             self.collection, data=[v.tolist() for v in vectors], limit=k,
-            filter=f'doc_id != "{escaped}"', output_fields=["chunk_id", "doc_id", "text"],
+            filter=f'doc_id != "{escaped}"', output_fields=["chunk_id", "doc_id", "text", "doc_signature"],
             search_params={"metric_type": "COSINE", "params": params},
         )
         SEARCH_SECONDS.observe(time.perf_counter() - t0)
         SEARCH_QUERIES.inc(len(vectors))
-        return [[Hit(e["chunk_id"], e["doc_id"], e["text"], float(h["distance"]))
+        return [[Hit(e["chunk_id"], e["doc_id"], e["text"], float(h["distance"]), tuple(e["doc_signature"] or ()))
                  for h in hits for e in (h["entity"],)] for hits in res]
 
     def sample(self, n: int, seed: int) -> list[Hit]:

@@ -108,7 +108,6 @@ class RetrievalConfig(_Section):
     chunk_overlap: int = Field(32, ge=0)
     index_live_docs: bool = True
     # Chunks whose normalised text equals a window of the document count as the document itself.
-    leak_ngram: int = Field(13, ge=4)
     # The pool's ANN index (Milvus): type, build parameters and search parameters. None takes the
     # defaults in services/pool.py (HNSW: M 16, efConstruction 200; search ef = max(64, K)).
     index_type: Literal["HNSW", "AUTOINDEX", "IVF_FLAT", "FLAT"] = "HNSW"
@@ -197,7 +196,8 @@ class AgentsConfig(_Section):
 
 class DoorConfig(_Section):
     """The entrance, before any LM work: extraction, duplicates, language, length and quality.
-    Part of no version: it decides which documents enter, not what any stage makes of one."""
+    Part of no version (it decides which documents enter, not what any stage makes of one), but
+    for the near-duplicate rule, which retrieval's leakage guard shares."""
 
     html_extractor: Literal["trafilatura", "resiliparse"] = "trafilatura"  # bench/extraction.py
     batch_records: int = Field(256, ge=1)  # records ingest sends, and the door commits, at a time
@@ -222,6 +222,11 @@ class DoorConfig(_Section):
         if self.minhash_permutations % self.lsh_bands:
             raise ValueError("door.minhash_permutations must be a multiple of door.lsh_bands")
         return self
+
+    def near_duplicate_rule(self) -> tuple[int, int, float]:
+        """What "the same document" means, for the door and for retrieval's leakage guard: the
+        one part of this section that enters versions (the pool stores document signatures)."""
+        return self.shingle_words, self.minhash_permutations, self.near_dup_threshold
 
 
 class MetricsConfig(_Section):
@@ -260,10 +265,13 @@ class Config(_Section):
     def index_version(self) -> str:
         """The pool's chunks: what the indexer writes depends on none of the thresholds."""
         r = self.retrieval
-        return _digest("index", self.model.path, r.embedder, r.chunk_tokens, r.chunk_overlap, self.milvus.collection)
+        d = self.door  # each chunk carries its document's MinHash signature
+        return _digest("index", self.model.path, r.embedder, r.chunk_tokens, r.chunk_overlap, self.milvus.collection,
+                       d.shingle_words, d.minhash_permutations)
 
     def retrieval_version(self) -> str:
-        return _digest("retrieval", self.entropy_version(), self.retrieval, self.milvus.collection)
+        return _digest("retrieval", self.entropy_version(), self.retrieval, self.milvus.collection,
+                       self.door.near_duplicate_rule())
 
     def verify_version(self) -> str:
         return _digest("verify", self.retrieval_version(), self.verify, self.pack.separator_id)

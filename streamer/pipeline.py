@@ -9,6 +9,7 @@ from entropylong_streamer.config import Config
 from entropylong_streamer.measurements import MeasurementCache
 from entropylong_streamer.method.anchors import AnchorParams
 from entropylong_streamer.method.dependency import Criterion
+from entropylong_streamer.method.near_dup import NearDuplicateRule
 from entropylong_streamer.stages.entropy import EntropyStage
 from entropylong_streamer.stages.index import IndexStage
 from entropylong_streamer.stages.pack import PackStage
@@ -59,7 +60,12 @@ class Pipeline:
         r = self.cfg.retrieval
         return MilvusPool(self.milvus_uri, self.cfg.milvus.collection, self.embedder, self.embedder.dim,
                           token=self.cfg.milvus.token, index_type=r.index_type,
-                          index_params=r.index_params, search_params=r.search_params)
+                          index_params=r.index_params, search_params=r.search_params,
+                          signature_length=self.cfg.door.minhash_permutations)
+
+    @property
+    def near_duplicate_rule(self) -> NearDuplicateRule:
+        return NearDuplicateRule(*self.cfg.door.near_duplicate_rule())
 
     @property
     def model_key(self) -> str:
@@ -75,11 +81,12 @@ class Pipeline:
 
     def index(self) -> IndexStage:
         r = self.cfg.retrieval
-        return IndexStage(self.engine_tokenizer(), self.pool, r.chunk_tokens, r.chunk_overlap)
+        return IndexStage(self.engine_tokenizer(), self.pool, r.chunk_tokens, r.chunk_overlap,
+                          self.near_duplicate_rule)
 
     def retrieval(self) -> RetrievalStage:
         r = self.cfg.retrieval
-        return RetrievalStage(self.embedder, self.pool, r.top_k, r.leak_ngram, self.cfg.retrieval_version(),
+        return RetrievalStage(self.embedder, self.pool, r.top_k, self.near_duplicate_rule, self.cfg.retrieval_version(),
                               max_anchors=self.cfg.entropy.max_anchors)
 
     def verify(self, cache: MeasurementCache | None = None) -> VerifyStage:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -46,3 +47,21 @@ def jaccard_estimate(a: np.ndarray, b: np.ndarray) -> float:
 def candidate_probability(j: float, bands: int, rows: int) -> float:
     """Probability that two documents of Jaccard j share at least one band."""
     return 1 - (1 - j**rows) ** bands
+
+
+@dataclass(frozen=True)
+class NearDuplicateRule:
+    """When two texts are "the same document": the one rule of the door (which drops a near
+    duplicate of any admitted document) and of retrieval (which never returns a chunk of a near
+    duplicate of the document)."""
+
+    shingle_words: int = 5
+    permutations: int = 128
+    threshold: float = 0.8
+
+    def signature(self, text: str) -> np.ndarray:
+        return signature(text, self.shingle_words, self.permutations)
+
+    def same(self, a: np.ndarray, b) -> bool:
+        b = np.asarray(b, dtype=np.uint32)
+        return len(a) == len(b) and jaccard_estimate(a, b) >= self.threshold

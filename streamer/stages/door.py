@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from entropylong_streamer.config import DoorConfig
-from entropylong_streamer.method.near_dup import band_keys, signature
+from entropylong_streamer.method.near_dup import NearDuplicateRule, band_keys
 from entropylong_streamer.method.text_quality import quality_problem
 from entropylong_streamer.services.door_index import DoorIndex
 from entropylong_streamer.topics import Doc, DroppedDoc
@@ -55,6 +55,7 @@ class Door:
 
     def __post_init__(self) -> None:
         self.language = LanguageId(self.cfg.languages, self.cfg.min_language_confidence) if self.cfg.languages else None
+        self.rule = NearDuplicateRule(*self.cfg.near_duplicate_rule())  # retrieval's leakage guard shares it
 
     def admit(self, doc: Doc) -> Doc | DroppedDoc:
         if self.index.seen(doc.doc_id):  # doc_id is a hash of the text
@@ -68,9 +69,9 @@ class Door:
         if self.language is not None and (problem := self.language.problem(doc.text)) is not None:
             return self._drop(doc, "language", problem)
         if c.near_dedup:
-            sig = signature(doc.text, c.shingle_words, c.minhash_permutations)
+            sig = self.rule.signature(doc.text)
             keys = band_keys(sig, c.lsh_bands)
-            near = self.index.nearest(sig, keys, c.near_dup_threshold)
+            near = self.index.nearest(sig, keys, self.rule.threshold)
             if near is not None:
                 return self._drop(doc, "near_duplicate", f"estimated Jaccard {near[1]:.2f}", near[0])
             self.index.add_signature(doc.doc_id, sig, keys)

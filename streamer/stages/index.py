@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
+from entropylong_streamer.method.near_dup import NearDuplicateRule
 from entropylong_streamer.services.lm import Tokenized
 from entropylong_streamer.topics import Doc
 
@@ -16,6 +17,7 @@ class Chunk:
     chunk_id: str
     doc_id: str
     text: str
+    doc_signature: tuple[int, ...] = ()  # the whole document's MinHash: retrieval's leakage guard
 
 
 class Tokenizer(Protocol):
@@ -26,7 +28,8 @@ class ChunkSink(Protocol):
     def upsert(self, chunks: list[Chunk]) -> None: ...
 
 
-def chunk_document(doc_id: str, text: str, tok: Tokenized, size: int, overlap: int) -> list[Chunk]:
+def chunk_document(doc_id: str, text: str, tok: Tokenized, size: int, overlap: int,
+                   doc_signature: tuple[int, ...] = ()) -> list[Chunk]:
     """Windows of `size` tokens stepping by size - overlap; text is sliced from the original."""
     out: list[Chunk] = []
     step = size - overlap
@@ -35,7 +38,8 @@ def chunk_document(doc_id: str, text: str, tok: Tokenized, size: int, overlap: i
         end = min(start + size, n)
         if end <= start:
             break
-        out.append(Chunk(f"{doc_id}:{i}", doc_id, text[tok.offsets[start][0] : tok.offsets[end - 1][1]]))
+        out.append(Chunk(f"{doc_id}:{i}", doc_id, text[tok.offsets[start][0] : tok.offsets[end - 1][1]],
+                         doc_signature))
     return out
 
 
@@ -48,12 +52,14 @@ class IndexStage:
     sink: ChunkSink
     size: int
     overlap: int
+    rule: NearDuplicateRule = NearDuplicateRule()
     stats: Stats = field(default_factory=Stats, init=False)
 
     def process(self, docs: list[Doc]) -> StageResult[Doc, Chunk]:
         def one(doc: Doc) -> list[Chunk]:
+            sig = tuple(int(x) for x in self.rule.signature(doc.text))
             return chunk_document(doc.doc_id, doc.text, self.tokenizer.tokenize(doc.text), self.size,
-                                  self.overlap)
+                                  self.overlap, sig)
 
         per_doc = run_batch(self.name, docs, one, self.stats)
         chunks = [c for cs in per_doc.outputs for c in cs]

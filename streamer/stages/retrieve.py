@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
 import numpy as np
 
+from entropylong_streamer.method.near_dup import NearDuplicateRule
 from entropylong_streamer.topics import AnchorsRecord, Candidate, CandidatesRecord
 
 from .base import StageError, StageResult, Stats, run_batch
@@ -19,6 +19,7 @@ class Hit:
     doc_id: str
     text: str
     score: float
+    doc_signature: tuple[int, ...] = ()  # MinHash of the chunk's whole document
 
 
 class Embedder(Protocol):
@@ -29,25 +30,10 @@ class Pool(Protocol):
     def search(self, vectors: np.ndarray, k: int, exclude_doc_id: str) -> list[list[Hit]]: ...
 
 
-_WORD = re.compile(r"\w+")
-
-
-def word_ngrams(text: str, n: int) -> set[tuple[str, ...]]:
-    words = _WORD.findall(text.lower())
-    if len(words) < n:
-        return {tuple(words)} if words else set()
-    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
-
-
-def is_leak(chunk_text: str, doc_ngrams: set[tuple[str, ...]], doc_text_lower: str, n: int) -> bool:
-    """The leakage rule: a chunk sharing any run of n consecutive words with the document (or, if
-    shorter than n words, contained in it) is a copy of the document, not a dependency."""
-    grams = word_ngrams(chunk_text, n)
-    if not grams:
-        return True
-    if any(len(g) < n for g in grams):
-        return " ".join(next(iter(grams))) in " ".join(_WORD.findall(doc_text_lower))
-    return not grams.isdisjoint(doc_ngrams)
+def is_same_document(doc_id: str, doc_signature: np.ndarray, hit: Hit, rule: NearDuplicateRule) -> bool:
+    """The leakage guard: a chunk of the document itself, or of a near duplicate of it by the door's
+    rule, is a copy of the document, not a dependency."""
+    return hit.doc_id == doc_id or rule.same(doc_signature, hit.doc_signature)
 
 
 def check_limits(rec: AnchorsRecord, max_anchors: int | None, vocab_size: int | None = None) -> None:
@@ -64,7 +50,7 @@ class RetrievalStage:
     embedder: Embedder
     pool: Pool
     top_k: int
-    leak_ngram: int
+    rule: NearDuplicateRule
     config_version: str
     overfetch: int = 3
     max_anchors: int | None = None  # more anchors than the entropy stage keeps: bad input, refused
@@ -99,8 +85,7 @@ class RetrievalStage:
         if not rec.anchors:
             return CandidatesRecord(anchors=rec, candidates=[], config_version=self.config_version)
         hits_per_anchor = self.pool.search(vectors, self.top_k * self.overfetch, exclude_doc_id=rec.doc_id)
-        doc_grams = word_ngrams(rec.text, self.leak_ngram)
-        lower = rec.text.lower()
+        doc_sig = self.rule.signature(rec.text)
         by_chunk: dict[str, Candidate] = {}
         leaks: dict[str, bool] = {}
         for anchor, hits in zip(rec.anchors, hits_per_anchor, strict=True):
@@ -109,8 +94,7 @@ class RetrievalStage:
                 if kept == self.top_k:
                     break
                 if hit.chunk_id not in leaks:  # the same chunk comes back for several anchors
-                    leaks[hit.chunk_id] = hit.doc_id == rec.doc_id or is_leak(hit.text, doc_grams, lower,
-                                                                               self.leak_ngram)
+                    leaks[hit.chunk_id] = is_same_document(rec.doc_id, doc_sig, hit, self.rule)
                 if leaks[hit.chunk_id]:
                     self.stats["leaks_excluded"] += 1
                     continue

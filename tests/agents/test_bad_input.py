@@ -14,6 +14,7 @@ from entropylong_streamer.agents.adapter import Message, handle_batch
 from entropylong_streamer.agents.changelog_cache import ChangelogCache
 from entropylong_streamer.method.anchors import AnchorParams
 from entropylong_streamer.method.dependency import Criterion
+from entropylong_streamer.method.near_dup import NearDuplicateRule
 from entropylong_streamer.services.lm import TransformersEngine
 from entropylong_streamer.services.shards import ShardSet
 from entropylong_streamer.stages.entropy import EntropyStage
@@ -62,7 +63,7 @@ def stages(model_cache, tmp_path_factory):
     shards = ShardSet(tmp_path_factory.mktemp("shards"), V)
     return {
         "docs": (DOCS, ANCHORS, EntropyStage(engine, AnchorParams(1.0, 2, 4, 2), 3, 0, V, max_doc_tokens=200)),
-        "anchors": (ANCHORS, CANDIDATES, RetrievalStage(Embedder(), Pool(), 2, 8, V, max_anchors=4)),
+        "anchors": (ANCHORS, CANDIDATES, RetrievalStage(Embedder(), Pool(), 2, NearDuplicateRule(), V, max_anchors=4)),
         "candidates": (CANDIDATES, DEPENDENCIES, VerifyStage(engine, Criterion(0.4), 32, 0, V, max_anchors=4,
                                                              max_candidates=8)),
         "dependencies": (DEPENDENCIES, None, PackStage(shards, 512, 0, 0, 1, 30.0, "t")),

@@ -21,7 +21,9 @@ class HashEmbedder:
 def chunks(n):
     words = ["otter", "river", "lake", "kafka", "topic", "milvus", "vector", "den", "fish", "shard"]
     rng = np.random.default_rng(0)
-    return [Chunk(chunk_id=f"doc{i % 7}:{i}", doc_id=f"doc{i % 7}", text=" ".join(rng.choice(words, 6)))
+    # each document's signature: 128 uint32 values, the top of the range included
+    return [Chunk(chunk_id=f"doc{i % 7}:{i}", doc_id=f"doc{i % 7}", text=" ".join(rng.choice(words, 6)),
+                  doc_signature=tuple([2**32 - 1 - i % 7] + [int(x) for x in rng.integers(0, 2**32, 127)]))
             for i in range(n)]
 
 
@@ -38,6 +40,8 @@ def test_each_index_type_searches_excludes_and_upserts_idempotently(tmp_path, in
     (hits,) = pool.search(emb.embed(["otter river lake"]), 10, exclude_doc_id="doc3")
     assert len(hits) == 10 and all(h.doc_id != "doc3" for h in hits)
     assert hits == sorted(hits, key=lambda h: -h.score)
+    by_id = {c.chunk_id: c for c in data}
+    assert all(h.doc_signature == by_id[h.chunk_id].doc_signature for h in hits)  # the leakage guard's input
 
 
 def test_a_collection_built_with_another_index_is_refused(tmp_path):
@@ -45,3 +49,18 @@ def test_a_collection_built_with_another_index_is_refused(tmp_path):
     MilvusPool(str(tmp_path / "pool.db"), "c", emb, emb.dim, index_type="FLAT").client.close()
     with pytest.raises(ValueError, match="has a FLAT index"):
         MilvusPool(str(tmp_path / "pool.db"), "c", emb, emb.dim, index_type="HNSW")
+
+
+def test_a_collection_of_an_earlier_version_without_signatures_is_refused(tmp_path):
+    from pymilvus import DataType, MilvusClient
+
+    client = MilvusClient(str(tmp_path / "pool.db"))
+    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("chunk_id", DataType.VARCHAR, is_primary=True, max_length=512)
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=HashEmbedder().dim)
+    index = client.prepare_index_params()
+    index.add_index(field_name="vector", index_type="FLAT", metric_type="COSINE")
+    client.create_collection("c", schema=schema, index_params=index)
+    client.close()
+    with pytest.raises(ValueError, match="earlier version"):
+        MilvusPool(str(tmp_path / "pool.db"), "c", HashEmbedder(), HashEmbedder().dim, index_type="FLAT")

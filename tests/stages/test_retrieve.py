@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from entropylong_streamer.stages.retrieve import Hit, RetrievalStage, is_leak, word_ngrams
+from entropylong_streamer.method.near_dup import NearDuplicateRule
+from entropylong_streamer.stages.retrieve import Hit, RetrievalStage, is_same_document
 from entropylong_streamer.topics import Anchor, AnchorsRecord
 
 
@@ -15,16 +16,22 @@ class BagOfWordsEmbedder:
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
 
 
+RULE = NearDuplicateRule()
+
+
 class ListPool:
+    """(chunk_id, doc_id, text) chunks; each chunk is its whole document here (its signature's text)."""
+
     def __init__(self, chunks, embedder):
         self.chunks = chunks
         self.vecs = embedder.embed([c[2] for c in chunks])
+        self.sigs = [tuple(int(x) for x in RULE.signature(c[2])) for c in chunks]
 
     def search(self, vectors, k, exclude_doc_id):
         out = []
         for v in vectors:
             order = np.argsort(-(self.vecs @ v))
-            hits = [Hit(*self.chunks[i], float(self.vecs[i] @ v)) for i in order
+            hits = [Hit(*self.chunks[i], float(self.vecs[i] @ v), self.sigs[i]) for i in order
                     if self.chunks[i][1] != exclude_doc_id]
             out.append(hits[:k])
         return out
@@ -40,11 +47,16 @@ def record(anchors):
                                                              nll=3.0, query=q) for i, q in anchors])
 
 
-def test_leak_rule_catches_verbatim_runs_and_short_contained_chunks():
-    grams = word_ngrams(DOC, 8)
-    assert is_leak("intro: the river otter builds a den near water and eats fish", grams, DOC, 8)
-    assert is_leak("otter builds a den", grams, DOC, 8)
-    assert not is_leak("sea otters float on their backs and use rocks as tools to open shells", grams, DOC, 8)
+def test_the_leakage_guard_is_the_doors_near_duplicate_rule():
+    sig = RULE.signature(DOC)
+
+    def hit(doc_id, text):
+        return Hit(f"{doc_id}:0", doc_id, text, 1.0, tuple(int(x) for x in RULE.signature(text)))
+
+    assert is_same_document("d", sig, hit("d", "any chunk of the document itself"), RULE)
+    assert is_same_document("d", sig, hit("copy", "mirror: " + DOC), RULE)  # a near duplicate, another id
+    assert not is_same_document("d", sig, hit("a", "sea otters float on their backs and use rocks as tools"), RULE)
+    assert not is_same_document("d", sig, Hit("x:0", "x", DOC, 1.0), RULE)  # no signature: only the id decides
 
 
 def test_never_returns_the_document_or_a_copy_and_dedups_across_anchors():
@@ -55,7 +67,7 @@ def test_never_returns_the_document_or_a_copy_and_dedups_across_anchors():
         ("a:0", "a", "otters eat fish and crabs; an otter den is called a holt"),
         ("b:0", "b", "cold lake region weather in the morning is foggy"),
     ], emb)
-    stage = RetrievalStage(emb, pool, top_k=2, leak_ngram=8, config_version="v2")
+    stage = RetrievalStage(emb, pool, top_k=2, rule=RULE, config_version="v2")
     res = stage.process([record([(5, "otter den fish"), (9, "otter eats fish")])])
     (out,) = res.outputs
     ids = [c.context_id for c in out.candidates]
@@ -68,7 +80,7 @@ def test_never_returns_the_document_or_a_copy_and_dedups_across_anchors():
 
 def test_a_document_without_anchors_passes_with_no_candidates():
     emb = BagOfWordsEmbedder()
-    stage = RetrievalStage(emb, ListPool([("a:0", "a", "x y")], emb), 2, 8, "v")
+    stage = RetrievalStage(emb, ListPool([("a:0", "a", "x y")], emb), 2, RULE, "v")
     (out,) = stage.process([record([])]).outputs
     assert out.candidates == []
 
@@ -86,9 +98,9 @@ def test_a_batch_embeds_every_query_window_in_one_call_and_matches_one_by_one():
     pool = ListPool([("a:0", "a", "otters eat fish and crabs"), ("b:0", "b", "cold lake weather is foggy"),
                      ("c:0", "c", "a den near water")], emb)
     records = [record([(1, "otter fish"), (4, "lake weather")]), record([]), record([(2, "den water")])]
-    batched = RetrievalStage(emb, pool, 2, 8, "v")
+    batched = RetrievalStage(emb, pool, 2, RULE, "v")
     calls = emb.calls
     together = batched.process(records).outputs
     assert emb.calls - calls == 1 and batched.stats["queries"] == 3
-    alone = [RetrievalStage(emb, pool, 2, 8, "v").process([r]).outputs[0] for r in records]
+    alone = [RetrievalStage(emb, pool, 2, RULE, "v").process([r]).outputs[0] for r in records]
     assert [o.candidates for o in together] == [o.candidates for o in alone]
