@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+from prometheus_client import REGISTRY
 from test_pipeline import _quiet, read_topic, small_config
 
 from entropylong_streamer.demo_corpus import write_demo_corpus
@@ -49,6 +50,8 @@ def test_files_present_and_landing_later_are_each_ingested_once(tmp_path, model_
     lines = corpus.read_text().splitlines(keepends=True)
     (inbox / "a.jsonl").write_text("".join(lines[:20]))
     broker = _broker(cfg)
+    counted = {k: REGISTRY.get_sample_value("elong_door_documents_total", {"outcome": k}) or 0
+               for k in ("admitted", "exact_duplicate")}
     stop = threading.Event()
     thread = threading.Thread(target=follow, args=(cfg, inbox, _quiet(), stop, 300))
     try:
@@ -72,6 +75,10 @@ def test_files_present_and_landing_later_are_each_ingested_once(tmp_path, model_
         broker.stop()
     assert sorted(docs) == sorted(expected)
     assert dropped.rule == "exact_duplicate" and dropped.source.endswith("b.jsonl:11")
+    # every decision counted in the metrics the follower serves
+    assert REGISTRY.get_sample_value("elong_door_documents_total", {"outcome": "admitted"}) - counted["admitted"] == 30
+    assert REGISTRY.get_sample_value("elong_door_documents_total", {"outcome": "exact_duplicate"}) \
+        - counted["exact_duplicate"] == 1
 
 
 def test_a_killed_follower_resumes_where_it_committed(tmp_path, model_cache):
