@@ -137,7 +137,12 @@ def index(paths: list[Path], config: ConfigOpt = None, set_: SetOpt = None) -> N
     from .stages.ingest import BadRow, read_documents
 
     cfg = _config(config, set_)
-    docs = [d for d in read_documents(paths) if not isinstance(d, BadRow)]
+    items = list(read_documents(paths, cfg.door.html_extractor))
+    docs = [d for d in items if not isinstance(d, BadRow)]
+    for bad in [b for b in items if isinstance(b, BadRow)][:20]:
+        console.print(f"[yellow]skipped[/yellow] {bad.where}: {bad.reason}")
+    if len(items) - len(docs) > 20:
+        console.print(f"[yellow]... {len(items) - len(docs) - 20} more bad rows[/yellow]")
     stage = Pipeline(cfg).index()
     for i in track(range(0, len(docs), 32), description="indexing", console=console):
         stage.process(docs[i : i + 32])
