@@ -38,9 +38,13 @@ def test_up_ingest_status_down(tmp_path, model_cache):
         assert (run_dir / "config.json").stat().st_mode & 0o077 == 0
         ingest = elong("ingest", str(docs), config=conf)
         assert ingest.returncode == 0 and "ingested 4 documents" in ingest.stdout, ingest.stdout + ingest.stderr
-        again = elong("ingest", str(docs), config=conf)
-        assert "ingested 0 documents (4 dropped at the door" in again.stdout, again.stdout + again.stderr
-        assert "4 exact_duplicate" in again.stdout
+        again = elong("ingest", str(docs), config=conf)  # the same file: read to its end before, skipped
+        assert "ingested 0 documents (0 dropped" in again.stdout and "1 files already ingested" in again.stdout
+        copy = tmp_path / "copy.jsonl"
+        copy.write_text(docs.read_text())
+        copied = elong("ingest", str(copy), config=conf)  # the same texts in another file: exact duplicates
+        assert "ingested 0 documents (4 dropped at the door" in copied.stdout, copied.stdout + copied.stderr
+        assert "4 exact_duplicate" in copied.stdout
         assert [d.rule for d in read_topic(cfg, DROPPED)] == ["exact_duplicate"] * 4  # each kept, with its rule
         deadline = time.monotonic() + 300
         while shard_summary(cfg)["samples"] < 4:

@@ -3,6 +3,7 @@ ingested once each, duplicates across files are dropped with their rule, and aft
 next run neither skips a document nor sends more than the batch in flight again."""
 
 import json
+import random
 import signal
 import subprocess
 import sys
@@ -85,7 +86,11 @@ def test_a_killed_follower_resumes_where_it_committed(tmp_path, model_cache):
     cfg = small_config(tmp_path / "data", model_cache).copy_with({"door.batch_records": 5})
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    n = write_demo_corpus(inbox / "docs.jsonl", 400, min_chars=200, max_chars=500)
+    rng = random.Random(0)
+    words = [f"{a}{b}" for a in ("ka", "lo", "mi", "su", "te", "ra") for b in ("n", "r", "s", "t", "l")]
+    n = 3000  # enough that the kill lands mid-way on any machine: 600 acknowledged batches
+    (inbox / "docs.jsonl").write_text("".join(json.dumps({"text": " ".join(rng.choice(words) for _ in range(40))})
+                                              + "\n" for _ in range(n)))
     expected = {d.doc_id for d in read_documents([inbox / "docs.jsonl"]) if not isinstance(d, BadRow)}
     conf = tmp_path / "elong.json"
     conf.write_text(json.dumps(cfg.model_dump(mode="json")))
@@ -93,7 +98,7 @@ def test_a_killed_follower_resumes_where_it_committed(tmp_path, model_cache):
     broker = _broker(cfg)
     try:
         first = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _until("the first batches", lambda: _count(cfg, DOCS) >= 10)
+        _until("the first batches", lambda: _count(cfg, DOCS) >= 50)
         first.send_signal(signal.SIGKILL)
         first.wait()
         at_kill = _count(cfg, DOCS)
@@ -108,4 +113,4 @@ def test_a_killed_follower_resumes_where_it_committed(tmp_path, model_cache):
     assert set(docs) == expected  # nothing skipped
     again = len(docs) - len(expected)
     assert again <= cfg.door.batch_records  # at most the batch that was in flight at the kill
-    print(f"{n} documents, killed after {at_kill}; sent again after the restart: {again}")
+    print(f"{len(expected)} documents, killed after {at_kill}; sent again after the restart: {again}")

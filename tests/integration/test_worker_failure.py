@@ -19,6 +19,7 @@ def test_a_worker_that_cannot_build_its_stage_exits_with_status_1(tmp_path, mode
         client = MilvusClient(uri=cfg.milvus.uri)  # a pool built with another index type
         schema = client.create_schema(auto_id=False)
         schema.add_field("chunk_id", DataType.VARCHAR, is_primary=True, max_length=64)
+        schema.add_field("doc_signature", DataType.ARRAY, element_type=DataType.INT64, max_capacity=128)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=8)
         index = client.prepare_index_params()
         index.add_index(field_name="vector", index_type="FLAT", metric_type="COSINE")
