@@ -18,19 +18,8 @@ from collections import Counter
 from pathlib import Path
 
 from entropylong_streamer.demo_corpus import write_demo_corpus
+from entropylong_streamer.stages.web import EXTRACTORS
 from entropylong_streamer.web_pages import pages_from_texts
-
-
-def resiliparse_extract(page: str) -> str:
-    from resiliparse.extract.html2text import extract_plain_text
-
-    return extract_plain_text(page, main_content=True)
-
-
-def trafilatura_extract(page: str) -> str:
-    import trafilatura
-
-    return trafilatura.extract(page, include_comments=False, include_tables=True) or ""
 
 
 def words(text: str) -> Counter:
@@ -50,7 +39,7 @@ def main() -> None:
     mb = sum(len(p.html.encode()) for p in pages) / 1e6
     print(f"{len(pages)} pages, {mb:.1f} MB of HTML, {sum(len(p.main_text) for p in pages) / len(pages):.0f} "
           f"characters of article per page")
-    extractors = {"resiliparse": resiliparse_extract, "trafilatura": trafilatura_extract}
+    extractors = EXTRACTORS  # the functions ingest uses (door.html_extractor)
     seconds = dict.fromkeys(extractors, 0.0)
     outputs: dict[str, list[str]] = {}
     for _ in range(args.rounds):

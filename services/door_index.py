@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from entropylong_streamer.method.near_dup import jaccard_estimate
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS seen (doc_id TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS bands (band INTEGER, key INTEGER, doc_id TEXT, PRIMARY KEY (band, key, doc_id))
@@ -51,7 +53,7 @@ class DoorIndex:
         best: tuple[str, float] | None = None
         for doc_id in sorted(found):
             (raw,) = self.db.execute("SELECT sig FROM signatures WHERE doc_id = ?", (doc_id,)).fetchone()
-            j = float(np.mean(np.frombuffer(raw, dtype=np.uint32) == sig))
+            j = jaccard_estimate(np.frombuffer(raw, dtype=np.uint32), sig)
             if j >= threshold and (best is None or j > best[1]):
                 best = (doc_id, j)
         return best
@@ -76,10 +78,6 @@ class DoorIndex:
         """size and mtime_ns as they were when the reading started."""
         self.db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)",
                         (str(path.resolve()), size, mtime_ns, items, int(done)))
-
-    def counts(self) -> dict[str, int]:
-        return {t: self.db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # noqa: S608 (fixed names)
-                for t in ("seen", "signatures", "files")}
 
     def commit(self) -> None:
         self.db.commit()

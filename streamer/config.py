@@ -201,7 +201,6 @@ class DoorConfig(_Section):
 
     html_extractor: Literal["trafilatura", "resiliparse"] = "trafilatura"  # bench/extraction.py
     batch_records: int = Field(256, ge=1)  # records ingest sends, and the door commits, at a time
-    exact_dedup: bool = True  # the same text (content hash) twice: the second is dropped
     near_dedup: bool = True  # MinHash LSH over every document ever admitted (data_dir/door.sqlite)
     near_dup_threshold: float = Field(0.8, gt=0, le=1)  # estimated Jaccard of word shingles
     shingle_words: int = Field(5, ge=1)

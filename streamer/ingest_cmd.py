@@ -151,22 +151,23 @@ def follow(cfg: Config, directory: Path, console: Console, stop: threading.Event
         return p.is_file() and not p.name.startswith(".") and not p.name.endswith(PARTIAL)
 
     run = Ingest(cfg, console)
-    ok = False
-    try:
+
+    def scan() -> None:
         for path in iter_paths([directory]):
             if wanted(path):
                 run.file(path)
         run.flush()
+
+    ok = False
+    try:
+        scan()
         console.print(f"following {directory}: {run.sent} documents so far; new files are taken as they land")
         before = (run.sent, run.dropped, run.bad)
         # On every change, and every few seconds anyway, look at the whole directory again: a file
         # that landed before the watcher started is found, and finished files cost one lookup each.
         for _ in watchfiles.watch(directory, stop_event=stop, recursive=True, rust_timeout=rescan_ms,
                                   yield_on_timeout=True):
-            for path in iter_paths([directory]):
-                if wanted(path):
-                    run.file(path)
-            run.flush()
+            scan()
             if (run.sent, run.dropped, run.bad) != before:
                 before = (run.sent, run.dropped, run.bad)
                 console.print(f"{run.sent} documents sent, {run.dropped} dropped at the door, {run.bad} bad rows")
