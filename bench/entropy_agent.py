@@ -60,10 +60,10 @@ def main() -> None:
     corpus.write_text("\n".join(lines[2:]) + "\n")
     docs = [d for d in read_documents([corpus]) if not isinstance(d, BadRow)]
 
-    engine = Pipeline(cfg).engine
-    sep = cfg.pack.separator_id
-    requests = [ScoreRequest([sep, *engine.tokenize(d.text).ids]) for d in docs]
-    tokens = sum(len(r.ids) - 1 for r in requests)
+    pipe = Pipeline(cfg)
+    engine, sep = pipe.engine, pipe.separator
+    requests = [ScoreRequest([*sep, *engine.tokenize(d.text).ids]) for d in docs]
+    tokens = sum(len(r.ids) - len(sep) for r in requests)
     engine.score_many(requests[:2])
     bare_before = bare_rate(engine, requests)
     del engine

@@ -61,7 +61,7 @@ def main() -> None:
     pipe.index().process(pool)
     anchors = pipe.entropy().process(docs).outputs
     candidates = pipe.retrieval().process(anchors).outputs
-    engine, flops = pipe.engine, FlopModel(pipe.engine.model)
+    engine, flops, sep = pipe.engine, FlopModel(pipe.engine.model), pipe.separator
 
     verify = pipe.verify()
     t0 = time.perf_counter()
@@ -98,9 +98,9 @@ def main() -> None:
     mismatches = max_diff = 0.0
     for dep, p in sample:
         c = next(c for c in dep.contexts if c.context_id == p.context_id).token_ids
-        ids = [cfg.pack.separator_id, *c, cfg.pack.separator_id, *dep.token_ids]
+        ids = [*sep, *c, *sep, *dep.token_ids]
         with torch.inference_mode():  # the plain way: logits at every position, read one
-            z = engine.model(torch.tensor([ids])).logits[0, len(c) + 1 + p.anchor_index].double()
+            z = engine.model(torch.tensor([ids])).logits[0, 2 * len(sep) + len(c) - 1 + p.anchor_index].double()
         h_ctx = float(torch.logsumexp(z, 0) - (torch.softmax(z, 0) * z).sum())
         d_i = relative_reduction(p.h, h_ctx)
         max_diff = max(max_diff, abs(d_i - p.d_i))

@@ -95,7 +95,12 @@ class EntropyConfig(_Section):
     alpha: float = 2.0
     window: int = Field(16, ge=1)
     min_position: int = Field(8, ge=0)
-    max_anchors: int = Field(64, ge=1)
+    # Every position above tau (from min_position on) is an anchor and is measured; a document with
+    # more keeps its max_anchors highest (counted: entropy stage stats anchors_capped, docs_capped).
+    # The paper reports ~292 anchors per document at alpha 2.
+    max_anchors: int = Field(512, ge=1)
+    # Anchors closer than this to a higher-entropy anchor share its retrieval query (and so its
+    # candidates); each is still measured at its own position.
     merge_distance: int = Field(16, ge=1)
     # Longer documents go to the dead-letter topic ("too_long"): no packed sequence could hold them.
     max_doc_tokens: int = Field(131072, ge=2)
@@ -125,16 +130,32 @@ class VerifyConfig(_Section):
     epsilon: float = 0.4
     criterion: Literal["entropy", "entropy+loss"] = "entropy"
     nll_threshold: float = 0.2
+    # A context confidently wrong at any anchor (entropy down by epsilon, true token's NLL up by more
+    # than this, relative) is accepted at none of the document's anchors; None: no veto (the paper).
+    veto_nll_rise: float | None = Field(None, ge=0)
+    # Measure each retrieved context at every anchor of the document, not only at those whose query
+    # retrieved it (same forwards, run to the document's last anchor).
+    all_anchors: bool = False
     max_context_tokens: int = Field(256, ge=1)
 
 
 class PackConfig(_Section):
     seq_len: int = Field(131072, ge=16)
-    separator_id: int = Field(0, ge=0)
+    # What opens every piece of a sample [sep C1 sep C2 ... sep D], and what verification puts
+    # between a context and the document: a token id (0: SmolLM2's end-of-text) or a text,
+    # tokenised by the model's tokenizer ("\n\n"). It changes every measurement (README: the
+    # separator, measured).
+    separator: int | str = 0
     seed: int = 0
     sequences_per_shard: int = Field(8, ge=1)
     max_wait_s: float = Field(30.0, gt=0)
     domain: str = "entropylong"
+
+    @model_validator(mode="after")
+    def _separator(self) -> PackConfig:
+        if self.separator == "" or (isinstance(self.separator, int) and self.separator < 0):
+            raise ValueError("pack.separator must be a token id >= 0 or a non-empty text")
+        return self
 
 
 class TrainerConfig(_Section):
@@ -259,7 +280,7 @@ class Config(_Section):
     # Stage versions: each hashes its own parameters plus its upstream stage's version.
     def entropy_version(self) -> str:
         m = self.model  # the engine is not part of it: both engines compute the same entropy
-        return _digest("entropy", m.path, m.dtype, m.max_tokens, m.overlap, self.entropy)
+        return _digest("entropy", m.path, m.dtype, m.max_tokens, m.overlap, self.entropy, self.pack.separator)
 
     def index_version(self) -> str:
         """The pool's chunks: what the indexer writes depends on none of the thresholds."""
@@ -273,11 +294,11 @@ class Config(_Section):
                        self.door.near_duplicate_rule())
 
     def verify_version(self) -> str:
-        return _digest("verify", self.retrieval_version(), self.verify, self.pack.separator_id)
+        return _digest("verify", self.retrieval_version(), self.verify, self.pack.separator)
 
     def pack_version(self) -> str:
         p = self.pack
-        return _digest("pack", self.verify_version(), p.seq_len, p.separator_id, p.seed, p.domain)
+        return _digest("pack", self.verify_version(), p.seq_len, p.separator, p.seed, p.domain)
 
     def stage_versions(self) -> dict[str, str]:
         return {

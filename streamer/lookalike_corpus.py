@@ -135,3 +135,148 @@ def write_corpus_files(directory: Path, entities_per_kind: int, seed: int = 0) -
     docs.write_text("".join(json.dumps({"id": f"report-{e.entity_id}", "text": e.report}) + "\n" for e in entities))
     pool.write_text("".join(json.dumps({"id": f"profile-{e.entity_id}", "text": e.profile}) + "\n" for e in entities))
     return docs, pool
+
+
+# --- Catalogues: one fact per short line, several facts per entity, facts a few tokens apart. ---
+
+@dataclass(frozen=True)
+class CatalogueKind:
+    kind: str
+    title: str  # the source entry's first line
+    fields: tuple[tuple[str, str, str], ...]  # (source label, citing label, value kind)
+
+
+CATALOGUE_KINDS = (
+    CatalogueKind("library", "Registry of software libraries, entry {n}.", (
+        ("Name", "Library in use", "name3"), ("Author", "Written by", "person"),
+        ("Released", "First released", "year"),
+        ("Default port", "Listens on port", "port"), ("Current version", "Pinned version", "version"),
+        ("Maintained by", "Questions go to", "group"))),
+    CatalogueKind("vessel", "Harbour register, vessel {n}.", (
+        ("Vessel", "Ship chartered", "name3"), ("Captain", "Under captain", "person"),
+        ("Built", "Built in", "year"), ("Crew", "Crew aboard", "count"), ("Home port", "Sailing from", "name3"),
+        ("Registry number", "Registry no.", "serial"))),
+    CatalogueKind("station", "Weather station list, station {n}.", (
+        ("Station", "Station visited", "name3"), ("Operator", "Run by", "person"),
+        ("Established", "Open since", "year"),
+        ("Elevation", "Height in metres", "count"), ("Nearest town", "Supplies from", "name2"),
+        ("Call sign", "Radio call sign", "callsign"))),
+    CatalogueKind("mineral", "Museum mineral catalogue, specimen {n}.", (
+        ("Specimen", "Specimen on loan", "name3"), ("Collected by", "Found by", "person"),
+        ("Collected", "Found in", "year"),
+        ("Mass in grams", "Weighs (g)", "count"), ("Locality", "From the mine at", "name2"),
+        ("Drawer", "Stored in drawer", "serial"))),
+)
+
+
+def _catalogue_value(rng: random.Random, kind: str) -> str:
+    if kind == "person":
+        return f"{_name(rng, 2)} {_name(rng, 3)}"
+    if kind == "group":
+        return f"the {_name(rng, 2)} group"
+    if kind == "serial":
+        return str(rng.randint(10000, 99999))
+    if kind == "callsign":
+        return "".join(rng.choice(string.ascii_uppercase) for _ in range(2)) + str(rng.randint(100, 999))
+    if kind == "count":
+        return str(rng.randint(100, 4999))
+    return _value(rng, kind)
+
+
+@dataclass(frozen=True)
+class CatalogueEntry:
+    entry_id: str
+    kind: str
+    text: str  # the one source document of this entity's facts
+    values: tuple[str, ...]  # in the kind's field order
+
+
+@dataclass(frozen=True)
+class Fact:
+    char_start: int  # the value's span in the citing document
+    char_end: int
+    source_id: str  # the entry that states it
+    field: str
+
+
+@dataclass(frozen=True)
+class CitingDoc:
+    doc_id: str
+    text: str
+    facts: tuple[Fact, ...]
+
+    def facts_at(self, char_start: int, char_end: int) -> list[Fact]:
+        return [f for f in self.facts if f.char_start < char_end and char_start < f.char_end]
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    docs: list[CitingDoc]  # what the pipeline processes
+    entries: list[CatalogueEntry]  # sources (cited) and lookalikes (same templates, never cited)
+    near_copies: list[tuple[str, str]]  # (id, text): a citing document with one line changed
+    noise: list[tuple[str, str]]  # (id, text): unrelated documents
+
+    def pool(self) -> list[tuple[str, str]]:
+        return [(e.entry_id, e.text) for e in self.entries] + self.near_copies + self.noise
+
+
+def catalogue_corpus(docs: int = 16, entities_per_doc: int = 2, lookalikes: int = 3, seed: int = 0,
+                     noise: list[str] | None = None) -> Catalogue:
+    """`docs` citing documents, each listing the facts of `entities_per_doc` entities of different
+    kinds, each entity's facts stated by exactly one catalogue entry; at least `lookalikes` more
+    entries of the same kind (same template, other values) per entry. Values are unique across the
+    corpus, so no lookalike states a cited fact. A near copy of every citing document (one line
+    changed) is in the pool: the leakage guard must keep it out."""
+    rng = random.Random(seed)
+    used: set[str] = set()
+
+    def fresh(kind: str) -> str:
+        while True:
+            v = _catalogue_value(rng, kind)
+            if v not in used:
+                used.add(v)
+                return v
+
+    cited: dict[str, list[CatalogueEntry]] = {k.kind: [] for k in CATALOGUE_KINDS}
+    entries: list[CatalogueEntry] = []
+    per_kind = -(-docs * entities_per_doc // len(CATALOGUE_KINDS))
+    for ck in CATALOGUE_KINDS:
+        for i in range(per_kind + lookalikes):
+            values = tuple(fresh(kind) for _, _, kind in ck.fields)
+            lines = [ck.title.format(n=rng.randint(1, 999))]
+            lines += [f"{label}: {v}" for (label, _, _), v in zip(ck.fields, values, strict=True)]
+            entry = CatalogueEntry(f"entry-{ck.kind}-{i}", ck.kind, "\n".join(lines) + "\n", values)
+            entries.append(entry)
+            if i < per_kind:
+                cited[ck.kind].append(entry)
+    kinds = {ck.kind: ck for ck in CATALOGUE_KINDS}
+    out: list[CitingDoc] = []
+    copies: list[tuple[str, str]] = []
+    for d in range(docs):
+        chosen = [cited[k].pop() for k in _kinds_for(d, entities_per_doc) if cited[k]]
+        text, facts = f"Field log {d + 1}, filed by the survey office.\n", []
+        for entry in chosen:
+            for (_, label, _), value in zip(kinds[entry.kind].fields, entry.values, strict=True):
+                text += f"{label}: "
+                facts.append(Fact(len(text), len(text) + len(value), entry.entry_id, label))
+                text += value + "\n"
+        out.append(CitingDoc(f"log-{d}", text, tuple(facts)))
+        copies.append((f"copy-of-log-{d}", text.replace("filed by the survey office", "copied from the archive")))
+    noise_docs = [(f"noise-{i}", t) for i, t in enumerate(noise or [])]
+    return Catalogue(out, entries, copies, noise_docs)
+
+
+def _kinds_for(d: int, n: int) -> list[str]:
+    names = [ck.kind for ck in CATALOGUE_KINDS]
+    return [names[(d + j) % len(names)] for j in range(n)]
+
+
+def write_catalogue_files(directory: Path, catalogue: Catalogue) -> tuple[Path, Path]:
+    """docs.jsonl (the citing documents) and pool.jsonl (entries, near copies, noise)."""
+    import json
+
+    directory.mkdir(parents=True, exist_ok=True)
+    docs, pool = directory / "docs.jsonl", directory / "pool.jsonl"
+    docs.write_text("".join(json.dumps({"id": d.doc_id, "text": d.text}) + "\n" for d in catalogue.docs))
+    pool.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in catalogue.pool()))
+    return docs, pool

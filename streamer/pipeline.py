@@ -10,6 +10,7 @@ from entropylong_streamer.measurements import MeasurementCache
 from entropylong_streamer.method.anchors import AnchorParams
 from entropylong_streamer.method.dependency import Criterion
 from entropylong_streamer.method.near_dup import NearDuplicateRule
+from entropylong_streamer.method.samples import separator_ids
 from entropylong_streamer.stages.entropy import EntropyStage
 from entropylong_streamer.stages.index import IndexStage
 from entropylong_streamer.stages.pack import PackStage
@@ -67,15 +68,21 @@ class Pipeline:
     def near_duplicate_rule(self) -> NearDuplicateRule:
         return NearDuplicateRule(*self.cfg.door.near_duplicate_rule())
 
+    @cached_property
+    def separator(self) -> tuple[int, ...]:
+        """pack.separator as token ids (a text is tokenised by the model's tokenizer)."""
+        return separator_ids(self.cfg.pack.separator, lambda text: self.engine_tokenizer().tokenize(text).ids)
+
     @property
     def model_key(self) -> str:
         """What an LM measurement depends on besides the tokens: model, dtype, separator."""
-        return f"{self.cfg.model.path}:{self.engine.dtype}:sep{self.cfg.pack.separator_id}"
+        sep = ",".join(map(str, self.separator))
+        return f"{self.cfg.model.path}:{self.engine.dtype}:sep{sep}"
 
     def entropy(self, cache: MeasurementCache | None = None) -> EntropyStage:
         e, m = self.cfg.entropy, self.cfg.model
         params = AnchorParams(e.alpha, e.min_position, e.max_anchors, e.merge_distance)
-        return EntropyStage(self.engine, params, e.window, self.cfg.pack.separator_id,
+        return EntropyStage(self.engine, params, e.window, self.separator,
                             self.cfg.entropy_version(), e.max_doc_tokens,
                             model_key=f"{self.model_key}:window{m.max_tokens}/{m.overlap}", cache=cache)
 
@@ -91,8 +98,8 @@ class Pipeline:
 
     def verify(self, cache: MeasurementCache | None = None) -> VerifyStage:
         v = self.cfg.verify
-        return VerifyStage(self.engine, Criterion(v.epsilon, v.criterion, v.nll_threshold),
-                           v.max_context_tokens, self.cfg.pack.separator_id, self.cfg.verify_version(),
+        return VerifyStage(self.engine, Criterion(v.epsilon, v.criterion, v.nll_threshold, v.veto_nll_rise),
+                           v.max_context_tokens, self.separator, self.cfg.verify_version(), v.all_anchors,
                            model_key=self.model_key, cache=cache, max_anchors=self.cfg.entropy.max_anchors,
                            max_candidates=self.cfg.entropy.max_anchors * self.cfg.retrieval.top_k)
 
@@ -100,7 +107,7 @@ class Pipeline:
         from entropylong_streamer.services.shards import ShardSet
 
         p = self.cfg.pack
-        return PackStage(ShardSet(shard_root, self.cfg.pack_version()), p.seq_len, p.separator_id, p.seed,
+        return PackStage(ShardSet(shard_root, self.cfg.pack_version()), p.seq_len, self.separator, p.seed,
                          p.sequences_per_shard, p.max_wait_s, p.domain)
 
     def engine_tokenizer(self):

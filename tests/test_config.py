@@ -29,3 +29,28 @@ def test_stage_versions_change_only_downstream_of_the_changed_parameter():
     assert eps.verify_version() != base.verify_version() and eps.pack_version() != base.pack_version()
     assert alpha.entropy_version() != base.entropy_version()
     assert Config().stage_versions() == base.stage_versions()
+
+
+def test_the_separator_is_an_id_or_a_text_and_enters_every_measuring_version():
+    base = Config()
+    text = load_config(None, ['pack.separator="\\n\\n"'], environ={})
+    assert text.pack.separator == "\n\n"
+    assert load_config(None, [], environ={"ELONG_PACK__SEPARATOR": "1116"}).pack.separator == 1116
+    for stage in ("entropy", "retrieval", "verify", "pack"):
+        assert text.stage_versions()[stage] != base.stage_versions()[stage]
+    assert text.index_version() == base.index_version()  # the pool's chunks do not depend on it
+    for bad in ('pack.separator=""', "pack.separator=-1"):
+        with pytest.raises(ConfigError, match="separator"):
+            load_config(None, [bad], environ={})
+
+
+def test_a_text_separator_is_tokenised_by_the_models_tokenizer(model_cache, tmp_path):
+    from entropylong_streamer.pipeline import Pipeline
+
+    cfg = load_config(None, ['pack.separator="\\n\\n"', "model.path=tiny", f"data_dir={str(tmp_path)!r}"],
+                      environ={})
+    (tmp_path / "models").symlink_to(model_cache, target_is_directory=True)
+    pipe = Pipeline(cfg)
+    assert pipe.separator == tuple(pipe.engine_tokenizer().tokenize("\n\n").ids) == (1116,)  # SmolLM2's "\n\n"
+    assert "sep1116" in pipe.model_key
+    assert Pipeline(Config()).separator == (0,)

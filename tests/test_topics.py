@@ -31,9 +31,10 @@ from entropylong_streamer.topics import (
 )
 
 ANCHORS_REC = AnchorsRecord(
-    doc_id="d", text="hello world", token_ids=[1, 2], token_offsets=[(0, 5), (5, 11)],
-    entropy_f16=b"\x00\x3c\x00\x40", config_version="v1",
-    anchors=[Anchor(index=1, char_start=5, char_end=11, entropy=2.0, nll=3.0, query="world")],
+    doc_id="d", text="hello world!", token_ids=[1, 2, 3], token_offsets=[(0, 5), (5, 11), (11, 12)],
+    entropy_f16=b"\x00\x3c\x00\x40\x00\x3c", config_version="v1",
+    anchors=[Anchor(index=1, char_start=5, char_end=11, entropy=2.0, nll=3.0, query="world"),
+             Anchor(index=2, char_start=11, char_end=12, entropy=1.5, nll=3.0, query="", leader=1)],
 )
 EXAMPLES = {
     "docs": (DOCS, Doc(doc_id="d", text="hello", url="u")),
@@ -91,3 +92,13 @@ def test_wrong_types_and_empty_text_are_refused_with_a_reason():
         DOCS.decode(msgpack.packb({"schema_version": 1, "doc_id": "d", "text": "   "}))
     with pytest.raises(RecordError, match="empty record"):
         DOCS.decode(b"")
+
+
+def test_a_follower_must_name_a_leading_anchor_of_its_record():
+    data = ANCHORS_REC.model_dump()
+    data["anchors"][1]["leader"] = 7  # no anchor 7
+    with pytest.raises(RecordError, match="leader"):
+        ANCHORS.decode(msgpack.packb(data, use_bin_type=True))
+    data["anchors"][1]["leader"] = 2  # itself, a follower
+    with pytest.raises(RecordError, match="leader"):
+        ANCHORS.decode(msgpack.packb(data, use_bin_type=True))

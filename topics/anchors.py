@@ -13,7 +13,10 @@ class Anchor(Record):
     char_end: int = Field(ge=0)
     entropy: float
     nll: float
-    query: str
+    query: str  # the retrieval query: the text of tokens [index - w, index + w]; "" for a follower
+    # A follower shares the query of this anchor (a nearby one with higher entropy) and is measured
+    # against what that query retrieved; None: it leads, with its own query.
+    leader: int | None = None
 
 
 class AnchorsRecord(Record):
@@ -33,6 +36,9 @@ class AnchorsRecord(Record):
                              f"{len(self.entropy_f16) // 2} entropies")
         if any(a.index >= n for a in self.anchors):
             raise ValueError(f"an anchor index is beyond the document's {n} tokens")
+        leads = {a.index for a in self.anchors if a.leader is None}
+        if any(a.leader is not None and a.leader not in leads for a in self.anchors):
+            raise ValueError("an anchor's leader is not a leading anchor of the record")
         return self
 
 

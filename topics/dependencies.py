@@ -25,6 +25,9 @@ class Pair(Record):
     nll_ctx: float
     d_i: float
     accepted: bool
+    # Whether this anchor's query retrieved the context; False: measured because the context was
+    # retrieved for another anchor of the document (verify.all_anchors).
+    retrieved: bool = True
 
 
 class DependenciesRecord(Record):

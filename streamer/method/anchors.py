@@ -1,4 +1,10 @@
-"""Anchor selection: the positions where the model is most uncertain about the next token."""
+"""Anchor selection: the positions where the model is most uncertain about the next token.
+
+Every position above tau is an anchor and every anchor is measured. Nearby anchors share one
+retrieval query (their windows would largely coincide), but sharing a query never drops an
+anchor: facts a few tokens apart (a name, a year, a town on consecutive lines) are separate
+dependencies, each verified at its own position.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +17,18 @@ import numpy as np
 class AnchorParams:
     alpha: float = 2.0
     min_position: int = 8
-    max_anchors: int = 64
-    merge_distance: int = 16
+    max_anchors: int = 512
+    merge_distance: int = 16  # anchors closer than this to a higher-entropy one share its query
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Anchors in document order; leaders[i] is the anchor whose query anchors[i] uses (itself for a
+    leader). capped: anchors above tau left out by max_anchors (the lowest-entropy ones)."""
+
+    anchors: list[int]
+    leaders: list[int]
+    capped: int = 0
 
 
 def threshold(entropy: np.ndarray, alpha: float) -> float:
@@ -20,28 +36,32 @@ def threshold(entropy: np.ndarray, alpha: float) -> float:
     return float(entropy.mean() + alpha * entropy.std())
 
 
-def select_anchors(entropy: np.ndarray, params: AnchorParams) -> list[int]:
+def select_anchors(entropy: np.ndarray, params: AnchorParams) -> Selection:
     """Token indices t with H_t > tau, t >= min_position; tau over those positions only.
 
     The first positions are excluded from the statistics too: with almost no context their entropy
     is high in every document, and would lift tau above every later uncertainty in a short one.
 
-    Anchors closer than merge_distance to a higher-entropy anchor are merged into it (their query
-    windows would largely coincide), and at most max_anchors of the highest entropy are kept.
-    Returned in document order.
+    At most max_anchors of the highest entropy are kept. Taken in decreasing entropy, an anchor
+    closer than merge_distance to an earlier leader shares that leader's query; otherwise it leads.
     """
     h = np.asarray(entropy, dtype=np.float64)
     if h.size <= params.min_position:
-        return []
+        return Selection([], [])
     tau = threshold(h[params.min_position :], params.alpha)
-    above = [t for t in range(params.min_position, h.size) if h[t] > tau]
-    kept: list[int] = []
-    for t in sorted(above, key=lambda i: (-h[i], i)):
-        if all(abs(t - k) >= params.merge_distance for k in kept):
-            kept.append(t)
-        if len(kept) == params.max_anchors:
-            break
-    return sorted(kept)
+    above = np.flatnonzero(h[params.min_position :] > tau) + params.min_position
+    ranked = sorted(above.tolist(), key=lambda i: (-h[i], i))
+    kept = ranked[: params.max_anchors]
+    leader_of: dict[int, int] = {}
+    leaders: list[int] = []
+    for t in kept:
+        near = next((k for k in leaders if abs(t - k) < params.merge_distance), None)
+        if near is None:
+            leaders.append(t)
+            near = t
+        leader_of[t] = near
+    anchors = sorted(kept)
+    return Selection(anchors, [leader_of[t] for t in anchors], len(ranked) - len(kept))
 
 
 def query_span(t: int, window: int, n_tokens: int) -> tuple[int, int]:

@@ -1,9 +1,13 @@
-"""Training samples [sep C_pi(1) sep C_pi(2) ... sep D], pieces tokenised separately."""
+"""Training samples [sep C_pi(1) sep C_pi(2) ... sep D], pieces tokenised separately.
+
+sep is the separator's token ids (one id such as end-of-text, or a text such as "\n\n" tokenised
+once): exactly what verification put between a context and the document."""
 
 from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -29,6 +33,16 @@ class SampleTooLong(ValueError):
     pass
 
 
+def separator_ids(separator: int | str, tokenize: Callable[[str], list[int]]) -> tuple[int, ...]:
+    """The configured separator as token ids: an id as it is, a text as the tokenizer splits it."""
+    if isinstance(separator, int):
+        return (separator,)
+    ids = tuple(tokenize(separator))
+    if not ids:
+        raise ValueError(f"the separator text {separator!r} tokenises to no token")
+    return ids
+
+
 def document_seed(doc_id: str, seed: int) -> int:
     """A per-document seed independent of Python's hash randomisation: a replay rebuilds the sample."""
     return int.from_bytes(hashlib.sha256(f"{seed}:{doc_id}".encode()).digest()[:8], "little")
@@ -38,7 +52,7 @@ def build_sample(
     doc_id: str,
     doc_tokens: tuple[int, ...],
     contexts: list[Piece],
-    separator_id: int,
+    separator: tuple[int, ...],
     seed: int,
     max_len: int,
 ) -> Sample:
@@ -47,20 +61,21 @@ def build_sample(
     When the whole does not fit in max_len, the contexts with the lowest score go first; the
     document itself is never cut.
     """
-    if len(doc_tokens) + 1 > max_len:
+    k = len(separator)
+    if len(doc_tokens) + k > max_len:
         raise SampleTooLong(f"document of {len(doc_tokens)} tokens does not fit a {max_len}-token sequence")
-    budget = max_len - len(doc_tokens) - 1
+    budget = max_len - len(doc_tokens) - k
     kept: list[Piece] = []
     for piece in sorted(contexts, key=lambda p: (-p.score, p.piece_id)):
-        if len(piece.token_ids) + 1 <= budget:
+        if len(piece.token_ids) + k <= budget:
             kept.append(piece)
-            budget -= len(piece.token_ids) + 1
+            budget -= len(piece.token_ids) + k
     kept.sort(key=lambda p: p.piece_id)
     random.Random(document_seed(doc_id, seed)).shuffle(kept)
     tokens: list[int] = []
     for piece in kept:
-        tokens.append(separator_id)
+        tokens.extend(separator)
         tokens.extend(piece.token_ids)
-    tokens.append(separator_id)
+    tokens.extend(separator)
     tokens.extend(doc_tokens)
     return Sample(doc_id, tuple(tokens), tuple(p.piece_id for p in kept), tuple(p.score for p in kept))

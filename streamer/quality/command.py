@@ -46,7 +46,7 @@ def run_report(cfg: Config, console: Console, batch_dir: Path | None = None, out
                 for h in pipe.pool.sample(pool_chunks, cfg.pack.seed)]
     with Progress(console=console, disable=not show_progress) as progress:
         task = progress.add_task("scoring documents under 3 contexts", total=None)
-        report = build_report(cfg, records, shards, pipe.engine, pool, max_docs=max_docs,
+        report = build_report(cfg, records, shards, pipe.engine, pool, pipe.separator, max_docs=max_docs,
                               start=lambda n: progress.update(task, total=n),
                               advance=lambda n: progress.advance(task, n), undecodable=len(undecodable))
     paths = write_report(report, out)

@@ -42,31 +42,31 @@ class Prefixes:
         return getattr(self, condition)
 
 
-def verified_prefix(sample: Sequence[int], doc: Sequence[int], separator_id: int) -> tuple[int, ...]:
+def verified_prefix(sample: Sequence[int], doc: Sequence[int], separator: tuple[int, ...]) -> tuple[int, ...]:
     """What precedes [sep D] in a packed sample."""
-    n = len(doc) + 1
-    if len(sample) < n or sample[-n] != separator_id or tuple(sample[-len(doc):]) != tuple(doc):
+    n = len(doc) + len(separator)
+    if len(sample) < n or tuple(sample[-n:]) != (*separator, *doc):
         raise ShardMismatch("the sample does not end with [separator, document tokens]")
     return tuple(sample[:-n])
 
 
-def joined(pieces: Sequence[Sequence[int]], separator_id: int, budget: int) -> tuple[int, ...]:
+def joined(pieces: Sequence[Sequence[int]], separator: tuple[int, ...], budget: int) -> tuple[int, ...]:
     """[sep P1 sep P2 ...], its last `budget` tokens (all of it when shorter)."""
     out: list[int] = []
     for p in pieces:
-        out.append(separator_id)
+        out.extend(separator)
         out.extend(p)
     return tuple(out[len(out) - budget:]) if budget < len(out) else tuple(out)
 
 
-def unverified_prefix(rec: DependenciesRecord, separator_id: int, seed: int, budget: int) -> tuple[int, ...]:
+def unverified_prefix(rec: DependenciesRecord, separator: tuple[int, ...], seed: int, budget: int) -> tuple[int, ...]:
     """Every candidate of the record in the packer's seeded order, as the similarity-only ablation."""
     pieces = sorted(rec.contexts, key=lambda c: c.context_id)
     random.Random(document_seed(rec.doc_id, seed)).shuffle(pieces)
-    return joined([c.token_ids for c in pieces], separator_id, budget)
+    return joined([c.token_ids for c in pieces], separator, budget)
 
 
-def random_prefix(doc_id: str, pool: Sequence[PoolChunk], separator_id: int, seed: int,
+def random_prefix(doc_id: str, pool: Sequence[PoolChunk], separator: tuple[int, ...], seed: int,
                   budget: int) -> tuple[int, ...]:
     """Pool chunks of other documents, drawn without repeats in a per-document seeded order, until
     the budget is covered (fewer when the pool runs out)."""
@@ -81,18 +81,18 @@ def random_prefix(doc_id: str, pool: Sequence[PoolChunk], separator_id: int, see
         if chunk.doc_id == doc_id or not chunk.token_ids:
             continue
         pieces.append(chunk.token_ids)
-        covered += len(chunk.token_ids) + 1
-    return joined(pieces, separator_id, budget)
+        covered += len(chunk.token_ids) + len(separator)
+    return joined(pieces, separator, budget)
 
 
-def prefixes(rec: DependenciesRecord, sample: Sequence[int], pool: Sequence[PoolChunk], separator_id: int,
-             seed: int) -> Prefixes:
-    verified = verified_prefix(sample, rec.token_ids, separator_id)
+def prefixes(rec: DependenciesRecord, sample: Sequence[int], pool: Sequence[PoolChunk],
+             separator: tuple[int, ...], seed: int) -> Prefixes:
+    verified = verified_prefix(sample, rec.token_ids, separator)
     budget = len(verified)
     return Prefixes(
         doc_id=rec.doc_id, doc=tuple(rec.token_ids),
         anchors=tuple(sorted({p.anchor_index for p in rec.pairs})),
         verified=verified,
-        unverified=unverified_prefix(rec, separator_id, seed, budget) if budget else (),
-        random=random_prefix(rec.doc_id, pool, separator_id, seed, budget) if budget else (),
+        unverified=unverified_prefix(rec, separator, seed, budget) if budget else (),
+        random=random_prefix(rec.doc_id, pool, separator, seed, budget) if budget else (),
     )

@@ -34,11 +34,13 @@ def effective_length(length: int | str, prefix_len: int) -> int:
     return prefix_len if length == FULL else min(int(length), prefix_len)
 
 
-def context_request(prefix: Sequence[int], doc: Sequence[int], separator_id: int, length: int) -> ScoreRequest:
+def context_request(prefix: Sequence[int], doc: Sequence[int], separator: tuple[int, ...],
+                    length: int) -> ScoreRequest:
     """Score every document token after the last `length` prefix tokens: [ctx sep D]; position
-    len(ctx) + j predicts D[j]."""
+    len(ctx) + len(sep) - 1 + j predicts D[j]."""
     ctx = tuple(prefix[len(prefix) - length:]) if length else ()
-    return ScoreRequest([*ctx, separator_id, *doc], positions=range(len(ctx), len(ctx) + len(doc)))
+    first = len(ctx) + len(separator) - 1
+    return ScoreRequest([*ctx, *separator, *doc], positions=range(first, first + len(doc)))
 
 
 @dataclass
@@ -49,7 +51,7 @@ class DocCurves:
     nll: dict[tuple[str, int | str], np.ndarray] = field(default_factory=dict)
 
 
-def measure(engine: LMEngine, docs: Sequence[Prefixes], grid: Sequence[int | str], separator_id: int,
+def measure(engine: LMEngine, docs: Sequence[Prefixes], grid: Sequence[int | str], separator: tuple[int, ...],
             batch_docs: int = 4, advance: Callable[[int], None] | None = None) -> list[DocCurves]:
     """Every document at every grid length under every condition. Identical inputs run once: no
     context is one forward per document for all three conditions, and grid lengths beyond a
@@ -66,7 +68,7 @@ def measure(engine: LMEngine, docs: Sequence[Prefixes], grid: Sequence[int | str
                     key = (d, CONDITIONS[0] if e == 0 else cond, e)
                     if key not in wanted:
                         wanted[key] = len(requests)
-                        requests.append(context_request(dc.prefixes.of(key[1]), dc.prefixes.doc, separator_id, e))
+                        requests.append(context_request(dc.prefixes.of(key[1]), dc.prefixes.doc, separator, e))
         scored = engine.score_many(requests)
         for d, dc in enumerate(group):
             for cond in CONDITIONS:

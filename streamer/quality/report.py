@@ -109,7 +109,7 @@ def _pick(doc_ids: Iterable[str], n: int) -> list[str]:
 
 
 def build_report(cfg: Config, records: Iterable[DependenciesRecord], shards: ShardSetView, engine,
-                 pool: list[PoolChunk], max_docs: int = 64, grid: list | None = None,
+                 pool: list[PoolChunk], separator: tuple[int, ...], max_docs: int = 64, grid: list | None = None,
                  advance: Callable[[int], None] | None = None, start: Callable[[int], None] | None = None,
                  undecodable: int = 0) -> dict:
     """Everything the report states; `engine` scores the curves (None: figures only)."""
@@ -125,7 +125,7 @@ def build_report(cfg: Config, records: Iterable[DependenciesRecord], shards: Sha
     matched, mismatched, contexts, tokens = [], [], [], []
     for doc_id in sorted(set(latest) & set(shards.samples)):
         rec = latest[doc_id]
-        sample = sample_from(rec, p.separator_id, p.seed, p.seq_len)
+        sample = sample_from(rec, separator, p.seed, p.seq_len)
         if list(sample.token_ids) != shards.samples[doc_id]:
             mismatched.append(doc_id)  # packed under settings these records do not reproduce
             continue
@@ -147,7 +147,7 @@ def build_report(cfg: Config, records: Iterable[DependenciesRecord], shards: Sha
     }
     with_context = [r for r, c in zip(matched, contexts, strict=True) if c]
     chosen = set(_pick((r.doc_id for r in with_context), max_docs))
-    docs: list[Prefixes] = [prefixes(r, shards.samples[r.doc_id], pool, p.separator_id, p.seed)
+    docs: list[Prefixes] = [prefixes(r, shards.samples[r.doc_id], pool, separator, p.seed)
                             for r in with_context if r.doc_id in chosen]
     longest = max((len(d.verified) for d in docs), default=0)
     grid = grid or length_grid(longest)
@@ -158,7 +158,7 @@ def build_report(cfg: Config, records: Iterable[DependenciesRecord], shards: Sha
     if engine is not None and docs:
         if start is not None:
             start(len(docs))
-        curve["points"] = summarize(measure(engine, docs, grid, p.separator_id, advance=advance), grid)
+        curve["points"] = summarize(measure(engine, docs, grid, separator, advance=advance), grid)
     report["curves"] = curve
     report["headline"] = headline(report)
     return report

@@ -31,7 +31,7 @@ class EntropyStage:
     engine: LMEngine
     params: AnchorParams
     window: int
-    separator_id: int
+    separator: tuple[int, ...]  # the ids that open every piece of a sample (pack.separator)
     config_version: str
     max_doc_tokens: int = 131072
     model_key: str = ""  # what the scores depend on besides the tokens (the cache's key)
@@ -53,8 +53,11 @@ class EntropyStage:
         todo = [i for i, f in enumerate(found) if f is None]
         self.stats["docs_cached"] += len(found) - len(todo)
         self.stats["docs_scored"] += len(todo)
-        # Prefixed by the separator, as in every training sample: logits at p predict token p.
-        requests = [ScoreRequest([self.separator_id, *tokenized[i][1].ids]) for i in todo]
+        # Prefixed by the separator, as in every training sample: logits at k - 1 + t predict token t.
+        k = len(self.separator)
+        requests = [ScoreRequest([*self.separator, *tokenized[i][1].ids],
+                                 positions=range(k - 1, k - 1 + len(tokenized[i][1].ids)))
+                    for i in todo]
         fresh = score_counted(self.engine, requests, self.stats) if requests else []
         out: list[Scores | None] = [None if f is None else unpack_scores(f) for f in found]
         for i, s in zip(todo, fresh, strict=True):
@@ -75,11 +78,17 @@ class EntropyStage:
     def _record(self, doc: Doc, tok: Tokenized, h: np.ndarray, nll: np.ndarray) -> AnchorsRecord:
         n = len(tok.ids)
         anchors = []
-        for t in select_anchors(h, self.params):
+        chosen = select_anchors(h, self.params)
+        if chosen.capped:
+            self.stats["docs_capped"] += 1
+            self.stats["anchors_capped"] += chosen.capped
+        for t, leader in zip(chosen.anchors, chosen.leaders, strict=True):
             lo, hi = query_span(t, self.window, n)
             start, end = tok.offsets[t]
-            anchors.append(Anchor(index=t, char_start=start, char_end=end, entropy=float(h[t]),
-                                  nll=float(nll[t]), query=self.engine.decode(tok.ids[lo:hi])))
+            follows = leader != t
+            anchors.append(Anchor(index=t, char_start=start, char_end=end, entropy=float(h[t]), nll=float(nll[t]),
+                                  query="" if follows else self.engine.decode(tok.ids[lo:hi]),
+                                  leader=leader if follows else None))
         return AnchorsRecord(
             doc_id=doc.doc_id, text=doc.text, token_ids=tok.ids, token_offsets=tok.offsets,
             entropy_f16=h.astype("<f2").tobytes(), anchors=anchors, config_version=self.config_version,

@@ -18,7 +18,7 @@ from .base import StageError, StageResult, Stats, run_batch
 UINT32 = 1 << 32
 
 
-def sample_from(rec: DependenciesRecord, separator_id: int, seed: int, seq_len: int) -> Sample:
+def sample_from(rec: DependenciesRecord, separator: tuple[int, ...], seed: int, seq_len: int) -> Sample:
     ids = (rec.token_ids, *(c.token_ids for c in rec.contexts))
     if any(t < 0 or t >= UINT32 for piece in ids for t in piece):
         raise StageError("bad_token_id: token ids must fit uint32")
@@ -28,17 +28,17 @@ def sample_from(rec: DependenciesRecord, separator_id: int, seed: int, seq_len: 
             best[p.context_id] = max(best.get(p.context_id, p.d_i), p.d_i)
     pieces = [Piece(c.context_id, tuple(c.token_ids), best[c.context_id])
               for c in rec.contexts if c.context_id in best]
-    return build_sample(rec.doc_id, tuple(rec.token_ids), pieces, separator_id, seed, seq_len)
+    return build_sample(rec.doc_id, tuple(rec.token_ids), pieces, separator, seed, seq_len)
 
 
 class PackStage:
     name = "pack"
 
-    def __init__(self, shards: ShardSet, seq_len: int, separator_id: int, seed: int,
+    def __init__(self, shards: ShardSet, seq_len: int, separator: tuple[int, ...], seed: int,
                  sequences_per_shard: int, max_wait_s: float, domain: str) -> None:
         self.shards = shards
         self.seq_len = seq_len
-        self.separator_id = separator_id
+        self.separator = separator
         self.seed = seed
         self.target_tokens = sequences_per_shard * seq_len
         self.max_wait_s = max_wait_s
@@ -56,7 +56,7 @@ class PackStage:
                 self.stats["duplicates_skipped"] += 1
                 return None
             try:
-                sample = sample_from(rec, self.separator_id, self.seed, self.seq_len)
+                sample = sample_from(rec, self.separator, self.seed, self.seq_len)
             except SampleTooLong as exc:
                 raise StageError(f"too_long: {exc}") from exc
             self.buffer[rec.doc_id] = sample

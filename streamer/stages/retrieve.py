@@ -8,7 +8,7 @@ from typing import ClassVar, Protocol
 import numpy as np
 
 from entropylong_streamer.method.near_dup import NearDuplicateRule
-from entropylong_streamer.topics import AnchorsRecord, Candidate, CandidatesRecord
+from entropylong_streamer.topics import Anchor, AnchorsRecord, Candidate, CandidatesRecord
 
 from .base import StageError, StageResult, Stats, run_batch
 
@@ -57,40 +57,42 @@ class RetrievalStage:
     stats: Stats = field(default_factory=Stats, init=False)
 
     def process(self, records: list[AnchorsRecord]) -> StageResult[AnchorsRecord, CandidatesRecord]:
-        # Every query window of the batch in one embedding call; then one search per document,
-        # since each excludes its own document. Records refused by the limits embed nothing.
+        # Every leading anchor's query of the batch in one embedding call; then one search per
+        # document, since each excludes its own document. Records refused by the limits embed nothing.
         refused: set[int] = set()
         for rec in records:
             try:
                 check_limits(rec, self.max_anchors)
             except StageError:
                 refused.add(id(rec))
-        queries = [a.query for rec in records if id(rec) not in refused for a in rec.anchors]
+        queries = [a.query for rec in records if id(rec) not in refused for a in _leaders(rec)]
         vectors = self.embedder.embed(queries) if queries else None
         self.stats["queries"] += len(queries)
         starts, at = {}, 0
         for rec in records:
             if id(rec) not in refused:
                 starts[id(rec)] = at
-                at += len(rec.anchors)
+                at += len(_leaders(rec))
 
         def one(rec: AnchorsRecord) -> CandidatesRecord:
             check_limits(rec, self.max_anchors)
-            start = starts[id(rec)]
-            return self._one(rec, vectors[start : start + len(rec.anchors)] if rec.anchors else None)
+            start, n = starts[id(rec)], len(_leaders(rec))
+            return self._one(rec, vectors[start : start + n] if n else None)
 
         return run_batch(self.name, records, one, self.stats)
 
     def _one(self, rec: AnchorsRecord, vectors: np.ndarray | None) -> CandidatesRecord:
         if not rec.anchors:
             return CandidatesRecord(anchors=rec, candidates=[], config_version=self.config_version)
-        hits_per_anchor = self.pool.search(vectors, self.top_k * self.overfetch, exclude_doc_id=rec.doc_id)
+        leaders = _leaders(rec)
+        found = self.pool.search(vectors, self.top_k * self.overfetch, exclude_doc_id=rec.doc_id)
+        hits_of = {a.index: hits for a, hits in zip(leaders, found, strict=True)}
         doc_sig = self.rule.signature(rec.text)
         by_chunk: dict[str, Candidate] = {}
         leaks: dict[str, bool] = {}
-        for anchor, hits in zip(rec.anchors, hits_per_anchor, strict=True):
+        for anchor in rec.anchors:  # a follower is measured against what its leader's query found
             kept = 0
-            for hit in hits:
+            for hit in hits_of[anchor.index if anchor.leader is None else anchor.leader]:
                 if kept == self.top_k:
                     break
                 if hit.chunk_id not in leaks:  # the same chunk comes back for several anchors
@@ -108,3 +110,7 @@ class RetrievalStage:
         candidates = sorted(by_chunk.values(), key=lambda c: c.context_id)
         self.stats["unique_candidates"] += len(candidates)
         return CandidatesRecord(anchors=rec, candidates=candidates, config_version=self.config_version)
+
+
+def _leaders(rec: AnchorsRecord) -> list[Anchor]:
+    return [a for a in rec.anchors if a.leader is None]

@@ -1,7 +1,8 @@
 """Verify stage: candidates -> dependencies. dI of every (context, anchor) pair.
 
-One forward per unique context over [sep C sep D[:last anchor that retrieved C] + 1] measures H'
-at all of that context's anchors at once; H comes from the anchors record, never recomputed.
+One forward per unique context over [sep C sep D[:last anchor that retrieved C] + 1] (sep: the
+separator's ids, exactly as the packer joins the sample) measures H' at all of that context's
+anchors at once; H comes from the anchors record, never recomputed.
 Pairs measured before (the measurement cache) are not measured again: a forward runs only up to
 the last anchor still missing, and a context with nothing missing runs none.
 """
@@ -26,8 +27,13 @@ class VerifyStage:
     engine: LMEngine
     criterion: Criterion
     max_context_tokens: int
-    separator_id: int
+    separator: tuple[int, ...]
     config_version: str
+    # Measure each context at every anchor of the document whose [sep C sep D[:t + 1]] fits the
+    # model, not only at the anchors whose query retrieved it: a true source retrieved by one fact's
+    # query is then also measured at the document's other facts, and a lookalike at every fact it
+    # contradicts. One forward per context still measures them all.
+    all_anchors: bool = False
     model_key: str = ""  # what H' depends on besides the tokens: model, dtype (the cache's key)
     cache: MeasurementCache | None = None
     # A record beyond what the upstream stages could produce is bad input, refused before any work.
@@ -66,6 +72,7 @@ class VerifyStage:
         if self.max_candidates is not None and len(rec.candidates) > self.max_candidates:
             raise StageError(f"too_many_candidates: {len(rec.candidates)} > {self.max_candidates}")
         anchors = {a.index for a in doc.anchors}
+        ordered = sorted(anchors)
         doc_digest = token_digest(doc.token_ids)
         plan = _Plan(rec)
         for cand in rec.candidates:
@@ -74,20 +81,25 @@ class VerifyStage:
                 raise StageError(f"bad_anchor_indices: {cand.context_id} names {idx[:5]}, not anchors")
             last = idx[-1]
             # [sep C sep D[:last + 1]] must fit the model: a context near a long document's end is cut.
-            room = self.engine.max_tokens - (last + 1) - 2
+            k = len(self.separator)
+            room = self.engine.max_tokens - (last + 1) - 2 * k
             ctx = self.context_tokens(cand.text)[: max(room, 0)]
             if not ctx:
                 self.stats["contexts_without_room"] += 1
                 continue
+            retrieved = set(idx)
+            if self.all_anchors:
+                fits = self.engine.max_tokens - 2 * k - len(ctx) - 1  # the last anchor [C; D[:t + 1]] holds
+                idx = sorted(retrieved.union(t for t in ordered if t <= fits))
             plan.contexts.append(Context(context_id=cand.context_id, context_doc_id=cand.context_doc_id,
                                          text=cand.text, token_ids=ctx))
             keys = {t: pair_key(self.model_key, doc.doc_id, doc_digest, token_digest(ctx), t) for t in idx}
             known = {t: m for t, m in ((t, self._cached(keys[t])) for t in idx) if m is not None}
             missing = [t for t in idx if t not in known]
-            offset = len(ctx) + 1  # logits at offset + t predict document token t
-            seq = [self.separator_id, *ctx, self.separator_id, *doc.token_ids[: missing[-1] + 1]] if missing else []
-            plan.forwards.append(_Forward(cand.context_id, idx, known, keys, seq,
-                                          [offset + t for t in missing], prefix=offset))
+            offset = 2 * k + len(ctx) - 1  # logits at offset + t predict document token t
+            seq = [*self.separator, *ctx, *self.separator, *doc.token_ids[: missing[-1] + 1]] if missing else []
+            plan.forwards.append(_Forward(cand.context_id, idx, retrieved, known, keys, seq,
+                                          [offset + t for t in missing], offset, prefix=k + len(ctx)))
         return plan
 
     def _cached(self, key: bytes) -> Measurement | None:
@@ -100,14 +112,17 @@ class VerifyStage:
         anchors = {a.index: a for a in doc.anchors}
         pairs = []
         for forward in plan.forwards:
-            for t in forward.anchors:
+            measured = [(anchors[t].entropy, float(forward.known[t][0]), anchors[t].nll, float(forward.known[t][1]))
+                        for t in forward.anchors]
+            decided = self.criterion.decide(measured)
+            if any(self.criterion.misleads(*m) for m in measured):
+                self.stats["contexts_vetoed"] += 1
+            for t, (h, hc, nll, nc), accepted in zip(forward.anchors, measured, decided, strict=True):
                 a = anchors[t]
-                hc, nc = forward.known[t]
                 pairs.append(Pair(
                     context_id=forward.context_id, anchor_index=t, char_start=a.char_start,
-                    char_end=a.char_end, h=a.entropy, h_ctx=float(hc), nll=a.nll, nll_ctx=float(nc),
-                    d_i=relative_reduction(a.entropy, float(hc)),
-                    accepted=self.criterion.accepts(a.entropy, float(hc), a.nll, float(nc)),
+                    char_end=a.char_end, h=h, h_ctx=hc, nll=nll, nll_ctx=nc, d_i=relative_reduction(h, hc),
+                    accepted=accepted, retrieved=t in forward.retrieved,
                 ))
         return DependenciesRecord(doc_id=doc.doc_id, text=doc.text, token_ids=doc.token_ids,
                                   contexts=plan.contexts, pairs=pairs, config_version=self.config_version)
@@ -120,16 +135,18 @@ class _Forward:
 
     context_id: str
     anchors: list[int]
+    retrieved: set[int]  # the anchors whose query retrieved C
     known: dict[int, Measurement]
     keys: dict[int, bytes]
     ids: list[int]
     positions: list[int]
-    prefix: int
+    offset: int  # logits at offset + t predict document token t
+    prefix: int  # [sep C]: what every document that retrieved C shares
     fresh: dict[bytes, Measurement] = field(default_factory=dict)
 
     def measure(self, scores: Scores) -> None:
         for pos, h, nll in zip(self.positions, *scores, strict=True):
-            t = pos - self.prefix
+            t = pos - self.offset
             self.known[t] = (float(h), float(nll))
             self.fresh[self.keys[t]] = self.known[t]
 

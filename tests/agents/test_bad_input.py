@@ -62,11 +62,11 @@ def stages(model_cache, tmp_path_factory):
     engine = TransformersEngine("tiny", model_cache, max_tokens=256, batch_tokens=1024)
     shards = ShardSet(tmp_path_factory.mktemp("shards"), V)
     return {
-        "docs": (DOCS, ANCHORS, EntropyStage(engine, AnchorParams(1.0, 2, 4, 2), 3, 0, V, max_doc_tokens=200)),
+        "docs": (DOCS, ANCHORS, EntropyStage(engine, AnchorParams(1.0, 2, 4, 2), 3, (0,), V, max_doc_tokens=200)),
         "anchors": (ANCHORS, CANDIDATES, RetrievalStage(Embedder(), Pool(), 2, NearDuplicateRule(), V, max_anchors=4)),
-        "candidates": (CANDIDATES, DEPENDENCIES, VerifyStage(engine, Criterion(0.4), 32, 0, V, max_anchors=4,
+        "candidates": (CANDIDATES, DEPENDENCIES, VerifyStage(engine, Criterion(0.4), 32, (0,), V, max_anchors=4,
                                                              max_candidates=8)),
-        "dependencies": (DEPENDENCIES, None, PackStage(shards, 512, 0, 0, 1, 30.0, "t")),
+        "dependencies": (DEPENDENCIES, None, PackStage(shards, 512, (0,), 0, 1, 30.0, "t")),
     }
 
 

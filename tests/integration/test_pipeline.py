@@ -62,7 +62,7 @@ def shard_samples(cfg: Config) -> dict[str, list[int]]:
             assert seq["length"] == len(ids) <= cfg.pack.seq_len
             for doc_id, (start, end) in zip(seq["doc_ids"], seq["indices"].reshape(-1, 2), strict=True):
                 assert doc_id not in out, f"{doc_id} packed twice"
-                assert ids[start] == cfg.pack.separator_id
+                assert ids[start] == cfg.pack.separator
                 out[doc_id] = ids[start:end]
     return out
 

@@ -42,9 +42,9 @@ def pool_chunks(n, per=12):
 @given(records(), st.integers(0, 3))
 @settings(max_examples=150, deadline=None)
 def test_every_condition_has_the_verified_budget_and_ends_on_a_piece(rec, seed):
-    sample = sample_from(rec, SEP, seed, 4096)
+    sample = sample_from(rec, (SEP,), seed, 4096)
     pool = pool_chunks(40)
-    p = prefixes(rec, list(sample.token_ids), pool, SEP, seed)
+    p = prefixes(rec, list(sample.token_ids), pool, (SEP,), seed)
     assert p.verified + (SEP, *rec.token_ids) == sample.token_ids  # verified is exactly what the shard holds
     budget = len(p.verified)
     assert len(p.unverified) == budget  # every candidate is a superset of the accepted ones: always enough
@@ -64,26 +64,26 @@ def test_every_condition_has_the_verified_budget_and_ends_on_a_piece(rec, seed):
 @given(records(), st.integers(0, 3))
 @settings(max_examples=60, deadline=None)
 def test_a_sample_that_is_not_the_records_is_refused(rec, seed):
-    sample = list(sample_from(rec, SEP, seed, 4096).token_ids)
+    sample = list(sample_from(rec, (SEP,), seed, 4096).token_ids)
     sample[-1] += 1
     with pytest.raises(ShardMismatch):
-        verified_prefix(sample, rec.token_ids, SEP)
+        verified_prefix(sample, rec.token_ids, (SEP,))
 
 
 def test_joined_cuts_from_the_left_and_keeps_the_separators():
-    assert joined([(1, 2), (3,)], SEP, 10) == (SEP, 1, 2, SEP, 3)
-    assert joined([(1, 2), (3,)], SEP, 3) == (2, SEP, 3)
-    assert joined([(1, 2)], SEP, 0) == ()
+    assert joined([(1, 2), (3,)], (SEP,), 10) == (SEP, 1, 2, SEP, 3)
+    assert joined([(1, 2), (3,)], (SEP,), 3) == (2, SEP, 3)
+    assert joined([(1, 2)], (SEP,), 0) == ()
 
 
 @given(records())
 @settings(max_examples=30, deadline=None)
 def test_baselines_are_deterministic_per_document_and_seed(rec):
-    assert unverified_prefix(rec, SEP, 1, 20) == unverified_prefix(rec, SEP, 1, 20)
+    assert unverified_prefix(rec, (SEP,), 1, 20) == unverified_prefix(rec, (SEP,), 1, 20)
     pool = pool_chunks(30)
-    assert random_prefix("x", pool, SEP, 1, 50) == random_prefix("x", pool, SEP, 1, 50)
-    assert random_prefix("x", pool, SEP, 1, 50) != random_prefix("y", pool, SEP, 1, 50)
+    assert random_prefix("x", pool, (SEP,), 1, 50) == random_prefix("x", pool, (SEP,), 1, 50)
+    assert random_prefix("x", pool, (SEP,), 1, 50) != random_prefix("y", pool, (SEP,), 1, 50)
 
 
 def test_a_small_pool_gives_a_shorter_random_prefix_not_an_error():
-    assert len(random_prefix("x", pool_chunks(2, per=3), SEP, 0, 100)) == 8
+    assert len(random_prefix("x", pool_chunks(2, per=3), (SEP,), 0, 100)) == 8

@@ -36,7 +36,7 @@ def test_length_grid():
 
 def test_every_point_is_the_plain_forward_of_its_context(engine):
     ds, grid = docs(), [0, 16, 64, FULL]
-    curves = measure(engine, ds, grid, SEP, batch_docs=2)
+    curves = measure(engine, ds, grid, (SEP,), batch_docs=2)
     for dc in curves:
         p = dc.prefixes
         for cond in CONDITIONS:
@@ -52,7 +52,7 @@ def test_every_point_is_the_plain_forward_of_its_context(engine):
 def test_identical_inputs_run_once(engine):
     ds = docs()
     before = engine.lm_tokens
-    measure(engine, ds, [0, 16, 64, 1000, FULL], SEP)
+    measure(engine, ds, [0, 16, 64, 1000, FULL], (SEP,))
     # 1000 and FULL are the same input for every document here (prefixes < 90 tokens): counted once
     expected = 0
     for p in ds:
@@ -63,7 +63,7 @@ def test_identical_inputs_run_once(engine):
 
 def test_summary_means_are_token_weighted_over_documents(engine):
     ds, grid = docs(), [0, 64, FULL]
-    curves = measure(engine, ds, grid, SEP)
+    curves = measure(engine, ds, grid, (SEP,))
     points = summarize(curves, grid)
     assert [pt["context_tokens"] for pt in points] == grid
     for pt, length in zip(points, grid, strict=True):

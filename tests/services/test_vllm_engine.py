@@ -82,7 +82,7 @@ def test_entropy_stage_on_vllm_takes_the_same_anchors(engines):
 
     docs = [Doc(doc_id=f"d{i}", text=t, source="test") for i, t in enumerate(texts()[:4])]
     params = AnchorParams(alpha=1.0, min_position=8, max_anchors=16, merge_distance=4)
-    on_vllm, on_hf = (EntropyStage(e, params, 8, SEP, "v").process(docs).outputs for e in engines)
+    on_vllm, on_hf = (EntropyStage(e, params, 8, (SEP,), "v").process(docs).outputs for e in engines)
     assert [[a.index for a in r.anchors] for r in on_vllm] == [[a.index for a in r.anchors] for r in on_hf]
     assert sum(len(r.anchors) for r in on_vllm) > 4
 
@@ -97,12 +97,12 @@ def test_verification_on_vllm_measures_what_transformers_measures(engines):
 
     vllm, hf = engines
     entities = lookalike_corpus(1, seed=2)
-    anchors = EntropyStage(hf, AnchorParams(alpha=1.0, merge_distance=4), 16, SEP, "v", 4096).process(
+    anchors = EntropyStage(hf, AnchorParams(alpha=1.0, merge_distance=4), 16, (SEP,), "v", 4096).process(
         [Doc(doc_id=e.entity_id, text=e.report) for e in entities]).outputs
     records = [CandidatesRecord(anchors=a, config_version="v", candidates=[
         Candidate(context_id=o.entity_id, context_doc_id=o.entity_id, text=o.profile, score=1.0,
                   anchor_indices=[x.index for x in a.anchors]) for o in entities]) for a in anchors]
-    got, want = (VerifyStage(e, Criterion(), 256, SEP, "v").process(records).outputs for e in engines)
+    got, want = (VerifyStage(e, Criterion(), 256, (SEP,), "v").process(records).outputs for e in engines)
     pairs = [(p, q) for a, b in zip(got, want, strict=True) for p, q in zip(a.pairs, b.pairs, strict=True)]
     assert len(pairs) >= 20
     assert max(abs(p.h_ctx - q.h_ctx) for p, q in pairs) < 1e-4

@@ -23,7 +23,7 @@ def engine(model_cache):
 
 def make_stage(engine, **kw):
     return EntropyStage(engine, AnchorParams(alpha=0.5, min_position=2, max_anchors=4, merge_distance=2),
-                        window=3, separator_id=0, config_version="v1", **kw)
+                        window=3, separator=(0,), config_version="v1", **kw)
 
 
 def docs(texts):
@@ -47,9 +47,40 @@ def test_record_carries_entropy_of_every_token_and_anchors_above_tau(engine):
     assert h.shape == (len(rec.token_ids),)
     tau = threshold(h[2:], 0.5)
     assert rec.anchors and all(a.index >= 2 and h[a.index] > tau - 1e-2 for a in rec.anchors)
-    for a in rec.anchors:  # the query window is the decoded tokens around the anchor
+    leaders = [a for a in rec.anchors if a.leader is None]
+    for a in leaders:  # the query window is the decoded tokens around the anchor
         assert a.query == engine.decode(rec.token_ids[max(0, a.index - 3) : a.index + 4])
         assert rec.text[a.char_start : a.char_end].strip() in a.query
+    for a in rec.anchors:  # a follower has no query of its own: it shares a nearby leader's
+        if a.leader is not None:
+            assert a.query == "" and abs(a.leader - a.index) < 2 and a.leader in {x.index for x in leaders}
+
+
+def test_every_anchor_above_tau_is_kept_and_the_cap_is_counted(engine):
+    def stage(cap):
+        return EntropyStage(engine, AnchorParams(alpha=0.0, min_position=2, max_anchors=cap, merge_distance=16),
+                            window=3, separator=(0,), config_version="v")
+
+    full = stage(512)
+    (rec,) = full.process(docs(TEXTS[:1])).outputs
+    h = entropy_array(rec)
+    above = [t for t in range(2, len(h)) if h[t] > threshold(h[2:], 0.0) + 1e-2]
+    assert set(above) <= {a.index for a in rec.anchors}  # merging shares queries, never drops an anchor
+    assert sum(a.leader is None for a in rec.anchors) < len(rec.anchors)
+    assert full.stats["anchors_capped"] == 0
+    capped = stage(3)
+    (few,) = capped.process(docs(TEXTS[:1])).outputs
+    assert len(few.anchors) == 3 and capped.stats["docs_capped"] == 1
+    assert capped.stats["anchors_capped"] == len(rec.anchors) - 3
+
+
+def test_a_text_separator_scores_the_document_after_all_its_tokens(engine):
+    sep = (198, 198)
+    stage = EntropyStage(engine, AnchorParams(alpha=0.5, min_position=2), window=3, separator=sep,
+                         config_version="v")
+    (rec,) = stage.process(docs(TEXTS[:1])).outputs
+    h, _ = engine.score([*sep, *rec.token_ids])
+    np.testing.assert_allclose(entropy_array(rec), h[1:], atol=1e-2)  # position k - 1 + t predicts token t
 
 
 def test_long_documents_use_windows_and_oversized_ones_are_refused(model_cache):
@@ -75,7 +106,7 @@ def test_a_new_alpha_reselects_anchors_from_cached_scores_without_lm_work(engine
 
     def stage(**kw):
         return EntropyStage(engine, AnchorParams(alpha=-0.5, min_position=1, max_anchors=6, merge_distance=1),
-                            window=5, separator_id=0, config_version="v2", **kw)
+                            window=5, separator=(0,), config_version="v2", **kw)
 
     replay = stage(cache=MemoryCache.load(tmp_path / "scores.msgpack"))
     again = replay.process(docs(TEXTS)).outputs

@@ -20,7 +20,7 @@ def deps(doc_id, n_tokens, accepted=True):
 
 
 def stage(tmp_path, seq_len=64, per_shard=2):
-    return PackStage(ShardSet(tmp_path, "v1"), seq_len, SEP, seed=0, sequences_per_shard=per_shard,
+    return PackStage(ShardSet(tmp_path, "v1"), seq_len, (SEP,), seed=0, sequences_per_shard=per_shard,
                      max_wait_s=60, domain="test")
 
 

@@ -78,6 +78,18 @@ def test_never_returns_the_document_or_a_copy_and_dedups_across_anchors():
     assert stage.stats["leaks_excluded"] >= 1
 
 
+def test_a_follower_is_measured_against_what_its_leaders_query_found():
+    emb = BagOfWordsEmbedder()
+    pool = ListPool([("a:0", "a", "otters eat fish and crabs"), ("b:0", "b", "cold lake weather is foggy")], emb)
+    rec = record([(4, "otter fish"), (6, "")])
+    rec = rec.model_copy(update={"anchors": [rec.anchors[0], rec.anchors[1].model_copy(update={"leader": 4})]})
+    stage = RetrievalStage(emb, pool, top_k=1, rule=RULE, config_version="v")
+    (out,) = stage.process([rec]).outputs
+    assert stage.stats["queries"] == 1 and stage.stats["pairs"] == 2
+    (cand,) = out.candidates
+    assert cand.context_id == "a:0" and cand.anchor_indices == [4, 6]
+
+
 def test_a_document_without_anchors_passes_with_no_candidates():
     emb = BagOfWordsEmbedder()
     stage = RetrievalStage(emb, ListPool([("a:0", "a", "x y")], emb), 2, RULE, "v")

@@ -22,8 +22,9 @@ def engine(model_cache):
     return TransformersEngine("tiny", model_cache, max_tokens=1024)
 
 
-def make_record(engine, doc_tokens, anchors, contexts):
-    h, nll = engine.score([SEP, *doc_tokens])
+def make_record(engine, doc_tokens, anchors, contexts, sep=(SEP,)):
+    k = len(sep)
+    h, nll = engine.score([*sep, *doc_tokens], range(k - 1, k - 1 + len(doc_tokens)))
     arec = AnchorsRecord(doc_id="d", text="x", token_ids=doc_tokens, token_offsets=[(i, i + 1) for i in
                          range(len(doc_tokens))], entropy_f16=h.astype("<f2").tobytes(), config_version="v",
                          anchors=[Anchor(index=t, char_start=t, char_end=t + 1, entropy=float(h[t]),
@@ -38,16 +39,16 @@ TEXTS = ["The otter builds a den near the water.", "Milvus stores vectors for se
          "A replay rebuilds the same sample from the same seed."]
 
 
-def naive_pair(engine, ctx, doc, anchor):
+def naive_pair(engine, ctx, doc, anchor, sep=(SEP,)):
     """The naive way: the whole [sep C sep D] for this one pair."""
-    h, nll = engine.score([SEP, *ctx, SEP, *doc], [len(ctx) + 1 + anchor])
+    h, nll = engine.score([*sep, *ctx, *sep, *doc], [2 * len(sep) + len(ctx) - 1 + anchor])
     return float(h[0]), float(nll[0])
 
 
-def assert_naive(engine, out, doc, epsilon):
+def assert_naive(engine, out, doc, epsilon, sep=(SEP,)):
     for pair in out.pairs:
         ctx = next(c for c in out.contexts if c.context_id == pair.context_id).token_ids
-        h_ctx, nll_ctx = naive_pair(engine, ctx, doc, pair.anchor_index)
+        h_ctx, nll_ctx = naive_pair(engine, ctx, doc, pair.anchor_index, sep)
         assert abs(pair.h_ctx - h_ctx) <= 1e-4
         assert abs(pair.nll_ctx - nll_ctx) <= 1e-4
         assert abs(pair.d_i - relative_reduction(pair.h, h_ctx)) <= 1e-4
@@ -71,17 +72,23 @@ def test_one_forward_per_context_equals_naive_per_pair(engine, data):
     texts = data.draw(st.lists(st.sampled_from(TEXTS), min_size=1, max_size=4, unique=True), label="contexts")
     contexts = [(t, sorted(data.draw(st.sets(st.sampled_from(anchors), min_size=1)))) for t in texts]
     cap = data.draw(st.integers(1, 12), label="cap")
-    rec = make_record(engine, doc, anchors, contexts)
-    stage = VerifyStage(engine, Criterion(epsilon=0.05), max_context_tokens=cap, separator_id=SEP,
-                        config_version="v2")
+    # An end-of-text id, or a text separator of one or two tokens ("\n\n" in SmolLM2's vocabulary).
+    sep = data.draw(st.sampled_from([(SEP,), (1116,), (198, 198)]), label="separator")
+    every = data.draw(st.booleans(), label="all_anchors")
+    rec = make_record(engine, doc, anchors, contexts, sep)
+    stage = VerifyStage(engine, Criterion(epsilon=0.05), max_context_tokens=cap, separator=sep,
+                        config_version="v2", all_anchors=every)
     (out,) = stage.process([rec]).outputs
-    assert len(out.pairs) == sum(len(idx) for _, idx in contexts)
+    measured = [anchors if every else idx for _, idx in contexts]
+    assert len(out.pairs) == sum(map(len, measured))
+    retrieved = {(f"c{i}", t) for i, (_, idx) in enumerate(contexts) for t in idx}
+    assert all(p.retrieved == ((p.context_id, p.anchor_index) in retrieved) for p in out.pairs)
     assert all(len(c.token_ids) <= cap for c in out.contexts)
-    assert_naive(engine, out, doc, 0.05)
+    assert_naive(engine, out, doc, 0.05, sep)
     # Tokens: one forward per context over [sep C sep D[:last anchor]] (its last token predicts the
     # anchor's token): the exact bound.
-    assert stage.stats["lm_tokens"] == sum(len(c.token_ids) + 2 + max(idx)
-                                           for c, (_, idx) in zip(out.contexts, contexts, strict=True))
+    assert stage.stats["lm_tokens"] == sum(len(c.token_ids) + 2 * len(sep) + max(idx)
+                                           for c, idx in zip(out.contexts, measured, strict=True))
 
 
 def test_loss_aware_criterion_also_needs_the_true_token_to_get_likelier():
@@ -89,6 +96,15 @@ def test_loss_aware_criterion_also_needs_the_true_token_to_get_likelier():
     assert c.accepts(h=4.0, h_ctx=1.0, nll=5.0, nll_ctx=1.0)
     assert not c.accepts(h=4.0, h_ctx=1.0, nll=5.0, nll_ctx=6.0)  # confidently wrong
     assert Criterion(epsilon=0.4).accepts(h=4.0, h_ctx=1.0, nll=5.0, nll_ctx=6.0)
+
+
+def test_a_context_confidently_wrong_anywhere_is_accepted_nowhere():
+    veto = Criterion(epsilon=0.4, kind="entropy+loss", nll_threshold=0.2, veto_nll_rise=0.5)
+    helps, misleads = (4.0, 1.0, 5.0, 1.0), (4.0, 1.0, 2.0, 6.0)
+    assert veto.decide([helps, helps]) == [True, True]
+    assert veto.decide([helps, misleads]) == [False, False]
+    assert veto.decide([helps, (4.0, 3.9, 2.0, 6.0)]) == [True, False]  # wrong, but not confident: no veto
+    assert Criterion(epsilon=0.4, kind="entropy+loss").decide([helps, misleads]) == [True, False]
 
 
 def test_a_batch_of_records_equals_each_record_alone(engine):
@@ -103,7 +119,7 @@ def test_a_batch_of_records_equals_each_record_alone(engine):
                                                           ("Vectors in a pool.", anchors[1:])]))
 
     def stage():
-        return VerifyStage(engine, Criterion(epsilon=0.05), max_context_tokens=8, separator_id=SEP,
+        return VerifyStage(engine, Criterion(epsilon=0.05), max_context_tokens=8, separator=(SEP,),
                            config_version="v2")
 
     batched = stage()
@@ -127,7 +143,7 @@ def test_a_replay_measures_only_pairs_never_measured(engine, tmp_path):
     cache = MemoryCache()
 
     def stage(epsilon=0.05):
-        return VerifyStage(engine, Criterion(epsilon=epsilon), max_context_tokens=8, separator_id=SEP,
+        return VerifyStage(engine, Criterion(epsilon=epsilon), max_context_tokens=8, separator=(SEP,),
                            config_version="v", model_key="tiny/float32", cache=cache)
 
     doc, anchors, rec = random_record(engine, 6, lambda a: [(TEXTS[0], a[:2]), (TEXTS[1], a[1:3])])
@@ -160,7 +176,7 @@ def test_a_replay_measures_only_pairs_never_measured(engine, tmp_path):
 
 def test_a_context_shared_by_documents_has_its_prefix_computed_once(engine):
     recs = [random_record(engine, seed, lambda a, s=seed: [(TEXTS[3], a[:3]), (TEXTS[s], a[2:])]) for seed in (0, 1, 2)]
-    shared = VerifyStage(engine, Criterion(epsilon=0.05), max_context_tokens=12, separator_id=SEP,
+    shared = VerifyStage(engine, Criterion(epsilon=0.05), max_context_tokens=12, separator=(SEP,),
                          config_version="v")
     together = shared.process([r for _, _, r in recs]).outputs
     for (doc, _, _), out in zip(recs, together, strict=True):
@@ -174,12 +190,12 @@ def test_a_context_shared_by_documents_has_its_prefix_computed_once(engine):
 def test_verification_on_the_real_small_model_equals_the_naive_pairs(model_cache):
     smollm2 = TransformersEngine("smollm2", model_cache, max_tokens=2048)
     entities = [e for e in lookalike_corpus(2, seed=1) if e.kind != "library"]
-    entropy = EntropyStage(smollm2, AnchorParams(alpha=1.0, merge_distance=4), 16, SEP, "v", 4096)
+    entropy = EntropyStage(smollm2, AnchorParams(alpha=1.0, merge_distance=4), 16, (SEP,), "v", 4096)
     anchors = entropy.process([Doc(doc_id=e.entity_id, text=e.report) for e in entities]).outputs
     records = [CandidatesRecord(anchors=a, config_version="v", candidates=[
         Candidate(context_id=o.entity_id, context_doc_id=o.entity_id, text=o.profile, score=1.0,
                   anchor_indices=[x.index for x in a.anchors]) for o in entities]) for a in anchors]
-    stage = VerifyStage(smollm2, Criterion(epsilon=0.4), max_context_tokens=256, separator_id=SEP,
+    stage = VerifyStage(smollm2, Criterion(epsilon=0.4), max_context_tokens=256, separator=(SEP,),
                         config_version="v")
     deps = stage.process(records).outputs
     assert sum(len(d.pairs) for d in deps) >= 40
