@@ -12,7 +12,8 @@ retrieved context: verify.all_anchors); every criterion, and measuring only the 
 retrieved the context, are replays of the same measurements (no LM work).
 
 - fact recall: (fact, its source) dependencies found, i.e. the source accepted at an anchor inside
-  the fact's span, over every fact of every citing document;
+  the fact's span (a token with a letter or digit: the dots of a version are format), over every
+  fact of every citing document;
 - fact precision: of the (fact, context) pairs accepted at an anchor inside a fact, the share whose
   context is the fact's source;
 - sample precision: of the contexts a sample would hold (accepted at any anchor), the share that
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import tempfile
 import time
 from collections import defaultdict
@@ -34,7 +36,7 @@ from pathlib import Path
 from entropylong_streamer.batch import build
 from entropylong_streamer.config import load_config
 from entropylong_streamer.demo_corpus import write_demo_corpus
-from entropylong_streamer.lookalike_corpus import Catalogue, catalogue_corpus, write_catalogue_files
+from entropylong_streamer.lookalike_corpus import Catalogue, CitingDoc, Fact, catalogue_corpus, write_catalogue_files
 from entropylong_streamer.method.dependency import Criterion
 from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.quality.report import RECORDS_FILE, read_records
@@ -45,10 +47,12 @@ CRITERIA = {
     "paper (dI > 0.4)": Criterion(0.4),
     "loss-aware 0.2": Criterion(0.4, "entropy+loss", 0.2),
     "loss-aware 0.4": Criterion(0.4, "entropy+loss", 0.4),
-    "paper + veto 0.5": Criterion(0.4, "entropy", 0.2, veto_nll_rise=0.5),
-    "loss 0.2 + veto 1.0": Criterion(0.4, "entropy+loss", 0.2, veto_nll_rise=1.0),
-    "loss 0.2 + veto 0.5": Criterion(0.4, "entropy+loss", 0.2, veto_nll_rise=0.5),
-    "loss 0.2 + veto 0.25": Criterion(0.4, "entropy+loss", 0.2, veto_nll_rise=0.25),
+    "loss 0.5": Criterion(0.4, "loss", 0.5),
+    "loss 0.8": Criterion(0.4, "loss", 0.8),
+    "specific 0.2": Criterion(0.4, "specific", 0.2),
+    "specific 0.3": Criterion(0.4, "specific", 0.3),
+    "specific 0.4": Criterion(0.4, "specific", 0.4),
+    "specific 0.3, 2 sources": Criterion(0.4, "specific", 0.3, max_sources=2),
 }
 
 
@@ -61,67 +65,89 @@ class Scores:
     contexts_per_doc: float
     accepted_pairs: int
     mean_d_i: float
+    false_by_kind: dict[str, int]  # (fact, context) pairs accepted with another context, by its kind
 
 
 def evaluate(catalogue: Catalogue, records: list[DependenciesRecord], criterion: Criterion,
              retrieved_only: bool) -> Scores:
     docs = {doc_id_for(d.text): d for d in catalogue.docs}
-    names = {doc_id_for(text): name for name, text in catalogue.pool()}
+    names = _names(catalogue)
     facts = found = 0
     fact_pairs: set[tuple[str, int, str]] = set()
     fact_true = 0
+    false_by_kind: dict[str, int] = defaultdict(int)
     contexts = true_contexts = sources = 0
     accepted_pairs, d_is = 0, []
     for rec in records:
         doc = docs[rec.doc_id]
         ctx_name = {c.context_id: names.get(c.context_doc_id, c.context_doc_id) for c in rec.contexts}
-        by_context = defaultdict(list)
-        for p in rec.pairs:
-            if p.retrieved or not retrieved_only:
-                by_context[p.context_id].append(p)
+        pairs = [p for p in rec.pairs if p.retrieved or not retrieved_only]
         hits: set[tuple[int, str]] = set()
         accepted_contexts = set()
-        for cid, pairs in by_context.items():
-            for p, ok in zip(pairs, criterion.decide([(p.h, p.h_ctx, p.nll, p.nll_ctx) for p in pairs]), strict=True):
-                if not ok:
-                    continue
-                accepted_pairs += 1
-                d_is.append(p.d_i)
-                accepted_contexts.add(ctx_name[cid])
-                for f in doc.facts_at(p.char_start, p.char_end):
-                    i = doc.facts.index(f)
-                    fact_pairs.add((rec.doc_id, i, ctx_name[cid]))
-                    hits.add((i, ctx_name[cid]))
+        decided = criterion.decide([(p.anchor_index, p.h, p.h_ctx, p.nll, p.nll_ctx) for p in pairs])
+        for p, ok in zip(pairs, decided, strict=True):
+            if not ok:
+                continue
+            accepted_pairs += 1
+            d_is.append(p.d_i)
+            accepted_contexts.add(ctx_name[p.context_id])
+            for f in _facts_at(doc, p.char_start, p.char_end):
+                i = doc.facts.index(f)
+                fact_pairs.add((rec.doc_id, i, ctx_name[p.context_id]))
+                hits.add((i, ctx_name[p.context_id]))
         doc_sources = {f.source_id for f in doc.facts}
         facts += len(doc.facts)
         found += sum((i, f.source_id) in hits for i, f in enumerate(doc.facts))
         fact_true += sum(doc.facts[i].source_id == c for i, c in hits)
+        for i, c in hits:
+            if doc.facts[i].source_id != c:
+                false_by_kind[_kind_of(c, doc.facts[i].source_id)] += 1
         contexts += len(accepted_contexts)
         true_contexts += len(accepted_contexts & doc_sources)
         sources += len(doc_sources)
     return Scores(found / max(facts, 1), fact_true / max(len(fact_pairs), 1), true_contexts / max(contexts, 1),
                   true_contexts / max(sources, 1), contexts / max(len(records), 1), accepted_pairs,
-                  sum(d_is) / max(len(d_is), 1))
+                  sum(d_is) / max(len(d_is), 1), dict(false_by_kind))
+
+
+def _facts_at(doc: CitingDoc, char_start: int, char_end: int) -> list[Fact]:
+    """The facts an anchor token carries content of: a token of punctuation alone (the dots of a
+    version number) is the format every same-template document shares, not the fact."""
+    if not any(ch.isalnum() for ch in doc.text[char_start:char_end]):
+        return []
+    return doc.facts_at(char_start, char_end)
+
+
+def _names(catalogue: Catalogue) -> dict[str, str]:
+    """doc_id (a hash of the text) -> the corpus's own name of every document."""
+    return {doc_id_for(text): name for name, text in [*catalogue.pool(), *((d.doc_id, d.text) for d in catalogue.docs)]}
+
+
+def _kind_of(context: str, source: str) -> str:
+    if context.startswith("entry-"):
+        return "same-template entry" if context.split("-")[1] == source.split("-")[1] else "other entry"
+    return context.split("-")[0]  # log (another citing document), copy (a near copy), noise
 
 
 def why_missed(catalogue: Catalogue, records: list[DependenciesRecord]) -> dict[str, int]:
     """For each fact: no anchor inside it, its source never measured there, or measured and rejected."""
     docs = {doc_id_for(d.text): d for d in catalogue.docs}
-    names = {doc_id_for(text): name for name, text in catalogue.pool()}
+    names = _names(catalogue)
     out: dict[str, int] = defaultdict(int)
     for rec in records:
         doc = docs[rec.doc_id]
-        anchored = {doc.facts.index(f) for p in rec.pairs for f in doc.facts_at(p.char_start, p.char_end)}
+        anchored = {doc.facts.index(f) for p in rec.pairs for f in _facts_at(doc, p.char_start, p.char_end)}
         ctx_name = {c.context_id: names.get(c.context_doc_id) for c in rec.contexts}
         measured = {(doc.facts.index(f), ctx_name[p.context_id]) for p in rec.pairs
-                    for f in doc.facts_at(p.char_start, p.char_end)}
+                    for f in _facts_at(doc, p.char_start, p.char_end)}
         for i, f in enumerate(doc.facts):
+            kind = "number" if doc.text[f.char_start].isdigit() else "name"
             if i not in anchored:
-                out["no anchor with a measured pair inside the fact"] += 1
+                out[f"{kind}s without an anchor"] += 1
             elif (i, f.source_id) not in measured:
-                out["source not among the contexts measured there"] += 1
+                out[f"{kind}s whose source is not measured there"] += 1
             else:
-                out["source measured at the fact"] += 1
+                out[f"{kind}s with their source measured"] += 1
     return dict(out)
 
 
@@ -149,7 +175,8 @@ def main() -> None:
             cfg = load_config(None, [f"model.path={args.model!r}", f"data_dir={str(data_dir)!r}",
                                      f"entropy.alpha={args.alpha}", "verify.all_anchors=true",
                                      f"pack.separator={sep}", *args.sets])
-            out = Path(tmp) / f"out-{len(list(Path(tmp).glob('out-*')))}"
+            out = data_dir / f"out-sep{separators.index(sep)}"
+            shutil.rmtree(out, ignore_errors=True)
             t0 = time.perf_counter()
             report = build(cfg, [docs], [pool], out, pipeline=Pipeline(cfg, milvus_uri=str(out / "pool.db")),
                            show_progress=False)
@@ -171,7 +198,8 @@ def main() -> None:
                     s = evaluate(catalogue, records, crit, retrieved_only)
                     print(f"  {name:<22}{'retrieved' if retrieved_only else 'all':<10}{s.fact_recall:>12.3f}"
                           f"{s.fact_precision:>11.3f}{s.sample_precision:>13.3f}{s.sample_recall:>14.3f}"
-                          f"{s.contexts_per_doc:>8.1f}{s.accepted_pairs:>9}{s.mean_d_i:>8.2f}")
+                          f"{s.contexts_per_doc:>8.1f}{s.accepted_pairs:>9}{s.mean_d_i:>8.2f}  "
+                          + ", ".join(f"{k} {v}" for k, v in sorted(s.false_by_kind.items())))
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ def dependency_rows(rec: DependenciesRecord) -> list[dict]:
         "doc_id": rec.doc_id, "context_id": p.context_id, "context_doc_id": ctx_doc[p.context_id],
         "anchor": p.anchor_index, "anchor_span": [p.char_start, p.char_end], "H": p.h, "H_ctx": p.h_ctx,
         "NLL": p.nll, "NLL_ctx": p.nll_ctx, "dI": p.d_i, "accepted": p.accepted,
-        "retrieved": p.retrieved,
+        "retrieved": p.retrieved, "template": p.template,
         "config_version": rec.config_version,
     } for p in rec.pairs]
 

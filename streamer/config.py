@@ -112,6 +112,11 @@ class RetrievalConfig(_Section):
     chunk_tokens: int = Field(256, ge=8)
     chunk_overlap: int = Field(32, ge=0)
     index_live_docs: bool = True
+    # An anchor on a line that at least this many pool documents hold (navigation, footers, licence
+    # blocks) is a template: nothing is retrieved for it and none of its dependencies is trained.
+    # 0: no template detection. Line counts grow with the pool, up to 64 documents a line
+    # (services/line_store.py).
+    template_min_docs: int = Field(10, ge=0, le=64)
     # Chunks whose normalised text equals a window of the document count as the document itself.
     # The pool's ANN index (Milvus): type, build parameters and search parameters. None takes the
     # defaults in services/pool.py (HNSW: M 16, efConstruction 200; search ef = max(64, K)).
@@ -128,11 +133,12 @@ class RetrievalConfig(_Section):
 
 class VerifyConfig(_Section):
     epsilon: float = 0.4
-    criterion: Literal["entropy", "entropy+loss"] = "entropy"
+    # entropy (the paper), entropy+loss, loss or specific: see method/dependency.py Criterion.
+    criterion: Literal["entropy", "entropy+loss", "loss", "specific"] = "entropy"
     nll_threshold: float = 0.2
-    # A context confidently wrong at any anchor (entropy down by epsilon, true token's NLL up by more
-    # than this, relative) is accepted at none of the document's anchors; None: no veto (the paper).
-    veto_nll_rise: float | None = Field(None, ge=0)
+    # "specific": at most this many contexts are accepted at one anchor (those that lower the true
+    # token's loss most, each by nll_threshold x NLL more than the next context beyond them).
+    max_sources: int = Field(1, ge=1)
     # Measure each retrieved context at every anchor of the document, not only at those whose query
     # retrieved it (same forwards, run to the document's last anchor).
     all_anchors: bool = False
@@ -287,7 +293,7 @@ class Config(_Section):
         r = self.retrieval
         d = self.door  # each chunk carries its document's MinHash signature
         return _digest("index", self.model.path, r.embedder, r.chunk_tokens, r.chunk_overlap, self.milvus.collection,
-                       d.shingle_words, d.minhash_permutations)
+                       d.shingle_words, d.minhash_permutations, "line-counts")
 
     def retrieval_version(self) -> str:
         return _digest("retrieval", self.entropy_version(), self.retrieval, self.milvus.collection,

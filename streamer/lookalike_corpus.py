@@ -151,7 +151,7 @@ CATALOGUE_KINDS = (
         ("Name", "Library in use", "name3"), ("Author", "Written by", "person"),
         ("Released", "First released", "year"),
         ("Default port", "Listens on port", "port"), ("Current version", "Pinned version", "version"),
-        ("Maintained by", "Questions go to", "group"))),
+        ("Maintainer group", "Questions go to group", "name2"))),
     CatalogueKind("vessel", "Harbour register, vessel {n}.", (
         ("Vessel", "Ship chartered", "name3"), ("Captain", "Under captain", "person"),
         ("Built", "Built in", "year"), ("Crew", "Crew aboard", "count"), ("Home port", "Sailing from", "name3"),
@@ -172,8 +172,6 @@ CATALOGUE_KINDS = (
 def _catalogue_value(rng: random.Random, kind: str) -> str:
     if kind == "person":
         return f"{_name(rng, 2)} {_name(rng, 3)}"
-    if kind == "group":
-        return f"the {_name(rng, 2)} group"
     if kind == "serial":
         return str(rng.randint(10000, 99999))
     if kind == "callsign":
@@ -213,7 +211,7 @@ class CitingDoc:
 class Catalogue:
     docs: list[CitingDoc]  # what the pipeline processes
     entries: list[CatalogueEntry]  # sources (cited) and lookalikes (same templates, never cited)
-    near_copies: list[tuple[str, str]]  # (id, text): a citing document with one line changed
+    near_copies: list[tuple[str, str]]  # (id, text): a citing document with a banner line added
     noise: list[tuple[str, str]]  # (id, text): unrelated documents
 
     def pool(self) -> list[tuple[str, str]]:
@@ -225,8 +223,9 @@ def catalogue_corpus(docs: int = 16, entities_per_doc: int = 2, lookalikes: int 
     """`docs` citing documents, each listing the facts of `entities_per_doc` entities of different
     kinds, each entity's facts stated by exactly one catalogue entry; at least `lookalikes` more
     entries of the same kind (same template, other values) per entry. Values are unique across the
-    corpus, so no lookalike states a cited fact. A near copy of every citing document (one line
-    changed) is in the pool: the leakage guard must keep it out."""
+    corpus, so no lookalike states a cited fact. A near copy of every citing document (a mirror's
+    banner line added: the same document by the door's near-duplicate rule) is in the pool: the
+    leakage guard must keep it out."""
     rng = random.Random(seed)
     used: set[str] = set()
 
@@ -261,7 +260,7 @@ def catalogue_corpus(docs: int = 16, entities_per_doc: int = 2, lookalikes: int 
                 facts.append(Fact(len(text), len(text) + len(value), entry.entry_id, label))
                 text += value + "\n"
         out.append(CitingDoc(f"log-{d}", text, tuple(facts)))
-        copies.append((f"copy-of-log-{d}", text.replace("filed by the survey office", "copied from the archive")))
+        copies.append((f"copy-of-log-{d}", text + "Mirrored from the survey archive.\n"))
     noise_docs = [(f"noise-{i}", t) for i, t in enumerate(noise or [])]
     return Catalogue(out, entries, copies, noise_docs)
 

@@ -20,6 +20,11 @@ from entropylong_streamer.stages.verify import VerifyStage
 STAGES = ("entropy", "index", "retrieval", "verify", "pack", "trainer")
 
 
+def criterion(cfg: Config) -> Criterion:
+    v = cfg.verify
+    return Criterion(v.epsilon, v.criterion, v.nll_threshold, v.max_sources)
+
+
 class Pipeline:
     """Lazily builds the heavy parts (LM, embedder, pool) so each worker loads only what it needs."""
 
@@ -64,6 +69,13 @@ class Pipeline:
                           index_params=r.index_params, search_params=r.search_params,
                           signature_length=self.cfg.door.minhash_permutations)
 
+    @cached_property
+    def line_store(self):
+        """How many pool documents hold each line (template detection), beside the pool's chunks."""
+        from entropylong_streamer.services.line_store import MilvusLineStore
+
+        return MilvusLineStore(self.pool.client, f"{self.cfg.milvus.collection}_lines")
+
     @property
     def near_duplicate_rule(self) -> NearDuplicateRule:
         return NearDuplicateRule(*self.cfg.door.near_duplicate_rule())
@@ -89,16 +101,18 @@ class Pipeline:
     def index(self) -> IndexStage:
         r = self.cfg.retrieval
         return IndexStage(self.engine_tokenizer(), self.pool, r.chunk_tokens, r.chunk_overlap,
-                          self.near_duplicate_rule)
+                          self.near_duplicate_rule, self.line_store)
 
     def retrieval(self) -> RetrievalStage:
         r = self.cfg.retrieval
         return RetrievalStage(self.embedder, self.pool, r.top_k, self.near_duplicate_rule, self.cfg.retrieval_version(),
-                              max_anchors=self.cfg.entropy.max_anchors)
+                              max_anchors=self.cfg.entropy.max_anchors,
+                              lines=self.line_store if r.template_min_docs else None,
+                              template_min_docs=r.template_min_docs)
 
     def verify(self, cache: MeasurementCache | None = None) -> VerifyStage:
         v = self.cfg.verify
-        return VerifyStage(self.engine, Criterion(v.epsilon, v.criterion, v.nll_threshold, v.veto_nll_rise),
+        return VerifyStage(self.engine, criterion(self.cfg),
                            v.max_context_tokens, self.separator, self.cfg.verify_version(), v.all_anchors,
                            model_key=self.model_key, cache=cache, max_anchors=self.cfg.entropy.max_anchors,
                            max_candidates=self.cfg.entropy.max_anchors * self.cfg.retrieval.top_k)

@@ -17,6 +17,9 @@ class Anchor(Record):
     # A follower shares the query of this anchor (a nearby one with higher entropy) and is measured
     # against what that query retrieved; None: it leads, with its own query.
     leader: int | None = None
+    # Set by retrieval: the anchor's line recurs in at least retrieval.template_min_docs pool
+    # documents (navigation, footers): nothing is retrieved for it and no dependency of it is trained.
+    template: bool = False
 
 
 class AnchorsRecord(Record):

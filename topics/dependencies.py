@@ -28,6 +28,8 @@ class Pair(Record):
     # Whether this anchor's query retrieved the context; False: measured because the context was
     # retrieved for another anchor of the document (verify.all_anchors).
     retrieved: bool = True
+    # The anchor lies on a template line (retrieval.template_min_docs): never accepted, whatever dI.
+    template: bool = False
 
 
 class DependenciesRecord(Record):

@@ -1,12 +1,13 @@
-"""The verification criterion: does a context measurably reduce the model's uncertainty at an anchor?"""
+"""The verification criterion: does a context measurably inform the model at an anchor?"""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-Measured = tuple[float, float, float, float]  # (H, H', NLL, NLL') of one (context, anchor) pair
+Measured = tuple[int, float, float, float, float]  # (anchor, H, H', NLL, NLL') of one (context, anchor) pair
 
 
 def relative_reduction(before: float, after: float) -> float:
@@ -16,28 +17,47 @@ def relative_reduction(before: float, after: float) -> float:
 
 @dataclass(frozen=True)
 class Criterion:
+    """
+    - "entropy": the paper's dI = (H - H') / H > epsilon.
+    - "entropy+loss": and the true next token's NLL falls by more than nll_threshold (relative):
+      entropy also falls when a lookalike makes the model confidently wrong.
+    - "loss": that NLL fall alone, whatever the entropy does (a small model that becomes likelier
+      to copy the right name often stays as uncertain as before).
+    - "specific": the NLL fall beyond what the other contexts measured at the same anchor achieve:
+      (gain - gain of the max_sources-th best other context) / NLL > nll_threshold, gain = NLL - NLL'.
+      Format and template knowledge (the leading digits of a year, a label every same-template
+      document has) lowers the loss with many contexts and is accepted from none; a fact is
+      accepted from the at most max_sources contexts that state it.
+    """
+
     epsilon: float = 0.4
-    kind: Literal["entropy", "entropy+loss"] = "entropy"
+    kind: Literal["entropy", "entropy+loss", "loss", "specific"] = "entropy"
     nll_threshold: float = 0.2
-    # A context that makes the model confidently wrong at any anchor it is measured at (entropy
-    # down by more than epsilon, the true token's NLL up by more than this, relative) is accepted
-    # at none of the document's anchors: a lookalike (same template, other facts) resolves the
-    # template's tokens and misleads at the facts. None: no veto (the paper).
-    veto_nll_rise: float | None = None
+    max_sources: int = 1
 
-    def accepts(self, h: float, h_ctx: float, nll: float, nll_ctx: float) -> bool:
-        """The paper's dI > epsilon; with "entropy+loss" the true next token must also get likelier."""
-        if relative_reduction(h, h_ctx) <= self.epsilon:
-            return False
-        return self.kind == "entropy" or relative_reduction(nll, nll_ctx) > self.nll_threshold
-
-    def misleads(self, h: float, h_ctx: float, nll: float, nll_ctx: float) -> bool:
-        """Confidently wrong: the context lowered the entropy and raised the true token's NLL."""
-        return (self.veto_nll_rise is not None and relative_reduction(h, h_ctx) > self.epsilon
-                and relative_reduction(nll, nll_ctx) < -self.veto_nll_rise)
+    def accepts(self, h: float, h_ctx: float, nll: float, nll_ctx: float, rival_gain: float = 0.0) -> bool:
+        """One pair; rival_gain: for "specific", the gain of the max_sources-th best other context."""
+        if self.kind == "specific":
+            return relative_reduction(nll - max(rival_gain, 0.0), nll_ctx) > self.nll_threshold
+        likelier = relative_reduction(nll, nll_ctx) > self.nll_threshold
+        if self.kind == "loss":
+            return likelier
+        return relative_reduction(h, h_ctx) > self.epsilon and (self.kind == "entropy" or likelier)
 
     def decide(self, pairs: Sequence[Measured]) -> list[bool]:
-        """Accept or reject every measured pair of one context in one document."""
-        if any(self.misleads(*m) for m in pairs):
-            return [False] * len(pairs)
-        return [self.accepts(*m) for m in pairs]
+        """Every measured pair of one document, all its contexts: accepted or not."""
+        if self.kind != "specific":
+            return [self.accepts(h, hc, nll, nc) for _, h, hc, nll, nc in pairs]
+        gains: dict[int, list[float]] = defaultdict(list)
+        for t, _, _, nll, nc in pairs:
+            gains[t].append(nll - nc)
+        ranked = {t: sorted(g, reverse=True) for t, g in gains.items()}
+        out = []
+        for t, h, hc, nll, nc in pairs:
+            best = ranked[t]
+            # the max_sources-th best gain among the OTHER contexts: skip this pair's own place once
+            mine = best.index(nll - nc)
+            others = best[:mine] + best[mine + 1 :]
+            rival = others[self.max_sources - 1] if len(others) >= self.max_sources else 0.0
+            out.append(self.accepts(h, hc, nll, nc, rival))
+        return out

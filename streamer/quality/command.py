@@ -69,6 +69,10 @@ def print_summary(report: dict, console: Console) -> None:
         f"{_f(s['contexts_per_sample']['mean'], digits=2)} contexts and {_f(s['tokens_per_sample']['mean'], digits=0)} "
         f"tokens per "
         f"sample; {s['shards']} shards, mean fill {_f(s['shard_fill']['mean'])}")
+    t = d["template"]
+    console.print(f"templates (lines many pool documents hold): {t['anchors']} anchors; {t['pairs_kept_apart']} "
+                  f"dependencies the criterion accepts there kept apart ({t['kept_apart_share']:.1%} of what it "
+                  f"accepts); {t['accepted_share']:.1%} of the accepted dependencies are on template lines")
     if not c["points"]:
         console.print(f"no curves: {c['documents_with_contexts']} documents have a verified context")
         return

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from entropylong_streamer.method.dependency import Criterion
 from entropylong_streamer.topics import DependenciesRecord
 
 QUANTILES = (5, 25, 50, 75, 95)
@@ -24,14 +25,19 @@ def distribution(values: Sequence[float], edges: Sequence[float] | None = None) 
     return out
 
 
-def dependency_figures(records: Sequence[DependenciesRecord]) -> dict:
-    """Anchors (positions with at least one measured candidate), candidates, acceptance, dI."""
+def dependency_figures(records: Sequence[DependenciesRecord], criterion: Criterion | None = None) -> dict:
+    """Anchors (positions with at least one measured candidate), candidates, acceptance, dI, and
+    the dependencies of template anchors (lines many pool documents hold), kept apart."""
     tokens = sum(len(r.token_ids) for r in records)
     anchors = sum(len({p.anchor_index for p in r.pairs}) for r in records)
     pairs = [p for r in records for p in r.pairs]
     accepted = [p.d_i for p in pairs if p.accepted]
     rejected = [p.d_i for p in pairs if not p.accepted]
     kept_contexts = sum(len({p.context_id for p in r.pairs if p.accepted}) for r in records)
+    template = [p for p in pairs if p.template]
+    passing = [p for r in records if criterion is not None
+               for p, ok in zip(r.pairs, criterion.decide([(p.anchor_index, p.h, p.h_ctx, p.nll, p.nll_ctx)
+                                                           for p in r.pairs]), strict=True) if ok and p.template]
     return {
         "documents": len(records),
         "document_tokens": tokens,
@@ -44,6 +50,14 @@ def dependency_figures(records: Sequence[DependenciesRecord]) -> dict:
         "accepted_pairs": len(accepted),
         "acceptance_rate": len(accepted) / len(pairs) if pairs else 0.0,
         "d_i": {"accepted": distribution(accepted, DI_EDGES), "rejected": distribution(rejected, DI_EDGES)},
+        "template": {
+            "anchors": sum(len({p.anchor_index for p in r.pairs if p.template}) for r in records),
+            "pairs": len(template),
+            # what the criterion would have accepted there, had the anchor not been a template
+            "pairs_kept_apart": len(passing),
+            "kept_apart_share": len(passing) / (len(passing) + len(accepted)) if passing or accepted else 0.0,
+            "accepted_share": sum(p.accepted for p in template) / len(accepted) if accepted else 0.0,
+        },
     }
 
 

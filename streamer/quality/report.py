@@ -16,6 +16,7 @@ from pathlib import Path
 import msgpack
 
 from entropylong_streamer.config import Config
+from entropylong_streamer.pipeline import criterion
 from entropylong_streamer.stages.pack import sample_from
 from entropylong_streamer.topics import DEPENDENCIES, DependenciesRecord
 from entropylong_streamer.topics.base import RecordError
@@ -142,7 +143,7 @@ def build_report(cfg: Config, records: Iterable[DependenciesRecord], shards: Sha
                    "shard_samples_without_record": len(set(shards.samples) - set(latest)),
                    "records_not_yet_in_a_shard": len(set(latest) - set(shards.samples)),
                    "records_disagreeing_with_shard": len(mismatched), "records_undecodable": undecodable},
-        "dependencies": dependency_figures(matched),
+        "dependencies": dependency_figures(matched, criterion(cfg)),
         "samples": sample_figures(contexts, tokens, shards.manifest),
     }
     with_context = [r for r, c in zip(matched, contexts, strict=True) if c]

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
 from entropylong_streamer.method.near_dup import NearDuplicateRule
+from entropylong_streamer.method.templates import split_lines
+from entropylong_streamer.services.line_store import LineStore
 from entropylong_streamer.services.lm import Tokenized
 from entropylong_streamer.topics import Doc
 
@@ -53,6 +55,7 @@ class IndexStage:
     size: int
     overlap: int
     rule: NearDuplicateRule = NearDuplicateRule()
+    lines: LineStore | None = None  # each pool document's lines, counted for template detection
     stats: Stats = field(default_factory=Stats, init=False)
 
     def process(self, docs: list[Doc]) -> StageResult[Doc, Chunk]:
@@ -65,5 +68,10 @@ class IndexStage:
         chunks = [c for cs in per_doc.outputs for c in cs]
         if chunks:
             self.sink.upsert(chunks)
+        if self.lines is not None:
+            indexed = {c.doc_id for c in chunks}
+            for doc in docs:
+                if doc.doc_id in indexed:
+                    self.lines.add(doc.doc_id, split_lines(doc.text).distinct())
         self.stats["chunks"] += len(chunks)
         return StageResult(chunks, per_doc.rejects)

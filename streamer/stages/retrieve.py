@@ -8,6 +8,8 @@ from typing import ClassVar, Protocol
 import numpy as np
 
 from entropylong_streamer.method.near_dup import NearDuplicateRule
+from entropylong_streamer.method.templates import split_lines, template_spans
+from entropylong_streamer.services.line_store import LineStore
 from entropylong_streamer.topics import Anchor, AnchorsRecord, Candidate, CandidatesRecord
 
 from .base import StageError, StageResult, Stats, run_batch
@@ -46,6 +48,10 @@ def check_limits(rec: AnchorsRecord, max_anchors: int | None, vocab_size: int | 
 
 @dataclass(eq=False)
 class RetrievalStage:
+    """Anchors -> candidates. With a line store, anchors on lines that at least template_min_docs
+    pool documents hold are templates (method/templates.py): they query nothing and no candidate is
+    retrieved for them; verify measures no dependency of theirs into a sample."""
+
     name: ClassVar[str] = "retrieval"
     embedder: Embedder
     pool: Pool
@@ -54,43 +60,61 @@ class RetrievalStage:
     config_version: str
     overfetch: int = 3
     max_anchors: int | None = None  # more anchors than the entropy stage keeps: bad input, refused
+    lines: LineStore | None = None
+    template_min_docs: int = 10
     stats: Stats = field(default_factory=Stats, init=False)
 
     def process(self, records: list[AnchorsRecord]) -> StageResult[AnchorsRecord, CandidatesRecord]:
-        # Every leading anchor's query of the batch in one embedding call; then one search per
-        # document, since each excludes its own document. Records refused by the limits embed nothing.
-        refused: set[int] = set()
+        # Every query of the batch in one embedding call; then one search per document, since each
+        # excludes its own document. Records refused by the limits embed nothing.
+        flagged: dict[int, AnchorsRecord] = {}
         for rec in records:
             try:
                 check_limits(rec, self.max_anchors)
             except StageError:
-                refused.add(id(rec))
-        queries = [a.query for rec in records if id(rec) not in refused for a in _leaders(rec)]
+                continue
+            flagged[id(rec)] = self._flag_templates(rec)
+        queries = [a.query for rec in flagged.values() for a in _queried(rec)]
         vectors = self.embedder.embed(queries) if queries else None
         self.stats["queries"] += len(queries)
         starts, at = {}, 0
-        for rec in records:
-            if id(rec) not in refused:
-                starts[id(rec)] = at
-                at += len(_leaders(rec))
+        for key, rec in flagged.items():
+            starts[key] = at
+            at += len(_queried(rec))
 
         def one(rec: AnchorsRecord) -> CandidatesRecord:
             check_limits(rec, self.max_anchors)
-            start, n = starts[id(rec)], len(_leaders(rec))
-            return self._one(rec, vectors[start : start + n] if n else None)
+            marked = flagged[id(rec)]
+            start, n = starts[id(rec)], len(_queried(marked))
+            return self._one(marked, vectors[start : start + n] if n else None)
 
         return run_batch(self.name, records, one, self.stats)
 
+    def _flag_templates(self, rec: AnchorsRecord) -> AnchorsRecord:
+        if self.lines is None or not rec.anchors:
+            return rec
+        lines = split_lines(rec.text)
+        templates = template_spans(lines, self.lines.counts(lines.distinct()), self.template_min_docs)
+        if not templates:
+            return rec
+        # The anchor's last character: a token's leading space or newline belongs to no line of its own.
+        marked = [a.model_copy(update={"template": True}) if lines.hash_at(max(a.char_start, a.char_end - 1))
+                  in templates else a for a in rec.anchors]
+        self.stats["template_anchors"] += sum(a.template for a in marked)
+        return rec.model_copy(update={"anchors": marked})
+
     def _one(self, rec: AnchorsRecord, vectors: np.ndarray | None) -> CandidatesRecord:
-        if not rec.anchors:
+        queried = _queried(rec)
+        if not queried:
             return CandidatesRecord(anchors=rec, candidates=[], config_version=self.config_version)
-        leaders = _leaders(rec)
         found = self.pool.search(vectors, self.top_k * self.overfetch, exclude_doc_id=rec.doc_id)
-        hits_of = {a.index: hits for a, hits in zip(leaders, found, strict=True)}
+        hits_of = {a.index: hits for a, hits in zip(queried, found, strict=True)}
         doc_sig = self.rule.signature(rec.text)
         by_chunk: dict[str, Candidate] = {}
         leaks: dict[str, bool] = {}
         for anchor in rec.anchors:  # a follower is measured against what its leader's query found
+            if anchor.template:
+                continue
             kept = 0
             for hit in hits_of[anchor.index if anchor.leader is None else anchor.leader]:
                 if kept == self.top_k:
@@ -112,5 +136,7 @@ class RetrievalStage:
         return CandidatesRecord(anchors=rec, candidates=candidates, config_version=self.config_version)
 
 
-def _leaders(rec: AnchorsRecord) -> list[Anchor]:
-    return [a for a in rec.anchors if a.leader is None]
+def _queried(rec: AnchorsRecord) -> list[Anchor]:
+    """The leaders whose query is run: those with at least one anchor of their group not a template."""
+    live = {a.index if a.leader is None else a.leader for a in rec.anchors if not a.template}
+    return [a for a in rec.anchors if a.leader is None and a.index in live]

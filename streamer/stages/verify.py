@@ -110,20 +110,19 @@ class VerifyStage:
     def _record(self, plan: _Plan) -> DependenciesRecord:
         doc = plan.record.anchors
         anchors = {a.index: a for a in doc.anchors}
+        measured = [(f, (t, anchors[t].entropy, float(f.known[t][0]), anchors[t].nll, float(f.known[t][1])))
+                    for f in plan.forwards for t in f.anchors]
+        decided = self.criterion.decide([m for _, m in measured])
         pairs = []
-        for forward in plan.forwards:
-            measured = [(anchors[t].entropy, float(forward.known[t][0]), anchors[t].nll, float(forward.known[t][1]))
-                        for t in forward.anchors]
-            decided = self.criterion.decide(measured)
-            if any(self.criterion.misleads(*m) for m in measured):
-                self.stats["contexts_vetoed"] += 1
-            for t, (h, hc, nll, nc), accepted in zip(forward.anchors, measured, decided, strict=True):
-                a = anchors[t]
-                pairs.append(Pair(
-                    context_id=forward.context_id, anchor_index=t, char_start=a.char_start,
-                    char_end=a.char_end, h=h, h_ctx=hc, nll=nll, nll_ctx=nc, d_i=relative_reduction(h, hc),
-                    accepted=accepted, retrieved=t in forward.retrieved,
-                ))
+        for (forward, (t, h, hc, nll, nc)), accepted in zip(measured, decided, strict=True):
+            a = anchors[t]
+            if a.template and accepted:  # kept apart: a template dependency never fills a sample
+                self.stats["template_pairs_kept_apart"] += 1
+            pairs.append(Pair(
+                context_id=forward.context_id, anchor_index=t, char_start=a.char_start,
+                char_end=a.char_end, h=h, h_ctx=hc, nll=nll, nll_ctx=nc, d_i=relative_reduction(h, hc),
+                accepted=accepted and not a.template, retrieved=t in forward.retrieved, template=a.template,
+            ))
         return DependenciesRecord(doc_id=doc.doc_id, text=doc.text, token_ids=doc.token_ids,
                                   contexts=plan.contexts, pairs=pairs, config_version=self.config_version)
 

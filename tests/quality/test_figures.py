@@ -39,6 +39,27 @@ def test_dependency_figures_agree_with_the_records(recs):
             assert d["quantiles"]["5"] <= d["quantiles"]["50"] <= d["quantiles"]["95"]
 
 
+@given(record_sets(), st.data())
+@settings(max_examples=60, deadline=None)
+def test_template_figures_count_the_dependencies_kept_apart(recs, data):
+    from entropylong_streamer.method.dependency import Criterion
+
+    crit = Criterion(0.4)
+    marked = []
+    for r in recs:  # some anchors on template lines: their pairs are never accepted
+        flagged = data.draw(st.sets(st.sampled_from(sorted({p.anchor_index for p in r.pairs}) or [0])))
+        pairs = [p.model_copy(update={"template": True, "accepted": False}) if p.anchor_index in flagged else p
+                 for p in r.pairs]
+        marked.append(r.model_copy(update={"pairs": pairs}))
+    t = dependency_figures(marked, crit)["template"]
+    template = [p for r in marked for p in r.pairs if p.template]
+    passing = sum(crit.accepts(p.h, p.h_ctx, p.nll, p.nll_ctx) for p in template)
+    accepted = sum(p.accepted for r in marked for p in r.pairs)
+    assert t["pairs"] == len(template) and t["pairs_kept_apart"] == passing and t["accepted_share"] == 0.0
+    assert t["anchors"] == sum(len({p.anchor_index for p in r.pairs if p.template}) for r in marked)
+    assert math.isclose(t["kept_apart_share"], passing / (passing + accepted) if passing + accepted else 0.0)
+
+
 @given(st.lists(st.integers(0, 9), max_size=30), st.lists(st.floats(0.01, 1.0), max_size=8))
 @settings(max_examples=50, deadline=None)
 def test_sample_figures(contexts, fills):

@@ -10,7 +10,7 @@ from rich.console import Console
 from entropylong_streamer.batch import build
 from entropylong_streamer.config import Config
 from entropylong_streamer.lookalike_corpus import write_corpus_files
-from entropylong_streamer.pipeline import Pipeline
+from entropylong_streamer.pipeline import Pipeline, criterion
 from entropylong_streamer.quality.command import run_report
 from entropylong_streamer.quality.contexts import CONDITIONS
 from entropylong_streamer.quality.figures import dependency_figures
@@ -54,12 +54,12 @@ def test_the_verified_curve_falls_below_both_baselines(built):
 
 
 def test_the_figures_agree_with_the_records_they_came_from(built):
-    _, out, report, _ = built
+    cfg, out, report, _ = built
     records = list(read_records(out / RECORDS_FILE))
     assert report["inputs"]["matched"] == len(records) == 12
     assert report["inputs"]["records_disagreeing_with_shard"] == 0
     records.sort(key=lambda r: r.doc_id)  # the report sums in document order: the same floats
-    assert report["dependencies"] == json.loads(json.dumps(dependency_figures(records)))
+    assert report["dependencies"] == json.loads(json.dumps(dependency_figures(records, criterion(cfg))))
     rows = [json.loads(line) for line in (out / "dependencies.jsonl").read_text().splitlines()]
     d = report["dependencies"]
     assert d["pairs"] == len(rows) and d["accepted_pairs"] == sum(r["accepted"] for r in rows)

@@ -90,6 +90,32 @@ def test_a_follower_is_measured_against_what_its_leaders_query_found():
     assert cand.context_id == "a:0" and cand.anchor_indices == [4, 6]
 
 
+def test_anchors_on_lines_many_pool_documents_hold_are_templates_and_query_nothing():
+    from entropylong_streamer.method.templates import split_lines
+    from entropylong_streamer.services.line_store import MemoryLineStore
+
+    text = "Home | Docs | Report a Bug\nthe otter eats fish every morning"
+    emb = CountingEmbedder()
+    pool = ListPool([("a:0", "a", "otters eat fish and crabs"), ("b:0", "b", "Home | Docs | Report a Bug")], emb)
+    lines = MemoryLineStore()
+    nav = split_lines(text).hashes[0]
+    for i in range(10):
+        lines.add(f"page{i}", [nav])
+    n = 16
+    nav_anchor = Anchor(index=2, char_start=5, char_end=9, entropy=3.0, nll=3.0, query="Home | Docs")
+    fact_anchor = Anchor(index=12, char_start=32, char_end=37, entropy=3.0, nll=3.0, query="otter eats fish")
+    rec = AnchorsRecord(doc_id="d", text=text, token_ids=[1] * n, token_offsets=[(0, 1)] * n,
+                        entropy_f16=b"\0\0" * n, config_version="v", anchors=[nav_anchor, fact_anchor])
+    stage = RetrievalStage(emb, pool, top_k=2, rule=RULE, config_version="v", lines=lines, template_min_docs=10)
+    (out,) = stage.process([rec]).outputs
+    assert [a.template for a in out.anchors.anchors] == [True, False]
+    assert stage.stats["queries"] == 1 and stage.stats["template_anchors"] == 1
+    assert all(c.anchor_indices == [12] for c in out.candidates)
+    nine = RetrievalStage(emb, pool, top_k=2, rule=RULE, config_version="v", lines=lines, template_min_docs=11)
+    (out,) = nine.process([rec]).outputs
+    assert not any(a.template for a in out.anchors.anchors)  # 10 documents are not 11
+
+
 def test_a_document_without_anchors_passes_with_no_candidates():
     emb = BagOfWordsEmbedder()
     stage = RetrievalStage(emb, ListPool([("a:0", "a", "x y")], emb), 2, RULE, "v")

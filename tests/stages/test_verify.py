@@ -96,15 +96,38 @@ def test_loss_aware_criterion_also_needs_the_true_token_to_get_likelier():
     assert c.accepts(h=4.0, h_ctx=1.0, nll=5.0, nll_ctx=1.0)
     assert not c.accepts(h=4.0, h_ctx=1.0, nll=5.0, nll_ctx=6.0)  # confidently wrong
     assert Criterion(epsilon=0.4).accepts(h=4.0, h_ctx=1.0, nll=5.0, nll_ctx=6.0)
+    loss = Criterion(kind="loss", nll_threshold=0.5)
+    assert loss.accepts(h=4.0, h_ctx=4.0, nll=14.0, nll_ctx=1.6)  # likelier though as uncertain
+    assert not loss.accepts(h=4.0, h_ctx=0.5, nll=5.0, nll_ctx=3.0)
 
 
-def test_a_context_confidently_wrong_anywhere_is_accepted_nowhere():
-    veto = Criterion(epsilon=0.4, kind="entropy+loss", nll_threshold=0.2, veto_nll_rise=0.5)
-    helps, misleads = (4.0, 1.0, 5.0, 1.0), (4.0, 1.0, 2.0, 6.0)
-    assert veto.decide([helps, helps]) == [True, True]
-    assert veto.decide([helps, misleads]) == [False, False]
-    assert veto.decide([helps, (4.0, 3.9, 2.0, 6.0)]) == [True, False]  # wrong, but not confident: no veto
-    assert Criterion(epsilon=0.4, kind="entropy+loss").decide([helps, misleads]) == [True, False]
+def test_a_specific_dependency_beats_the_other_contexts_at_its_anchor():
+    crit = Criterion(kind="specific", nll_threshold=0.3)
+    # anchor 5: a year's leading digit every same-template context predicts; anchor 9: its last digit,
+    # which only the source states
+    pairs = [(5, 3.0, 1.0, 3.0, 0.5), (5, 3.0, 1.0, 3.0, 0.6), (5, 3.0, 1.2, 3.0, 0.7),
+             (9, 2.3, 2.2, 2.3, 0.2), (9, 2.3, 2.2, 2.3, 2.0), (9, 2.3, 2.3, 2.3, 2.6)]
+    assert crit.decide(pairs) == [False, False, False, True, False, False]
+    two = Criterion(kind="specific", nll_threshold=0.3, max_sources=2)
+    assert two.decide(pairs[3:] + [(9, 2.3, 2.2, 2.3, 0.25)]) == [True, False, False, True]  # two sources
+    assert crit.decide([(1, 4.0, 4.0, 9.0, 1.0)]) == [True]  # alone at its anchor: the plain loss criterion
+    assert Criterion(kind="loss", nll_threshold=0.3).decide(pairs) == [True, True, True, True, False, False]
+
+
+def test_a_template_anchors_dependencies_are_measured_but_never_accepted(engine):
+    doc = list(range(100, 160))
+    h, _ = engine.score([SEP, *doc])
+    anchors = [t for t in range(8, len(doc)) if h[t] >= 1.0][:2]
+    rec = make_record(engine, doc, anchors, [(TEXTS[0], [anchors[1]])])
+    marked = [a.model_copy(update={"template": a.index == anchors[0]}) for a in rec.anchors.anchors]
+    rec = rec.model_copy(update={"anchors": rec.anchors.model_copy(update={"anchors": marked})})
+    stage = VerifyStage(engine, Criterion(epsilon=-10.0), max_context_tokens=8, separator=(SEP,),
+                        config_version="v", all_anchors=True)
+    (out,) = stage.process([rec]).outputs
+    by_anchor = {p.anchor_index: p for p in out.pairs}
+    assert by_anchor[anchors[0]].template and not by_anchor[anchors[0]].accepted  # every pair passes epsilon -10
+    assert by_anchor[anchors[1]].accepted and not by_anchor[anchors[1]].template
+    assert stage.stats["template_pairs_kept_apart"] == 1
 
 
 def test_a_batch_of_records_equals_each_record_alone(engine):

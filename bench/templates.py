@@ -1,0 +1,132 @@
+"""Knowledge or page chrome? Dependencies found on real documentation with its navigation kept.
+
+Debian's postgresql-doc-15 package (fetched with `apt-get download`, unpacked with `dpkg -x`, no
+root needed) holds the PostgreSQL manual as HTML pages. Each page becomes text with resiliparse
+keeping everything (main_content=False): the "Prev / Up / Home / Next" bars, section headings and
+footers stay, as they do in crawled pages. A pool of pages is indexed; a few target pages go
+through entropy, retrieval and verification twice: without template detection and with it
+(retrieval.template_min_docs). The second run measures nothing new (the measurement cache).
+
+For each run: acceptance, mean dI of the accepted pairs, and the share of accepted dependencies
+whose anchor lies on a line that recurs in >= 10 pool documents, counted here exactly over the
+whole pool (independently of the pipeline's own incremental counts).
+
+    .venv/bin/python bench/templates.py [--pool 320] [--targets 6] [--set K=V ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+from rich.progress import Progress
+
+from entropylong_streamer.config import load_config
+from entropylong_streamer.measurements import MemoryCache
+from entropylong_streamer.method.templates import split_lines
+from entropylong_streamer.pipeline import Pipeline
+from entropylong_streamer.stages.ingest import doc_id_for
+from entropylong_streamer.topics import DependenciesRecord, Doc
+
+PACKAGE = "postgresql-doc-15"
+WORK = Path(".elong/bench-templates").resolve()
+
+
+def fetch_pages(work: Path) -> list[Path]:
+    """The package's HTML pages, downloaded and unpacked once into work/."""
+    root = work / "pkg"
+    html = root / "usr/share/doc" / PACKAGE / "html"
+    if not html.is_dir():
+        work.mkdir(parents=True, exist_ok=True)
+        if subprocess.run(["apt-get", "download", PACKAGE], cwd=work, capture_output=True).returncode != 0:
+            subprocess.run(["apt-get", "update", "-qq"], capture_output=True)
+            subprocess.run(["apt-get", "download", PACKAGE], cwd=work, check=True, capture_output=True)
+        (deb,) = work.glob(f"{PACKAGE}_*.deb")
+        subprocess.run(["dpkg", "-x", str(deb), str(root)], check=True)
+    return sorted(html.glob("*.html"))
+
+
+def page_text(path: Path) -> str:
+    from resiliparse.extract.html2text import extract_plain_text
+
+    return extract_plain_text(path.read_text(errors="replace"), main_content=False)
+
+
+def recurring_line_counts(texts: list[str]) -> Counter:
+    """In how many documents each (normalised) line occurs."""
+    counts: Counter = Counter()
+    for text in texts:
+        counts.update(split_lines(text).distinct())
+    return counts
+
+
+def summarize(name: str, deps: list[DependenciesRecord], counts: Counter, min_docs: int, verify_stats) -> None:
+    pairs = [p for rec in deps for p in rec.pairs]
+    accepted = [(rec, p) for rec in deps for p in rec.pairs if p.accepted]
+    lines = {rec.doc_id: split_lines(rec.text) for rec in deps}
+    on_template = [p for rec, p in accepted
+                   if counts[lines[rec.doc_id].hash_at(max(p.char_start, p.char_end - 1))] >= min_docs]
+    anchors = {(rec.doc_id, p.anchor_index, p.char_start, p.char_end) for rec in deps for p in rec.pairs}
+    template_anchors = sum(counts[lines[d].hash_at(max(a, b - 1))] >= min_docs for d, _, a, b in anchors)
+    share = len(on_template) / max(len(accepted), 1)
+    mean_d_i = sum(p.d_i for _, p in accepted) / max(len(accepted), 1)
+    print(f"{name:<28}{len(pairs):>7}{len(accepted):>9}{len(accepted) / max(len(pairs), 1):>9.3f}{mean_d_i:>9.2f}"
+          f"{share:>10.1%}{template_anchors:>7}/{len(anchors):<6}{verify_stats.get('lm_tokens', 0):>10,}"
+          f"{verify_stats.get('template_pairs_kept_apart', 0):>8}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pool", type=int, default=320, help="pool pages (>= 300)")
+    ap.add_argument("--targets", type=int, default=6)
+    ap.add_argument("--min-chars", type=int, default=1000)
+    ap.add_argument("--max-chars", type=int, default=4000)
+    ap.add_argument("--target-max-chars", type=int, default=2200, help="shorter targets keep verification cheap")
+    ap.add_argument("--model", default="smollm2")
+    ap.add_argument("--set", dest="sets", action="append", default=[])
+    args = ap.parse_args()
+    cfg = load_config(None, [f"model.path={args.model!r}", f"data_dir={str(WORK)!r}", *args.sets])
+    min_docs = cfg.retrieval.template_min_docs or 10
+    texts = [t for t in (page_text(p) for p in fetch_pages(WORK)) if args.min_chars <= len(t) <= args.max_chars]
+    # Targets: every k-th short page; the pool: the other pages, in the package's order.
+    short = [t for t in texts if len(t) <= args.target_max_chars]
+    targets = short[:: max(1, len(short) // args.targets)][: args.targets]
+    pool = [t for t in texts if t not in targets][: args.pool]
+    counts = recurring_line_counts(pool + targets)
+    recurring = sum(n >= min_docs for n in counts.values())
+    print(f"{PACKAGE}: {len(texts)} pages of {args.min_chars}-{args.max_chars} characters; pool {len(pool)}, "
+          f"targets {len(targets)} ({sum(map(len, targets)):,} characters); {recurring} distinct lines recur in "
+          f">= {min_docs} documents")
+    pool_db = WORK / "pool.db"
+    pipe = Pipeline(cfg, milvus_uri=str(pool_db))
+    docs = [Doc(doc_id=doc_id_for(t), text=t) for t in targets]
+    t0 = time.perf_counter()
+    index = pipe.index()
+    with Progress() as progress:
+        task = progress.add_task("index", total=len(pool) + len(docs))
+        pool_docs = [Doc(doc_id=doc_id_for(t), text=t) for t in pool] + docs
+        for i in range(0, len(pool_docs), 32):
+            index.process(pool_docs[i : i + 32])
+            progress.advance(task, len(pool_docs[i : i + 32]))
+    anchors = pipe.entropy().process(docs).outputs
+    print(f"index + entropy {time.perf_counter() - t0:.0f} s; {sum(len(a.anchors) for a in anchors)} anchors")
+    cache = MemoryCache.load(WORK / "measurements.msgpack")
+    print(f"{'run':<28}{'pairs':>7}{'accepted':>9}{'rate':>9}{'mean dI':>9}{'template':>10}"
+          f"{'template anchors':>17}{'verify LM':>10}{'apart':>8}")
+    for name, lines in (("no template detection", None), (f"template_min_docs {min_docs}", pipe.line_store)):
+        retrieval = dataclasses.replace(pipe.retrieval(), lines=lines, template_min_docs=min_docs)
+        verify = pipe.verify(cache)
+        candidates = retrieval.process(anchors).outputs
+        deps = []
+        for i in range(0, len(candidates), 2):
+            deps += verify.process(candidates[i : i + 2]).outputs
+        cache.save(WORK / "measurements.msgpack")
+        summarize(name, deps, counts, min_docs, verify.stats)
+
+
+if __name__ == "__main__":
+    main()

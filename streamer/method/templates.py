@@ -1,0 +1,62 @@
+"""Templates: lines that recur across many pool documents (navigation, footers, licence blocks).
+
+A dependency whose anchor sits on such a line teaches a model to copy page chrome, not to use
+distant knowledge. A line is identified by the hash of its whitespace-normalised text; a line is a
+template once at least `min_docs` pool documents hold it (C4 and Gopher remove repeated lines the
+same way, by exact line). The counts grow with the pool (stages/index.py records each pool
+document's lines; services/line_store.py keeps them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from bisect import bisect_right
+from dataclasses import dataclass
+
+_SPACE = re.compile(r"\s+")
+
+
+def normalize_line(line: str) -> str:
+    return _SPACE.sub(" ", line).strip()
+
+
+def line_hash(line: str) -> int:
+    """A signed 64-bit hash of the normalised line (a Milvus INT64)."""
+    return int.from_bytes(hashlib.blake2b(normalize_line(line).encode(), digest_size=8).digest(), "little",
+                          signed=True)
+
+
+@dataclass(frozen=True)
+class Lines:
+    """A text's non-blank lines: their start offsets, ends and hashes, in text order."""
+
+    starts: list[int]
+    ends: list[int]
+    hashes: list[int]
+
+    def hash_at(self, char: int) -> int | None:
+        """The hash of the line holding character `char` (None: a blank line or beyond the text)."""
+        i = bisect_right(self.starts, char) - 1
+        return self.hashes[i] if i >= 0 and char < self.ends[i] else None
+
+    def distinct(self) -> set[int]:
+        return set(self.hashes)
+
+
+def split_lines(text: str) -> Lines:
+    starts, ends, hashes = [], [], []
+    at = 0
+    for raw in text.splitlines(keepends=True):
+        body = raw.rstrip("\r\n")
+        if body.strip():
+            starts.append(at)
+            ends.append(at + len(body))
+            hashes.append(line_hash(body))
+        at += len(raw)
+    return Lines(starts, ends, hashes)
+
+
+def template_spans(lines: Lines, counts: dict[int, int], min_docs: int) -> set[int]:
+    """The hashes of the text's lines that at least min_docs pool documents hold."""
+    return {h for h in lines.distinct() if counts.get(h, 0) >= min_docs}
