@@ -134,24 +134,25 @@ class RetrievalConfig(_Section):
 class VerifyConfig(_Section):
     epsilon: float = 0.4
     # entropy (the paper), entropy+loss, loss or specific: see method/dependency.py Criterion.
-    criterion: Literal["entropy", "entropy+loss", "loss", "specific"] = "entropy"
-    nll_threshold: float = 0.2
+    # Default "specific" with nll_threshold 0.3, chosen on bench/dependencies.py (README).
+    criterion: Literal["entropy", "entropy+loss", "loss", "specific"] = "specific"
+    nll_threshold: float = 0.3
     # "specific": at most this many contexts are accepted at one anchor (those that lower the true
     # token's loss most, each by nll_threshold x NLL more than the next context beyond them).
     max_sources: int = Field(1, ge=1)
     # Measure each retrieved context at every anchor of the document, not only at those whose query
     # retrieved it (same forwards, run to the document's last anchor).
-    all_anchors: bool = False
+    all_anchors: bool = True
     max_context_tokens: int = Field(256, ge=1)
 
 
 class PackConfig(_Section):
     seq_len: int = Field(131072, ge=16)
     # What opens every piece of a sample [sep C1 sep C2 ... sep D], and what verification puts
-    # between a context and the document: a token id (0: SmolLM2's end-of-text) or a text,
-    # tokenised by the model's tokenizer ("\n\n"). It changes every measurement (README: the
-    # separator, measured).
-    separator: int | str = 0
+    # between a context and the document: a text, tokenised by the model's tokenizer ("\n\n"), or
+    # a token id (0: SmolLM2's end-of-text, before which a base model learned to discount text).
+    # It changes every measurement (README: the separator, measured).
+    separator: int | str = "\n\n"
     seed: int = 0
     sequences_per_shard: int = Field(8, ge=1)
     max_wait_s: float = Field(30.0, gt=0)

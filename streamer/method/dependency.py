@@ -24,7 +24,8 @@ class Criterion:
     - "loss": that NLL fall alone, whatever the entropy does (a small model that becomes likelier
       to copy the right name often stays as uncertain as before).
     - "specific": the NLL fall beyond what the other contexts measured at the same anchor achieve:
-      (gain - gain of the max_sources-th best other context) / NLL > nll_threshold, gain = NLL - NLL'.
+      (gain - gain of the max_sources-th best other context) / NLL > nll_threshold, gain = NLL - NLL'
+      (a rival that made it worse counts as no gain).
       Format and template knowledge (the leading digits of a year, a label every same-template
       document has) lowers the loss with many contexts and is accepted from none; a fact is
       accepted from the at most max_sources contexts that state it.
@@ -38,7 +39,7 @@ class Criterion:
     def accepts(self, h: float, h_ctx: float, nll: float, nll_ctx: float, rival_gain: float = 0.0) -> bool:
         """One pair; rival_gain: for "specific", the gain of the max_sources-th best other context."""
         if self.kind == "specific":
-            return relative_reduction(nll - max(rival_gain, 0.0), nll_ctx) > self.nll_threshold
+            return nll > 0 and (nll - nll_ctx - max(rival_gain, 0.0)) / nll > self.nll_threshold
         likelier = relative_reduction(nll, nll_ctx) > self.nll_threshold
         if self.kind == "loss":
             return likelier

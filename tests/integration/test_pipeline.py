@@ -56,13 +56,14 @@ def shard_samples(cfg: Config) -> dict[str, list[int]]:
     """doc_id -> the sample's token ids, from every shard through StreamingDataset; asserts no doubles."""
     root = Path(cfg.data_dir) / "shards" / cfg.pack_version()
     out: dict[str, list[int]] = {}
+    separator = Pipeline(cfg).separator
     for line in (root / "manifest.jsonl").read_text().splitlines():
         for seq in read_shard(Path(json.loads(line)["path"])):
             ids = seq["input_ids"].tolist()
             assert seq["length"] == len(ids) <= cfg.pack.seq_len
             for doc_id, (start, end) in zip(seq["doc_ids"], seq["indices"].reshape(-1, 2), strict=True):
                 assert doc_id not in out, f"{doc_id} packed twice"
-                assert ids[start] == cfg.pack.separator
+                assert tuple(ids[start : start + len(separator)]) == separator
                 out[doc_id] = ids[start:end]
     return out
 

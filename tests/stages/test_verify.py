@@ -110,6 +110,7 @@ def test_a_specific_dependency_beats_the_other_contexts_at_its_anchor():
     assert crit.decide(pairs) == [False, False, False, True, False, False]
     two = Criterion(kind="specific", nll_threshold=0.3, max_sources=2)
     assert two.decide(pairs[3:] + [(9, 2.3, 2.2, 2.3, 0.25)]) == [True, False, False, True]  # two sources
+    assert crit.decide([(2, 6.0, 1.0, 6.0, 0.5), (2, 6.0, 1.2, 6.0, 1.0)]) == [False, False]  # 0.5 nats of 6 apart
     assert crit.decide([(1, 4.0, 4.0, 9.0, 1.0)]) == [True]  # alone at its anchor: the plain loss criterion
     assert Criterion(kind="loss", nll_threshold=0.3).decide(pairs) == [True, True, True, True, False, False]
 
