@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 import string
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -238,8 +239,9 @@ def catalogue_corpus(docs: int = 16, entities_per_doc: int = 2, lookalikes: int 
 
     cited: dict[str, list[CatalogueEntry]] = {k.kind: [] for k in CATALOGUE_KINDS}
     entries: list[CatalogueEntry] = []
-    per_kind = -(-docs * entities_per_doc // len(CATALOGUE_KINDS))
+    needed = Counter(k for d in range(docs) for k in _kinds_for(d, entities_per_doc))
     for ck in CATALOGUE_KINDS:
+        per_kind = needed[ck.kind]
         for i in range(per_kind + lookalikes):
             values = tuple(fresh(kind) for _, _, kind in ck.fields)
             lines = [ck.title.format(n=rng.randint(1, 999))]
@@ -252,7 +254,7 @@ def catalogue_corpus(docs: int = 16, entities_per_doc: int = 2, lookalikes: int 
     out: list[CitingDoc] = []
     copies: list[tuple[str, str]] = []
     for d in range(docs):
-        chosen = [cited[k].pop() for k in _kinds_for(d, entities_per_doc) if cited[k]]
+        chosen = [cited[k].pop() for k in _kinds_for(d, entities_per_doc)]
         text, facts = f"Field log {d + 1}, filed by the survey office.\n", []
         for entry in chosen:
             for (_, label, _), value in zip(kinds[entry.kind].fields, entry.values, strict=True):

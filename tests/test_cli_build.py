@@ -10,7 +10,7 @@ from entropylong_streamer.services.shards import read_shard
 from entropylong_streamer.stages.ingest import doc_id_for
 
 FIELDS = {"doc_id", "context_id", "context_doc_id", "anchor", "anchor_span", "H", "H_ctx", "NLL", "NLL_ctx", "dI",
-          "accepted", "config_version"}
+          "accepted", "retrieved", "template", "config_version"}
 
 
 def test_build_writes_dependencies_with_anchor_spans_and_shards(tmp_path, model_cache):
@@ -20,6 +20,7 @@ def test_build_writes_dependencies_with_anchor_spans_and_shards(tmp_path, model_
     (tmp_path / "data" / "models").symlink_to(model_cache, target_is_directory=True)
     sets = ["model.path='tiny'", f"data_dir='{tmp_path / 'data'}'", "entropy.alpha=1.0", "retrieval.top_k=2",
             "retrieval.chunk_tokens=32", "retrieval.chunk_overlap=4", "pack.seq_len=4096", "verify.epsilon=0.1",
+            "verify.criterion='entropy'",
             "door.min_words=1", "door.max_mean_word_length=40.0", "door.max_duplicate_line_ratio=1.0"]
     args = ["build", "--docs", str(docs), "--corpus", str(docs), "--out", str(tmp_path / "out")]
     for s in sets:

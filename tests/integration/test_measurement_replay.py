@@ -29,7 +29,8 @@ def candidates(cfg) -> list[CandidatesRecord]:
 
 
 def test_a_new_epsilon_after_a_killed_worker_runs_no_lm_tokens(tmp_path, model_cache):
-    cfg = small_config(tmp_path / "data", model_cache)
+    # The paper's criterion: an epsilon replay changes which pairs are accepted (asserted at the end).
+    cfg = small_config(tmp_path / "data", model_cache).copy_with({"verify.criterion": "entropy"})
     Path(cfg.data_dir).mkdir(parents=True)
     (Path(cfg.data_dir) / "models").symlink_to(model_cache, target_is_directory=True)
     port = int(cfg.kafka.bootstrap_servers.rsplit(":", 1)[1])
