@@ -129,6 +129,23 @@ def _kind_of(context: str, source: str) -> str:
     return context.split("-")[0]  # log (another citing document), copy (a near copy), noise
 
 
+def forward_tokens(records: list[DependenciesRecord], sep_len: int) -> tuple[int, int]:
+    """LM tokens of one forward per context, [sep C sep D[:last measured anchor + 1]]: measuring every
+    anchor against every context, and only the anchors whose query retrieved it."""
+    every = retrieved = 0
+    for rec in records:
+        lengths = {c.context_id: len(c.token_ids) for c in rec.contexts}
+        last: dict[str, int] = {}
+        last_retrieved: dict[str, int] = {}
+        for p in rec.pairs:
+            last[p.context_id] = max(last.get(p.context_id, -1), p.anchor_index)
+            if p.retrieved:
+                last_retrieved[p.context_id] = max(last_retrieved.get(p.context_id, -1), p.anchor_index)
+        every += sum(2 * sep_len + lengths[c] + t + 1 for c, t in last.items())
+        retrieved += sum(2 * sep_len + lengths[c] + t + 1 for c, t in last_retrieved.items())
+    return every, retrieved
+
+
 def why_missed(catalogue: Catalogue, records: list[DependenciesRecord]) -> dict[str, int]:
     """For each fact: no anchor inside it, its source never measured there, or measured and rejected."""
     docs = {doc_id_for(d.text): d for d in catalogue.docs}
@@ -191,6 +208,10 @@ def main() -> None:
                   f"LM tokens: entropy {ent.get('lm_tokens', 0):,}, verify {ver.get('lm_tokens', 0):,}, "
                   f"dead letters {len(report.dead_letters)}, dropped {len(report.dropped)}")
             print("  facts: " + ", ".join(f"{k} {v}" for k, v in why_missed(catalogue, records).items()))
+            sep_len = len(Pipeline(cfg, milvus_uri=str(out / "pool.db")).separator)
+            every, retrieved = forward_tokens(records, sep_len)
+            print(f"  verify's exact token bound: every anchor {every:,} LM tokens, retrieved anchors only "
+                  f"{retrieved:,} ({every / max(retrieved, 1):.2f}x)")
             print(f"  {'criterion':<22}{'pairs':<10}{'fact recall':>12}{'fact prec.':>11}{'sample prec.':>13}"
                   f"{'source recall':>14}{'ctx/doc':>8}{'accepted':>9}{'mean dI':>8}")
             for name, crit in CRITERIA.items():
