@@ -7,6 +7,7 @@ downstream of it and never mixes versions in one shard set.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
@@ -132,11 +133,11 @@ class RetrievalConfig(_Section):
 
 
 class VerifyConfig(_Section):
-    epsilon: float = 0.4
+    epsilon: float = Field(0.4, ge=0, lt=1)  # dI = (H - H') / H is at most 1
     # entropy (the paper), entropy+loss, loss or specific: see method/dependency.py Criterion.
     # Default "specific" with nll_threshold 0.3, chosen on bench/dependencies.py (README).
     criterion: Literal["entropy", "entropy+loss", "loss", "specific"] = "specific"
-    nll_threshold: float = 0.3
+    nll_threshold: float = Field(0.3, ge=0, lt=1)  # a relative NLL reduction, at most 1
     # "specific": at most this many contexts are accepted at one anchor (those that lower the true
     # token's loss most, each by nll_threshold x NLL more than the next context beyond them).
     max_sources: int = Field(1, ge=1)
@@ -328,14 +329,59 @@ def _digest(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(norm, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+def _set_dotted(data: dict[str, Any], key: str, value: Any, origin: str = "") -> None:
     *path, leaf = key.split(".")
     node = data
-    for part in path:
+    for i, part in enumerate(path):
         if not isinstance(node.get(part), dict):
-            raise ConfigError(f"unknown configuration section {part!r} in {key!r}")
+            known = [k for k, v in node.items() if isinstance(v, dict)]
+            raise ConfigError(f"unknown configuration section {part!r} in {key!r}{_origin(origin)}"
+                              + _did_you_mean(part, known, ".".join(path[:i])))
         node = node[part]
     node[leaf] = value
+
+
+def _origin(origin: str) -> str:
+    return f" (from {origin})" if origin else ""
+
+
+def _did_you_mean(name: str, known: list[str], prefix: str = "") -> str:
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    if close:
+        return f": did you mean {prefix + '.' if prefix else ''}{close[0]}?"
+    return f"; known: {', '.join(sorted(known))}" if known else ""
+
+
+def _section_fields(path: tuple) -> list[str]:
+    """The setting names of the section at path (() is the top level)."""
+    model: type[BaseModel] = Config
+    for part in path:
+        annotation = model.model_fields[part].annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
+def _explain(exc: ValidationError, origins: dict[str, str]) -> str:
+    """One line per problem: the setting, where its value came from, what is wrong; a near miss of
+    an unknown name gets a suggestion. Values of secrets are never echoed."""
+    lines = []
+    for err in exc.errors():
+        loc = tuple(str(p) for p in err["loc"])
+        key = ".".join(loc)
+        where = _origin(origins.get(key, ""))
+        if err["type"] == "extra_forbidden":
+            section = loc[:-1]
+            lines.append(f"unknown setting {key}{where}"
+                         + _did_you_mean(loc[-1], _section_fields(section), ".".join(section)))
+            continue
+        # a scalar only: a section-wide check's input is the whole section, secrets included
+        shown = not any(word in key for word in ("password", "token")) and isinstance(
+            err.get("input"), str | int | float | bool)
+        got = f", got {err['input']!r}" if shown else ""
+        lines.append(f"{key}{where}: {err['msg']}{got}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
 
 
 def _parse_scalar(text: str) -> Any:
@@ -357,6 +403,7 @@ def load_config(
 ) -> Config:
     """Build the one Config: file, then ELONG_SECTION__KEY variables, then --set KEY=VALUE flags."""
     data: dict[str, Any] = Config().model_dump(mode="json")
+    origins: dict[str, str] = {}  # setting -> where its value came from, for error messages
     if path is not None:
         try:
             text = Path(path).read_text()
@@ -364,19 +411,22 @@ def load_config(
         except (OSError, ValueError) as exc:
             raise ConfigError(f"cannot read config file {path}: {exc}") from exc
         for key, value in _flatten(file_data):
-            _set_dotted(data, key, value)
+            _set_dotted(data, key, value, f"file {path}")
+            origins[key] = f"file {path}"
     env = os.environ if environ is None else environ
     for name, raw in env.items():
         if name.startswith(ENV_PREFIX) and name != ENV_PREFIX + "CONFIG":
             key = name[len(ENV_PREFIX) :].lower().replace("__", ".")
-            _set_dotted(data, key, _parse_scalar(raw))
+            _set_dotted(data, key, _parse_scalar(raw), f"environment variable {name}")
+            origins[key] = f"environment variable {name}"
     items = overrides.items() if isinstance(overrides, dict) else _split_flags(overrides or [])
     for key, value in items:
-        _set_dotted(data, key, value)
+        _set_dotted(data, key, value, f"--set {key}")
+        origins[key] = f"--set {key}"
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"invalid configuration:\n{exc}") from exc
+        raise ConfigError(_explain(exc, origins)) from exc
 
 
 def _split_flags(flags: list[str]) -> list[tuple[str, Any]]:

@@ -16,8 +16,26 @@ def test_invalid_values_fail_at_start_up_with_the_field_named():
         load_config(None, ["retrieval.top_k=0"], environ={})
     with pytest.raises(ConfigError, match="unknown configuration section"):
         load_config(None, ["nope.x=1"], environ={})
-    with pytest.raises(ConfigError, match="extra"):
+    with pytest.raises(ConfigError, match=r"unknown setting verify.epsilonn \(from --set verify.epsilonn\): did you "
+                                          r"mean verify.epsilon\?"):
         load_config(None, ["verify.epsilonn=1"], environ={})
+
+
+def test_errors_name_the_setting_where_its_value_came_from_and_a_near_miss(tmp_path):
+    with pytest.raises(ConfigError, match=r"did you mean entropy.alpha\?"):
+        load_config(None, ["entropy.alpah=1.0"], environ={})
+    with pytest.raises(ConfigError, match=r"section 'entropie'.*did you mean entropy\?"):
+        load_config(None, ["entropie.alpha=1.0"], environ={})
+    with pytest.raises(ConfigError, match=r"verify.epsilon \(from environment variable ELONG_VERIFY__EPSILON\): .*"
+                                          r"greater than or equal to 0, got -1"):
+        load_config(None, [], environ={"ELONG_VERIFY__EPSILON": "-1"})
+    f = tmp_path / "c.toml"
+    f.write_text("[verify]\nnll_threshold = 1.5\n")
+    with pytest.raises(ConfigError, match=rf"verify.nll_threshold \(from file {f}\)"):
+        load_config(f, [], environ={})
+    with pytest.raises(ConfigError) as caught:  # a section-wide check never echoes the section's secrets
+        load_config(None, ["kafka.security_protocol=SASL_SSL", "kafka.sasl_password=hunter2"], environ={})
+    assert "sasl_username" in str(caught.value) and "hunter2" not in str(caught.value)
 
 
 def test_stage_versions_change_only_downstream_of_the_changed_parameter():
