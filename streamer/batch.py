@@ -86,6 +86,9 @@ def build(cfg: Config, docs: list[Path], corpus: Iterable[Path], out: Path, milv
     if cfg.retrieval.index_live_docs:
         pool_docs += documents
     report.documents = len(documents)
+    if not documents:  # nothing to build samples for: no model is loaded, the reasons are written
+        _write_rows(out, report)
+        return report
     with Progress(disable=not show_progress) as progress:
         # The measurement caches outlive the run: a rebuild after a threshold change scores only the
         # documents and measures only the pairs no earlier build with this data_dir did.
@@ -114,8 +117,12 @@ def build(cfg: Config, docs: list[Path], corpus: Iterable[Path], out: Path, milv
             for row in dependency_rows(rec):
                 fh.write(json.dumps(row) + "\n")
     write_records(out / RECORDS_FILE, deps)  # whole records, for `elong report`
+    _write_rows(out, report)
+    report.stats = {s.name: dict(s.stats) for s in (index, entropy, retrieval, verify, pack)}
+    return report
+
+
+def _write_rows(out: Path, report: BuildReport) -> None:
     for name, rows in (("dead-letter.jsonl", report.dead_letters), ("dropped.jsonl", report.dropped)):
         with open(out / name, "w") as fh:
             fh.writelines(json.dumps(row) + "\n" for row in rows)
-    report.stats = {s.name: dict(s.stats) for s in (index, entropy, retrieval, verify, pack)}
-    return report

@@ -16,8 +16,24 @@ from rich.table import Table
 from entropylong_streamer.config import Config, ConfigError, load_config
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="EntropyLong long-context data, built incrementally over Kafka.")
+                  help="EntropyLong long-context data, built incrementally over Kafka.",
+                  context_settings={"help_option_names": ["-h", "--help"]})
 console = Console()
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        console.print(f"elong (entropylong-streamer) {version('entropylong-streamer')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                        help="print the version and exit")] = False) -> None:
+    """EntropyLong long-context data, built incrementally over Kafka."""
+
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML (or JSON) config file",
                                                 envvar="ELONG_CONFIG")]
@@ -33,7 +49,8 @@ def _config(config: Path | None, overrides: list[str] | None) -> Config:
 
 
 @app.command()
-def up(config: ConfigOpt = None, set_: SetOpt = None, detach: bool = typer.Option(False, "--detach"),
+def up(config: ConfigOpt = None, set_: SetOpt = None,
+       detach: bool = typer.Option(False, "--detach", help="start everything and return (stop it with `elong down`)"),
        workers: int = typer.Option(1, help="workers per stateless stage"),
        external: bool = typer.Option(False, "--external",
                                      help="use the configured Kafka and Milvus: create topics, start workers")) -> None:
@@ -150,7 +167,8 @@ def index(paths: list[Path], config: ConfigOpt = None, set_: SetOpt = None) -> N
 
 
 @app.command()
-def worker(stage: str, config: ConfigOpt = None, set_: SetOpt = None) -> None:
+def worker(stage: Annotated[str, typer.Argument(help="entropy, index, retrieval, verify, pack or trainer")],
+           config: ConfigOpt = None, set_: SetOpt = None) -> None:
     """Run one stage's worker: entropy, index, retrieval, verify, pack or trainer."""
     from .agents import faust_worker, packer_loop, trainer_loop
 
@@ -169,19 +187,61 @@ def worker(stage: str, config: ConfigOpt = None, set_: SetOpt = None) -> None:
 
 
 @app.command()
-def build(docs: Annotated[list[Path], typer.Option("--docs")],
-          out: Annotated[Path, typer.Option("--out")],
-          corpus: Annotated[list[Path] | None, typer.Option("--corpus")] = None,
+def build(docs: Annotated[list[Path], typer.Option("--docs", help="the documents to build samples for: JSONL, "
+                                                                  "Parquet, WARC/WET, text files or directories")],
+          out: Annotated[Path, typer.Option("--out", help="output directory: shards/, dependencies.jsonl, "
+                                                          "dead-letter.jsonl, dropped.jsonl")],
+          corpus: Annotated[list[Path] | None, typer.Option("--corpus", help="the retrieval pool's documents "
+                                                                              "(besides --docs)")] = None,
           config: ConfigOpt = None, set_: SetOpt = None) -> None:
     """Batch mode: the same stages in one process, no Kafka; shards + OUT/dependencies.jsonl."""
     from .batch import build as run_build
 
     cfg = _config(config, set_)
+    _check_build_inputs(cfg, [*docs, *(corpus or [])], out)
     report = run_build(cfg, docs, corpus or [], out)
-    console.print(f"{report.documents} documents -> {len(report.shards)} shards, "
-                  f"{len(report.dead_letters)} dead letters; dependencies in {out / 'dependencies.jsonl'}")
+    _print_build_summary(report, out)
+    if report.documents == 0:
+        raise typer.Exit(1)
+
+
+def _check_build_inputs(cfg: Config, paths: list[Path], out: Path) -> None:
+    """What can be known before any model loads: missing inputs, an --out that is a file, a model
+    path that names nothing."""
+    problems = [f"{p}: no such file or directory" for p in paths if not p.exists()]
+    if out.exists() and not out.is_dir():
+        problems.append(f"--out {out} is a file, not a directory")
+    spec = cfg.model.path
+    if spec not in ("smollm2", "tiny") and not Path(spec).expanduser().is_dir():
+        problems.append(f"model.path {spec!r} is neither 'smollm2', 'tiny' nor a model directory")
+    for problem in problems:
+        console.print(f"[red]error:[/red] {problem}")
+    if problems:
+        raise typer.Exit(2)
+
+
+def _print_build_summary(report, out: Path) -> None:
+    from collections import Counter
+
+    dropped = Counter(d.get("rule", "?") for d in report.dropped)
+    console.print(f"{report.documents} documents -> {len(report.shards)} new shards "
+                  f"({sum(s.samples for s in report.shards)} samples) in {out / 'shards'}")
+    console.print(f"  dependencies: {out / 'dependencies.jsonl'}")
+    console.print(f"  dropped at the door: {len(report.dropped)}"
+                  + (f" ({', '.join(f'{r} {n}' for r, n in dropped.most_common())}) in {out / 'dropped.jsonl'}"
+                     if report.dropped else ""))
+    if report.dead_letters:
+        reasons = Counter(f"{d['stage']}: {d['reason'].split(':')[0]}" for d in report.dead_letters)
+        console.print(f"  dead letters: {len(report.dead_letters)} in {out / 'dead-letter.jsonl'}: "
+                      + ", ".join(f"{r} ({n})" for r, n in reasons.most_common(5)))
+    if report.documents == 0:
+        console.print("[red]no usable document was read[/red]: see the reasons above")
+    table = Table(title="stage counts")
+    for col in ("stage", "counts"):
+        table.add_column(col)
     for name, stats in report.stats.items():
-        console.print(f"  {name}: {stats}")
+        table.add_row(name, ", ".join(f"{k} {v:,}" for k, v in sorted(stats.items())))
+    console.print(table)
 
 
 @app.command()

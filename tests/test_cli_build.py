@@ -57,3 +57,37 @@ def test_report_without_a_build_says_what_is_missing(tmp_path):
 def test_a_bad_configuration_value_is_refused_with_the_field_named(tmp_path):
     result = CliRunner().invoke(app, ["build", "--docs", "x", "--out", str(tmp_path), "--set", "verify.epsilon=oops"])
     assert result.exit_code == 2 and "epsilon" in result.output
+
+
+def test_missing_inputs_an_out_file_and_a_bad_model_path_are_refused_before_any_model_loads(tmp_path):
+    (tmp_path / "file").write_text("x")
+    result = CliRunner().invoke(app, ["build", "--docs", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "file"),
+                                      "--set", f"data_dir='{tmp_path / 'data'}'", "--set", "model.path='/no/model'"])
+    assert result.exit_code == 2
+    out = " ".join(result.output.split())
+    assert "nope.jsonl: no such file or directory" in out and "is a file, not a directory" in out
+    assert "model.path '/no/model'" in out and "Traceback" not in result.output
+    assert not (tmp_path / "data").exists()  # nothing was loaded or converted
+
+
+def test_a_build_that_reads_no_usable_document_exits_non_zero_with_the_reasons(tmp_path):
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text('{"id": 1}\nnot json\n')
+    result = CliRunner().invoke(app, ["build", "--docs", str(docs), "--out", str(tmp_path / "out"),
+                                      "--set", f"data_dir='{tmp_path / 'data'}'", "--set", "model.path='tiny'"])
+    assert result.exit_code == 1
+    out = " ".join(result.output.split())
+    assert "0 documents" in out and "dead letters: 2" in out and "no usable document" in out
+    rows = [json.loads(line) for line in (tmp_path / "out" / "dead-letter.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and all(r["stage"] == "ingest" for r in rows)
+    assert not (tmp_path / "data" / "models").exists()  # no model was loaded
+
+
+def test_help_answers_to_h_and_the_version_is_printed():
+    assert CliRunner().invoke(app, ["-h"]).exit_code == 0
+    build_help = " ".join(CliRunner().invoke(app, ["build", "-h"]).output.split())
+    assert "output directory" in build_help and "retrieval pool" in build_help
+    worker_help = " ".join(CliRunner().invoke(app, ["worker", "--help"]).output.split())
+    assert "entropy, index, retrieval, verify, pack or trainer" in worker_help
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0 and "entropylong-streamer" in result.output
