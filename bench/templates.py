@@ -80,9 +80,9 @@ def summarize(name: str, deps: list[DependenciesRecord], counts: Counter, min_do
     accepted = [(rec, p) for rec in deps for p in rec.pairs if p.accepted]
     lines = {rec.doc_id: split_lines(rec.text) for rec in deps}
     on_template = [p for rec, p in accepted
-                   if counts[lines[rec.doc_id].hash_at(max(p.char_start, p.char_end - 1))] >= min_docs]
+                   if counts[lines[rec.doc_id].hash_of_token(p.char_start, p.char_end)] >= min_docs]
     anchors = {(rec.doc_id, p.anchor_index, p.char_start, p.char_end) for rec in deps for p in rec.pairs}
-    template_anchors = sum(counts[lines[d].hash_at(max(a, b - 1))] >= min_docs for d, _, a, b in anchors)
+    template_anchors = sum(counts[lines[d].hash_of_token(a, b)] >= min_docs for d, _, a, b in anchors)
     share = len(on_template) / max(len(accepted), 1)
     mean_d_i = sum(p.d_i for _, p in accepted) / max(len(accepted), 1)
     print(f"{name:<28}{len(pairs):>7}{len(accepted):>9}{len(accepted) / max(len(pairs), 1):>9.3f}{mean_d_i:>9.2f}"
@@ -151,7 +151,7 @@ def main() -> None:
                 rec.pairs, crit.decide([(p.anchor_index, p.h, p.h_ctx, p.nll, p.nll_ctx) for p in rec.pairs]),
                 strict=True) if ok and not p.template]
             lines = {rec.doc_id: split_lines(rec.text) for rec in deps}
-            on = sum(counts[lines[r.doc_id].hash_at(max(p.char_start, p.char_end - 1))] >= min_docs
+            on = sum(counts[lines[r.doc_id].hash_of_token(p.char_start, p.char_end)] >= min_docs
                      for r, p in accepted)
             mean = sum(p.d_i for _, p in accepted) / max(len(accepted), 1)
             cells.append(f"{len(accepted):>5} {on / max(len(accepted), 1):>6.1%} {mean:>5.2f}")

@@ -159,18 +159,21 @@ def load_tokenizer(spec: str, cache_dir: Path) -> Any:
     return AutoTokenizer.from_pretrained(model_dir(spec, cache_dir))
 
 
+def unknown_model_spec(spec: str) -> str | None:
+    """Why spec names no model (None: it does): checked before anything is loaded or converted."""
+    if spec in ("smollm2", "tiny") or Path(spec).expanduser().is_dir():
+        return None
+    return f"model spec {spec!r} is neither 'smollm2', 'tiny' nor a model directory: {Path(spec).expanduser()} " \
+           "does not exist"
+
+
 def model_dir(spec: str, cache_dir: Path) -> Path:
     """The local Hugging Face directory for spec, built once in cache_dir for smollm2 and tiny."""
+    if (problem := unknown_model_spec(spec)) is not None:
+        raise ValueError(problem)
     cache_dir = Path(cache_dir)
     if spec == "smollm2":
-        path = _build_once(cache_dir / "smollm2", _convert_smollm2)
-    elif spec == "tiny":
-        path = _build_once(cache_dir / "tiny", _make_tiny(cache_dir))
-    else:
-        path = Path(spec).expanduser()
-        if not path.is_dir():
-            raise ValueError(
-                f"model spec {spec!r} is neither 'smollm2', 'tiny' nor a model directory: "
-                f"{path} does not exist"
-            )
-    return path
+        return _build_once(cache_dir / "smollm2", _convert_smollm2)
+    if spec == "tiny":
+        return _build_once(cache_dir / "tiny", _make_tiny(cache_dir))
+    return Path(spec).expanduser()

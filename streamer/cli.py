@@ -211,9 +211,10 @@ def _check_build_inputs(cfg: Config, paths: list[Path], out: Path) -> None:
     problems = [f"{p}: no such file or directory" for p in paths if not p.exists()]
     if out.exists() and not out.is_dir():
         problems.append(f"--out {out} is a file, not a directory")
-    spec = cfg.model.path
-    if spec not in ("smollm2", "tiny") and not Path(spec).expanduser().is_dir():
-        problems.append(f"model.path {spec!r} is neither 'smollm2', 'tiny' nor a model directory")
+    from .services.models import unknown_model_spec
+
+    if (problem := unknown_model_spec(cfg.model.path)) is not None:
+        problems.append(f"model.path: {problem}")
     for problem in problems:
         console.print(f"[red]error:[/red] {problem}")
     if problems:

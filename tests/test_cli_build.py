@@ -66,7 +66,7 @@ def test_missing_inputs_an_out_file_and_a_bad_model_path_are_refused_before_any_
     assert result.exit_code == 2
     out = " ".join(result.output.split())
     assert "nope.jsonl: no such file or directory" in out and "is a file, not a directory" in out
-    assert "model.path '/no/model'" in out and "Traceback" not in result.output
+    assert "model.path: model spec '/no/model'" in out and "Traceback" not in result.output
     assert not (tmp_path / "data").exists()  # nothing was loaded or converted
 
 

@@ -40,6 +40,11 @@ class Lines:
         i = bisect_right(self.starts, char) - 1
         return self.hashes[i] if i >= 0 and char < self.ends[i] else None
 
+    def hash_of_token(self, char_start: int, char_end: int) -> int | None:
+        """The line of a token, by its last character: a leading space or newline of the token
+        belongs to no line of its own."""
+        return self.hash_at(max(char_start, char_end - 1))
+
     def distinct(self) -> set[int]:
         return set(self.hashes)
 

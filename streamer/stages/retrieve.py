@@ -74,19 +74,19 @@ class RetrievalStage:
             except StageError:
                 continue
             flagged[id(rec)] = self._flag_templates(rec)
-        queries = [a.query for rec in flagged.values() for a in _queried(rec)]
+        queried = {key: _queried(rec) for key, rec in flagged.items()}
+        queries = [a.query for leaders in queried.values() for a in leaders]
         vectors = self.embedder.embed(queries) if queries else None
         self.stats["queries"] += len(queries)
         starts, at = {}, 0
-        for key, rec in flagged.items():
+        for key, leaders in queried.items():
             starts[key] = at
-            at += len(_queried(rec))
+            at += len(leaders)
 
         def one(rec: AnchorsRecord) -> CandidatesRecord:
             check_limits(rec, self.max_anchors)
-            marked = flagged[id(rec)]
-            start, n = starts[id(rec)], len(_queried(marked))
-            return self._one(marked, vectors[start : start + n] if n else None)
+            leaders, start = queried[id(rec)], starts[id(rec)]
+            return self._one(flagged[id(rec)], leaders, vectors[start : start + len(leaders)] if leaders else None)
 
         return run_batch(self.name, records, one, self.stats)
 
@@ -97,14 +97,12 @@ class RetrievalStage:
         templates = template_spans(lines, self.lines.counts(lines.distinct()), self.template_min_docs)
         if not templates:
             return rec
-        # The anchor's last character: a token's leading space or newline belongs to no line of its own.
-        marked = [a.model_copy(update={"template": True}) if lines.hash_at(max(a.char_start, a.char_end - 1))
+        marked = [a.model_copy(update={"template": True}) if lines.hash_of_token(a.char_start, a.char_end)
                   in templates else a for a in rec.anchors]
         self.stats["template_anchors"] += sum(a.template for a in marked)
         return rec.model_copy(update={"anchors": marked})
 
-    def _one(self, rec: AnchorsRecord, vectors: np.ndarray | None) -> CandidatesRecord:
-        queried = _queried(rec)
+    def _one(self, rec: AnchorsRecord, queried: list[Anchor], vectors: np.ndarray | None) -> CandidatesRecord:
         if not queried:
             return CandidatesRecord(anchors=rec, candidates=[], config_version=self.config_version)
         found = self.pool.search(vectors, self.top_k * self.overfetch, exclude_doc_id=rec.doc_id)
