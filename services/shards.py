@@ -28,6 +28,10 @@ COLUMNS = {
     "domain": "str",
     "doc_ids": "json",
     "config_version": "str",
+    # One [anchor, context start, context end] per verified (context, anchor) pair of the sequence's
+    # samples, in sequence positions: the anchor token depends on tokens [start, end). JSON, since
+    # MDS refuses an empty array and a sequence may hold none.
+    "dependencies": "json",
 }
 
 
@@ -93,6 +97,7 @@ class ShardSet:
                     "domain": domain,
                     "doc_ids": [s.doc_id for s in seq.samples],
                     "config_version": self.config_version,
+                    "dependencies": sequence_dependencies(seq),
                 })
         fsync_files(tmp)  # the data must be on disk before the manifest says it is
         final = self.dir / shard_id
@@ -117,11 +122,28 @@ class ShardSet:
         return entry
 
 
+def sequence_dependencies(seq: Sequence) -> list[list[int]]:
+    """[anchor, context start, context end] of every dependency in the sequence, in its positions."""
+    return [[start + d.anchor, start + d.context_start, start + d.context_end]
+            for (start, _), s in zip(seq.spans(), seq.samples, strict=True) for d in s.dependencies]
+
+
+def spread(values: list[int]) -> dict:
+    """Median, p90 and max of a list of token counts (None for an empty one)."""
+    if not values:
+        return {"median": None, "p90": None, "max": None}
+    v = np.asarray(values)
+    return {"median": float(np.median(v)), "p90": float(np.percentile(v, 90)), "max": int(v.max())}
+
+
 def shard_report(sequences: list[Sequence]) -> dict:
-    """Fill ratio, samples and contexts per sequence, mean dI of the contexts packed."""
+    """Fill ratio, samples and contexts per sequence, mean dI of the contexts packed, sample lengths
+    and dependency distances (anchor to the end of its context, in tokens)."""
     scores = [d for q in sequences for x in q.samples for d in x.context_scores]
     n = max(len(sequences), 1)
     return {
+        "sample_tokens": spread([len(x) for q in sequences for x in q.samples]),
+        "dependency_distance": spread([d.from_end for q in sequences for x in q.samples for d in x.dependencies]),
         "seq_len": sequences[0].capacity if sequences else 0,
         "fill_ratio": sum(q.used for q in sequences) / max(sum(q.capacity for q in sequences), 1),
         "samples_per_sequence": sum(len(q.samples) for q in sequences) / n,

@@ -17,25 +17,32 @@ from rich.progress import Progress
 
 from entropylong_streamer.config import Config
 from entropylong_streamer.measurements import MemoryCache
+from entropylong_streamer.method.samples import Sample
 from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.quality.report import RECORDS_FILE, write_records
 from entropylong_streamer.services.door_index import DoorIndex
+from entropylong_streamer.services.shards import spread
 from entropylong_streamer.stages.base import StageResult
 from entropylong_streamer.stages.door import Door
 from entropylong_streamer.stages.ingest import BadRow, read_documents
 from entropylong_streamer.topics import DependenciesRecord, Doc, ShardReady
 
 
-def dependency_rows(rec: DependenciesRecord) -> list[dict]:
-    """One line per measured (document, context, anchor): the dependencies.jsonl format."""
+def dependency_rows(rec: DependenciesRecord, sample: Sample | None = None) -> list[dict]:
+    """One line per measured (document, context, anchor): the dependencies.jsonl format. An accepted
+    pair whose context the document's sample holds says how far apart they are there, in tokens."""
     ctx_doc = {c.context_id: c.context_doc_id for c in rec.contexts}
+    placed = {(d.context_id, d.anchor_index): d for d in (sample.dependencies if sample else ())}
     return [{
         "doc_id": rec.doc_id, "context_id": p.context_id, "context_doc_id": ctx_doc[p.context_id],
         "anchor": p.anchor_index, "anchor_span": [p.char_start, p.char_end], "H": p.h, "H_ctx": p.h_ctx,
         "NLL": p.nll, "NLL_ctx": p.nll_ctx, "dI": p.d_i, "accepted": p.accepted,
         "retrieved": p.retrieved, "template": p.template,
+        "in_sample": d is not None,
+        "distance_from_context_end": d.from_end if d else None,
+        "distance_from_context_start": d.from_start if d else None,
         "config_version": rec.config_version,
-    } for p in rec.pairs]
+    } for p in rec.pairs for d in (placed.get((p.context_id, p.anchor_index)),)]
 
 
 @dataclass
@@ -45,6 +52,15 @@ class BuildReport:
     dropped: list[dict] = field(default_factory=list)  # turned away by the door, with the rule
     shards: list[ShardReady] = field(default_factory=list)
     stats: dict[str, dict] = field(default_factory=dict)
+    samples: dict = field(default_factory=dict)  # what the trainer receives: lengths, contexts, distances
+
+
+def sample_summary(samples: list[Sample]) -> dict:
+    """Tokens per sample, verified contexts per sample and dependency distances (context end to
+    anchor), as median / p90 / max."""
+    return {"samples": len(samples), "tokens": spread([len(s) for s in samples]),
+            "contexts": spread([len(s.context_ids) for s in samples]),
+            "distance": spread([d.from_end for s in samples for d in s.dependencies])}
 
 
 def unique_docs(paths: list[Path], report: BuildReport, cfg: Config, door: Door | None = None) -> list[Doc]:
@@ -103,8 +119,10 @@ def build(cfg: Config, docs: list[Path], corpus: Iterable[Path], out: Path, milv
         for name, cache in caches.items():
             cache.save(Path(cfg.data_dir) / f"{name}.msgpack")
         pack = pipe.pack(out / "shards")
+        samples: dict[str, Sample] = {}
         for i in range(0, len(deps), 16):
             res = pack.process(deps[i : i + 16])
+            samples.update((s.doc_id, s) for s in res.outputs)
             report.dead_letters += [{"stage": "pack", "doc_id": r.doc_id, "reason": r.reason}
                                     for r in res.rejects]
             if pack.buffered_tokens >= pack.target_tokens:
@@ -114,11 +132,12 @@ def build(cfg: Config, docs: list[Path], corpus: Iterable[Path], out: Path, milv
             report.shards.append(last)
     with open(out / "dependencies.jsonl", "w") as fh:
         for rec in deps:
-            for row in dependency_rows(rec):
+            for row in dependency_rows(rec, samples.get(rec.doc_id)):
                 fh.write(json.dumps(row) + "\n")
     write_records(out / RECORDS_FILE, deps)  # whole records, for `elong report`
     _write_rows(out, report)
     report.stats = {s.name: dict(s.stats) for s in (index, entropy, retrieval, verify, pack)}
+    report.samples = sample_summary(list(samples.values()))
     return report
 
 

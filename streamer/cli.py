@@ -221,12 +221,20 @@ def _check_build_inputs(cfg: Config, paths: list[Path], out: Path) -> None:
         raise typer.Exit(2)
 
 
+def _spread(s: dict) -> str:
+    return "none" if s["max"] is None else f"median {s['median']:,.0f}, p90 {s['p90']:,.0f}, max {s['max']:,}"
+
+
 def _print_build_summary(report, out: Path) -> None:
     from collections import Counter
 
     dropped = Counter(d.get("rule", "?") for d in report.dropped)
     console.print(f"{report.documents} documents -> {len(report.shards)} new shards "
                   f"({sum(s.samples for s in report.shards)} samples) in {out / 'shards'}")
+    if report.samples.get("samples"):
+        s = report.samples
+        console.print(f"  samples: {_spread(s['tokens'])} tokens; {_spread(s['contexts'])} verified contexts; "
+                      f"dependency distance (context end to anchor) {_spread(s['distance'])} tokens")
     console.print(f"  dependencies: {out / 'dependencies.jsonl'}")
     console.print(f"  dropped at the door: {len(report.dropped)}"
                   + (f" ({', '.join(f'{r} {n}' for r, n in dropped.most_common())}) in {out / 'dropped.jsonl'}"

@@ -149,6 +149,9 @@ class VerifyConfig(_Section):
 
 class PackConfig(_Section):
     seq_len: int = Field(131072, ge=16)
+    # What a document's sample grows toward: its verified contexts, best first (dI, then anchors
+    # resolved), as many as fit, then the document. None: seq_len (one sample may fill a sequence).
+    sample_tokens: int | None = Field(None, ge=16)
     # What opens every piece of a sample [sep C1 sep C2 ... sep D], and what verification puts
     # between a context and the document: a text, tokenised by the model's tokenizer ("\n\n"), or
     # a token id (0: SmolLM2's end-of-text, before which a base model learned to discount text).
@@ -163,7 +166,14 @@ class PackConfig(_Section):
     def _separator(self) -> PackConfig:
         if self.separator == "" or (isinstance(self.separator, int) and self.separator < 0):
             raise ValueError("pack.separator must be a token id >= 0 or a non-empty text")
+        if self.sample_tokens is not None and self.sample_tokens > self.seq_len:
+            raise ValueError(f"pack.sample_tokens ({self.sample_tokens}) must not exceed pack.seq_len ({self.seq_len}):"
+                             " a sample is never split across sequences")
         return self
+
+    @property
+    def sample_length(self) -> int:
+        return self.sample_tokens or self.seq_len
 
 
 class TrainerConfig(_Section):
@@ -306,7 +316,8 @@ class Config(_Section):
 
     def pack_version(self) -> str:
         p = self.pack
-        return _digest("pack", self.verify_version(), p.seq_len, p.separator, p.seed, p.domain)
+        return _digest("pack", self.verify_version(), p.seq_len, p.separator, p.seed, p.domain,
+                       *(() if p.sample_tokens is None else (p.sample_tokens,)))
 
     def stage_versions(self) -> dict[str, str]:
         return {

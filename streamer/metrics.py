@@ -147,6 +147,19 @@ SHARDS = Counter("elong_shards_total", "Shards the packer made durable")
 SHARD_TOKENS = Counter("elong_shard_tokens_total", "Tokens in the packer's shards (samples, separators included)")
 SHARD_SAMPLES = Counter("elong_shard_samples_total", "Samples (a document with its contexts) in the packer's shards")
 SHARD_FILL = Gauge("elong_shard_fill_ratio", "Tokens / (sequences x seq_len) of the last shard")
+_TOKEN_BUCKETS = tuple(float(2**i) for i in range(4, 18))
+SAMPLE_TOKENS = Histogram("elong_sample_tokens", "Tokens of each sample the packer made durable (contexts, "
+                          "separators and the document)", buckets=_TOKEN_BUCKETS)
+DEPENDENCY_DISTANCE = Histogram("elong_dependency_distance_tokens", "Tokens from a verified context's end to "
+                                "the anchor it resolves, in the packed sample, per pair", buckets=_TOKEN_BUCKETS)
+
+
+def observe_samples(samples) -> None:
+    """The samples of one durable shard (method.samples.Sample)."""
+    for s in samples:
+        SAMPLE_TOKENS.observe(len(s))
+        for d in s.dependencies:
+            DEPENDENCY_DISTANCE.observe(d.from_end)
 
 
 def observe_shard(entry: dict) -> None:

@@ -122,7 +122,7 @@ class Pipeline:
 
         p = self.cfg.pack
         return PackStage(ShardSet(shard_root, self.cfg.pack_version()), p.seq_len, self.separator, p.seed,
-                         p.sequences_per_shard, p.max_wait_s, p.domain)
+                         p.sequences_per_shard, p.max_wait_s, p.domain, p.sample_length)
 
     def engine_tokenizer(self):
         """The indexer needs only the LM's tokenizer (chunk lengths are LM tokens), not its weights."""

@@ -1,6 +1,7 @@
 """`elong build`: batch mode from the command line, on the tiny model and an embedded milvus-lite file."""
 
 import json
+import statistics
 
 from typer.testing import CliRunner
 
@@ -10,7 +11,8 @@ from entropylong_streamer.services.shards import read_shard
 from entropylong_streamer.stages.ingest import doc_id_for
 
 FIELDS = {"doc_id", "context_id", "context_doc_id", "anchor", "anchor_span", "H", "H_ctx", "NLL", "NLL_ctx", "dI",
-          "accepted", "retrieved", "template", "config_version"}
+          "accepted", "retrieved", "template", "in_sample", "distance_from_context_end",
+          "distance_from_context_start", "config_version"}
 
 
 def test_build_writes_dependencies_with_anchor_spans_and_shards(tmp_path, model_cache):
@@ -39,6 +41,11 @@ def test_build_writes_dependencies_with_anchor_spans_and_shards(tmp_path, model_
     shard_dirs = [p for p in (tmp_path / "out" / "shards").glob("*/shard-*") if p.is_dir()]
     packed = [d for s in shard_dirs for seq in read_shard(s) for d in seq["doc_ids"]]
     assert sorted(packed) == sorted(by_doc)
+    placed = [r["distance_from_context_end"] for r in rows if r["in_sample"]]
+    assert placed and all(d > 0 for d in placed)  # seq_len 4096 leaves room for every accepted context
+    assert sum(r["accepted"] for r in rows) == len(placed)
+    summary = " ".join(result.output.split())
+    assert f"dependency distance (context end to anchor) median {statistics.median(placed):,.0f}" in summary
 
     # `elong report` over the build's output: every record matched to its sample, a report written
     report = CliRunner().invoke(app, ["report", "--batch", str(tmp_path / "out"), "--max-docs", "2",

@@ -72,3 +72,12 @@ def test_a_text_separator_is_tokenised_by_the_models_tokenizer(model_cache, tmp_
     assert pipe.separator == tuple(pipe.engine_tokenizer().tokenize("\n\n").ids) == (1116,)  # SmolLM2's "\n\n"
     assert "sep1116" in pipe.model_key
     assert Pipeline(Config().copy_with({"pack.separator": 0})).separator == (0,)  # an id needs no tokenizer
+
+
+def test_sample_tokens_above_the_sequence_length_is_refused_and_enters_the_pack_version():
+    with pytest.raises(ConfigError, match="pack.sample_tokens .* must not exceed pack.seq_len"):
+        load_config(overrides=["pack.seq_len=1024", "pack.sample_tokens=2048"], environ={})
+    base = load_config(environ={})
+    grown = load_config(overrides=["pack.sample_tokens=32768"], environ={})
+    assert grown.pack.sample_length == 32768 and base.pack.sample_length == base.pack.seq_len
+    assert grown.pack_version() != base.pack_version() and grown.verify_version() == base.verify_version()

@@ -69,7 +69,10 @@ def flush_and_commit(stage, cons, prod, prefix: str) -> None:
     kc.commit(cons)
     r = stage.shards.entries[-1]
     metrics.observe_shard(r)
+    metrics.observe_samples(stage.flushed)
     log.info("shard %s: %d sequences, %d samples, %d tokens, fill %.3f, %.1f samples and %.1f contexts per "
-             "sequence, mean context dI %s", ready.shard_id, ready.sequences, ready.samples, ready.tokens,
+             "sequence, mean context dI %s, median sample %s tokens, median dependency distance %s tokens",
+             ready.shard_id, ready.sequences, ready.samples, ready.tokens,
              r["fill_ratio"], r["samples_per_sequence"], r["contexts_per_sequence"],
-             "-" if r["mean_context_di"] is None else f"{r['mean_context_di']:.3f}")
+             "-" if r["mean_context_di"] is None else f"{r['mean_context_di']:.3f}",
+             r["sample_tokens"]["median"], r["dependency_distance"]["median"])

@@ -16,6 +16,27 @@ class Piece:
     piece_id: str
     token_ids: tuple[int, ...]
     score: float = 0.0  # best dI of the context; decides which contexts stay when space is short
+    anchors: tuple[int, ...] = ()  # the document tokens it was accepted at (the anchors it resolves)
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """A verified (context, anchor) pair as the sample holds it: positions in the sample's tokens."""
+
+    context_id: str
+    anchor_index: int  # the anchor's token in the document
+    anchor: int  # ... and in the sample
+    context_start: int  # the context's first token (after its separator)
+    context_end: int  # one past its last
+
+    @property
+    def from_end(self) -> int:
+        """Tokens from the context's end to the anchor: how far the model must look back at least."""
+        return self.anchor - self.context_end
+
+    @property
+    def from_start(self) -> int:
+        return self.anchor - self.context_start
 
 
 @dataclass(frozen=True)
@@ -24,6 +45,8 @@ class Sample:
     token_ids: tuple[int, ...]
     context_ids: tuple[str, ...]
     context_scores: tuple[float, ...] = ()  # the kept contexts' best dI, in context_ids order
+    dependencies: tuple[Dependency, ...] = ()  # every accepted pair of a kept context, by position
+    offered: int = 0  # verified contexts the document had; len(context_ids) of them fit
 
     def __len__(self) -> int:
         return len(self.token_ids)
@@ -58,24 +81,30 @@ def build_sample(
 ) -> Sample:
     """Contexts in a seeded random order, then the document; each piece starts with the separator.
 
-    When the whole does not fit in max_len, the contexts with the lowest score go first; the
-    document itself is never cut.
+    As many contexts as fit in max_len (pack.sample_tokens), chosen best first: highest dI, then
+    the most anchors resolved; the document itself is never cut.
     """
     k = len(separator)
     if len(doc_tokens) + k > max_len:
         raise SampleTooLong(f"document of {len(doc_tokens)} tokens does not fit a {max_len}-token sequence")
     budget = max_len - len(doc_tokens) - k
     kept: list[Piece] = []
-    for piece in sorted(contexts, key=lambda p: (-p.score, p.piece_id)):
+    for piece in sorted(contexts, key=lambda p: (-p.score, -len(p.anchors), p.piece_id)):
         if len(piece.token_ids) + k <= budget:
             kept.append(piece)
             budget -= len(piece.token_ids) + k
     kept.sort(key=lambda p: p.piece_id)
     random.Random(document_seed(doc_id, seed)).shuffle(kept)
     tokens: list[int] = []
+    spans = []
     for piece in kept:
         tokens.extend(separator)
+        spans.append((piece, len(tokens), len(tokens) + len(piece.token_ids)))
         tokens.extend(piece.token_ids)
     tokens.extend(separator)
+    doc_start = len(tokens)
     tokens.extend(doc_tokens)
-    return Sample(doc_id, tuple(tokens), tuple(p.piece_id for p in kept), tuple(p.score for p in kept))
+    deps = sorted((Dependency(p.piece_id, t, doc_start + t, start, end)
+                   for p, start, end in spans for t in set(p.anchors)), key=lambda d: (d.anchor, d.context_start))
+    return Sample(doc_id, tuple(tokens), tuple(p.piece_id for p in kept), tuple(p.score for p in kept),
+                  tuple(deps), len(contexts))

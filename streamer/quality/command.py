@@ -59,6 +59,19 @@ def _f(x: float | None, signed: bool = False, digits: int = 3) -> str:
     return "-" if x is None else (f"{x:+.{digits}f}" if signed else f"{x:.{digits}f}")
 
 
+def lengths_line(s: dict) -> str:
+    """Sample length and dependency distance: how long the data is and how long-range."""
+    def spread(dist: dict) -> str:
+        if not dist["count"]:
+            return "none"
+        q = dist["quantiles"]
+        return f"median {q['50']:,.0f}, p90 {q['90']:,.0f}, max {dist['max']:,.0f}"
+
+    far = s["dependency_distance"]["from_context_end"]
+    return (f"tokens per sample: {spread(s['tokens_per_sample'])}; dependency distance (tokens from the context's "
+            f"end to its anchor, {far['count']} verified pairs in samples): {spread(far)}")
+
+
 def print_summary(report: dict, console: Console) -> None:
     d, s, c = report["dependencies"], report["samples"], report["curves"]
     console.print(
@@ -69,6 +82,7 @@ def print_summary(report: dict, console: Console) -> None:
         f"{_f(s['contexts_per_sample']['mean'], digits=2)} contexts and {_f(s['tokens_per_sample']['mean'], digits=0)} "
         f"tokens per "
         f"sample; {s['shards']} shards, mean fill {_f(s['shard_fill']['mean'])}")
+    console.print(lengths_line(s))
     t = d["template"]
     console.print(f"templates (lines many pool documents hold): {t['anchors']} anchors; {t['pairs_kept_apart']} "
                   f"dependencies the criterion accepts there kept apart ({t['kept_apart_share']:.1%} of what it "

@@ -9,15 +9,17 @@ import numpy as np
 from entropylong_streamer.method.dependency import Criterion
 from entropylong_streamer.topics import DependenciesRecord
 
-QUANTILES = (5, 25, 50, 75, 95)
+QUANTILES = (5, 25, 50, 75, 90, 95)
 DI_EDGES = [round(-1.0 + 0.1 * i, 1) for i in range(21)]  # dI histogram bins over [-1, 1]
+TOKEN_EDGES = [0] + [2**i for i in range(4, 18)]  # token counts: 0, 16, 32, ..., 131072
 
 
 def distribution(values: Sequence[float], edges: Sequence[float] | None = None) -> dict:
     """count, mean, quantiles, and (with edges) a histogram with what falls outside counted apart."""
     v = np.asarray(values, dtype=np.float64)
     out: dict = {"count": int(v.size), "mean": float(v.mean()) if v.size else None,
-                 "quantiles": {str(q): float(np.percentile(v, q)) for q in QUANTILES} if v.size else {}}
+                 "quantiles": {str(q): float(np.percentile(v, q)) for q in QUANTILES} if v.size else {},
+                 "max": float(v.max()) if v.size else None}
     if edges is not None:
         counts, _ = np.histogram(np.clip(v, edges[0], edges[-1]), bins=list(edges))
         out["histogram"] = {"edges": list(edges), "counts": counts.tolist(),
@@ -62,12 +64,18 @@ def dependency_figures(records: Sequence[DependenciesRecord], criterion: Criteri
 
 
 def sample_figures(contexts_per_sample: Sequence[int], tokens_per_sample: Sequence[int],
-                   manifest: Sequence[dict]) -> dict:
+                   manifest: Sequence[dict], distances: Sequence[tuple[int, int]] = ()) -> dict:
+    """Sample lengths and contexts; `distances`: (from the context's end, from its start) to the
+    anchor, in tokens of the sample, for every verified pair the samples hold."""
     fill = [e["fill_ratio"] for e in manifest if "fill_ratio" in e]
     return {
         "samples": len(tokens_per_sample),
         "contexts_per_sample": distribution(contexts_per_sample),
-        "tokens_per_sample": distribution(tokens_per_sample),
+        "tokens_per_sample": distribution(tokens_per_sample, TOKEN_EDGES),
+        "dependency_distance": {
+            "from_context_end": distribution([d[0] for d in distances], TOKEN_EDGES),
+            "from_context_start": distribution([d[1] for d in distances], TOKEN_EDGES),
+        },
         "shards": len(manifest),
         "shard_tokens": sum(e.get("tokens", 0) for e in manifest),
         "shard_fill": distribution(fill),

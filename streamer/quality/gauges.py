@@ -22,6 +22,10 @@ GAP = Gauge("elong_quality_ce_gap_nats", "A baseline's CE minus the verified sam
             "(> 0: the verified contexts inform more), from the latest report", ["baseline", "tokens"])
 ACCEPTANCE = Gauge("elong_quality_acceptance_rate", "Accepted / measured (context, anchor) pairs, latest report")
 DOCUMENTS = Gauge("elong_quality_documents_measured", "Documents the latest report's curves were measured on")
+SAMPLE_TOKENS = Gauge("elong_quality_sample_tokens", "Tokens per sample (median, p90, max) of the latest report",
+                      ["stat"])
+DEPENDENCY_DISTANCE = Gauge("elong_quality_dependency_distance_tokens", "Tokens from a verified context's end to "
+                            "its anchor in the samples (median, p90, max) of the latest report", ["stat"])
 CREATED = Gauge("elong_quality_report_timestamp_seconds", "When the latest report was made (Unix time)")
 
 
@@ -59,6 +63,13 @@ def set_gauges(report: dict) -> None:
     ACCEPTANCE.set(h["acceptance_rate"])
     DOCUMENTS.set(h["documents_measured"])
     CREATED.set(report["created_unix"])
+    s = report["samples"]
+    for gauge, dist in ((SAMPLE_TOKENS, s["tokens_per_sample"]),
+                        (DEPENDENCY_DISTANCE, s["dependency_distance"]["from_context_end"])):
+        if dist["count"]:
+            for stat, value in (("median", dist["quantiles"]["50"]), ("p90", dist["quantiles"]["90"]),
+                                ("max", dist["max"])):
+                gauge.labels(stat).set(value)
     for tokens in ("all", "anchors"):
         for cond, value in (h.get(f"ce_{tokens}") or {}).items():
             if value is not None:

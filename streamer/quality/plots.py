@@ -56,3 +56,30 @@ def plot_d_i(d_i: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_lengths(samples: dict, path: Path) -> None:
+    """Histograms, on power-of-two token bins, of sample lengths and of dependency distances (from
+    the context's end to its anchor): how long the data is, and how long-range its dependencies."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    shown = (("tokens_per_sample", samples["tokens_per_sample"], "tokens per sample", "samples"),
+             ("from_context_end", samples["dependency_distance"]["from_context_end"],
+              "tokens from the context's end to its anchor", "verified pairs"))
+    for ax, (_, dist, xlabel, ylabel) in zip(axes, shown, strict=True):
+        hist = dist.get("histogram")
+        if hist and dist["count"]:
+            edges, counts = hist["edges"], hist["counts"]
+            ax.bar(range(len(counts)), counts, width=0.9, color="tab:blue")
+            ax.set_xticks(range(len(counts)), [_k(e) for e in edges[1:]], rotation=60, fontsize=8)
+            q = dist["quantiles"]
+            ax.set_title(f"median {q['50']:,.0f}, p90 {q['90']:,.0f}, max {dist['max']:,.0f}", fontsize=10)
+        ax.set_xlabel(f"{xlabel} (bin upper edge)")
+        ax.set_ylabel(ylabel)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _k(tokens: float) -> str:
+    return f"{tokens / 1024:g}K" if tokens >= 1024 else f"{tokens:g}"

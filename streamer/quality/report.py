@@ -123,16 +123,17 @@ def build_report(cfg: Config, records: Iterable[DependenciesRecord], shards: Sha
             other_versions += 1
             continue
         latest[rec.doc_id] = rec
-    matched, mismatched, contexts, tokens = [], [], [], []
+    matched, mismatched, contexts, tokens, distances = [], [], [], [], []
     for doc_id in sorted(set(latest) & set(shards.samples)):
         rec = latest[doc_id]
-        sample = sample_from(rec, separator, p.seed, p.seq_len)
+        sample = sample_from(rec, separator, p.seed, p.sample_length)
         if list(sample.token_ids) != shards.samples[doc_id]:
             mismatched.append(doc_id)  # packed under settings these records do not reproduce
             continue
         matched.append(rec)
         contexts.append(len(sample.context_ids))
         tokens.append(len(sample))
+        distances += [(d.from_end, d.from_start) for d in sample.dependencies]
     report: dict = {
         "created_unix": time.time(),
         "config": {"schema_version": cfg.schema_version, "stage_versions": cfg.stage_versions(),
@@ -144,7 +145,7 @@ def build_report(cfg: Config, records: Iterable[DependenciesRecord], shards: Sha
                    "records_not_yet_in_a_shard": len(set(latest) - set(shards.samples)),
                    "records_disagreeing_with_shard": len(mismatched), "records_undecodable": undecodable},
         "dependencies": dependency_figures(matched, criterion(cfg)),
-        "samples": sample_figures(contexts, tokens, shards.manifest),
+        "samples": sample_figures(contexts, tokens, shards.manifest, distances),
     }
     with_context = [r for r, c in zip(matched, contexts, strict=True) if c]
     chosen = set(_pick((r.doc_id for r in with_context), max_docs))
@@ -178,7 +179,7 @@ def headline(report: dict) -> dict:
 
 
 def write_report(report: dict, out_dir: Path) -> list[Path]:
-    from .plots import plot_curves, plot_d_i
+    from .plots import plot_curves, plot_d_i, plot_lengths
 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / REPORT_FILE]
@@ -193,5 +194,8 @@ def write_report(report: dict, out_dir: Path) -> list[Path]:
             paths.append(path)
     path = out_dir / "d_i.png"
     plot_d_i(report["dependencies"]["d_i"], path)
+    paths.append(path)
+    path = out_dir / "lengths.png"
+    plot_lengths(report["samples"], path)
     paths.append(path)
     return paths

@@ -18,32 +18,37 @@ from .base import StageError, StageResult, Stats, run_batch
 UINT32 = 1 << 32
 
 
-def sample_from(rec: DependenciesRecord, separator: tuple[int, ...], seed: int, seq_len: int) -> Sample:
+def sample_from(rec: DependenciesRecord, separator: tuple[int, ...], seed: int, sample_tokens: int) -> Sample:
+    """The document's sample: its verified contexts, best first, as many as sample_tokens holds."""
     ids = (rec.token_ids, *(c.token_ids for c in rec.contexts))
     if any(t < 0 or t >= UINT32 for piece in ids for t in piece):
         raise StageError("bad_token_id: token ids must fit uint32")
     best: dict[str, float] = {}
+    resolved: dict[str, list[int]] = {}
     for p in rec.pairs:
         if p.accepted:
             best[p.context_id] = max(best.get(p.context_id, p.d_i), p.d_i)
-    pieces = [Piece(c.context_id, tuple(c.token_ids), best[c.context_id])
+            resolved.setdefault(p.context_id, []).append(p.anchor_index)
+    pieces = [Piece(c.context_id, tuple(c.token_ids), best[c.context_id], tuple(resolved[c.context_id]))
               for c in rec.contexts if c.context_id in best]
-    return build_sample(rec.doc_id, tuple(rec.token_ids), pieces, separator, seed, seq_len)
+    return build_sample(rec.doc_id, tuple(rec.token_ids), pieces, separator, seed, sample_tokens)
 
 
 class PackStage:
     name = "pack"
 
     def __init__(self, shards: ShardSet, seq_len: int, separator: tuple[int, ...], seed: int,
-                 sequences_per_shard: int, max_wait_s: float, domain: str) -> None:
+                 sequences_per_shard: int, max_wait_s: float, domain: str, sample_tokens: int | None = None) -> None:
         self.shards = shards
         self.seq_len = seq_len
+        self.sample_tokens = min(sample_tokens or seq_len, seq_len)
         self.separator = separator
         self.seed = seed
         self.target_tokens = sequences_per_shard * seq_len
         self.max_wait_s = max_wait_s
         self.domain = domain
         self.buffer: dict[str, Sample] = {}
+        self.flushed: list[Sample] = []  # the samples of the last shard, for its metrics
         self.first_buffered_at: float | None = None
         self.stats = Stats()
 
@@ -56,10 +61,13 @@ class PackStage:
                 self.stats["duplicates_skipped"] += 1
                 return None
             try:
-                sample = sample_from(rec, self.separator, self.seed, self.seq_len)
+                sample = sample_from(rec, self.separator, self.seed, self.sample_tokens)
             except SampleTooLong as exc:
                 raise StageError(f"too_long: {exc}") from exc
             self.buffer[rec.doc_id] = sample
+            self.stats["contexts_packed"] += len(sample.context_ids)
+            # verified contexts the sample had no room for (pack.sample_tokens): what limits its length
+            self.stats["contexts_left_out"] += sample.offered - len(sample.context_ids)
             return sample
 
         result = run_batch(self.name, records, one, self.stats)
@@ -84,6 +92,7 @@ class PackStage:
         samples = [self.buffer[d] for d in sorted(self.buffer)]
         sequences = pack(samples, self.seq_len)
         entry = self.shards.write(sequences, self.domain)
+        self.flushed = samples
         self.buffer.clear()
         self.first_buffered_at = None
         self.stats["shards"] += 1

@@ -47,3 +47,32 @@ def test_packing_keeps_every_sample_whole_and_within_length(lengths, seq_len):
             assert tuple(ids[start:end]) == s.token_ids
     # best fit never opens a sequence while another could hold the sample: at most one is half empty
     assert sum(q.used * 2 <= seq_len for q in seqs) <= 1
+
+
+def test_contexts_are_chosen_by_dI_then_by_the_anchors_they_resolve():
+    pieces = [Piece("one", (9,) * 4, 0.8, (3,)), Piece("many", (8,) * 4, 0.8, (1, 2, 3)), Piece("lo", (7,) * 4, 0.5)]
+    s = build_sample("d", (1, 2, 3, 4), pieces, (SEP,), seed=0, max_len=5 + 5 + 4)
+    assert s.context_ids == ("many",) and s.offered == 3
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 30), st.lists(st.integers(0, 19), min_size=1, max_size=5)),
+                min_size=0, max_size=12),
+       st.integers(1, 3), st.integers(30, 400), st.integers(0, 5))
+def test_every_kept_dependency_points_at_its_context_and_its_anchor(contexts, k, max_len, seed):
+    doc = tuple(range(100, 120))
+    sep = tuple(range(k))
+    pieces = [Piece(f"c{i}", tuple([1000 + i] * n), 0.5, tuple(anchors)) for i, (n, anchors) in enumerate(contexts)]
+    s = build_sample("d", doc, pieces, sep, seed, max_len=max_len + len(doc) + k)
+    assert len(s) <= max_len + len(doc) + k
+    by_id = {p.piece_id: p for p in pieces}
+    placed = {(d.context_id, d.anchor_index) for d in s.dependencies}
+    assert placed == {(c, t) for c in s.context_ids for t in by_id[c].anchors}
+    for d in s.dependencies:
+        assert s.token_ids[d.context_start : d.context_end] == by_id[d.context_id].token_ids
+        assert s.token_ids[d.context_start - k : d.context_start] == sep
+        assert s.token_ids[d.anchor] == doc[d.anchor_index]
+        assert d.from_start - d.from_end == len(by_id[d.context_id].token_ids) and d.from_end > 0
+    # every context left out would not have fitted beside those kept
+    free = max_len - sum(len(by_id[c].token_ids) + k for c in s.context_ids)
+    assert all(len(p.token_ids) + k > free for p in pieces if p.piece_id not in s.context_ids)

@@ -75,4 +75,4 @@ def test_sample_figures(contexts, fills):
 
 
 def test_an_empty_distribution_says_so():
-    assert distribution([]) == {"count": 0, "mean": None, "quantiles": {}}
+    assert distribution([]) == {"count": 0, "mean": None, "quantiles": {}, "max": None}

@@ -2,7 +2,9 @@
 document only (its entity's profile), so only that document can make them predictable."""
 
 import json
+from pathlib import Path
 
+import numpy as np
 import pytest
 from prometheus_client import REGISTRY
 from rich.console import Console
@@ -16,6 +18,7 @@ from entropylong_streamer.quality.contexts import CONDITIONS
 from entropylong_streamer.quality.figures import dependency_figures
 from entropylong_streamer.quality.gauges import ReportGauges
 from entropylong_streamer.quality.report import RECORDS_FILE, read_records
+from entropylong_streamer.services.shards import read_shard
 
 pytestmark = pytest.mark.slow
 
@@ -71,13 +74,23 @@ def test_the_figures_agree_with_the_records_they_came_from(built):
     assert s["samples"] == sum(e["samples"] for e in manifest) == 12
     assert s["contexts_per_sample"]["mean"] * s["samples"] == pytest.approx(sum(e["contexts"] for e in manifest))
     assert s["tokens_per_sample"]["mean"] * s["samples"] == pytest.approx(sum(e["tokens"] for e in manifest))
+    # the distances of the pairs the samples hold, as dependencies.jsonl and the shards give them
+    placed = sorted(r["distance_from_context_end"] for r in rows if r["in_sample"])
+    assert all(r["accepted"] for r in rows if r["in_sample"]) and placed
+    far = s["dependency_distance"]["from_context_end"]
+    assert far["count"] == len(placed) and far["max"] == placed[-1]
+    assert far["quantiles"]["50"] == pytest.approx(float(np.median(placed)))
+    in_shards = sorted(a - end for e in manifest for seq in read_shard(Path(e["path"]))
+                       for a, _, end in seq["dependencies"])
+    assert in_shards == placed
 
 
 def test_outputs_json_plots_and_gauges(built):
     _, _, report, paths = built
     assert json.loads(paths[0].read_text()) == json.loads(json.dumps(report))
     pngs = [p for p in paths if p.suffix == ".png"]
-    assert {p.name for p in pngs} == {"ce_vs_context_all.png", "ce_vs_context_anchors.png", "d_i.png"}
+    assert {p.name for p in pngs} == {"ce_vs_context_all.png", "ce_vs_context_anchors.png", "d_i.png",
+                                     "lengths.png"}
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 10_000 for p in pngs)
     gauges = ReportGauges(paths[0])
     assert gauges.refresh() and not gauges.refresh()  # read once, again only when the file changes
@@ -87,6 +100,10 @@ def test_outputs_json_plots_and_gauges(built):
         pytest.approx(h["gap_all"]["random"])
     assert REGISTRY.get_sample_value("elong_quality_ce_nats", {"condition": "verified", "tokens": "anchors"}) == \
         pytest.approx(h["ce_anchors"]["verified"])
+    far = report["samples"]["dependency_distance"]["from_context_end"]
+    assert REGISTRY.get_sample_value("elong_quality_dependency_distance_tokens", {"stat": "max"}) == far["max"]
+    assert REGISTRY.get_sample_value("elong_quality_sample_tokens", {"stat": "median"}) == \
+        report["samples"]["tokens_per_sample"]["quantiles"]["50"]
 
 
 def test_a_missing_shard_set_is_a_clear_error(tmp_path, built):

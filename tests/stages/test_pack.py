@@ -98,3 +98,25 @@ def test_streaming_dataset_reads_what_read_shard_reads_and_read_shard_holds_no_d
     for _ in range(20):  # a rolling trainer reads shard after shard for days
         read_shard(ready.path)
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_shards_say_where_each_dependency_is_and_samples_stop_at_sample_tokens(tmp_path):
+    p = PackStage(ShardSet(tmp_path, "v1"), 64, (SEP,), seed=0, sequences_per_shard=2, max_wait_s=60,
+                  domain="test", sample_tokens=12)
+    rec = deps("a", 5)
+    second = Context(context_id="a-d", context_doc_id="another", text="d", token_ids=[4] * 6)
+    rec = rec.model_copy(update={"contexts": [*rec.contexts, second], "pairs": [
+        *rec.pairs, rec.pairs[0].model_copy(update={"context_id": "a-d", "anchor_index": 3, "d_i": 0.5})]})
+    p.process([rec, deps("b", 5)])
+    # a: [SEP 7 8 9] [SEP 1..5] = 10 tokens; the 6-token context would make 17 > 12
+    assert p.stats["contexts_left_out"] == 1 and p.stats["contexts_packed"] == 2
+    ready = p.flush()
+    rows = [(seq["input_ids"].tolist(), seq["dependencies"]) for seq in read_shard(ready.path)]
+    found = 0
+    for ids, deps_of_seq in rows:
+        for anchor, start, end in deps_of_seq:
+            assert ids[start:end] == [7, 8, 9] and ids[anchor] == 2  # token 1 of the document (1..5)
+            found += 1
+    assert found == 2
+    entry = p.shards.entries[-1]
+    assert entry["sample_tokens"]["max"] == 10 and entry["dependency_distance"]["median"] == 2
