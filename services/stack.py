@@ -245,9 +245,11 @@ def start_broker(data_dir: Path, port: int, run_dir: Path, host: str = LOOPBACK,
 
 
 def ensure_topics(bootstrap: str, topics: dict[str, int], timeout: float = 30,
-                  compacted: Collection[str] = (), client: dict | None = None) -> None:
+                  compacted: Collection[str] = (), client: dict | None = None,
+                  max_message_bytes: int | None = None) -> None:
     """Create missing topics with their partition counts; grow topics that have too few partitions.
-    Topics named in `compacted` are created with cleanup.policy=compact (changelogs).
+    Topics named in `compacted` are created with cleanup.policy=compact (changelogs); with
+    max_message_bytes, every new topic takes records up to that size (max.message.bytes).
 
     noida-db auto-creates an unknown topic with ONE partition on first use, so every topic must be
     created here, before any producer or worker touches it.
@@ -269,6 +271,8 @@ def ensure_topics(bootstrap: str, topics: dict[str, int], timeout: float = 30,
             if name not in have:
                 try:
                     configs = {"cleanup.policy": "compact"} if name in compacted else {}
+                    if max_message_bytes:
+                        configs["max.message.bytes"] = str(max_message_bytes)
                     admin.create_topics([NewTopic(name, num_partitions=n, replication_factor=1,
                                                   topic_configs=configs)])
                 except TopicAlreadyExistsError:

@@ -33,6 +33,10 @@ class KafkaConfig(_Section):
     partitions: int = Field(4, ge=1)
     # >0 only for brokers without a fetch long poll (the embedded noida-db): see agents/broker_compat.py
     idle_fetch_backoff_ms: int = Field(0, ge=0)
+    # The largest record a stage may produce (a document with its contexts, whole pool documents cut
+    # to the verifier's room, reaches megabytes): producers' max request size and the topics'
+    # max.message.bytes when `up` creates them. Topics created elsewhere need it too.
+    max_message_bytes: int = Field(16 << 20, ge=1 << 20, le=256 << 20)
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None
@@ -109,7 +113,14 @@ class EntropyConfig(_Section):
 
 class RetrievalConfig(_Section):
     embedder: str = "minilm"
+    # Distinct pool documents retrieved per anchor query (the pool is searched by chunk).
     top_k: int = Field(5, ge=1)
+    # What a context is: "document", the pool document a retrieved chunk belongs to (the paper's
+    # contexts; cut around the retrieved chunks to what the verifier holds), or "chunk", the chunk.
+    context: Literal["document", "chunk"] = "document"
+    # Context documents per document at most, those retrieved by the most anchors first: with top_k,
+    # what bounds verification's LM cost per document (README: what the defaults cost and yield).
+    max_contexts: int = Field(64, ge=1)
     chunk_tokens: int = Field(256, ge=8)
     chunk_overlap: int = Field(32, ge=0)
     index_live_docs: bool = True
@@ -144,7 +155,9 @@ class VerifyConfig(_Section):
     # Measure each retrieved context at every anchor of the document, not only at those whose query
     # retrieved it (same forwards, run to the document's last anchor).
     all_anchors: bool = True
-    max_context_tokens: int = Field(256, ge=1)
+    # Tokens of a context at most. None: as many as [sep C sep D[:last anchor that retrieved C]]
+    # leaves of model.max_tokens; a longer document keeps the part around its retrieved chunks.
+    max_context_tokens: int | None = Field(None, ge=1)
 
 
 class PackConfig(_Section):
@@ -305,11 +318,13 @@ class Config(_Section):
         r = self.retrieval
         d = self.door  # each chunk carries its document's MinHash signature
         return _digest("index", self.model.path, r.embedder, r.chunk_tokens, r.chunk_overlap, self.milvus.collection,
-                       d.shingle_words, d.minhash_permutations, "line-counts")
+                       d.shingle_words, d.minhash_permutations, "line-counts", "documents")
 
     def retrieval_version(self) -> str:
+        # a document context is cut to the tokens verification holds: its cap is retrieval's too
+        cap = (self.verify.max_context_tokens,) if self.retrieval.context == "document" else ()
         return _digest("retrieval", self.entropy_version(), self.retrieval, self.milvus.collection,
-                       self.door.near_duplicate_rule())
+                       self.door.near_duplicate_rule(), *cap)
 
     def verify_version(self) -> str:
         return _digest("verify", self.retrieval_version(), self.verify, self.pack.separator)

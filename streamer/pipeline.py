@@ -14,7 +14,7 @@ from entropylong_streamer.method.samples import separator_ids
 from entropylong_streamer.stages.entropy import EntropyStage
 from entropylong_streamer.stages.index import IndexStage
 from entropylong_streamer.stages.pack import PackStage
-from entropylong_streamer.stages.retrieve import RetrievalStage
+from entropylong_streamer.stages.retrieve import DocumentContexts, RetrievalStage
 from entropylong_streamer.stages.verify import VerifyStage
 
 STAGES = ("entropy", "index", "retrieval", "verify", "pack", "trainer")
@@ -76,6 +76,13 @@ class Pipeline:
 
         return MilvusLineStore(self.pool.client, f"{self.cfg.milvus.collection}_lines")
 
+    @cached_property
+    def doc_store(self):
+        """The pool's documents whole (retrieval.context = "document"), beside its chunks."""
+        from entropylong_streamer.services.doc_store import MilvusDocStore
+
+        return MilvusDocStore(self.pool.client, f"{self.cfg.milvus.collection}_docs")
+
     @property
     def near_duplicate_rule(self) -> NearDuplicateRule:
         return NearDuplicateRule(*self.cfg.door.near_duplicate_rule())
@@ -101,14 +108,21 @@ class Pipeline:
     def index(self) -> IndexStage:
         r = self.cfg.retrieval
         return IndexStage(self.engine_tokenizer(), self.pool, r.chunk_tokens, r.chunk_overlap,
-                          self.near_duplicate_rule, self.line_store)
+                          self.near_duplicate_rule, self.line_store, self.doc_store)
 
     def retrieval(self) -> RetrievalStage:
         r = self.cfg.retrieval
         return RetrievalStage(self.embedder, self.pool, r.top_k, self.near_duplicate_rule, self.cfg.retrieval_version(),
                               max_anchors=self.cfg.entropy.max_anchors,
                               lines=self.line_store if r.template_min_docs else None,
-                              template_min_docs=r.template_min_docs)
+                              template_min_docs=r.template_min_docs, documents=self.document_contexts())
+
+    def document_contexts(self) -> DocumentContexts | None:
+        r = self.cfg.retrieval
+        if r.context != "document":
+            return None
+        return DocumentContexts(self.doc_store, self.engine_tokenizer(), self.cfg.model.max_tokens,
+                                len(self.separator), self.cfg.verify.max_context_tokens, r.max_contexts)
 
     def verify(self, cache: MeasurementCache | None = None) -> VerifyStage:
         v = self.cfg.verify
@@ -125,7 +139,12 @@ class Pipeline:
                          p.sequences_per_shard, p.max_wait_s, p.domain, p.sample_length)
 
     def engine_tokenizer(self):
-        """The indexer needs only the LM's tokenizer (chunk lengths are LM tokens), not its weights."""
+        """The indexer and retrieval need only the LM's tokenizer (chunks and context windows are
+        LM tokens), not its weights."""
+        return self._tokenizer
+
+    @cached_property
+    def _tokenizer(self):
         from entropylong_streamer.services.lm import HFTokenizer
         from entropylong_streamer.services.models import load_tokenizer
 

@@ -62,7 +62,7 @@ def ensure_pipeline_topics(cfg: Config) -> None:
 
     ensure_topics(cfg.kafka.bootstrap_servers, topic_partitions(cfg),
                   compacted=[t.full_name(cfg.kafka.topic_prefix) for t in ALL_TOPICS if t.compacted],
-                  client=client_kwargs(cfg))
+                  client=client_kwargs(cfg), max_message_bytes=cfg.kafka.max_message_bytes)
 
 
 def end_offsets(cfg: Config, topics: list[str], partitions: dict[str, int] | None = None) -> dict[str, int]:

@@ -1,4 +1,5 @@
-"""candidates: the anchors record plus the unique retrieved chunks and the anchors that found each."""
+"""candidates: the anchors record plus the unique retrieved contexts (pool documents, cut around the
+retrieved chunks, or the chunks themselves) and the anchors that found each."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ class Candidate(Record):
     text: str
     score: float
     anchor_indices: list[int]
+    # [start, end) characters of text that the anchors' queries matched (the retrieved chunks): a
+    # verifier with less room keeps the part around them.
+    spans: list[tuple[int, int]] = []
 
 
 class CandidatesRecord(Record):

@@ -36,12 +36,15 @@ def handle_batch(
     out_spec: TopicSpec | None,
     process: Callable[[list[Any]], StageResult],
     expected_version: str | None = None,
+    max_bytes: int | None = None,
 ) -> tuple[list[Produced], list[Produced]]:
     """-> (outputs for out_spec, dead letters). Nothing is lost: undecodable records, stage rejects
     and records on which the stage raised unexpectedly all become dead letters with a reason.
 
     Records made under another config version than the one this stage consumes belong to another
-    shard set and are skipped, so versions never mix after a replay.
+    shard set and are skipped, so versions never mix after a replay. An output larger than
+    max_bytes (kafka.max_message_bytes) would fail the send for the whole batch: its input is
+    dead-lettered instead.
     """
     decoded, origin, dead = [], {}, []
     for msg in messages:
@@ -68,8 +71,17 @@ def handle_batch(
     for result in results:
         for rej in result.rejects:
             dead.append(dead_letter(stage_name, rej.reason, origin[id(rej.record)], rej.doc_id))
-        if out_spec is not None:
-            outputs += [Produced(out_spec, out_spec.key(o), out_spec.encode(o)) for o in result.outputs]
+        if out_spec is None:
+            continue
+        for o in result.outputs:
+            value = out_spec.encode(o)
+            if max_bytes is not None and len(value) > max_bytes:
+                doc_id = getattr(o, "doc_id", "")
+                msg = next(origin[id(r)] for r in decoded if getattr(r, "doc_id", "") == doc_id)
+                dead.append(dead_letter(stage_name, f"record_too_large: its {out_spec.name} record has {len(value):,} "
+                                        f"bytes > kafka.max_message_bytes {max_bytes:,}", msg, doc_id))
+                continue
+            outputs.append(Produced(out_spec, out_spec.key(o), value))
     return outputs, dead
 
 

@@ -72,6 +72,8 @@ def build_app(cfg: Config, stage: str):
         web_enabled=False,
         datadir=str(datadir),
         consumer_auto_offset_reset="earliest",
+        producer_max_request_size=cfg.kafka.max_message_bytes,
+        consumer_max_fetch_size=cfg.kafka.max_message_bytes,
         broker_session_timeout=cfg.agents.session_timeout_s,
         consumer_group_instance_id=cfg.agents.instance_id,
         broker_heartbeat_interval=min(3.0, cfg.agents.session_timeout_s / 3),
@@ -127,7 +129,8 @@ def build_app(cfg: Config, stage: str):
         def run_batch(msgs: list[Message]):
             if cache is not None:
                 cache.catch_up({m.partition for m in msgs})
-            outs, dlq = handle_batch(stage, msgs, spec.source, spec.sink, process, expected)
+            outs, dlq = handle_batch(stage, msgs, spec.source, spec.sink, process, expected,
+                                     cfg.kafka.max_message_bytes)
             if cache is not None:  # measurements durable before the outputs that used them
                 cache.flush({m.key.decode(errors="replace"): m.partition for m in msgs if m.key})
             return outs, dlq

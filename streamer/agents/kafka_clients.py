@@ -32,13 +32,14 @@ def consumer(cfg: Config, topic: str, group: str):
     return KafkaConsumer(topic, group_id=group, enable_auto_commit=False, auto_offset_reset="earliest",
                          max_poll_interval_ms=600_000, session_timeout_ms=session_ms,
                          heartbeat_interval_ms=min(3000, session_ms // 3),
-                         group_instance_id=cfg.agents.instance_id, **client_kwargs(cfg))
+                         group_instance_id=cfg.agents.instance_id,
+                         max_partition_fetch_bytes=cfg.kafka.max_message_bytes, **client_kwargs(cfg))
 
 
 def producer(cfg: Config):
     from kafka import KafkaProducer
 
-    return KafkaProducer(acks="all", linger_ms=5, **client_kwargs(cfg))
+    return KafkaProducer(acks="all", linger_ms=5, max_request_size=cfg.kafka.max_message_bytes, **client_kwargs(cfg))
 
 
 def poll_messages(cons, stop: threading.Event, idle_backoff_ms: int, max_records: int = 64) -> list[Message]:

@@ -1,4 +1,5 @@
-"""Index stage: docs -> chunks for the retrieval pool (token windows with overlap)."""
+"""Index stage: docs -> chunks for the retrieval pool (token windows with overlap), and the
+documents whole, which the contexts are cut from."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import ClassVar, Protocol
 
 from entropylong_streamer.method.near_dup import NearDuplicateRule
 from entropylong_streamer.method.templates import split_lines
+from entropylong_streamer.services.doc_store import DocStore
 from entropylong_streamer.services.line_store import LineStore
 from entropylong_streamer.services.lm import Tokenized
 from entropylong_streamer.topics import Doc
@@ -56,6 +58,7 @@ class IndexStage:
     overlap: int
     rule: NearDuplicateRule = NearDuplicateRule()
     lines: LineStore | None = None  # each pool document's lines, counted for template detection
+    documents: DocStore | None = None  # each pool document whole: what a retrieved chunk's context is cut from
     stats: Stats = field(default_factory=Stats, init=False)
 
     def process(self, docs: list[Doc]) -> StageResult[Doc, Chunk]:
@@ -66,10 +69,12 @@ class IndexStage:
 
         per_doc = run_batch(self.name, docs, one, self.stats)
         chunks = [c for cs in per_doc.outputs for c in cs]
+        indexed = {c.doc_id for c in chunks}
+        if self.documents is not None and indexed:  # before the chunks: a chunk found has its document
+            self.documents.put({d.doc_id: d.text for d in docs if d.doc_id in indexed})
         if chunks:
             self.sink.upsert(chunks)
         if self.lines is not None:
-            indexed = {c.doc_id for c in chunks}
             for doc in docs:
                 if doc.doc_id in indexed:
                     self.lines.add(doc.doc_id, split_lines(doc.text).distinct())

@@ -1,4 +1,6 @@
-"""Retrieval stage: anchors -> candidates. Top-K pool chunks per anchor query, never the document."""
+"""Retrieval stage: anchors -> candidates. The pool is searched by chunk; with contexts = "document"
+each anchor gets its top-K distinct pool documents, each cut around its retrieved chunks to the
+tokens the verifier holds (method/context_window.py); never the document itself or a near copy."""
 
 from __future__ import annotations
 
@@ -7,9 +9,12 @@ from typing import ClassVar, Protocol
 
 import numpy as np
 
+from entropylong_streamer.method.context_window import char_window, context_window, token_spans
 from entropylong_streamer.method.near_dup import NearDuplicateRule
 from entropylong_streamer.method.templates import split_lines, template_spans
+from entropylong_streamer.services.doc_store import DocStore
 from entropylong_streamer.services.line_store import LineStore
+from entropylong_streamer.services.lm import Tokenized
 from entropylong_streamer.topics import Anchor, AnchorsRecord, Candidate, CandidatesRecord
 
 from .base import StageError, StageResult, Stats, run_batch
@@ -30,6 +35,37 @@ class Embedder(Protocol):
 
 class Pool(Protocol):
     def search(self, vectors: np.ndarray, k: int, exclude_doc_id: str) -> list[list[Hit]]: ...
+
+
+class Tokenizer(Protocol):
+    def tokenize(self, text: str) -> Tokenized: ...
+
+
+@dataclass(frozen=True)
+class DocumentContexts:
+    """Contexts are whole pool documents (retrieval.context = "document"): where their texts are,
+    how they are tokenised and how many tokens of one the verifier holds beside the document."""
+
+    store: DocStore
+    tokenizer: Tokenizer  # the LM's: the window is cut in the tokens verification measures
+    max_tokens: int  # the verifier's context (model.max_tokens)
+    separator_tokens: int
+    max_context_tokens: int | None = None
+    max_contexts: int = 64  # context documents per document, the most retrieved first
+
+    def room(self, last_anchor: int) -> int:
+        """Tokens [sep C sep D[:last_anchor + 1]] leaves for C."""
+        room = self.max_tokens - (last_anchor + 1) - 2 * self.separator_tokens
+        return max(0, room if self.max_context_tokens is None else min(room, self.max_context_tokens))
+
+    def cut(self, text: str, chunks: list[str], last_anchor: int) -> tuple[str, list[tuple[int, int]]]:
+        """The window of the document around its retrieved chunks, and where they are in it."""
+        tok = self.tokenizer.tokenize(text)
+        found = [(at, at + len(c)) for c in chunks if (at := text.find(c)) >= 0]
+        start, end = char_window(tok.offsets, context_window(len(tok.ids), token_spans(tok.offsets, found),
+                                                             self.room(last_anchor)))
+        inside = [(max(a, start) - start, min(b, end) - start) for a, b in found if a < end and b > start]
+        return text[start:end], sorted(set(inside))
 
 
 def is_same_document(doc_id: str, doc_signature: np.ndarray, hit: Hit, rule: NearDuplicateRule) -> bool:
@@ -62,6 +98,7 @@ class RetrievalStage:
     max_anchors: int | None = None  # more anchors than the entropy stage keeps: bad input, refused
     lines: LineStore | None = None
     template_min_docs: int = 10
+    documents: DocumentContexts | None = None  # None: the retrieved chunks are the contexts
     stats: Stats = field(default_factory=Stats, init=False)
 
     def process(self, records: list[AnchorsRecord]) -> StageResult[AnchorsRecord, CandidatesRecord]:
@@ -108,30 +145,69 @@ class RetrievalStage:
         found = self.pool.search(vectors, self.top_k * self.overfetch, exclude_doc_id=rec.doc_id)
         hits_of = {a.index: hits for a, hits in zip(queried, found, strict=True)}
         doc_sig = self.rule.signature(rec.text)
-        by_chunk: dict[str, Candidate] = {}
+        by_context: dict[str, _Found] = {}
         leaks: dict[str, bool] = {}
+        per_document = self.documents is not None
         for anchor in rec.anchors:  # a follower is measured against what its leader's query found
             if anchor.template:
                 continue
-            kept = 0
+            kept: set[str] = set()
             for hit in hits_of[anchor.index if anchor.leader is None else anchor.leader]:
-                if kept == self.top_k:
+                if len(kept) == self.top_k:
                     break
                 if hit.chunk_id not in leaks:  # the same chunk comes back for several anchors
                     leaks[hit.chunk_id] = is_same_document(rec.doc_id, doc_sig, hit, self.rule)
                 if leaks[hit.chunk_id]:
                     self.stats["leaks_excluded"] += 1
                     continue
-                kept += 1
-                prev = by_chunk.get(hit.chunk_id)
-                anchors = [*(prev.anchor_indices if prev else []), anchor.index]
-                score = max(hit.score, prev.score) if prev else hit.score
-                by_chunk[hit.chunk_id] = Candidate(context_id=hit.chunk_id, context_doc_id=hit.doc_id,
-                                                   text=hit.text, score=score, anchor_indices=anchors)
-            self.stats["pairs"] += kept
-        candidates = sorted(by_chunk.values(), key=lambda c: c.context_id)
+                key = hit.doc_id if per_document else hit.chunk_id
+                ctx = by_context.setdefault(key, _Found(hit.doc_id))
+                ctx.add(anchor.index, hit)
+                kept.add(key)
+            self.stats["pairs"] += len(kept)
+        contexts = sorted(by_context.items(), key=lambda kv: (-len(kv[1].anchors), -kv[1].score, kv[0]))
+        if per_document and len(contexts) > self.documents.max_contexts:
+            self.stats["contexts_capped"] += len(contexts) - self.documents.max_contexts
+            contexts = contexts[: self.documents.max_contexts]
+        candidates = self._documents(contexts) if per_document else [
+            Candidate(context_id=key, context_doc_id=f.doc_id, text=f.chunks[key], score=f.score,
+                      anchor_indices=f.anchors) for key, f in contexts]
+        candidates.sort(key=lambda c: c.context_id)
         self.stats["unique_candidates"] += len(candidates)
         return CandidatesRecord(anchors=rec, candidates=candidates, config_version=self.config_version)
+
+    def _documents(self, contexts: list[tuple[str, _Found]]) -> list[Candidate]:
+        texts = self.documents.store.get(doc_id for doc_id, _ in contexts)
+        out = []
+        for doc_id, f in contexts:
+            text = texts.get(doc_id)
+            if text is None:  # indexed before the pool kept whole documents: its best chunk
+                self.stats["contexts_without_document"] += 1
+                text = max(f.chunks.items(), key=lambda kv: f.chunk_scores[kv[0]])[1]
+            window, spans = self.documents.cut(text, list(f.chunks.values()), max(f.anchors))
+            if len(window) < len(text):
+                self.stats["contexts_cut"] += 1
+            out.append(Candidate(context_id=doc_id, context_doc_id=doc_id, text=window, score=f.score,
+                                 anchor_indices=f.anchors, spans=spans))
+        return out
+
+
+@dataclass
+class _Found:
+    """One context of a document: the anchors that retrieved it and the chunks they matched."""
+
+    doc_id: str
+    anchors: list[int] = field(default_factory=list)
+    chunks: dict[str, str] = field(default_factory=dict)
+    chunk_scores: dict[str, float] = field(default_factory=dict)
+    score: float = float("-inf")
+
+    def add(self, anchor: int, hit: Hit) -> None:
+        if not self.anchors or self.anchors[-1] != anchor:
+            self.anchors.append(anchor)
+        self.chunks[hit.chunk_id] = hit.text
+        self.chunk_scores[hit.chunk_id] = max(hit.score, self.chunk_scores.get(hit.chunk_id, hit.score))
+        self.score = max(self.score, hit.score)
 
 
 def _queried(rec: AnchorsRecord) -> list[Anchor]:

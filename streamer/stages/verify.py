@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from entropylong_streamer.measurements import Measurement, MeasurementCache, pair_key, token_digest
+from entropylong_streamer.method.context_window import char_window, context_window, token_spans
 from entropylong_streamer.method.dependency import Criterion, relative_reduction
 from entropylong_streamer.services.lm import LMEngine, ScoreRequest, Scores
-from entropylong_streamer.topics import CandidatesRecord, Context, DependenciesRecord, Pair
+from entropylong_streamer.topics import Candidate, CandidatesRecord, Context, DependenciesRecord, Pair
 
 from .base import StageError, StageResult, Stats, run_batch, score_counted
 from .retrieve import check_limits
@@ -26,7 +27,7 @@ class VerifyStage:
     name: ClassVar[str] = "verify"
     engine: LMEngine
     criterion: Criterion
-    max_context_tokens: int
+    max_context_tokens: int | None  # None: what the verifier's context leaves beside the document
     separator: tuple[int, ...]
     config_version: str
     # Measure each context at every anchor of the document whose [sep C sep D[:t + 1]] fits the
@@ -63,8 +64,19 @@ class VerifyStage:
         return result
 
     def context_tokens(self, text: str) -> list[int]:
-        """The candidate length cap, shared with the packer through the record: trained == verified."""
+        """A text's tokens under the context length cap, from its head."""
         return self.engine.tokenize(text).ids[: self.max_context_tokens]
+
+    def _context(self, cand: Candidate, room: int) -> tuple[str, list[int]]:
+        """What is measured, and so trained (the record carries it to the packer): the candidate's
+        tokens within the cap and the room, around the spans its anchors' queries matched."""
+        size = room if self.max_context_tokens is None else min(room, self.max_context_tokens)
+        tok = self.engine.tokenize(cand.text)
+        window = context_window(len(tok.ids), token_spans(tok.offsets, cand.spans), size)
+        if window == (0, len(tok.ids)):
+            return cand.text, tok.ids
+        start, end = char_window(tok.offsets, window)
+        return cand.text[start:end], tok.ids[window[0] : window[1]]
 
     def _plan(self, rec: CandidatesRecord) -> _Plan:
         doc = rec.anchors
@@ -83,7 +95,7 @@ class VerifyStage:
             # [sep C sep D[:last + 1]] must fit the model: a context near a long document's end is cut.
             k = len(self.separator)
             room = self.engine.max_tokens - (last + 1) - 2 * k
-            ctx = self.context_tokens(cand.text)[: max(room, 0)]
+            text, ctx = self._context(cand, max(room, 0))
             if not ctx:
                 self.stats["contexts_without_room"] += 1
                 continue
@@ -92,7 +104,7 @@ class VerifyStage:
                 fits = self.engine.max_tokens - 2 * k - len(ctx) - 1  # the last anchor [C; D[:t + 1]] holds
                 idx = sorted(retrieved.union(t for t in ordered if t <= fits))
             plan.contexts.append(Context(context_id=cand.context_id, context_doc_id=cand.context_doc_id,
-                                         text=cand.text, token_ids=ctx))
+                                         text=text, token_ids=ctx))
             keys = {t: pair_key(self.model_key, doc.doc_id, doc_digest, token_digest(ctx), t) for t in idx}
             known = {t: m for t, m in ((t, self._cached(keys[t])) for t in idx) if m is not None}
             missing = [t for t in idx if t not in known]

@@ -69,3 +69,12 @@ def test_records_of_another_config_version_are_skipped_not_processed():
     outs, dead = handle_batch("t", [msg(0, ready("old")), msg(1, ready("new"))], SHARD_READY, None, process,
                               expected_version="new")
     assert seen == ["new"] and not dead
+
+
+def test_an_output_larger_than_the_brokers_limit_dead_letters_its_input_and_spares_the_batch():
+    values = [DOCS.encode(Doc(doc_id=i, text=t)) for i, t in (("a", "x"), ("big", "y" * 5000), ("c", "z"))]
+    outs, dead = handle_batch("upper", [msg(i, v) for i, v in enumerate(values)], DOCS, DOCS, UpperStage().process,
+                              max_bytes=1000)
+    assert sorted(DOCS.decode(o.value).doc_id for o in outs) == ["a", "c"]
+    (letter,) = [DEAD_LETTER.decode(d.value) for d in dead]
+    assert (letter.offset, letter.doc_id) == (1, "big") and letter.reason.startswith("record_too_large: its docs")

@@ -142,3 +142,66 @@ def test_a_batch_embeds_every_query_window_in_one_call_and_matches_one_by_one():
     assert emb.calls - calls == 1 and batched.stats["queries"] == 3
     alone = [RetrievalStage(emb, pool, 2, RULE, "v").process([r]).outputs[0] for r in records]
     assert [o.candidates for o in together] == [o.candidates for o in alone]
+
+
+class WordTokenizer:
+    """One token per word, with its characters: the LM tokenizer's part in cutting context windows."""
+
+    def tokenize(self, text):
+        import re
+
+        from entropylong_streamer.services.lm import Tokenized
+
+        words = list(re.finditer(r"\S+", text))
+        return Tokenized([len(m.group()) for m in words], [m.span() for m in words])
+
+
+def _document_stage(pool_docs, emb, top_k=2, max_tokens=64, cap=None, max_contexts=64):
+    from entropylong_streamer.services.doc_store import MemoryDocStore
+    from entropylong_streamer.stages.retrieve import DocumentContexts
+
+    store = MemoryDocStore()
+    store.put(pool_docs)
+    chunks = []
+    for doc_id, text in pool_docs.items():  # 6-word chunks, as the indexer cuts them
+        words = text.split()
+        chunks += [(f"{doc_id}:{i}", doc_id, " ".join(words[j : j + 6])) for i, j in enumerate(range(0, len(words), 6))]
+    docs = DocumentContexts(store, WordTokenizer(), max_tokens=max_tokens, separator_tokens=1,
+                            max_context_tokens=cap, max_contexts=max_contexts)
+    return RetrievalStage(emb, ListPool(chunks, emb), top_k, RULE, "v", documents=docs)
+
+
+FILLER = " ".join(f"w{i}" for i in range(60))
+
+
+def test_a_context_is_the_pool_document_cut_around_the_chunks_its_anchors_retrieved():
+    emb = BagOfWordsEmbedder()
+    manual = f"{FILLER} otters eat fish and crabs daily {FILLER} cold lake weather is foggy today {FILLER}"
+    stage = _document_stage({"manual": manual, "short": "a den near water is a holt"}, emb, top_k=1,
+                            max_tokens=32 + 2 + 9 + 1)
+    rec = record([(4, "otters eat fish crabs"), (9, "cold lake weather foggy")])
+    (out,) = stage.process([rec]).outputs
+    (cand,) = [c for c in out.candidates if c.context_doc_id == "manual"]
+    assert cand.context_id == "manual" and cand.anchor_indices == [4, 9]  # one context for both anchors
+    # room: 44 - (9 + 1) - 2 separators = 32 words; the two retrieved chunks are 70 words apart, so
+    # the window holds one of them whole, centred, never the document's head
+    assert len(cand.text.split()) == 32 and not cand.text.startswith("w0 ")
+    (a, b), = cand.spans
+    assert cand.text[a:b] in ("otters eat fish and crabs daily", "cold lake weather is foggy today")
+    assert stage.stats["contexts_cut"] == 1
+
+
+def test_top_k_counts_documents_and_max_contexts_keeps_the_most_retrieved():
+    emb = BagOfWordsEmbedder()
+    pool = {"a": "otter fish otter fish otter fish lake lake fish otter", "b": "otter fish den",
+            "c": "lake weather fog", "d": "lake weather rain"}
+    rec = record([(1, "otter fish"), (2, "otter fish lake"), (3, "lake weather")])
+    (out,) = _document_stage(pool, emb, top_k=2).process([rec]).outputs
+    for anchor in (1, 2, 3):
+        assert len({c.context_doc_id for c in out.candidates if anchor in c.anchor_indices}) == 2
+    assert all(c.context_id == c.context_doc_id and c.text == pool[c.context_id] for c in out.candidates)
+    capped = _document_stage(pool, emb, top_k=2, max_contexts=1)
+    (one,) = capped.process([rec]).outputs
+    most = max(out.candidates, key=lambda c: (len(c.anchor_indices), c.score))
+    assert [c.context_id for c in one.candidates] == [most.context_id]
+    assert capped.stats["contexts_capped"] == len(out.candidates) - 1
