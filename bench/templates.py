@@ -19,11 +19,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import subprocess
 import time
 from collections import Counter
 from pathlib import Path
 
+from debian_docs import PACKAGE, fetch_pages, page_text
 from rich.progress import Progress
 
 from entropylong_streamer.config import load_config
@@ -34,7 +34,6 @@ from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.stages.ingest import doc_id_for
 from entropylong_streamer.topics import DependenciesRecord, Doc
 
-PACKAGE = "postgresql-doc-15"
 CRITERIA = {
     "paper (dI > 0.4)": Criterion(0.4),
     "entropy+loss 0.2": Criterion(0.4, "entropy+loss", 0.2),
@@ -45,26 +44,6 @@ CRITERIA = {
     "specific 0.3, 3 sources": Criterion(0.4, "specific", 0.3, max_sources=3),
 }
 WORK = Path(".elong/bench-templates").resolve()
-
-
-def fetch_pages(work: Path) -> list[Path]:
-    """The package's HTML pages, downloaded and unpacked once into work/."""
-    root = work / "pkg"
-    html = root / "usr/share/doc" / PACKAGE / "html"
-    if not html.is_dir():
-        work.mkdir(parents=True, exist_ok=True)
-        if subprocess.run(["apt-get", "download", PACKAGE], cwd=work, capture_output=True).returncode != 0:
-            subprocess.run(["apt-get", "update", "-qq"], capture_output=True)
-            subprocess.run(["apt-get", "download", PACKAGE], cwd=work, check=True, capture_output=True)
-        (deb,) = work.glob(f"{PACKAGE}_*.deb")
-        subprocess.run(["dpkg", "-x", str(deb), str(root)], check=True)
-    return sorted(html.glob("*.html"))
-
-
-def page_text(path: Path) -> str:
-    from resiliparse.extract.html2text import extract_plain_text
-
-    return extract_plain_text(path.read_text(errors="replace"), main_content=False)
 
 
 def recurring_line_counts(texts: list[str]) -> Counter:

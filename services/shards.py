@@ -141,9 +141,14 @@ def shard_report(sequences: list[Sequence]) -> dict:
     and dependency distances (anchor to the end of its context, in tokens)."""
     scores = [d for q in sequences for x in q.samples for d in x.context_scores]
     n = max(len(sequences), 1)
+    lengths = sorted(len(x) for q in sequences for x in q.samples)
+    distances = sorted(d.from_end for q in sequences for x in q.samples for d in x.dependencies)
     return {
-        "sample_tokens": spread([len(x) for q in sequences for x in q.samples]),
-        "dependency_distance": spread([d.from_end for q in sequences for x in q.samples for d in x.dependencies]),
+        "sample_tokens": spread(lengths),
+        "dependency_distance": spread(distances),
+        # the values themselves (a few KB a shard), so a summary over shards is exact
+        "sample_lengths": lengths,
+        "dependency_distances": distances,
         "seq_len": sequences[0].capacity if sequences else 0,
         "fill_ratio": sum(q.used for q in sequences) / max(sum(q.capacity for q in sequences), 1),
         "samples_per_sequence": sum(len(q.samples) for q in sequences) / n,

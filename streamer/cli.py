@@ -388,8 +388,10 @@ def status_table(cfg: Config, previous: list | None = None) -> tuple[Table, list
         table.add_row("-", f"broker unreachable: {type(exc).__name__}", "", "", "", "", "", "")
     s = shard_summary(cfg)
     loss = "" if s["loss_first"] is None else f", trainer loss {s['loss_first']:.3f} -> {s['loss_last']:.3f}"
-    table.caption = (f"{s['shards']} shards, {s['samples']} samples with {s['contexts']} verified contexts, "
-                     f"{s['tokens']} tokens; "
+    per_sample = f" ({s['contexts'] / s['samples']:.1f} per sample)" if s["samples"] else ""
+    table.caption = (f"{s['shards']} shards, {s['samples']} samples with {s['contexts']} verified contexts"
+                     f"{per_sample}, {s['tokens']} tokens; sample tokens {_spread(s['sample_tokens'])}; "
+                     f"dependency distance {_spread(s['dependency_distance'])}; "
                      f"trainer consumed {s['trained_shards']} shards{loss}")
     return table, rows
 

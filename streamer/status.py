@@ -9,6 +9,7 @@ from pathlib import Path
 
 from entropylong_streamer.config import Config
 from entropylong_streamer.services import checkpoint
+from entropylong_streamer.services.shards import spread
 from entropylong_streamer.topics import ALL_TOPICS, DEPENDENCIES, SHARD_READY
 
 from .agents.faust_worker import AGENTS, group_id
@@ -133,6 +134,8 @@ def shard_summary(cfg: Config) -> dict:
         "samples": sum(e["samples"] for e in entries),
         "tokens": sum(e["tokens"] for e in entries),
         "contexts": sum(e.get("contexts", 0) for e in entries),
+        "sample_tokens": spread([n for e in entries for n in e.get("sample_lengths", ())]),
+        "dependency_distance": spread([n for e in entries for n in e.get("dependency_distances", ())]),
         "trained_shards": len((checkpoint.latest_state(Path(cfg.data_dir) / "trainer") or {}).get("consumed", ())),
         "loss_first": losses[0]["loss_first"] if losses else None,
         "loss_last": losses[-1]["loss_last"] if losses else None,

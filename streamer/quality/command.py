@@ -90,6 +90,10 @@ def print_summary(report: dict, console: Console) -> None:
     if not c["points"]:
         console.print(f"no curves: {c['documents_with_contexts']} documents have a verified context")
         return
+    if c.get("documents_beyond_scoring_context"):
+        console.print(f"{c['documents_beyond_scoring_context']} of {c['documents']} samples are longer than the "
+                      f"scoring model's context ({c['scoring_context_tokens']:,} tokens, model.max_tokens): their "
+                      "curves stop at the context tokens it holds beside the document, and 'full' means those")
     for where, title in (("all", "every document token"), ("anchors", "at the anchors")):
         table = Table(title=f"cross-entropy (nats/token), {title}; {c['documents']} documents with contexts")
         for col in ("context", *CONDITIONS, "Δ unverified", "Δ random"):

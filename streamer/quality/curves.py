@@ -1,9 +1,11 @@
 """Cross-entropy of a document's tokens as a function of how much preceding context the model sees.
 
-At context length L every document is scored after the last min(L, P) tokens of each condition's
-prefix (P: the document's verified prefix length, the same budget for all three), so every point
-averages over the same documents and the same context tokens per condition. L = 0 (no context) is
-one forward per document, shared by the three conditions.
+At context length L every document is scored after the last min(L, P, R) tokens of each
+condition's prefix (P: the document's verified prefix length, the same budget for all three; R:
+what the scoring model's context holds beside [sep D]), so every point averages over the same
+documents and the same context tokens per condition. L = 0 (no context) is one forward per
+document, shared by the three conditions. A sample longer than R is scored on its last R context
+tokens, and the report says how many were.
 """
 
 from __future__ import annotations
@@ -30,8 +32,14 @@ def length_grid(max_prefix: int, base: int = 16, factor: int = 4) -> list[int | 
     return [*grid, FULL]
 
 
-def effective_length(length: int | str, prefix_len: int) -> int:
-    return prefix_len if length == FULL else min(int(length), prefix_len)
+def effective_length(length: int | str, prefix_len: int, room: int | None = None) -> int:
+    seen = prefix_len if length == FULL else min(int(length), prefix_len)
+    return seen if room is None else max(0, min(seen, room))
+
+
+def room_beside(doc_len: int, separator: tuple[int, ...], max_tokens: int | None) -> int | None:
+    """Context tokens a max_tokens forward holds before [sep D] (None: no limit)."""
+    return None if max_tokens is None else max(0, max_tokens - len(separator) - doc_len)
 
 
 def context_request(prefix: Sequence[int], doc: Sequence[int], separator: tuple[int, ...],
@@ -48,15 +56,20 @@ class DocCurves:
     """Per document: NLL of every document token at each (condition, grid length)."""
 
     prefixes: Prefixes
+    room: int | None = None  # context tokens the scoring model holds beside [sep D]
     nll: dict[tuple[str, int | str], np.ndarray] = field(default_factory=dict)
+
+    def seen(self, length: int | str) -> int:
+        return effective_length(length, len(self.prefixes.verified), self.room)
 
 
 def measure(engine: LMEngine, docs: Sequence[Prefixes], grid: Sequence[int | str], separator: tuple[int, ...],
             batch_docs: int = 4, advance: Callable[[int], None] | None = None) -> list[DocCurves]:
     """Every document at every grid length under every condition. Identical inputs run once: no
     context is one forward per document for all three conditions, and grid lengths beyond a
-    document's prefix are its full prefix."""
-    out = [DocCurves(p) for p in docs]
+    document's prefix are its full prefix. Contexts are cut to what the engine's max_tokens holds."""
+    limit = getattr(engine, "max_tokens", None)
+    out = [DocCurves(p, room_beside(len(p.doc), separator, limit)) for p in docs]
     for start in range(0, len(out), batch_docs):
         group = out[start:start + batch_docs]
         wanted: dict[tuple[int, str, int], int] = {}  # (doc, condition, effective length) -> request
@@ -64,7 +77,7 @@ def measure(engine: LMEngine, docs: Sequence[Prefixes], grid: Sequence[int | str
         for d, dc in enumerate(group):
             for cond in CONDITIONS:
                 for length in grid:
-                    e = effective_length(length, len(dc.prefixes.verified))
+                    e = dc.seen(length)
                     key = (d, CONDITIONS[0] if e == 0 else cond, e)
                     if key not in wanted:
                         wanted[key] = len(requests)
@@ -73,7 +86,7 @@ def measure(engine: LMEngine, docs: Sequence[Prefixes], grid: Sequence[int | str
         for d, dc in enumerate(group):
             for cond in CONDITIONS:
                 for length in grid:
-                    e = effective_length(length, len(dc.prefixes.verified))
+                    e = dc.seen(length)
                     dc.nll[(cond, length)] = scored[wanted[(d, CONDITIONS[0] if e == 0 else cond, e)]][1]
         if advance is not None:
             advance(len(group))
@@ -96,7 +109,7 @@ def summarize(curves: Sequence[DocCurves], grid: Sequence[int | str]) -> list[di
     with the standard error over documents of the per-document gap)."""
     points = []
     for length in grid:
-        ctx_tokens = [effective_length(length, len(dc.prefixes.verified)) for dc in curves]
+        ctx_tokens = [dc.seen(length) for dc in curves]
         point: dict = {"context_tokens": length,
                        "mean_context_tokens": float(np.mean(ctx_tokens)) if ctx_tokens else 0.0}
         for where in ("all", "anchors"):

@@ -22,7 +22,7 @@ from entropylong_streamer.topics import DEPENDENCIES, DependenciesRecord
 from entropylong_streamer.topics.base import RecordError
 
 from .contexts import CONDITIONS, PoolChunk, Prefixes, prefixes
-from .curves import FULL, length_grid, measure, summarize
+from .curves import FULL, length_grid, measure, room_beside, summarize
 from .figures import dependency_figures, sample_figures
 from .gauges import REPORT_FILE
 
@@ -157,6 +157,12 @@ def build_report(cfg: Config, records: Iterable[DependenciesRecord], shards: Sha
              "documents_without_contexts": len(matched) - len(with_context), "grid": grid,
              "random_prefix_short": sum(len(d.random) < len(d.verified) for d in docs),
              "pool_chunks_sampled": len(pool), "points": []}
+    if engine is not None:  # the curves reach as far as the scoring model's context
+        limit = getattr(engine, "max_tokens", None)
+        rooms = [room_beside(len(d.doc), separator, limit) for d in docs]
+        curve["scoring_context_tokens"] = limit
+        curve["documents_beyond_scoring_context"] = sum(r is not None and len(d.verified) > r
+                                                        for d, r in zip(docs, rooms, strict=True))
     if engine is not None and docs:
         if start is not None:
             start(len(docs))

@@ -1,6 +1,7 @@
 """`elong up --detach`, `ingest`, `status` and `down` as a user types them, on the real processes."""
 
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -52,6 +53,9 @@ def test_up_ingest_status_down(tmp_path, model_cache):
             time.sleep(1)  # polling an observable outcome of separate processes
         status = elong("status", "--interval", "0.5", config=conf)
         assert status.returncode == 0 and "4 samples" in status.stdout and "entropy" in status.stdout
+        manifest = Path(cfg.data_dir) / "shards" / cfg.pack_version() / "manifest.jsonl"
+        lengths = [n for line in manifest.read_text().splitlines() for n in json.loads(line)["sample_lengths"]]
+        assert f"sample tokens median {statistics.median(lengths):,.0f}" in " ".join(status.stdout.split())
         rows = {r.stage: r for r in collect(cfg)}
         assert rows["entropy"].partitions == 2 and rows["trainer"].partitions == 1
         assert {s: r.consumers for s, r in rows.items()} == dict.fromkeys(rows, 1)  # one worker per stage

@@ -77,3 +77,19 @@ def test_summary_means_are_token_weighted_over_documents(engine):
         assert pt["mean_context_tokens"] == np.mean([effective_length(length, len(dc.prefixes.verified))
                                                      for dc in curves])
     assert points[0]["all"]["gap_to_verified"]["unverified"]["gap"] == 0  # no context: the same forward
+
+
+def test_a_prefix_longer_than_the_models_context_is_scored_on_what_fits(model_cache):
+    short = TransformersEngine("tiny", model_cache, max_tokens=48)
+    ds = docs()
+    curves = measure(short, ds, [0, 16, FULL], (SEP,))
+    for dc in curves:
+        p = dc.prefixes
+        room = 48 - 1 - len(p.doc)
+        assert dc.seen(FULL) == max(0, min(len(p.verified), room))
+        n = dc.seen(FULL)
+        ids = [*(p.verified[len(p.verified) - n:] if n else ()), SEP, *p.doc]
+        assert len(ids) <= 48
+        _, nll = short.score(ids, range(n, len(ids) - 1))
+        np.testing.assert_allclose(dc.nll[("verified", FULL)], nll, atol=1e-4)
+    assert any(len(dc.prefixes.verified) > dc.seen(FULL) for dc in curves)  # the limit bit somewhere

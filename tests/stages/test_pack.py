@@ -120,3 +120,4 @@ def test_shards_say_where_each_dependency_is_and_samples_stop_at_sample_tokens(t
     assert found == 2
     entry = p.shards.entries[-1]
     assert entry["sample_tokens"]["max"] == 10 and entry["dependency_distance"]["median"] == 2
+    assert entry["sample_lengths"] == [10, 10] and entry["dependency_distances"] == [2, 2]

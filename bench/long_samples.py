@@ -1,0 +1,157 @@
+"""How long are the samples, and how long-range their dependencies, on real documentation?
+
+The PostgreSQL manual from Debian (bench/debian_docs.py) with its page chrome: a pool of pages is
+indexed whole (contexts are pool documents, cut around the retrieved chunks to the verifier's
+room), a few short target pages go through entropy, retrieval and verification with SmolLM2, and
+their samples are built at pack.sample_tokens (32768 here). Every criterion is a replay of the same
+measurements (H, H', NLL, NLL' per pair), so one LM run answers for all of them.
+
+Per criterion: acceptance, mean dI of the accepted pairs, samples' length (mean, median) and
+verified contexts, the dependency distance (tokens from a context's end to its anchor in the
+sample: median, p90, max), and LM tokens per emitted token (the entropy pass plus the exact tokens
+of every verification forward, as a cold run computes them, over the tokens of the samples). Each
+sample that falls short of the target says what limited it: no candidates, too few accepted, or
+the cap (retrieval.max_contexts bit, or contexts left out for room).
+
+    .venv/bin/python bench/long_samples.py [--pool 400] [--targets 3] [--sample-tokens 32768] [--set K=V ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+from debian_docs import PACKAGE, fetch_pages, page_text
+from rich.progress import Progress
+
+from entropylong_streamer.config import load_config
+from entropylong_streamer.measurements import MemoryCache
+from entropylong_streamer.method.dependency import Criterion
+from entropylong_streamer.pipeline import Pipeline
+from entropylong_streamer.stages.ingest import doc_id_for
+from entropylong_streamer.stages.pack import sample_from
+from entropylong_streamer.topics import DependenciesRecord, Doc
+
+CRITERIA = {
+    "paper (dI > 0.4)": Criterion(0.4),
+    "entropy+loss 0.2": Criterion(0.4, "entropy+loss", 0.2),
+    "specific 0.3 (default)": Criterion(0.4, "specific", 0.3),
+    "specific 0.3, 3 sources": Criterion(0.4, "specific", 0.3, max_sources=3),
+}
+WORK = Path(".elong/bench-templates").resolve()  # shares the package, model and pool with bench/templates.py
+
+
+def measuring_tokens(rec: DependenciesRecord, sep: int) -> int:
+    """The exact tokens of the record's verification forwards on a cold run: [sep C sep D[:t + 1]]
+    up to the last anchor measured against each context."""
+    last: dict[str, int] = {}
+    for p in rec.pairs:
+        last[p.context_id] = max(last.get(p.context_id, -1), p.anchor_index)
+    return sum(2 * sep + len(c.token_ids) + last[c.context_id] + 1 for c in rec.contexts if c.context_id in last)
+
+
+def replayed(rec: DependenciesRecord, crit: Criterion) -> DependenciesRecord:
+    decided = crit.decide([(p.anchor_index, p.h, p.h_ctx, p.nll, p.nll_ctx) for p in rec.pairs])
+    pairs = [p.model_copy(update={"accepted": ok and not p.template}) for p, ok in zip(rec.pairs, decided, strict=True)]
+    return rec.model_copy(update={"pairs": pairs})
+
+
+def limit(rec: DependenciesRecord, sample, capped: bool, target: int) -> str:
+    """What kept the sample below the target."""
+    if len(sample) >= 0.9 * target:
+        return "reached"
+    if not rec.contexts:
+        return "no candidates"
+    if sample.offered > len(sample.context_ids):
+        return "room (contexts left out)"
+    if capped:
+        return "retrieval.max_contexts"
+    return f"accepted {sample.offered} of {len(rec.contexts)} contexts"
+
+
+def spread(values: list[int]) -> str:
+    if not values:
+        return "-"
+    v = sorted(values)
+    return f"{statistics.median(v):,.0f} / {v[int(0.9 * (len(v) - 1))]:,} / {v[-1]:,}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pool", type=int, default=400, help="pool pages (>= 300)")
+    ap.add_argument("--targets", type=int, default=3)
+    ap.add_argument("--min-chars", type=int, default=1000)
+    ap.add_argument("--target-max-chars", type=int, default=2200, help="short targets leave room for contexts")
+    ap.add_argument("--sample-tokens", type=int, default=32768)
+    ap.add_argument("--max-contexts", type=int, default=24, help="retrieval.max_contexts (LM cost on 2 cores)")
+    ap.add_argument("--model", default="smollm2")
+    ap.add_argument("--set", dest="sets", action="append", default=[])
+    args = ap.parse_args()
+    cfg = load_config(None, [f"model.path={args.model!r}", f"data_dir={str(WORK)!r}",
+                             f"pack.sample_tokens={args.sample_tokens}", f"retrieval.max_contexts={args.max_contexts}",
+                             *args.sets])
+    texts = [t for t in (page_text(p) for p in fetch_pages(WORK)) if len(t) >= args.min_chars]
+    short = [t for t in texts if len(t) <= args.target_max_chars]
+    targets = short[:: max(1, len(short) // args.targets)][: args.targets]
+    pool = [t for t in texts if t not in targets][: args.pool]
+    pipe = Pipeline(cfg, milvus_uri=str(WORK / "pool.db"))
+    docs = [Doc(doc_id=doc_id_for(t), text=t) for t in targets]
+    pool_docs = [Doc(doc_id=doc_id_for(t), text=t) for t in pool] + docs
+    pool_tokens = sum(len(pipe.engine_tokenizer().tokenize(t).ids) for t in pool)
+    print(f"{PACKAGE}: pool {len(pool)} pages ({pool_tokens:,} tokens, mean {pool_tokens / len(pool):,.0f}), "
+          f"{len(targets)} targets; sample_tokens {args.sample_tokens:,}, verifier context {cfg.model.max_tokens:,}, "
+          f"top_k {cfg.retrieval.top_k}, max_contexts {cfg.retrieval.max_contexts}")
+    t0 = time.perf_counter()
+    marker = WORK / f"indexed-{cfg.index_version()}.json"  # the same pages indexed before: keep the pool
+    if not marker.exists() or json.loads(marker.read_text()) != [d.doc_id for d in pool_docs]:
+        index = pipe.index()
+        with Progress() as progress:
+            task = progress.add_task("index", total=len(pool_docs))
+            for i in range(0, len(pool_docs), 32):
+                index.process(pool_docs[i : i + 32])
+                progress.advance(task, len(pool_docs[i : i + 32]))
+        marker.write_text(json.dumps([d.doc_id for d in pool_docs]))
+    scores = MemoryCache.load(WORK / "scores.msgpack")
+    anchors = pipe.entropy(scores).process(docs).outputs
+    scores.save(WORK / "scores.msgpack")
+    retrieval = pipe.retrieval()
+    candidates = retrieval.process(anchors).outputs
+    capped = {c.doc_id: len(c.candidates) >= cfg.retrieval.max_contexts for c in candidates}
+    cache = MemoryCache.load(WORK / "measurements.msgpack")
+    verify = pipe.verify(cache)
+    deps: list[DependenciesRecord] = []
+    with Progress() as progress:
+        task = progress.add_task("verify", total=len(candidates))
+        for c in candidates:
+            deps += verify.process([c]).outputs
+            cache.save(WORK / "measurements.msgpack")
+            progress.advance(task)
+    k = len(pipe.separator)
+    lm = sum(len(a.token_ids) + k for a in anchors) + sum(measuring_tokens(r, k) for r in deps)
+    print(f"{time.perf_counter() - t0:.0f} s; {sum(len(a.anchors) for a in anchors)} anchors, "
+          f"{sum(len(c.candidates) for c in candidates)} context documents ({retrieval.stats['contexts_cut']} cut "
+          f"to the verifier's room, {retrieval.stats['contexts_capped']} over max_contexts), "
+          f"{sum(len(r.pairs) for r in deps):,} pairs; LM tokens of a cold run {lm:,} "
+          f"(this run: {verify.stats.get('lm_tokens', 0):,} verify)")
+    print(f"\n{'criterion':<26}{'accepted':>9}{'rate':>7}{'dI':>6}{'tokens/sample':>15}{'contexts':>10}"
+          f"{'distance med/p90/max':>24}{'LM/emitted':>11}  limited by")
+    for name, crit in CRITERIA.items():
+        recs = [replayed(r, crit) for r in deps]
+        samples = [sample_from(r, pipe.separator, cfg.pack.seed, cfg.pack.sample_length) for r in recs]
+        accepted = [p for r in recs for p in r.pairs if p.accepted]
+        pairs = sum(len(r.pairs) for r in recs)
+        lengths = [len(s) for s in samples]
+        dist = [d.from_end for s in samples for d in s.dependencies]
+        why = [limit(r, s, capped[r.doc_id], cfg.pack.sample_length) for r, s in zip(recs, samples, strict=True)]
+        mean_di = statistics.mean(p.d_i for p in accepted) if accepted else float("nan")
+        print(f"{name:<26}{len(accepted):>9}{len(accepted) / max(pairs, 1):>7.3f}{mean_di:>6.2f}"
+              f"{statistics.mean(lengths):>8,.0f} ({statistics.median(lengths):,.0f})"
+              f"{statistics.mean(len(s.context_ids) for s in samples):>10.1f}{spread(dist):>24}"
+              f"{lm / max(sum(lengths), 1):>11.1f}  {'; '.join(why)}")
+
+
+if __name__ == "__main__":
+    main()
