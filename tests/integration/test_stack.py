@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from entropylong_streamer.services.stack import (
     BROKER_MATCH,
     MILVUS_GRPC_OPTIONS,
@@ -19,6 +21,7 @@ from entropylong_streamer.services.stack import (
 
 def test_broker_topics_produce_consume_commit_stop(tmp_path: Path) -> None:
     from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+    from kafka.errors import MessageSizeTooLargeError
     from kafka.structs import OffsetAndMetadata
 
     port = free_port()
@@ -53,6 +56,23 @@ def test_broker_topics_produce_consume_commit_stop(tmp_path: Path) -> None:
             assert consumer.committed(tp) == 1
         finally:
             consumer.close()
+
+        # a record with its document contexts reaches megabytes: topics made with max_message_bytes take it
+        ensure_topics(bootstrap, {"small": 1})
+        ensure_topics(bootstrap, {"big": 1}, max_message_bytes=8 << 20)
+        big = KafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=8 << 20)
+        try:
+            assert big.send("big", value=b"x" * (3 << 20)).get(timeout=30).offset == 0
+            with pytest.raises(MessageSizeTooLargeError):  # the broker's default limit
+                big.send("small", value=b"x" * (3 << 20)).get(timeout=30)
+        finally:
+            big.close()
+        reader = KafkaConsumer("big", bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                               max_partition_fetch_bytes=8 << 20, consumer_timeout_ms=15000)
+        try:
+            assert len(next(iter(reader)).value) == 3 << 20
+        finally:
+            reader.close()
     finally:
         stopped = stop_pidfile(run_dir / "broker.pid", BROKER_MATCH)
         proc.popen.wait(10)  # reap the zombie: the test is the server's parent
