@@ -36,9 +36,13 @@ def snapshot(root: Path) -> dict[str, tuple[int, int]]:
     return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()}
 
 
-def pair_keys(cfg, version: str) -> set[tuple[str, str, int]]:
-    return {(r.doc_id, p.context_id, p.anchor_index) for r in read_topic(cfg, DEPENDENCIES)
-            if r.config_version == version for p in r.pairs}
+def pair_keys(cfg, version: str) -> set[tuple[str, str, tuple[int, ...], int]]:
+    """What a measurement is of: the document, the context's tokens, the anchor. A context document
+    longer than the verifier's room is a window around its retrieved chunks, so new anchors (a new
+    alpha) may move the window: that is a new context, measured anew."""
+    return {(r.doc_id, p.context_id, tuple(ctx[p.context_id]), p.anchor_index) for r in read_topic(cfg, DEPENDENCIES)
+            if r.config_version == version for ctx in ({c.context_id: c.token_ids for c in r.contexts},)
+            for p in r.pairs}
 
 
 def test_replay_a_new_epsilon_and_a_new_alpha(tmp_path, model_cache):
