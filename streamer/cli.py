@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
@@ -374,18 +375,21 @@ def status_table(cfg: Config, previous: list | None = None) -> tuple[Table, list
     snapshot, the records/s column too."""
     from .status import collect, shard_summary, with_rates
 
-    table = Table(title=f"entropylong-streamer  (pack version {cfg.pack_version()})")
-    for col in ("stage", "input topic", "partitions", "consumers", "produced", "committed", "lag", "records/s"):
-        table.add_column(col)
+    # Fits 80 columns: topics without their prefix (in the title), no vertical rules, short headers.
+    prefix = cfg.kafka.topic_prefix
+    table = Table(title=f"entropylong-streamer  pack version {cfg.pack_version()}, topics {prefix}*",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("stage", "input topic", "parts", "workers", "committed", "lag", "rec/s"):  # produced: + lag
+        table.add_column(col, no_wrap=True, justify="left" if col in ("stage", "input topic") else "right")
     try:
         rows = with_rates(collect(cfg), previous)
         for row in rows:
             consumers = "?" if row.consumers is None else str(row.consumers)
-            table.add_row(row.stage, row.topic, str(row.partitions), consumers, str(row.produced),
-                          str(row.committed), str(row.lag), "" if row.rate is None else f"{row.rate:.1f}")
+            table.add_row(row.stage, row.topic.removeprefix(prefix), str(row.partitions), consumers,
+                          f"{row.committed:,}", f"{row.lag:,}", "" if row.rate is None else f"{row.rate:.1f}")
     except Exception as exc:  # broker not reachable: say so in the table instead of a traceback
         rows = None
-        table.add_row("-", f"broker unreachable: {type(exc).__name__}", "", "", "", "", "", "")
+        table.add_row("-", f"broker unreachable: {type(exc).__name__}", "", "", "", "", "")
     s = shard_summary(cfg)
     loss = "" if s["loss_first"] is None else f", trainer loss {s['loss_first']:.3f} -> {s['loss_last']:.3f}"
     per_sample = f" ({s['contexts'] / s['samples']:.1f} per sample)" if s["samples"] else ""
