@@ -28,3 +28,22 @@ def page_text(path: Path) -> str:
     from resiliparse.extract.html2text import extract_plain_text
 
     return extract_plain_text(path.read_text(errors="replace"), main_content=False)
+
+
+def index_once(pipe, docs: list, work: Path) -> None:
+    """Index the pool documents unless these very documents were indexed before under this index
+    version (a marker file in work/), with a progress bar."""
+    import json
+
+    from rich.progress import Progress
+
+    marker = work / f"indexed-{pipe.cfg.index_version()}.json"
+    if marker.exists() and json.loads(marker.read_text()) == [d.doc_id for d in docs]:
+        return
+    index = pipe.index()
+    with Progress() as progress:
+        task = progress.add_task("index", total=len(docs))
+        for i in range(0, len(docs), 32):
+            index.process(docs[i : i + 32])
+            progress.advance(task, len(docs[i : i + 32]))
+    marker.write_text(json.dumps([d.doc_id for d in docs]))

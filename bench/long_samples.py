@@ -20,13 +20,12 @@ the cap (retrieval.max_contexts bit, or contexts left out for room).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
 
 import numpy as np
-from debian_docs import PACKAGE, fetch_pages, page_text
+from debian_docs import PACKAGE, fetch_pages, index_once, page_text
 from rich.progress import Progress
 
 from entropylong_streamer.config import load_config
@@ -111,15 +110,7 @@ def main() -> None:
           f"{len(targets)} targets; sample_tokens {args.sample_tokens:,}, verifier context {cfg.model.max_tokens:,}, "
           f"top_k {cfg.retrieval.top_k}, max_contexts {cfg.retrieval.max_contexts}")
     t0 = time.perf_counter()
-    marker = WORK / f"indexed-{cfg.index_version()}.json"  # the same pages indexed before: keep the pool
-    if not marker.exists() or json.loads(marker.read_text()) != [d.doc_id for d in pool_docs]:
-        index = pipe.index()
-        with Progress() as progress:
-            task = progress.add_task("index", total=len(pool_docs))
-            for i in range(0, len(pool_docs), 32):
-                index.process(pool_docs[i : i + 32])
-                progress.advance(task, len(pool_docs[i : i + 32]))
-        marker.write_text(json.dumps([d.doc_id for d in pool_docs]))
+    index_once(pipe, pool_docs, WORK)
     scores = MemoryCache.load(WORK / "scores.msgpack")
     anchors = pipe.entropy(scores).process(docs).outputs
     scores.save(WORK / "scores.msgpack")

@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import time
 from collections import Counter
 from pathlib import Path
 
-from debian_docs import PACKAGE, fetch_pages, page_text
-from rich.progress import Progress
+from debian_docs import PACKAGE, fetch_pages, index_once, page_text
 
 from entropylong_streamer.config import load_config
 from entropylong_streamer.measurements import MemoryCache
@@ -95,16 +93,8 @@ def main() -> None:
     pipe = Pipeline(cfg, milvus_uri=str(pool_db))
     docs = [Doc(doc_id=doc_id_for(t), text=t) for t in targets]
     t0 = time.perf_counter()
-    index = pipe.index()
     pool_docs = [Doc(doc_id=doc_id_for(t), text=t) for t in pool] + docs
-    marker = WORK / f"indexed-{cfg.index_version()}.json"  # the same pages indexed before: keep the pool
-    if not marker.exists() or json.loads(marker.read_text()) != [d.doc_id for d in pool_docs]:
-        with Progress() as progress:
-            task = progress.add_task("index", total=len(pool_docs))
-            for i in range(0, len(pool_docs), 32):
-                index.process(pool_docs[i : i + 32])
-                progress.advance(task, len(pool_docs[i : i + 32]))
-        marker.write_text(json.dumps([d.doc_id for d in pool_docs]))
+    index_once(pipe, pool_docs, WORK)
     anchors = pipe.entropy().process(docs).outputs
     print(f"index + entropy {time.perf_counter() - t0:.0f} s; {sum(len(a.anchors) for a in anchors)} anchors")
     cache = MemoryCache.load(WORK / "measurements.msgpack")

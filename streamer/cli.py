@@ -117,6 +117,20 @@ def topics(config: ConfigOpt = None, set_: SetOpt = None) -> None:
     console.print(table)
 
 
+def _require_broker(cfg: Config) -> None:
+    """A command that needs Kafka and finds no broker says so in one line, at once: not a client's
+    retries for half a minute and a traceback."""
+    from .services.stack import port_open
+
+    for server in cfg.kafka.bootstrap_servers.split(","):
+        host, _, port = server.strip().rpartition(":")
+        if port.isdigit() and port_open(host.strip("[]") or "127.0.0.1", int(port)):
+            return
+    console.print(f"[red]no Kafka broker answers at {cfg.kafka.bootstrap_servers}[/red] (kafka.bootstrap_servers): "
+                  "start the embedded stack with `elong up --detach`, or point kafka.bootstrap_servers at yours")
+    raise typer.Exit(1)
+
+
 @app.command()
 def ingest(paths: Annotated[list[Path] | None, typer.Argument()] = None, config: ConfigOpt = None,
            set_: SetOpt = None,
@@ -127,6 +141,7 @@ def ingest(paths: Annotated[list[Path] | None, typer.Argument()] = None, config:
     from .ingest_cmd import ingest_paths
 
     cfg = _config(config, set_)
+    _require_broker(cfg)
     if follow is not None:
         if not follow.is_dir():
             console.print(f"[red]{follow} is not a directory[/red]")
@@ -266,6 +281,8 @@ def report(config: ConfigOpt = None, set_: SetOpt = None,
     from .topics import RecordError
 
     cfg = _config(config, set_)
+    if batch is None:  # the running stack's topics
+        _require_broker(cfg)
     try:
         run_report(cfg, console, batch_dir=batch, out=out, max_docs=max_docs, pool_chunks=pool_chunks)
     except (FileNotFoundError, RecordError) as exc:
@@ -282,6 +299,7 @@ def status(config: ConfigOpt = None, set_: SetOpt = None,
     from .status import collect
 
     cfg = _config(config, set_)
+    _require_broker(cfg)
     first = None
     if interval > 0:
         try:
@@ -308,6 +326,7 @@ def replay(config: ConfigOpt = None, set_: SetOpt = None,
     running = run_dir(_config(config, None)) / "config.json"
     old = _config(running if running.exists() else config, None)
     new = _config(config or (running if running.exists() else None), set_)
+    _require_broker(new)
     try:
         origin = Origin.parse(from_time, from_offset)
         rows = plan(old, new)

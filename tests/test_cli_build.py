@@ -98,3 +98,19 @@ def test_help_answers_to_h_and_the_version_is_printed():
     assert "entropy, index, retrieval, verify, pack or trainer" in worker_help
     result = CliRunner().invoke(app, ["--version"])
     assert result.exit_code == 0 and "entropylong-streamer" in result.output
+
+
+def test_commands_that_need_the_stack_say_in_one_line_that_no_broker_answers(tmp_path):
+    from entropylong_streamer.services.stack import free_port
+
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text('{"id": "a", "text": "some words to ingest here"}\n')
+    nowhere = ["--set", f"kafka.bootstrap_servers='127.0.0.1:{free_port()}'", "--set", f"data_dir='{tmp_path}'"]
+    commands = (["status", "--interval", "0"], ["ingest", str(docs)], ["report"],
+                ["replay", "--set", "verify.epsilon=0.3"])
+    for args in commands:
+        result = CliRunner().invoke(app, [*args, *nowhere])
+        out = " ".join(result.output.split())
+        assert result.exit_code == 1, (args, result.output)
+        assert "no Kafka broker answers at 127.0.0.1:" in out and "elong up --detach" in out, (args, out)
+        assert "Traceback" not in result.output and len(result.output.splitlines()) <= 3
