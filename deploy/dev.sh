@@ -2,6 +2,7 @@
 # The two commands of the README:
 #   bash deploy/dev.sh demo   installs what is missing, runs the pipeline on the embedded stack
 #   bash deploy/dev.sh test   installs what is missing, runs the test suite
+#   bash deploy/dev.sh test fast   the fast tier: no servers, no real model (a few minutes)
 # Anything after the first word is passed on (to `elong demo` or to pytest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -76,7 +77,12 @@ case "$cmd" in
     install_extra test deploy/requirements-test.txt
     install_prometheus
     "$VENV/bin/ruff" check .
-    exec "$VENV/bin/python" -m pytest "$@"
+    # the slowest tests are printed after every run, so they stay visible
+    if [ "${1:-}" = "fast" ]; then
+      shift
+      exec "$VENV/bin/python" -m pytest -m "not slow and not integration" --durations=10 "$@"
+    fi
+    exec "$VENV/bin/python" -m pytest --durations=15 "$@"
     ;;
   install)
     install

@@ -7,6 +7,19 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 MODEL_CACHE_ENV = "ENTROPYLONG_TEST_MODEL_CACHE"
+# The fast tier (`bash deploy/dev.sh test fast`) leaves out what starts servers and worker processes
+# (tests/integration) and what loads a real model or engine.
+REAL_MODEL_FILES = {"test_vllm_engine.py", "test_models.py", "test_report.py"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        path = Path(str(item.fspath))
+        if "integration" in path.parts:
+            item.add_marker(pytest.mark.integration)
+        if path.name in REAL_MODEL_FILES or "smollm2" in item.fixturenames or any(
+                word in item.name for word in ("smollm2", "real_small_model")):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
