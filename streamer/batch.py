@@ -25,6 +25,7 @@ from entropylong_streamer.services.shards import spread
 from entropylong_streamer.stages.base import StageResult
 from entropylong_streamer.stages.door import Door
 from entropylong_streamer.stages.ingest import BadRow, read_documents
+from entropylong_streamer.stages.pack import sample_from
 from entropylong_streamer.topics import DependenciesRecord, Doc, ShardReady
 
 
@@ -53,6 +54,8 @@ class BuildReport:
     shards: list[ShardReady] = field(default_factory=list)
     stats: dict[str, dict] = field(default_factory=dict)
     samples: dict = field(default_factory=dict)  # what the trainer receives: lengths, contexts, distances
+    shard_set: dict = field(default_factory=dict)  # the whole set after this build: dir, shards, samples
+    already_packed: int = 0  # documents an earlier build into the same --out had packed already
 
 
 def sample_summary(samples: list[Sample]) -> dict:
@@ -130,6 +133,10 @@ def build(cfg: Config, docs: list[Path], corpus: Iterable[Path], out: Path, milv
         last = pack.flush()
         if last is not None:
             report.shards.append(last)
+        packed = pack.shards.doc_ids
+        for rec in deps:  # packed by an earlier build into this --out: the same sample, rebuilt to describe it
+            if rec.doc_id not in samples and rec.doc_id in packed:
+                samples[rec.doc_id] = sample_from(rec, pack.separator, pack.seed, pack.sample_tokens)
     with open(out / "dependencies.jsonl", "w") as fh:
         for rec in deps:
             for row in dependency_rows(rec, samples.get(rec.doc_id)):
@@ -138,6 +145,9 @@ def build(cfg: Config, docs: list[Path], corpus: Iterable[Path], out: Path, milv
     _write_rows(out, report)
     report.stats = {s.name: dict(s.stats) for s in (index, entropy, retrieval, verify, pack)}
     report.samples = sample_summary(list(samples.values()))
+    report.already_packed = pack.stats["duplicates_skipped"]
+    report.shard_set = {"dir": str(pack.shards.dir), "shards": len(pack.shards.entries),
+                        "samples": sum(e["samples"] for e in pack.shards.entries)}
     return report
 
 

@@ -247,11 +247,15 @@ def _print_build_summary(report, out: Path) -> None:
     dropped = Counter(d.get("rule", "?") for d in report.dropped)
     console.print(f"{report.documents} documents -> {len(report.shards)} new shards "
                   f"({sum(s.samples for s in report.shards)} samples) in {out / 'shards'}")
+    if report.shard_set:
+        sset = report.shard_set
+        again = f"; {report.already_packed} of these documents were in it already" if report.already_packed else ""
+        console.print(f"  shard set {sset['dir']}: {sset['shards']} shards, {sset['samples']} samples{again}")
     if report.samples.get("samples"):
         s = report.samples
         console.print(f"  samples: {_spread(s['tokens'])} tokens; {_spread(s['contexts'])} verified contexts; "
                       f"dependency distance (context end to anchor) {_spread(s['distance'])} tokens")
-    console.print(f"  dependencies: {out / 'dependencies.jsonl'}")
+    console.print(f"  dependencies (this build's documents): {out / 'dependencies.jsonl'}")
     console.print(f"  dropped at the door: {len(report.dropped)}"
                   + (f" ({', '.join(f'{r} {n}' for r, n in dropped.most_common())}) in {out / 'dropped.jsonl'}"
                      if report.dropped else ""))

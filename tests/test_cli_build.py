@@ -47,6 +47,14 @@ def test_build_writes_dependencies_with_anchor_spans_and_shards(tmp_path, model_
     summary = " ".join(result.output.split())
     assert f"dependency distance (context end to anchor) median {statistics.median(placed):,.0f}" in summary
 
+    # The same build into the same --out: nothing packed twice, and the summary says where the set stands
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0, again.output
+    said = " ".join(again.output.split())
+    assert "-> 0 new shards (0 samples)" in said and f"{len(shard_dirs)} shards, {len(by_doc)} samples;" in said
+    assert f"{len(by_doc)} of these documents were in it already" in said
+    assert [json.loads(line) for line in (tmp_path / "out" / "dependencies.jsonl").read_text().splitlines()] == rows
+
     # `elong report` over the build's output: every record matched to its sample, a report written
     report = CliRunner().invoke(app, ["report", "--batch", str(tmp_path / "out"), "--max-docs", "2",
                                       *(x for s in sets for x in ("--set", s))])
