@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from pathlib import Path
@@ -186,10 +185,11 @@ def index(paths: list[Path], config: ConfigOpt = None, set_: SetOpt = None) -> N
 def worker(stage: Annotated[str, typer.Argument(help="entropy, index, retrieval, verify, pack or trainer")],
            config: ConfigOpt = None, set_: SetOpt = None) -> None:
     """Run one stage's worker: entropy, index, retrieval, verify, pack or trainer."""
+    from . import logs
     from .agents import faust_worker, packer_loop, trainer_loop
 
     cfg = _config(config, set_)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logs.setup()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if stage in faust_worker.AGENTS:
         faust_worker.run(cfg, stage)

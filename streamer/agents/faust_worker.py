@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from entropylong_streamer import metrics
+from entropylong_streamer import logs, metrics
 from entropylong_streamer.config import Config
 from entropylong_streamer.metrics import BatchMeter
 from entropylong_streamer.pipeline import Pipeline
@@ -172,4 +172,4 @@ def run(cfg: Config, stage: str) -> None:
     install_aiokafka_backoff(cfg.kafka.idle_fetch_backoff_ms / 1000)
     worker_metrics.serve(cfg, stage)
     app = build_app(cfg, stage)
-    faust.Worker(app, loglevel="INFO", quiet=True).execute_from_commandline()
+    faust.Worker(app, loglevel="INFO", quiet=True, logging_config=dict(logs.FAUST_LOGGING)).execute_from_commandline()

@@ -1,6 +1,7 @@
 """`elong up --detach`, `ingest`, `status` and `down` as a user types them, on the real processes."""
 
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -61,6 +62,15 @@ def test_up_ingest_status_down(tmp_path, model_cache):
         assert {s: r.consumers for s, r in rows.items()} == dict.fromkeys(rows, 1)  # one worker per stage
         later = with_rates(collect(cfg), list(rows.values()))
         assert all(r.rate is not None and r.rate >= 0 for r in later)
+        # every worker's log lines, Faust stages and packer/trainer alike, in one format
+        record = re.compile(r"^\[\d{4}-\d\d-\d\d [\d:,]+\] \[\d+\] \[[A-Z]+\] \S+: ")
+        logs = {p.stem: p.read_text().splitlines() for p in run_dir.glob("worker-*.log")}
+        assert set(logs) == {name for name in pids if name.startswith("worker-")}
+        for name, lines in logs.items():
+            records = [line for line in lines if line.startswith("[")]
+            assert records and all(record.match(line) for line in records), (name, records[:3])
+            if name.split("-")[1] in ("entropy", "index", "retrieval", "verify"):  # Faust's and ours alike
+                assert any("faust." in line for line in records) and any("worker ready" in line for line in records)
     finally:
         down = elong("down", config=conf)
     assert down.returncode == 0 and "broker" in down.stdout, down.stdout + down.stderr
