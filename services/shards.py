@@ -1,6 +1,7 @@
 """MDS shard sets on disk: atomic shards, a manifest that says which are durable, and reading back.
 
-Layout: <root>/<config version>/shard-000000/{index.json, shard.00000.mds}, plus manifest.jsonl.
+Layout: <root>/<config version>/shard-000000/{index.json, shard.00000.mds}, plus manifest.jsonl
+and index.json, the merged index over the durable shards (the set opens as one MDS dataset).
 A shard is durable once its line is in the manifest; a shard directory without one (a crash between
 rename and manifest) is an orphan, removed on open, and its records are replayed from Kafka because
 their offsets were never committed.
@@ -73,6 +74,8 @@ class ShardSet:
         text = "".join(json.dumps(e) + "\n" for e in self.entries)
         if self.manifest_path.exists() and self.manifest_path.read_text() != text:
             _atomic_write(self.manifest_path, text)
+        if self.entries:  # the root index names exactly the durable shards
+            self._write_root_index()
 
     @property
     def doc_ids(self) -> set[str]:
@@ -119,7 +122,23 @@ class ShardSet:
             fh.flush()
             os.fsync(fh.fileno())
         self.entries.append(entry)
+        self._write_root_index()
         return entry
+
+    def _write_root_index(self) -> None:
+        """mosaicml-streaming's merged index over the durable shards (the layout of its merge_index:
+        each shard's file names prefixed by its folder), so StreamingDataset(local=<this set>) and
+        the EntropyLong/ProLong loader open the whole set. Replaced atomically: a reader sees the
+        index before or after a shard, never half of one."""
+        shards = []
+        for entry in self.entries:
+            folder = self.dir / entry["shard_id"]
+            for info in json.loads((folder / "index.json").read_text())["shards"]:
+                for key in ("raw_data", "zip_data", "raw_meta", "zip_meta"):
+                    if info.get(key):
+                        info[key]["basename"] = f"{entry['shard_id']}/{info[key]['basename']}"
+                shards.append(info)
+        _atomic_write(self.dir / "index.json", json.dumps({"version": 2, "shards": shards}))
 
 
 def sequence_dependencies(seq: Sequence) -> list[list[int]]:

@@ -121,3 +121,20 @@ def test_shards_say_where_each_dependency_is_and_samples_stop_at_sample_tokens(t
     entry = p.shards.entries[-1]
     assert entry["sample_tokens"]["max"] == 10 and entry["dependency_distance"]["median"] == 2
     assert entry["sample_lengths"] == [10, 10] and entry["dependency_distances"] == [2, 2]
+
+
+def test_the_shard_set_opens_as_one_dataset_while_it_grows(tmp_path):
+    from entropylong_streamer.services.shards import import_streaming
+
+    streaming = import_streaming()
+    p = stage(tmp_path, 128)
+    seen = []
+    for wave in range(2):
+        p.process([deps(f"w{wave}d{i}", 5 + i) for i in range(4)])
+        p.flush()
+        ds = streaming.StreamingDataset(local=str(p.shards.dir), shuffle=False, batch_size=1)  # as ProLong
+        seen.append(sorted(d for i in range(len(ds)) for d in ds[i]["doc_ids"]))
+    assert seen[0] == [f"w0d{i}" for i in range(4)]
+    assert seen[1] == sorted([f"w0d{i}" for i in range(4)] + [f"w1d{i}" for i in range(4)])
+    again = ShardSet(tmp_path, "v1")  # reopened: the root index is rewritten over the durable shards only
+    assert len(json.loads((again.dir / "index.json").read_text())["shards"]) == len(again.entries)
