@@ -138,7 +138,10 @@ class ShardSet:
                     if info.get(key):
                         info[key]["basename"] = f"{entry['shard_id']}/{info[key]['basename']}"
                 shards.append(info)
-        _atomic_write(self.dir / "index.json", json.dumps({"version": 2, "shards": shards}))
+        text = json.dumps({"version": 2, "shards": shards})
+        root = self.dir / "index.json"
+        if not root.exists() or root.read_text() != text:  # a reopened set leaves an index as it is
+            _atomic_write(root, text)
 
 
 def sequence_dependencies(seq: Sequence) -> list[list[int]]:
