@@ -48,6 +48,21 @@ def _config(config: Path | None, overrides: list[str] | None) -> Config:
         raise typer.Exit(2) from exc
 
 
+def _stack_config(config: Path | None, overrides: list[str] | None) -> Config:
+    """The configuration of the running stack: what `up` saved in data_dir/run/config.json (its
+    resolved settings: ports, flags), unless --config names a file; --set applies on top. Says which."""
+    from .stack_control import run_dir
+
+    given = _config(config, overrides)
+    saved = run_dir(given) / "config.json"
+    if config is None and saved.exists():
+        console.print(f"[dim]configuration: the running stack's, {saved}[/dim]")
+        return _config(saved, overrides)
+    console.print(f"[dim]configuration: {config or 'defaults'} (no running stack's found at {saved})[/dim]"
+                  if config is None else f"[dim]configuration: {config}[/dim]")
+    return given
+
+
 @app.command()
 def up(config: ConfigOpt = None, set_: SetOpt = None,
        detach: bool = typer.Option(False, "--detach", help="start everything and return (stop it with `elong down`)"),
@@ -284,7 +299,7 @@ def report(config: ConfigOpt = None, set_: SetOpt = None,
     from .quality.command import run_report
     from .topics import RecordError
 
-    cfg = _config(config, set_)
+    cfg = _config(config, set_) if batch is not None else _stack_config(config, set_)
     if batch is None:  # the running stack's topics
         _require_broker(cfg)
     try:
@@ -302,7 +317,7 @@ def status(config: ConfigOpt = None, set_: SetOpt = None,
     shards; trainer loss."""
     from .status import collect
 
-    cfg = _config(config, set_)
+    cfg = _stack_config(config, set_)
     _require_broker(cfg)
     first = None
     if interval > 0:
@@ -330,6 +345,8 @@ def replay(config: ConfigOpt = None, set_: SetOpt = None,
     running = run_dir(_config(config, None)) / "config.json"
     old = _config(running if running.exists() else config, None)
     new = _config(config or (running if running.exists() else None), set_)
+    which = config or (f"the running stack's, {running}" if running.exists() else "defaults")
+    console.print(f"[dim]configuration: {which}[/dim]")
     _require_broker(new)
     try:
         origin = Origin.parse(from_time, from_offset)

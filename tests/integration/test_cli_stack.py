@@ -53,6 +53,11 @@ def test_up_ingest_status_down(tmp_path, model_cache):
             assert time.monotonic() < deadline, "documents did not reach a shard"
             time.sleep(1)  # polling an observable outcome of separate processes
         status = elong("status", "--interval", "0.5", config=conf)
+        # without --config (as a user types it after `up`): the configuration `up` saved, and it says so
+        bare = subprocess.run([sys.executable, "-m", "entropylong_streamer.cli", "status", "--interval", "0",
+                               "--set", f"data_dir='{tmp_path / 'data'}'"], capture_output=True, text=True, timeout=120)
+        assert bare.returncode == 0, bare.stdout + bare.stderr
+        assert "configuration: the running stack's" in " ".join(bare.stdout.split()) and "4 samples" in bare.stdout
         assert status.returncode == 0 and "4 samples" in status.stdout and "entropy" in status.stdout
         manifest = Path(cfg.data_dir) / "shards" / cfg.pack_version() / "manifest.jsonl"
         lengths = [n for line in manifest.read_text().splitlines() for n in json.loads(line)["sample_lengths"]]
