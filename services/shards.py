@@ -28,6 +28,8 @@ COLUMNS = {
     "length": "int",
     "domain": "str",
     "doc_ids": "json",
+    "source_ids": "json",  # each sample's document as its source names it (JSONL/Parquet id, WARC-Record-ID)
+    "urls": "json",
     "config_version": "str",
     # One [anchor, context start, context end] per verified (context, anchor) pair of the sequence's
     # samples, in sequence positions: the anchor token depends on tokens [start, end). JSON, since
@@ -99,6 +101,8 @@ class ShardSet:
                     "length": len(ids),
                     "domain": domain,
                     "doc_ids": [s.doc_id for s in seq.samples],
+                    "source_ids": [s.source_id for s in seq.samples],
+                    "urls": [s.url for s in seq.samples],
                     "config_version": self.config_version,
                     "dependencies": sequence_dependencies(seq),
                 })

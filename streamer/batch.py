@@ -15,6 +15,7 @@ from pathlib import Path
 
 from rich.progress import Progress
 
+from entropylong_streamer.agents.adapter import source_id_of
 from entropylong_streamer.config import Config
 from entropylong_streamer.measurements import MemoryCache
 from entropylong_streamer.method.samples import Sample
@@ -35,7 +36,8 @@ def dependency_rows(rec: DependenciesRecord, sample: Sample | None = None) -> li
     ctx_doc = {c.context_id: c.context_doc_id for c in rec.contexts}
     placed = {(d.context_id, d.anchor_index): d for d in (sample.dependencies if sample else ())}
     return [{
-        "doc_id": rec.doc_id, "context_id": p.context_id, "context_doc_id": ctx_doc[p.context_id],
+        "doc_id": rec.doc_id, "source_id": rec.source_id, "url": rec.url, "source": rec.source,
+        "context_id": p.context_id, "context_doc_id": ctx_doc[p.context_id],
         "anchor": p.anchor_index, "anchor_span": [p.char_start, p.char_end], "H": p.h, "H_ctx": p.h_ctx,
         "NLL": p.nll, "NLL_ctx": p.nll_ctx, "dI": p.d_i, "accepted": p.accepted,
         "retrieved": p.retrieved, "template": p.template,
@@ -88,7 +90,8 @@ def _staged(progress: Progress, label: str, items: list, batch: int, fn: Callabl
     for i in range(0, len(items), batch):
         res = fn(items[i : i + batch])
         out.extend(res.outputs)
-        report.dead_letters += [{"stage": label, "doc_id": r.doc_id, "reason": r.reason} for r in res.rejects]
+        report.dead_letters += [{"stage": label, "doc_id": r.doc_id, "source_id": source_id_of(r.record),
+                                 "reason": r.reason} for r in res.rejects]
         progress.advance(task, len(items[i : i + batch]))
     return out
 
@@ -126,8 +129,8 @@ def build(cfg: Config, docs: list[Path], corpus: Iterable[Path], out: Path, milv
         for i in range(0, len(deps), 16):
             res = pack.process(deps[i : i + 16])
             samples.update((s.doc_id, s) for s in res.outputs)
-            report.dead_letters += [{"stage": "pack", "doc_id": r.doc_id, "reason": r.reason}
-                                    for r in res.rejects]
+            report.dead_letters += [{"stage": "pack", "doc_id": r.doc_id, "source_id": source_id_of(r.record),
+                                     "reason": r.reason} for r in res.rejects]
             if pack.buffered_tokens >= pack.target_tokens:
                 report.shards.append(pack.flush())
         last = pack.flush()

@@ -10,9 +10,9 @@ from entropylong_streamer.demo_corpus import write_demo_corpus
 from entropylong_streamer.services.shards import read_shard
 from entropylong_streamer.stages.ingest import doc_id_for
 
-FIELDS = {"doc_id", "context_id", "context_doc_id", "anchor", "anchor_span", "H", "H_ctx", "NLL", "NLL_ctx", "dI",
-          "accepted", "retrieved", "template", "in_sample", "distance_from_context_end",
-          "distance_from_context_start", "config_version"}
+FIELDS = {"doc_id", "source_id", "url", "source", "context_id", "context_doc_id", "anchor", "anchor_span", "H",
+          "H_ctx", "NLL", "NLL_ctx", "dI", "accepted", "retrieved", "template", "in_sample",
+          "distance_from_context_end", "distance_from_context_start", "config_version"}
 
 
 def test_build_writes_dependencies_with_anchor_spans_and_shards(tmp_path, model_cache):
@@ -33,6 +33,9 @@ def test_build_writes_dependencies_with_anchor_spans_and_shards(tmp_path, model_
     rows = [json.loads(line) for line in (tmp_path / "out" / "dependencies.jsonl").read_text().splitlines()]
     assert rows and all(set(r) == FIELDS for r in rows)
     by_doc = {doc_id_for(t): t for t in texts}
+    lines = [json.loads(line) for line in docs.read_text().splitlines()]
+    own_id = {doc_id_for(x["text"]): x["id"] for x in lines}
+    assert all(r["source_id"] == own_id[r["doc_id"]] and r["source"].startswith(f"{docs}:") for r in rows)
     for r in rows:
         start, end = r["anchor_span"]
         assert 0 <= start < end <= len(by_doc[r["doc_id"]])
@@ -41,6 +44,9 @@ def test_build_writes_dependencies_with_anchor_spans_and_shards(tmp_path, model_
     shard_dirs = [p for p in (tmp_path / "out" / "shards").glob("*/shard-*") if p.is_dir()]
     packed = [d for s in shard_dirs for seq in read_shard(s) for d in seq["doc_ids"]]
     assert sorted(packed) == sorted(by_doc)
+    named = {d: sid for s in shard_dirs for seq in read_shard(s) for d, sid in zip(seq["doc_ids"], seq["source_ids"],
+                                                                                    strict=True)}
+    assert named == {d: own_id[d] for d in by_doc}  # the trainer's shards name the user's documents
     placed = [r["distance_from_context_end"] for r in rows if r["in_sample"]]
     assert placed and all(d > 0 for d in placed)  # seq_len 4096 leaves room for every accepted context
     assert sum(r["accepted"] for r in rows) == len(placed)

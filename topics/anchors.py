@@ -30,6 +30,10 @@ class AnchorsRecord(Record):
     entropy_f16: bytes  # little-endian float16, one per token (a replay reads the fp32 scores topic)
     anchors: list[Anchor]
     config_version: str
+    # where the document came from (Doc.url, .source, .source_id), carried to the samples
+    url: str = ""
+    source: str = ""
+    source_id: str = ""
 
     @model_validator(mode="after")
     def _consistent(self) -> AnchorsRecord:

@@ -27,5 +27,9 @@ class CandidatesRecord(Record):
     def doc_id(self) -> str:
         return self.anchors.doc_id
 
+    @property
+    def source_id(self) -> str:
+        return self.anchors.source_id
+
 
 CANDIDATES = TopicSpec("candidates", CandidatesRecord)

@@ -14,6 +14,7 @@ class DeadLetter(Record):
     key: bytes | None = None
     payload: bytes
     doc_id: str = ""
+    source_id: str = ""  # the source's own id of the document, where the record carried one
 
 
 DEAD_LETTER = TopicSpec("dead-letter", DeadLetter, key_field="stage", partitions=1)

@@ -39,6 +39,9 @@ class DependenciesRecord(Record):
     contexts: list[Context]
     pairs: list[Pair]
     config_version: str
+    url: str = ""
+    source: str = ""
+    source_id: str = ""
 
     @model_validator(mode="after")
     def _consistent(self) -> DependenciesRecord:

@@ -11,7 +11,8 @@ class Doc(Record):
     doc_id: str
     text: str
     url: str = ""
-    source: str = ""
+    source: str = ""  # where it was read: file and line, Parquet row, WARC record offset
+    source_id: str = ""  # the source's own id: a JSONL or Parquet `id`, a WARC-Record-ID
 
     @field_validator("text")
     @classmethod

@@ -66,11 +66,12 @@ def handle_batch(
                 results.append(process([rec]))
             except Exception as exc:
                 dead.append(dead_letter(stage_name, f"error: {type(exc).__name__}: {exc}", origin[id(rec)],
-                                        getattr(rec, "doc_id", "")))
+                                        getattr(rec, "doc_id", ""), source_id_of(rec)))
     outputs = []
     for result in results:
         for rej in result.rejects:
-            dead.append(dead_letter(stage_name, rej.reason, origin[id(rej.record)], rej.doc_id))
+            dead.append(dead_letter(stage_name, rej.reason, origin[id(rej.record)], rej.doc_id,
+                                    source_id_of(rej.record)))
         if out_spec is None:
             continue
         for o in result.outputs:
@@ -79,13 +80,19 @@ def handle_batch(
                 doc_id = getattr(o, "doc_id", "")
                 msg = next(origin[id(r)] for r in decoded if getattr(r, "doc_id", "") == doc_id)
                 dead.append(dead_letter(stage_name, f"record_too_large: its {out_spec.name} record has {len(value):,} "
-                                        f"bytes > kafka.max_message_bytes {max_bytes:,}", msg, doc_id))
+                                        f"bytes > kafka.max_message_bytes {max_bytes:,}", msg, doc_id, source_id_of(o)))
                 continue
             outputs.append(Produced(out_spec, out_spec.key(o), value))
     return outputs, dead
 
 
-def dead_letter(stage: str, reason: str, msg: Message, doc_id: str = "") -> Produced:
+def dead_letter(stage: str, reason: str, msg: Message, doc_id: str = "", source_id: str = "") -> Produced:
     rec = DeadLetter(stage=stage, reason=reason[:2000], topic=msg.topic, partition=msg.partition,
-                     offset=msg.offset, key=msg.key, payload=msg.value or b"", doc_id=doc_id)
+                     offset=msg.offset, key=msg.key, payload=msg.value or b"", doc_id=doc_id, source_id=source_id)
     return Produced(DEAD_LETTER, DEAD_LETTER.key(rec), DEAD_LETTER.encode(rec))
+
+
+def source_id_of(record: Any) -> str:
+    """The source's own id of a record's document (docs, anchors, candidates, dependencies)."""
+    found = getattr(record, "source_id", "")
+    return found if isinstance(found, str) else ""

@@ -47,6 +47,8 @@ class Sample:
     context_scores: tuple[float, ...] = ()  # the kept contexts' best dI, in context_ids order
     dependencies: tuple[Dependency, ...] = ()  # every accepted pair of a kept context, by position
     offered: int = 0  # verified contexts the document had; len(context_ids) of them fit
+    source_id: str = ""  # the document's own id in its source (JSONL/Parquet id, WARC-Record-ID)
+    url: str = ""
 
     def __len__(self) -> int:
         return len(self.token_ids)

@@ -92,6 +92,7 @@ class EntropyStage:
         return AnchorsRecord(
             doc_id=doc.doc_id, text=doc.text, token_ids=tok.ids, token_offsets=tok.offsets,
             entropy_f16=h.astype("<f2").tobytes(), anchors=anchors, config_version=self.config_version,
+            url=doc.url, source=doc.source, source_id=doc.source_id,
         )
 
 

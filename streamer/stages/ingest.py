@@ -27,7 +27,8 @@ class BadRow:
     reason: str
 
 
-def make_doc(text: object, url: object, where: str) -> Doc | BadRow:
+def make_doc(text: object, url: object, where: str, source_id: object = None) -> Doc | BadRow:
+    """A document from what a reader found; `source_id` is the source's own id (kept as text)."""
     if not isinstance(text, str):
         return BadRow(where, f"text is {type(text).__name__}, not a string")
     if not text.strip():
@@ -36,7 +37,9 @@ def make_doc(text: object, url: object, where: str) -> Doc | BadRow:
         text.encode("utf-8")
     except UnicodeEncodeError:
         return BadRow(where, "text is not valid UTF-8")
-    return Doc(doc_id=doc_id_for(text), text=text, url=url if isinstance(url, str) else "", source=where)
+    sid = "" if source_id is None or isinstance(source_id, dict | list) else str(source_id)
+    return Doc(doc_id=doc_id_for(text), text=text, url=url if isinstance(url, str) else "", source=where,
+               source_id=sid)
 
 
 def read_jsonl(path: Path) -> Iterator[Doc | BadRow]:
@@ -55,7 +58,7 @@ def read_jsonl(path: Path) -> Iterator[Doc | BadRow]:
             if not isinstance(row, dict):
                 yield BadRow(f"{path}:{n}", "line is not a JSON object")
                 continue
-            yield make_doc(row.get("text"), row.get("url"), f"{path}:{n}")
+            yield make_doc(row.get("text"), row.get("url"), f"{path}:{n}", row.get("id"))
 
 
 def read_parquet(path: Path, batch_size: int = 1024) -> Iterator[Doc | BadRow]:
@@ -69,12 +72,13 @@ def read_parquet(path: Path, batch_size: int = 1024) -> Iterator[Doc | BadRow]:
     if "text" not in pf.schema_arrow.names:
         yield BadRow(str(path), "Parquet file has no 'text' column")
         return
-    cols = ["text"] + (["url"] if "url" in pf.schema_arrow.names else [])
+    cols = ["text"] + [c for c in ("url", "id") if c in pf.schema_arrow.names]
     n = 0
     for batch in pf.iter_batches(batch_size=batch_size, columns=cols):
         data = batch.to_pydict()
         for i, text in enumerate(data["text"]):
-            yield make_doc(text, data.get("url", [None] * len(data["text"]))[i], f"{path}#{n}")
+            yield make_doc(text, data.get("url", [None] * len(data["text"]))[i], f"{path}#{n}",
+                           data.get("id", [None] * len(data["text"]))[i])
             n += 1
 
 

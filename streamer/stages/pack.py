@@ -6,6 +6,7 @@ version), and its caller commits the offsets of buffered records only after flus
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 from entropylong_streamer.method.packing import pack
@@ -31,7 +32,8 @@ def sample_from(rec: DependenciesRecord, separator: tuple[int, ...], seed: int, 
             resolved.setdefault(p.context_id, []).append(p.anchor_index)
     pieces = [Piece(c.context_id, tuple(c.token_ids), best[c.context_id], tuple(resolved[c.context_id]))
               for c in rec.contexts if c.context_id in best]
-    return build_sample(rec.doc_id, tuple(rec.token_ids), pieces, separator, seed, sample_tokens)
+    sample = build_sample(rec.doc_id, tuple(rec.token_ids), pieces, separator, seed, sample_tokens)
+    return dataclasses.replace(sample, source_id=rec.source_id, url=rec.url)
 
 
 class PackStage:

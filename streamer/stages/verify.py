@@ -135,7 +135,8 @@ class VerifyStage:
                 char_end=a.char_end, h=h, h_ctx=hc, nll=nll, nll_ctx=nc, d_i=relative_reduction(h, hc),
                 accepted=accepted and not a.template, retrieved=t in forward.retrieved, template=a.template,
             ))
-        return DependenciesRecord(doc_id=doc.doc_id, text=doc.text, token_ids=doc.token_ids,
+        return DependenciesRecord(doc_id=doc.doc_id, text=doc.text, token_ids=doc.token_ids, url=doc.url,
+                                  source=doc.source, source_id=doc.source_id,
                                   contexts=plan.contexts, pairs=pairs, config_version=self.config_version)
 
 

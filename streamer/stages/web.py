@@ -68,12 +68,13 @@ def read_warc(path: Path, extractor: str = "trafilatura") -> Iterator[Doc | BadR
                 if not rec.record_type & wanted:
                     continue  # requests, metadata, warcinfo, revisits: not documents
                 url = rec.headers.get("WARC-Target-URI") or ""
+                record_id = rec.headers.get("WARC-Record-ID") or ""
                 body = rec.reader.read()
                 if rec.headers.get("Content-Length") is None or len(body) < rec.content_length:
                     yield BadRow(where, "truncated record: the archive ends inside it")
                     continue
                 if rec.record_type == WarcRecordType.conversion:  # WET: the crawler's own text
-                    yield make_doc(body.decode("utf-8", errors="replace"), url, where)
+                    yield make_doc(body.decode("utf-8", errors="replace"), url, where, record_id)
                     continue
                 ctype = (rec.http_headers.get("Content-Type") if rec.http_headers else None) or \
                     rec.headers.get("Content-Type") or ""
@@ -85,7 +86,8 @@ def read_warc(path: Path, extractor: str = "trafilatura") -> Iterator[Doc | BadR
                     yield BadRow(where, f"HTTP status {status}")
                     continue
                 text = extract(decode_html(body, ctype))
-                yield make_doc(text, url, where) if text.strip() else BadRow(where, "no main text in the HTML")
+                yield (make_doc(text, url, where, record_id) if text.strip()
+                       else BadRow(where, "no main text in the HTML"))
     except (OSError, ValueError, RuntimeError) as exc:  # a truncated or corrupt archive: the rest of it is lost
         yield BadRow(str(path), f"unreadable WARC: {type(exc).__name__}: {exc}")
         return

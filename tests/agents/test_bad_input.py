@@ -114,7 +114,7 @@ def bad_bytes(draw, topic: str) -> bytes:
         data[key] = draw(JSONISH.filter(lambda v: v is not None and type(v) is not type(old)
                                         and not isinstance(v, (bool, *lax))))
     elif kind == "missing":
-        defaults = {"url", "source"}  # Doc's optional fields
+        defaults = {"url", "source", "source_id"}  # optional fields: where a document came from
         if key in defaults:
             key = "text"
         del data[key]

@@ -25,6 +25,10 @@ def test_jsonl_parquet_and_text_directories_with_reasons_for_bad_rows(tmp_path):
     reasons = sorted(i.reason.split(":")[0] for i in items if isinstance(i, BadRow))
     assert [d.text for d in docs] == ["first document", "parquet doc", "text file doc"]
     assert docs[0].url == "http://e/1" and docs[0].doc_id == doc_id_for("first document")
+    # the source's own ids travel with the documents (doc_id stays the content hash: dedup needs it)
+    assert [(d.source_id, d.source) for d in docs] == [("x", f"{tmp_path / 'a.jsonl'}:1"),
+                                                       ("p", f"{tmp_path / 'b.parquet'}#0"),
+                                                       ("", str(tmp_path / "dir" / "c.txt"))]
     assert reasons == ["empty text", "file is not UTF-8 text", "invalid JSON", "line is not a JSON object",
                        "no such file", "text is int, not a string", "unsupported file type .exe"]
 

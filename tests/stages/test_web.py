@@ -65,6 +65,7 @@ def test_wet_conversions_are_taken_as_they_are(tmp_path):
                       ("conversion", "https://example.org/t", text.encode(), "text/plain", None)])
     (doc,) = read_documents([path])
     assert doc.text == text and doc.url == "https://example.org/t"
+    assert doc.source_id.startswith("<urn:uuid:")  # the record's WARC-Record-ID
 
 
 def test_uncompressed_warc_and_a_declared_latin1_charset(tmp_path):
