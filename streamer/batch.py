@@ -126,8 +126,10 @@ def build(cfg: Config, docs: list[Path], corpus: Iterable[Path], out: Path, milv
             cache.save(Path(cfg.data_dir) / f"{name}.msgpack")
         pack = pipe.pack(out / "shards")
         samples: dict[str, Sample] = {}
+        packing = progress.add_task("pack", total=len(deps))
         for i in range(0, len(deps), 16):
             res = pack.process(deps[i : i + 16])
+            progress.advance(packing, len(deps[i : i + 16]))
             samples.update((s.doc_id, s) for s in res.outputs)
             report.dead_letters += [{"stage": "pack", "doc_id": r.doc_id, "source_id": source_id_of(r.record),
                                      "reason": r.reason} for r in res.rejects]

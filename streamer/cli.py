@@ -65,9 +65,10 @@ def _stack_config(config: Path | None, overrides: list[str] | None) -> Config:
 
 @app.command()
 def up(config: ConfigOpt = None, set_: SetOpt = None,
-       detach: bool = typer.Option(False, "--detach", help="start everything and return (stop it with `elong down`)"),
+       detach: bool = typer.Option(False, "--detach", metavar="",
+                                   help="start everything and return (stop it with `elong down`)"),
        workers: int = typer.Option(1, help="workers per stateless stage"),
-       external: bool = typer.Option(False, "--external",
+       external: bool = typer.Option(False, "--external", metavar="",
                                      help="use the configured Kafka and Milvus: create topics, start workers")) -> None:
     """Start broker, milvus-lite, topics and one worker per stage; live status until Ctrl-C."""
     from .stack_control import embedded, start_servers, start_workers, stop_all
@@ -218,12 +219,13 @@ def worker(stage: Annotated[str, typer.Argument(help="entropy, index, retrieval,
 
 
 @app.command()
-def build(docs: Annotated[list[Path], typer.Option("--docs", help="the documents to build samples for: JSONL, "
-                                                                  "Parquet, WARC/WET, text files or directories")],
-          out: Annotated[Path, typer.Option("--out", help="output directory: shards/, dependencies.jsonl, "
-                                                          "dead-letter.jsonl, dropped.jsonl")],
-          corpus: Annotated[list[Path] | None, typer.Option("--corpus", help="the retrieval pool's documents "
-                                                                              "(besides --docs)")] = None,
+def build(docs: Annotated[list[Path], typer.Option("--docs", metavar="PATH", help=(
+              "the documents to build samples for: JSONL, Parquet, WARC/WET, text files or directories; "
+              "repeat --docs for several, or give a directory"))],
+          out: Annotated[Path, typer.Option("--out", metavar="DIR", help="output directory: shards/, "
+                                            "dependencies.jsonl, dead-letter.jsonl, dropped.jsonl")],
+          corpus: Annotated[list[Path] | None, typer.Option("--corpus", metavar="PATH", help=(
+              "the retrieval pool's documents (besides --docs); repeat --corpus for several"))] = None,
           config: ConfigOpt = None, set_: SetOpt = None) -> None:
     """Batch mode: the same stages in one process, no Kafka; shards + OUT/dependencies.jsonl."""
     from .batch import build as run_build
@@ -333,7 +335,8 @@ def status(config: ConfigOpt = None, set_: SetOpt = None,
 def replay(config: ConfigOpt = None, set_: SetOpt = None,
            from_time: str | None = typer.Option(None, help="ISO 8601 time with zone: read records written since"),
            from_offset: int | None = typer.Option(None, help="offset to start at in every partition"),
-           restart: bool = typer.Option(True, help="restart the embedded stack's workers of the changed stages")
+           restart: bool = typer.Option(True, metavar="",
+                                        help="restart the embedded stack's workers of the changed stages")
            ) -> None:
     """Change thresholds (--set entropy.alpha=1.5, verify.epsilon=0.3, ...) and replay: the changed
     stages get a new config version and read their input again (from the beginning unless told);
@@ -380,8 +383,8 @@ def replay(config: ConfigOpt = None, set_: SetOpt = None,
 @app.command()
 def demo(config: ConfigOpt = None, set_: SetOpt = None,
          documents: int = typer.Option(24, help="stdlib documentation pages to ingest (API listings and docstrings)"),
-         keep: bool = typer.Option(False, help="leave the stack running afterwards"),
-         quality: bool = typer.Option(False, "--report", help="then run elong report")) -> None:
+         keep: bool = typer.Option(False, metavar="", help="leave the stack running afterwards"),
+         quality: bool = typer.Option(False, "--report", metavar="", help="then run elong report")) -> None:
     """Start the embedded stack, ingest a demo corpus, watch shards appear and the trainer's loss fall."""
     from .demo_corpus import write_demo_corpus
     from .ingest_cmd import ingest_paths

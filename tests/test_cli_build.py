@@ -108,6 +108,9 @@ def test_help_answers_to_h_and_the_version_is_printed():
     assert CliRunner().invoke(app, ["-h"]).exit_code == 0
     build_help = " ".join(CliRunner().invoke(app, ["build", "-h"]).output.split())
     assert "output directory" in build_help and "retrieval pool" in build_help
+    assert "repeat --docs for several" in build_help and "LIST" not in build_help
+    up_help = " ".join(CliRunner().invoke(app, ["up", "-h"]).output.split())
+    assert "--detach start everything" in up_help  # a flag shows no value placeholder
     worker_help = " ".join(CliRunner().invoke(app, ["worker", "--help"]).output.split())
     assert "entropy, index, retrieval, verify, pack or trainer" in worker_help
     result = CliRunner().invoke(app, ["--version"])
