@@ -40,7 +40,7 @@ def dependency_rows(rec: DependenciesRecord, sample: Sample | None = None) -> li
         "context_id": p.context_id, "context_doc_id": ctx_doc[p.context_id],
         "anchor": p.anchor_index, "anchor_span": [p.char_start, p.char_end], "H": p.h, "H_ctx": p.h_ctx,
         "NLL": p.nll, "NLL_ctx": p.nll_ctx, "dI": p.d_i, "accepted": p.accepted,
-        "retrieved": p.retrieved, "template": p.template,
+        "retrieved": p.retrieved, "template": p.template, "round": p.round,
         "in_sample": d is not None,
         "distance_from_context_end": d.from_end if d else None,
         "distance_from_context_start": d.from_start if d else None,

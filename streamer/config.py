@@ -121,6 +121,11 @@ class RetrievalConfig(_Section):
     # Context documents per document at most, those retrieved by the most anchors first: with top_k,
     # what bounds verification's LM cost per document (README: what the defaults cost and yield).
     max_contexts: int = Field(64, ge=1)
+    # Retrieval rounds: an anchor that no context of round r resolves is measured against its next
+    # top_k distinct documents in round r + 1, up to this many rounds. Retrieval searches
+    # top_k x rounds documents deep at once; only verification's LM cost grows, and only for anchors
+    # still unresolved. More rounds also mean more rivals under the "specific" criterion.
+    rounds: int = Field(1, ge=1, le=8)
     chunk_tokens: int = Field(256, ge=8)
     chunk_overlap: int = Field(32, ge=0)
     index_live_docs: bool = True

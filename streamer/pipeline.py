@@ -115,7 +115,8 @@ class Pipeline:
         return RetrievalStage(self.embedder, self.pool, r.top_k, self.near_duplicate_rule, self.cfg.retrieval_version(),
                               max_anchors=self.cfg.entropy.max_anchors,
                               lines=self.line_store if r.template_min_docs else None,
-                              template_min_docs=r.template_min_docs, documents=self.document_contexts())
+                              template_min_docs=r.template_min_docs, documents=self.document_contexts(),
+                              rounds=r.rounds)
 
     def document_contexts(self) -> DocumentContexts | None:
         r = self.cfg.retrieval
@@ -129,7 +130,8 @@ class Pipeline:
         return VerifyStage(self.engine, criterion(self.cfg),
                            v.max_context_tokens, self.separator, self.cfg.verify_version(), v.all_anchors,
                            model_key=self.model_key, cache=cache, max_anchors=self.cfg.entropy.max_anchors,
-                           max_candidates=self.cfg.entropy.max_anchors * self.cfg.retrieval.top_k)
+                           max_candidates=self.cfg.entropy.max_anchors * self.cfg.retrieval.top_k
+                           * self.cfg.retrieval.rounds)
 
     def pack(self, shard_root: Path) -> PackStage:
         from entropylong_streamer.services.shards import ShardSet

@@ -11,7 +11,7 @@ from entropylong_streamer.services.shards import read_shard
 from entropylong_streamer.stages.ingest import doc_id_for
 
 FIELDS = {"doc_id", "source_id", "url", "source", "context_id", "context_doc_id", "anchor", "anchor_span", "H",
-          "H_ctx", "NLL", "NLL_ctx", "dI", "accepted", "retrieved", "template", "in_sample",
+          "H_ctx", "NLL", "NLL_ctx", "dI", "accepted", "retrieved", "template", "round", "in_sample",
           "distance_from_context_end", "distance_from_context_start", "config_version"}
 
 

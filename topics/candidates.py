@@ -16,6 +16,14 @@ class Candidate(Record):
     # [start, end) characters of text that the anchors' queries matched (the retrieved chunks): a
     # verifier with less room keeps the part around them.
     spans: list[tuple[int, int]] = []
+    # The retrieval round of each anchor_indices entry (retrieval.rounds): round r is measured only
+    # at anchors no context of rounds < r resolved. Empty: every anchor is round 1.
+    anchor_rounds: list[int] = []
+
+    def rounds(self) -> dict[int, int]:
+        """Anchor index -> the round this context is measured at it."""
+        return {t: r for t, r in zip(self.anchor_indices, self.anchor_rounds or [1] * len(self.anchor_indices),
+                                     strict=True)}
 
 
 class CandidatesRecord(Record):

@@ -30,6 +30,9 @@ class Pair(Record):
     retrieved: bool = True
     # The anchor lies on a template line (retrieval.template_min_docs): never accepted, whatever dI.
     template: bool = False
+    # The retrieval round that measured it (retrieval.rounds): > 1 only at an anchor no context of
+    # the earlier rounds resolved.
+    round: int = 1
 
 
 class DependenciesRecord(Record):

@@ -99,6 +99,7 @@ class RetrievalStage:
     lines: LineStore | None = None
     template_min_docs: int = 10
     documents: DocumentContexts | None = None  # None: the retrieved chunks are the contexts
+    rounds: int = 1  # each anchor's top_k x rounds distinct contexts; verify measures round r + 1 if r resolved nothing
     stats: Stats = field(default_factory=Stats, init=False)
 
     def process(self, records: list[AnchorsRecord]) -> StageResult[AnchorsRecord, CandidatesRecord]:
@@ -142,7 +143,8 @@ class RetrievalStage:
     def _one(self, rec: AnchorsRecord, queried: list[Anchor], vectors: np.ndarray | None) -> CandidatesRecord:
         if not queried:
             return CandidatesRecord(anchors=rec, candidates=[], config_version=self.config_version)
-        found = self.pool.search(vectors, self.top_k * self.overfetch, exclude_doc_id=rec.doc_id)
+        depth = self.top_k * self.rounds
+        found = self.pool.search(vectors, depth * self.overfetch, exclude_doc_id=rec.doc_id)
         hits_of = {a.index: hits for a, hits in zip(queried, found, strict=True)}
         doc_sig = self.rule.signature(rec.text)
         by_context: dict[str, _Found] = {}
@@ -153,7 +155,7 @@ class RetrievalStage:
                 continue
             kept: set[str] = set()
             for hit in hits_of[anchor.index if anchor.leader is None else anchor.leader]:
-                if len(kept) == self.top_k:
+                if len(kept) == depth:
                     break
                 if hit.chunk_id not in leaks:  # the same chunk comes back for several anchors
                     leaks[hit.chunk_id] = is_same_document(rec.doc_id, doc_sig, hit, self.rule)
@@ -162,16 +164,19 @@ class RetrievalStage:
                     continue
                 key = hit.doc_id if per_document else hit.chunk_id
                 ctx = by_context.setdefault(key, _Found(hit.doc_id))
-                ctx.add(anchor.index, hit)
+                ctx.add(anchor.index, hit, len(kept) // self.top_k + 1 if key not in kept else 0)
                 kept.add(key)
-            self.stats["pairs"] += len(kept)
-        contexts = sorted(by_context.items(), key=lambda kv: (-len(kv[1].anchors), -kv[1].score, kv[0]))
+            self.stats["pairs"] += min(len(kept), self.top_k)
+            self.stats["reserve_pairs"] += max(len(kept) - self.top_k, 0)
+        # the cap keeps round 1 first, then the contexts retrieved by the most anchors
+        contexts = sorted(by_context.items(),
+                          key=lambda kv: (min(kv[1].rounds), -len(kv[1].anchors), -kv[1].score, kv[0]))
         if per_document and len(contexts) > self.documents.max_contexts:
             self.stats["contexts_capped"] += len(contexts) - self.documents.max_contexts
             contexts = contexts[: self.documents.max_contexts]
         candidates = self._documents(contexts) if per_document else [
             Candidate(context_id=key, context_doc_id=f.doc_id, text=f.chunks[key], score=f.score,
-                      anchor_indices=f.anchors) for key, f in contexts]
+                      anchor_indices=f.anchors, anchor_rounds=f.anchor_rounds()) for key, f in contexts]
         candidates.sort(key=lambda c: c.context_id)
         self.stats["unique_candidates"] += len(candidates)
         return CandidatesRecord(anchors=rec, candidates=candidates, config_version=self.config_version)
@@ -188,7 +193,7 @@ class RetrievalStage:
             if len(window) < len(text):
                 self.stats["contexts_cut"] += 1
             out.append(Candidate(context_id=doc_id, context_doc_id=doc_id, text=window, score=f.score,
-                                 anchor_indices=f.anchors, spans=spans))
+                                 anchor_indices=f.anchors, spans=spans, anchor_rounds=f.anchor_rounds()))
         return out
 
 
@@ -198,16 +203,22 @@ class _Found:
 
     doc_id: str
     anchors: list[int] = field(default_factory=list)
+    rounds: list[int] = field(default_factory=list)  # the retrieval round of each anchor's pair
     chunks: dict[str, str] = field(default_factory=dict)
     chunk_scores: dict[str, float] = field(default_factory=dict)
     score: float = float("-inf")
 
-    def add(self, anchor: int, hit: Hit) -> None:
-        if not self.anchors or self.anchors[-1] != anchor:
+    def add(self, anchor: int, hit: Hit, round_: int) -> None:
+        """round_: the pair's retrieval round; 0 for another chunk of a context this anchor already holds."""
+        if round_:
             self.anchors.append(anchor)
+            self.rounds.append(round_)
         self.chunks[hit.chunk_id] = hit.text
         self.chunk_scores[hit.chunk_id] = max(hit.score, self.chunk_scores.get(hit.chunk_id, hit.score))
         self.score = max(self.score, hit.score)
+
+    def anchor_rounds(self) -> list[int]:
+        return self.rounds if any(r > 1 for r in self.rounds) else []  # [] reads as all round 1
 
 
 def _queried(rec: AnchorsRecord) -> list[Anchor]:

@@ -14,7 +14,7 @@ from typing import ClassVar
 
 from entropylong_streamer.measurements import Measurement, MeasurementCache, pair_key, token_digest
 from entropylong_streamer.method.context_window import char_window, context_window, token_spans
-from entropylong_streamer.method.dependency import Criterion, relative_reduction
+from entropylong_streamer.method.dependency import Criterion, Measured, relative_reduction
 from entropylong_streamer.services.lm import LMEngine, ScoreRequest, Scores
 from entropylong_streamer.topics import Candidate, CandidatesRecord, Context, DependenciesRecord, Pair
 
@@ -43,23 +43,29 @@ class VerifyStage:
     stats: Stats = field(default_factory=Stats, init=False)
 
     def process(self, records: list[CandidatesRecord]) -> StageResult[CandidatesRecord, DependenciesRecord]:
-        # Plan every record's forwards, run the whole batch's in one engine call (batched by
-        # length across candidates and documents), then build each record's pairs.
+        # Plan every record's contexts, then per retrieval round run the whole batch's forwards in
+        # one engine call (batched by length across candidates and documents). Round r + 1 measures
+        # a record's later-round contexts only at the anchors rounds <= r left unresolved.
         planned = run_batch(self.name, records, self._plan, self.stats)
-        # The [sep C] prefix is shared by every document that retrieved C: an engine may compute it once.
-        requests = [ScoreRequest(f.ids, f.positions, prefix=f.prefix)
-                    for plan in planned.outputs for f in plan.forwards if f.positions]
-        scores = iter(score_counted(self.engine, requests, self.stats))
-        result: StageResult[CandidatesRecord, DependenciesRecord] = StageResult(rejects=planned.rejects)
-        for plan in planned.outputs:
-            for f in plan.forwards:
+        live, round_ = planned.outputs, 1
+        while live:
+            forwards = [f for plan in live for f in self._forwards(plan, round_)]
+            # The [sep C] prefix is shared by every document that retrieved C: an engine may compute it once.
+            requests = [ScoreRequest(f.ids, f.positions, prefix=f.prefix) for f in forwards if f.positions]
+            scores = iter(score_counted(self.engine, requests, self.stats))
+            for f in forwards:
                 if f.positions:
                     f.measure(next(scores))
             if self.cache is not None:
-                self.cache.put(item for f in plan.forwards for item in f.fresh.items())
+                self.cache.put(item for f in forwards for item in f.fresh.items())
+            live = [plan for plan in live if plan.later_rounds(round_) and self._unresolved(plan)]
+            round_ += 1
+        result: StageResult[CandidatesRecord, DependenciesRecord] = StageResult(rejects=planned.rejects)
+        for plan in planned.outputs:
             rec = self._record(plan)
             self.stats["pairs"] += len(rec.pairs)
             self.stats["accepted"] += sum(p.accepted for p in rec.pairs)
+            self.stats["accepted_after_round_1"] += sum(p.accepted for p in rec.pairs if p.round > 1)
             result.outputs.append(rec)
         return result
 
@@ -84,46 +90,82 @@ class VerifyStage:
         if self.max_candidates is not None and len(rec.candidates) > self.max_candidates:
             raise StageError(f"too_many_candidates: {len(rec.candidates)} > {self.max_candidates}")
         anchors = {a.index for a in doc.anchors}
-        ordered = sorted(anchors)
-        doc_digest = token_digest(doc.token_ids)
-        plan = _Plan(rec)
+        plan = _Plan(rec, token_digest(doc.token_ids))
         for cand in rec.candidates:
-            idx = sorted(set(cand.anchor_indices))
-            if not idx or any(t not in anchors for t in idx):
-                raise StageError(f"bad_anchor_indices: {cand.context_id} names {idx[:5]}, not anchors")
-            last = idx[-1]
+            rounds = cand.rounds()
+            if not rounds or any(t not in anchors for t in rounds):
+                raise StageError(f"bad_anchor_indices: {cand.context_id} names {sorted(rounds)[:5]}, not anchors")
             # [sep C sep D[:last + 1]] must fit the model: a context near a long document's end is cut.
-            k = len(self.separator)
-            room = self.engine.max_tokens - (last + 1) - 2 * k
+            room = self.engine.max_tokens - (max(rounds) + 1) - 2 * len(self.separator)
             text, ctx = self._context(cand, max(room, 0))
             if not ctx:
                 self.stats["contexts_without_room"] += 1
                 continue
-            retrieved = set(idx)
+            plan.candidates.append(_Candidate(cand.context_id, cand.context_doc_id, text, ctx, rounds))
+        return plan
+
+    def _forwards(self, plan: _Plan, round_: int) -> list[_Forward]:
+        """This round's forward of each context: one [sep C sep D[:last missing anchor + 1]] scored at
+        the anchors it is measured at this round and has no measurement of yet (none when none is missing)."""
+        doc = plan.record.anchors
+        k = len(self.separator)
+        open_ = None if round_ == 1 else self._unresolved(plan)
+        out = []
+        for c in plan.candidates:
+            if min(c.rounds.values()) > round_:
+                continue
+            idx = {t for t, r in c.rounds.items() if r <= round_}
             if self.all_anchors:
-                fits = self.engine.max_tokens - 2 * k - len(ctx) - 1  # the last anchor [C; D[:t + 1]] holds
-                idx = sorted(retrieved.union(t for t in ordered if t <= fits))
-            plan.contexts.append(Context(context_id=cand.context_id, context_doc_id=cand.context_doc_id,
-                                         text=text, token_ids=ctx))
-            keys = {t: pair_key(self.model_key, doc.doc_id, doc_digest, token_digest(ctx), t) for t in idx}
+                fits = self.engine.max_tokens - 2 * k - len(c.token_ids) - 1  # the last anchor [C; D[:t + 1]] holds
+                idx.update(a.index for a in doc.anchors if a.index <= fits)
+            idx = sorted(t for t in idx - c.measured if open_ is None or t in open_)
+            if not idx:
+                continue
+            if not c.measured:
+                plan.contexts.append(Context(context_id=c.context_id, context_doc_id=c.context_doc_id,
+                                             text=c.text, token_ids=c.token_ids))
+            c.measured.update(idx)
+            for t in idx:
+                plan.round_of[c.context_id, t] = round_
+            self.stats[f"round_{round_}_pairs"] += len(idx)
+            keys = {t: pair_key(self.model_key, doc.doc_id, plan.doc_digest, token_digest(c.token_ids), t)
+                    for t in idx}
             known = {t: m for t, m in ((t, self._cached(keys[t])) for t in idx) if m is not None}
             missing = [t for t in idx if t not in known]
-            offset = 2 * k + len(ctx) - 1  # logits at offset + t predict document token t
-            seq = [*self.separator, *ctx, *self.separator, *doc.token_ids[: missing[-1] + 1]] if missing else []
-            plan.forwards.append(_Forward(cand.context_id, idx, retrieved, known, keys, seq,
-                                          [offset + t for t in missing], offset, prefix=k + len(ctx)))
-        return plan
+            offset = 2 * k + len(c.token_ids) - 1  # logits at offset + t predict document token t
+            seq = [*self.separator, *c.token_ids, *self.separator, *doc.token_ids[: missing[-1] + 1]] if missing else []
+            forward = _Forward(c.context_id, idx, set(c.rounds), known, keys, seq,
+                               [offset + t for t in missing], offset, prefix=k + len(c.token_ids))
+            plan.forwards.append(forward)
+            out.append(forward)
+        return out
+
+    def _unresolved(self, plan: _Plan) -> set[int]:
+        """The anchors no context measured so far is accepted at (templates are never resolved)."""
+        accepted = {t for t, ok, template in self._decided(plan) if ok and not template}
+        return {a.index for a in plan.record.anchors.anchors if not a.template and a.index not in accepted}
 
     def _cached(self, key: bytes) -> Measurement | None:
         found = self.cache.get(key) if self.cache is not None else None
         self.stats["pairs_cached" if found is not None else "pairs_measured"] += 1
         return found
 
+    def _measured(self, plan: _Plan) -> list[tuple[_Forward, Measured]]:
+        anchors = {a.index: a for a in plan.record.anchors.anchors}
+        return [(f, (t, anchors[t].entropy, float(f.known[t][0]), anchors[t].nll, float(f.known[t][1])))
+                for f in plan.forwards for t in f.anchors]
+
+    def _decided(self, plan: _Plan) -> list[tuple[int, bool, bool]]:
+        """(anchor, accepted by the criterion, anchor is a template) of every pair measured so far."""
+        measured = self._measured(plan)
+        anchors = {a.index: a for a in plan.record.anchors.anchors}
+        decided = self.criterion.decide([m for _, m in measured])
+        return [(m[0], ok, anchors[m[0]].template) for (_, m), ok in zip(measured, decided, strict=True)]
+
     def _record(self, plan: _Plan) -> DependenciesRecord:
         doc = plan.record.anchors
         anchors = {a.index: a for a in doc.anchors}
-        measured = [(f, (t, anchors[t].entropy, float(f.known[t][0]), anchors[t].nll, float(f.known[t][1])))
-                    for f in plan.forwards for t in f.anchors]
+        measured = self._measured(plan)
         decided = self.criterion.decide([m for _, m in measured])
         pairs = []
         for (forward, (t, h, hc, nll, nc)), accepted in zip(measured, decided, strict=True):
@@ -134,6 +176,7 @@ class VerifyStage:
                 context_id=forward.context_id, anchor_index=t, char_start=a.char_start,
                 char_end=a.char_end, h=h, h_ctx=hc, nll=nll, nll_ctx=nc, d_i=relative_reduction(h, hc),
                 accepted=accepted and not a.template, retrieved=t in forward.retrieved, template=a.template,
+                round=plan.round_of[forward.context_id, t],
             ))
         return DependenciesRecord(doc_id=doc.doc_id, text=doc.text, token_ids=doc.token_ids, url=doc.url,
                                   source=doc.source, source_id=doc.source_id,
@@ -164,7 +207,25 @@ class _Forward:
 
 
 @dataclass
+class _Candidate:
+    """A context as measured (cut once, from all the anchors of every round that retrieved it)."""
+
+    context_id: str
+    context_doc_id: str
+    text: str
+    token_ids: list[int]
+    rounds: dict[int, int]  # anchor -> retrieval round
+    measured: set[int] = field(default_factory=set)
+
+
+@dataclass
 class _Plan:
     record: CandidatesRecord
-    contexts: list[Context] = field(default_factory=list)
+    doc_digest: bytes
+    candidates: list[_Candidate] = field(default_factory=list)
+    contexts: list[Context] = field(default_factory=list)  # in the order first measured
     forwards: list[_Forward] = field(default_factory=list)
+    round_of: dict[tuple[str, int], int] = field(default_factory=dict)  # (context, anchor) -> round measured
+
+    def later_rounds(self, round_: int) -> bool:
+        return any(r > round_ for c in self.candidates for r in c.rounds.values())

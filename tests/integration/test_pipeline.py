@@ -90,7 +90,9 @@ def corpus(tmp_path_factory) -> Path:
 
 
 def test_streaming_delivers_every_document_once_and_matches_batch(tmp_path, corpus, model_cache):
-    cfg = small_config(tmp_path / "stream", model_cache).copy_with({"metrics.port": _free_ports(6)})
+    # two retrieval rounds: the loop inside verify must give the same pairs in both modes too
+    cfg = small_config(tmp_path / "stream", model_cache).copy_with({"metrics.port": _free_ports(6),
+                                                                     "retrieval.rounds": 2})
     (Path(cfg.data_dir) / "models").parent.mkdir(parents=True, exist_ok=True)
     (Path(cfg.data_dir) / "models").symlink_to(model_cache, target_is_directory=True)
     docs = [d for d in read_documents([corpus]) if not isinstance(d, BadRow)]
@@ -146,6 +148,8 @@ def test_streaming_delivers_every_document_once_and_matches_batch(tmp_path, corp
         pairs = [p for rec in read_topic(cfg, DEPENDENCIES) for p in rec.pairs]
         assert scraped[("elong_verify_di_count", "verify", "")] == len(pairs) > 0
         assert scraped.get(("elong_stage_events_total", "verify", "accepted"), 0) == sum(p.accepted for p in pairs)
+        late = sum(p.round == 2 for p in pairs)
+        assert scraped.get(("elong_stage_events_total", "verify", "round_2_pairs"), 0) == late > 0
         # The trainer's endpoint: every shard trained once, its tokens, and loss by position bucket.
         while _scrape_all(cfg.metrics.port, len(workers)).get(("elong_trainer_shards_total", "", ""), 0) < s["shards"]:
             assert time.monotonic() < deadline, "the trainer's metrics never caught up"

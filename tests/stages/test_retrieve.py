@@ -156,7 +156,7 @@ class WordTokenizer:
         return Tokenized([len(m.group()) for m in words], [m.span() for m in words])
 
 
-def _document_stage(pool_docs, emb, top_k=2, max_tokens=64, cap=None, max_contexts=64):
+def _document_stage(pool_docs, emb, top_k=2, max_tokens=64, cap=None, max_contexts=64, rounds=1):
     from entropylong_streamer.services.doc_store import MemoryDocStore
     from entropylong_streamer.stages.retrieve import DocumentContexts
 
@@ -168,7 +168,7 @@ def _document_stage(pool_docs, emb, top_k=2, max_tokens=64, cap=None, max_contex
         chunks += [(f"{doc_id}:{i}", doc_id, " ".join(words[j : j + 6])) for i, j in enumerate(range(0, len(words), 6))]
     docs = DocumentContexts(store, WordTokenizer(), max_tokens=max_tokens, separator_tokens=1,
                             max_context_tokens=cap, max_contexts=max_contexts)
-    return RetrievalStage(emb, ListPool(chunks, emb), top_k, RULE, "v", documents=docs)
+    return RetrievalStage(emb, ListPool(chunks, emb), top_k, RULE, "v", documents=docs, rounds=rounds)
 
 
 FILLER = " ".join(f"w{i}" for i in range(60))
@@ -205,3 +205,25 @@ def test_top_k_counts_documents_and_max_contexts_keeps_the_most_retrieved():
     most = max(out.candidates, key=lambda c: (len(c.anchor_indices), c.score))
     assert [c.context_id for c in one.candidates] == [most.context_id]
     assert capped.stats["contexts_capped"] == len(out.candidates) - 1
+
+
+def test_rounds_retrieve_each_anchors_next_top_k_documents_as_later_rounds():
+    emb = BagOfWordsEmbedder()
+    pool = {"a": "otter fish otter fish otter fish lake lake fish otter", "b": "otter fish den",
+            "c": "lake weather fog", "d": "lake weather rain", "e": "otter lake weather"}
+    rec = record([(1, "otter fish"), (2, "otter fish lake"), (3, "lake weather")])
+    (one,) = _document_stage(pool, emb, top_k=2).process([rec]).outputs
+    assert all(c.anchor_rounds == [] for c in one.candidates)  # one round: the record is as before
+    three = _document_stage(pool, emb, top_k=2, rounds=3)
+    (out,) = three.process([rec]).outputs
+    first = {(c.context_id, t) for c in one.candidates for t in c.anchor_indices}
+    for anchor in (1, 2, 3):
+        mine = {c.context_id: c.rounds()[anchor] for c in out.candidates if anchor in c.anchor_indices}
+        assert sorted(mine.values()) == [1, 1, 2, 2, 3][: len(mine)] and len(mine) >= 4  # top_k per round, distinct
+        assert {ctx for ctx, r in mine.items() if r == 1} == {ctx for ctx, t in first if t == anchor}
+    assert three.stats["pairs"] == len(first) and three.stats["reserve_pairs"] == sum(
+        len(c.anchor_indices) for c in out.candidates) - len(first)
+    # the cap keeps the round-1 contexts before any later round's
+    capped = _document_stage(pool, emb, top_k=2, rounds=3, max_contexts=len(one.candidates))
+    (kept,) = capped.process([rec]).outputs
+    assert {c.context_id for c in kept.candidates} == {c.context_id for c in one.candidates}

@@ -95,6 +95,52 @@ def test_one_forward_per_context_equals_naive_per_pair(engine, data):
                                            for c, idx in zip(out.contexts, measured, strict=True))
 
 
+@settings(max_examples=10, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_a_later_round_is_measured_only_at_anchors_the_earlier_rounds_left_unresolved(engine, data):
+    doc = data.draw(st.lists(st.integers(3, 4999), min_size=24, max_size=80), label="doc")
+    h, _ = engine.score([SEP, *doc])
+    uncertain = [t for t in range(8, len(doc)) if h[t] >= 1.0]
+    assume(uncertain)
+    anchors = sorted(data.draw(st.sets(st.sampled_from(uncertain), min_size=1, max_size=5), label="anchors"))
+    texts = data.draw(st.lists(st.sampled_from(TEXTS), min_size=1, max_size=5, unique=True), label="contexts")
+    contexts = [(t, sorted(data.draw(st.sets(st.sampled_from(anchors), min_size=1)))) for t in texts]
+    rounds = [data.draw(st.lists(st.integers(1, 3), min_size=len(idx), max_size=len(idx)), label="rounds")
+              for _, idx in contexts]
+    crit = data.draw(st.sampled_from([Criterion(epsilon=0.05), Criterion(epsilon=0.3),
+                                      Criterion(kind="specific", nll_threshold=0.05)]), label="criterion")
+    every = data.draw(st.booleans(), label="all_anchors")
+    rec = make_record(engine, doc, anchors, contexts)
+    rec = rec.model_copy(update={"candidates": [c.model_copy(update={"anchor_rounds": r})
+                                                for c, r in zip(rec.candidates, rounds, strict=True)]})
+    stage = VerifyStage(engine, crit, max_context_tokens=8, separator=(SEP,), config_version="v", all_anchors=every)
+    (out,) = stage.process([rec]).outputs
+    value = {(p.context_id, p.anchor_index): (p.anchor_index, p.h, p.h_ctx, p.nll, p.nll_ctx) for p in out.pairs}
+    assert len(value) == len(out.pairs)  # no pair measured twice
+    # the oracle: round r measures the pairs of round r (every anchor for all_anchors) at the anchors
+    # no accepted pair of rounds < r resolved
+    expected: list[tuple[str, int]] = []
+    round_of: dict[tuple[str, int], int] = {}
+    unresolved = set(anchors)
+    for r in (1, 2, 3):
+        for i, (_, idx) in enumerate(contexts):
+            mine = dict(zip(idx, rounds[i], strict=True))
+            if min(mine.values()) > r:
+                continue
+            want = {t for t in (anchors if r == 1 else unresolved) if mine.get(t, 9) <= r or every}
+            fresh = sorted((f"c{i}", t) for t in want if (f"c{i}", t) not in round_of)
+            expected += fresh
+            round_of.update((key, r) for key in fresh)
+        decided = crit.decide([value[key] for key in expected])
+        unresolved = set(anchors) - {t for (_, t), ok in zip(expected, decided, strict=True) if ok}
+    assert sorted(expected) == sorted(value)
+    assert [p.accepted for p in out.pairs] == crit.decide(list(value.values()))
+    assert all(p.round == round_of[p.context_id, p.anchor_index] for p in out.pairs)
+    assert stage.stats["accepted_after_round_1"] == sum(p.accepted for p in out.pairs if p.round > 1)
+    assert {c.context_id for c in out.contexts} == {c for c, _ in value}  # a context never measured is not carried
+
+
 def test_loss_aware_criterion_also_needs_the_true_token_to_get_likelier():
     c = Criterion(epsilon=0.4, kind="entropy+loss", nll_threshold=0.2)
     assert c.accepts(h=4.0, h_ctx=1.0, nll=5.0, nll_ctx=1.0)
