@@ -164,18 +164,19 @@ class RetrievalStage:
                     continue
                 key = hit.doc_id if per_document else hit.chunk_id
                 ctx = by_context.setdefault(key, _Found(hit.doc_id))
-                ctx.add(anchor.index, hit, len(kept) // self.top_k + 1 if key not in kept else 0)
+                # the round this hit is scanned in: round r holds an anchor's ((r - 1) x top_k, r x top_k]th contexts
+                ctx.add(anchor.index, hit, len(kept) // self.top_k + 1, first=key not in kept)
                 kept.add(key)
             self.stats["pairs"] += min(len(kept), self.top_k)
             self.stats["reserve_pairs"] += max(len(kept) - self.top_k, 0)
         # the cap keeps round 1 first, then the contexts retrieved by the most anchors
-        contexts = sorted(by_context.items(),
-                          key=lambda kv: (min(kv[1].rounds), -len(kv[1].anchors), -kv[1].score, kv[0]))
+        contexts = sorted(by_context.items(), key=lambda kv: (kv[1].first_round, -len(kv[1].leading_anchors()),
+                                                              -kv[1].score, kv[0]))
         if per_document and len(contexts) > self.documents.max_contexts:
             self.stats["contexts_capped"] += len(contexts) - self.documents.max_contexts
             contexts = contexts[: self.documents.max_contexts]
         candidates = self._documents(contexts) if per_document else [
-            Candidate(context_id=key, context_doc_id=f.doc_id, text=f.chunks[key], score=f.score,
+            Candidate(context_id=key, context_doc_id=f.doc_id, text=f.chunks[key][0], score=f.score,
                       anchor_indices=f.anchors, anchor_rounds=f.anchor_rounds()) for key, f in contexts]
         candidates.sort(key=lambda c: c.context_id)
         self.stats["unique_candidates"] += len(candidates)
@@ -188,8 +189,10 @@ class RetrievalStage:
             text = texts.get(doc_id)
             if text is None:  # indexed before the pool kept whole documents: its best chunk
                 self.stats["contexts_without_document"] += 1
-                text = max(f.chunks.items(), key=lambda kv: f.chunk_scores[kv[0]])[1]
-            window, spans = self.documents.cut(text, list(f.chunks.values()), max(f.anchors))
+                text = max(f.leading_chunks(), key=lambda chunk: chunk[1])[0]
+            # cut around the chunks and for the anchors of its first round: later rounds add pairs
+            # to a context, never change it (a replay with more rounds measures round 1 anew nowhere)
+            window, spans = self.documents.cut(text, [c for c, _ in f.leading_chunks()], max(f.leading_anchors()))
             if len(window) < len(text):
                 self.stats["contexts_cut"] += 1
             out.append(Candidate(context_id=doc_id, context_doc_id=doc_id, text=window, score=f.score,
@@ -199,23 +202,38 @@ class RetrievalStage:
 
 @dataclass
 class _Found:
-    """One context of a document: the anchors that retrieved it and the chunks they matched."""
+    """One context of a document: the anchors that retrieved it, in which round, and the chunks they
+    matched. What the context is (its window, score and place under the cap) is decided by its
+    first round alone."""
 
     doc_id: str
     anchors: list[int] = field(default_factory=list)
     rounds: list[int] = field(default_factory=list)  # the retrieval round of each anchor's pair
-    chunks: dict[str, str] = field(default_factory=dict)
-    chunk_scores: dict[str, float] = field(default_factory=dict)
-    score: float = float("-inf")
+    chunks: dict[str, tuple[str, float, int]] = field(default_factory=dict)  # id -> text, best score, first round
+    scores: dict[int, float] = field(default_factory=dict)  # round -> its best hit
 
-    def add(self, anchor: int, hit: Hit, round_: int) -> None:
-        """round_: the pair's retrieval round; 0 for another chunk of a context this anchor already holds."""
-        if round_:
+    def add(self, anchor: int, hit: Hit, round_: int, first: bool) -> None:
+        """first: the anchor's first chunk of this context (later ones are more of its text)."""
+        if first:
             self.anchors.append(anchor)
             self.rounds.append(round_)
-        self.chunks[hit.chunk_id] = hit.text
-        self.chunk_scores[hit.chunk_id] = max(hit.score, self.chunk_scores.get(hit.chunk_id, hit.score))
-        self.score = max(self.score, hit.score)
+        _, score, seen = self.chunks.get(hit.chunk_id, (hit.text, hit.score, round_))
+        self.chunks[hit.chunk_id] = (hit.text, max(score, hit.score), min(seen, round_))
+        self.scores[round_] = max(self.scores.get(round_, hit.score), hit.score)
+
+    @property
+    def first_round(self) -> int:
+        return min(self.rounds)
+
+    @property
+    def score(self) -> float:
+        return self.scores[self.first_round]
+
+    def leading_anchors(self) -> list[int]:
+        return [t for t, r in zip(self.anchors, self.rounds, strict=True) if r == self.first_round]
+
+    def leading_chunks(self) -> list[tuple[str, float]]:
+        return [(text, score) for text, score, r in self.chunks.values() if r <= self.first_round]
 
     def anchor_rounds(self) -> list[int]:
         return self.rounds if any(r > 1 for r in self.rounds) else []  # [] reads as all round 1

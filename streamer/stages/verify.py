@@ -96,7 +96,10 @@ class VerifyStage:
             if not rounds or any(t not in anchors for t in rounds):
                 raise StageError(f"bad_anchor_indices: {cand.context_id} names {sorted(rounds)[:5]}, not anchors")
             # [sep C sep D[:last + 1]] must fit the model: a context near a long document's end is cut.
-            room = self.engine.max_tokens - (max(rounds) + 1) - 2 * len(self.separator)
+            # Its first round's anchors decide the cut (as retrieval's): a later round measures it as is.
+            first = min(rounds.values())
+            last = max(t for t, r in rounds.items() if r == first)
+            room = self.engine.max_tokens - (last + 1) - 2 * len(self.separator)
             text, ctx = self._context(cand, max(room, 0))
             if not ctx:
                 self.stats["contexts_without_room"] += 1
@@ -114,11 +117,15 @@ class VerifyStage:
         for c in plan.candidates:
             if min(c.rounds.values()) > round_:
                 continue
+            fits = self.engine.max_tokens - 2 * k - len(c.token_ids) - 1  # the last anchor [C; D[:t + 1]] holds
             idx = {t for t, r in c.rounds.items() if r <= round_}
             if self.all_anchors:
-                fits = self.engine.max_tokens - 2 * k - len(c.token_ids) - 1  # the last anchor [C; D[:t + 1]] holds
                 idx.update(a.index for a in doc.anchors if a.index <= fits)
-            idx = sorted(t for t in idx - c.measured if open_ is None or t in open_)
+            idx = {t for t in idx - c.measured if open_ is None or t in open_}
+            unfit = {t for t in idx if t > fits} - c.unfit  # a later round's anchor past what the cut leaves
+            self.stats["pairs_without_room"] += len(unfit)
+            c.unfit |= unfit
+            idx = sorted(t for t in idx if t <= fits)
             if not idx:
                 continue
             if not c.measured:
@@ -216,6 +223,7 @@ class _Candidate:
     token_ids: list[int]
     rounds: dict[int, int]  # anchor -> retrieval round
     measured: set[int] = field(default_factory=set)
+    unfit: set[int] = field(default_factory=set)
 
 
 @dataclass

@@ -1,6 +1,8 @@
 """Retrieval stage with an in-memory pool (real Milvus runs in tests/integration)."""
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from entropylong_streamer.method.near_dup import NearDuplicateRule
 from entropylong_streamer.stages.retrieve import Hit, RetrievalStage, is_same_document
@@ -227,3 +229,22 @@ def test_rounds_retrieve_each_anchors_next_top_k_documents_as_later_rounds():
     capped = _document_stage(pool, emb, top_k=2, rounds=3, max_contexts=len(one.candidates))
     (kept,) = capped.process([rec]).outputs
     assert {c.context_id for c in kept.candidates} == {c.context_id for c in one.candidates}
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_more_rounds_only_add_later_pairs_and_leave_round_one_as_it_was(data):
+    vocab = ["otter", "fish", "lake", "den", "weather", "fog", "rain", "crab", "holt", "water"]
+    pages = data.draw(st.lists(st.lists(st.sampled_from(vocab), min_size=3, max_size=60), min_size=2, max_size=8))
+    pool = {f"p{i}": " ".join([*words, f"w{i}"]) for i, words in enumerate(pages)}
+    queries = data.draw(st.lists(st.lists(st.sampled_from(vocab), min_size=1, max_size=4), min_size=1, max_size=4))
+    rec = record([(3 * i + 1, " ".join(q)) for i, q in enumerate(queries)])
+    top_k, rounds = data.draw(st.integers(1, 3)), data.draw(st.integers(2, 3))
+    shape = {"max_tokens": data.draw(st.integers(20, 60)), "max_contexts": data.draw(st.integers(1, 8))}
+    emb = BagOfWordsEmbedder()
+    (one,) = _document_stage(pool, emb, top_k, **shape).process([rec]).outputs
+    (many,) = _document_stage(pool, emb, top_k, rounds=rounds, **shape).process([rec]).outputs
+    first = [(c.context_id, c.text, c.spans, c.score, [t for t, r in c.rounds().items() if r == 1])
+             for c in many.candidates if min(c.rounds().values()) == 1]
+    assert first == [(c.context_id, c.text, c.spans, c.score, c.anchor_indices) for c in one.candidates]
+    assert all(r <= rounds for c in many.candidates for r in c.rounds().values())
