@@ -14,17 +14,23 @@ the share of accepted pairs whose anchor is whitespace (the tabs of navigation b
 sample that falls short of the target says what limited it: no candidates, too few accepted, or
 the cap (retrieval.max_contexts bit, or contexts left out for room).
 
-    .venv/bin/python bench/long_samples.py [--pool 400] [--targets 3] [--sample-tokens 32768] [--set K=V ...]
+Then retrieval rounds (retrieval.rounds 2, 3, ...): anchors no context of round 1 resolved are
+measured against their next top_k documents. Which pairs a later round measures depends on what the
+criterion accepted before, so each (criterion, rounds) is verified, not replayed; round 1 comes
+from the measurement cache, and so do later rounds another criterion measured already.
+
+    .venv/bin/python bench/long_samples.py [--pool 400] [--targets 3] [--sample-tokens 32768] \
+        [--rounds 2 3] [--set K=V ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import time
 from pathlib import Path
 
-import numpy as np
 from debian_docs import PACKAGE, fetch_pages, index_once, page_text
 from rich.progress import Progress
 
@@ -33,6 +39,7 @@ from entropylong_streamer.measurements import MemoryCache
 from entropylong_streamer.method.dependency import Criterion
 from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.quality.report import write_records
+from entropylong_streamer.services.shards import spread, spread_text
 from entropylong_streamer.stages.ingest import doc_id_for
 from entropylong_streamer.stages.pack import sample_from
 from entropylong_streamer.topics import DependenciesRecord, Doc
@@ -43,16 +50,19 @@ CRITERIA = {
     "specific 0.3 (default)": Criterion(0.4, "specific", 0.3),
     "specific 0.3, 3 sources": Criterion(0.4, "specific", 0.3, max_sources=3),
 }
+ROUND_CRITERIA = ("specific 0.3 (default)", "paper (dI > 0.4)")
 WORK = Path(".elong/bench-templates").resolve()  # shares the package, model and pool with bench/templates.py
 
 
 def measuring_tokens(rec: DependenciesRecord, sep: int) -> int:
-    """The exact tokens of the record's verification forwards on a cold run: [sep C sep D[:t + 1]]
-    up to the last anchor measured against each context."""
-    last: dict[str, int] = {}
+    """The exact tokens of the record's verification forwards on a cold run: one per context and
+    round, [sep C sep D[:t + 1]] up to the last anchor measured against it in that round."""
+    size = {c.context_id: len(c.token_ids) for c in rec.contexts}
+    last: dict[tuple[str, int], int] = {}
     for p in rec.pairs:
-        last[p.context_id] = max(last.get(p.context_id, -1), p.anchor_index)
-    return sum(2 * sep + len(c.token_ids) + last[c.context_id] + 1 for c in rec.contexts if c.context_id in last)
+        key = (p.context_id, p.round)
+        last[key] = max(last.get(key, -1), p.anchor_index)
+    return sum(2 * sep + size[ctx] + t + 1 for (ctx, _), t in last.items())
 
 
 def replayed(rec: DependenciesRecord, crit: Criterion) -> DependenciesRecord:
@@ -74,13 +84,6 @@ def limit(rec: DependenciesRecord, sample, capped: bool, target: int) -> str:
     return f"acceptance ({sample.offered} of {len(rec.contexts)})"
 
 
-def spread(values: list[int]) -> str:
-    if not values:
-        return "-"
-    v = np.asarray(values)
-    return f"{np.median(v):,.0f} / {np.percentile(v, 90):,.0f} / {v.max():,}"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pool", type=int, default=400, help="pool pages (>= 300)")
@@ -91,6 +94,7 @@ def main() -> None:
     ap.add_argument("--sample-tokens", type=int, default=32768)
     ap.add_argument("--max-contexts", type=int, default=24, help="retrieval.max_contexts (LM cost on 2 cores)")
     ap.add_argument("--model", default="smollm2")
+    ap.add_argument("--rounds", type=int, nargs="*", default=[2], help="retrieval.rounds to measure beyond 1")
     ap.add_argument("--set", dest="sets", action="append", default=[])
     args = ap.parse_args()
     cfg = load_config(None, [f"model.path={args.model!r}", f"data_dir={str(WORK)!r}",
@@ -134,23 +138,51 @@ def main() -> None:
           f"to the verifier's room, {retrieval.stats['contexts_capped']} over max_contexts), "
           f"{sum(len(r.pairs) for r in deps):,} pairs; LM tokens of a cold run {lm:,} "
           f"(this run: {verify.stats.get('lm_tokens', 0):,} verify)")
-    print(f"\n{'criterion':<26}{'accepted':>9}{'rate':>7}{'dI':>6}{'tokens/sample':>15}{'contexts':>10}"
-          f"{'distance med/p90/max':>24}{'LM/emitted':>11}{'blank':>7}  limited by")
+    entropy_lm = sum(len(a.token_ids) + k for a in anchors)
+    print(f"\n{'criterion':<34}{'accepted':>9}{'rate':>7}{'dI':>6}{'tokens/sample':>15}{'contexts':>10}"
+          f"{'distance (tokens)':>30}{'LM/emitted':>11}{'blank':>7}  limited by")
     for name, crit in CRITERIA.items():
-        recs = [replayed(r, crit) for r in deps]
-        samples = [sample_from(r, pipe.separator, cfg.pack.seed, cfg.pack.sample_length) for r in recs]
-        accepted = [p for r in recs for p in r.pairs if p.accepted]
-        # accepted at a whitespace anchor: the tabs of page navigation bars, format, not content
-        blank = sum(not r.text[p.char_start : p.char_end].strip() for r in recs for p in r.pairs if p.accepted)
-        pairs = sum(len(r.pairs) for r in recs)
-        lengths = [len(s) for s in samples]
-        dist = [d.from_end for s in samples for d in s.dependencies]
-        why = [limit(r, s, capped[r.doc_id], cfg.pack.sample_length) for r, s in zip(recs, samples, strict=True)]
-        mean_di = statistics.mean(p.d_i for p in accepted) if accepted else float("nan")
-        print(f"{name:<26}{len(accepted):>9}{len(accepted) / max(pairs, 1):>7.3f}{mean_di:>6.2f}"
-              f"{statistics.mean(lengths):>8,.0f} ({statistics.median(lengths):,.0f})"
-              f"{statistics.mean(len(s.context_ids) for s in samples):>10.1f}{spread(dist):>24}"
-              f"{lm / max(sum(lengths), 1):>11.1f}{blank / max(len(accepted), 1):>7.0%}  {'; '.join(why)}")
+        row(name, [replayed(r, crit) for r in deps], entropy_lm, capped, pipe, cfg)
+    for rounds in args.rounds:
+        deeper = dataclasses.replace(retrieval, rounds=rounds)
+        more = deeper.process(anchors).outputs
+        capped = {c.doc_id: len(c.candidates) >= rounds * cfg.retrieval.max_contexts for c in more}
+        for name in ROUND_CRITERIA:
+            stage = dataclasses.replace(verify, criterion=CRITERIA[name], max_candidates=None)
+            recs = []
+            with Progress(transient=True) as progress:
+                task = progress.add_task(f"{name}, {rounds} rounds", total=len(more))
+                for c in more:
+                    recs += stage.process([c]).outputs
+                    cache.save(WORK / "measurements.msgpack")
+                    progress.advance(task)
+            later = sum(p.round > 1 for r in recs for p in r.pairs)
+            row(f"{name}, {rounds} rounds", recs, entropy_lm, capped, pipe, cfg,
+                f"{stage.stats['accepted_after_round_1']} accepted after round 1 of {later:,} later pairs "
+                f"({sum(len(c.candidates) for c in more):,} contexts offered); "
+                f"this run {stage.stats['lm_tokens']:,} LM tokens")
+
+
+def row(name: str, recs: list[DependenciesRecord], entropy_lm: int, capped: dict[str, bool], pipe: Pipeline,
+        cfg, note: str = "") -> None:
+    k = len(pipe.separator)
+    lm = entropy_lm + sum(measuring_tokens(r, k) for r in recs)
+    samples = [sample_from(r, pipe.separator, cfg.pack.seed, cfg.pack.sample_length) for r in recs]
+    accepted = [p for r in recs for p in r.pairs if p.accepted]
+    # accepted at a whitespace anchor: the tabs of page navigation bars, format, not content
+    blank = sum(not r.text[p.char_start : p.char_end].strip() for r in recs for p in r.pairs if p.accepted)
+    pairs = sum(len(r.pairs) for r in recs)
+    lengths = [len(s) for s in samples]
+    dist = [d.from_end for s in samples for d in s.dependencies]
+    why = [limit(r, s, capped[r.doc_id], cfg.pack.sample_length) for r, s in zip(recs, samples, strict=True)]
+    mean_di = statistics.mean(p.d_i for p in accepted) if accepted else float("nan")
+    distance = spread_text(spread(dist)).replace("median ", "")
+    print(f"{name:<34}{len(accepted):>9}{len(accepted) / max(pairs, 1):>7.3f}{mean_di:>6.2f}"
+          f"{statistics.mean(lengths):>8,.0f} ({statistics.median(lengths):,.0f})"
+          f"{statistics.mean(len(s.context_ids) for s in samples):>10.1f}{distance:>30}"
+          f"{lm / max(sum(lengths), 1):>11.1f}{blank / max(len(accepted), 1):>7.0%}  {'; '.join(why)}")
+    if note:
+        print(f"{'':<34}{note}")
 
 
 if __name__ == "__main__":

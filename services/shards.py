@@ -162,6 +162,11 @@ def spread(values: list[int]) -> dict:
     return {"median": float(np.median(v)), "p90": float(np.percentile(v, 90)), "max": int(v.max())}
 
 
+def spread_text(s: dict) -> str:
+    """A spread as every summary prints it: "median 2,440, p90 19,679, max 27,065" ("none" when empty)."""
+    return "none" if s["max"] is None else f"median {s['median']:,.0f}, p90 {s['p90']:,.0f}, max {s['max']:,.0f}"
+
+
 def shard_report(sequences: list[Sequence]) -> dict:
     """Fill ratio, samples and contexts per sequence, mean dI of the contexts packed, sample lengths
     and dependency distances (anchor to the end of its context, in tokens)."""

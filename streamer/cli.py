@@ -254,12 +254,10 @@ def _check_build_inputs(cfg: Config, paths: list[Path], out: Path) -> None:
         raise typer.Exit(2)
 
 
-def _spread(s: dict) -> str:
-    return "none" if s["max"] is None else f"median {s['median']:,.0f}, p90 {s['p90']:,.0f}, max {s['max']:,}"
-
-
 def _print_build_summary(report, out: Path) -> None:
     from collections import Counter
+
+    from entropylong_streamer.services.shards import spread_text
 
     dropped = Counter(d.get("rule", "?") for d in report.dropped)
     console.print(f"{report.documents} documents -> {len(report.shards)} new shards "
@@ -270,8 +268,8 @@ def _print_build_summary(report, out: Path) -> None:
         console.print(f"  shard set {sset['dir']}: {sset['shards']} shards, {sset['samples']} samples{again}")
     if report.samples.get("samples"):
         s = report.samples
-        console.print(f"  samples: {_spread(s['tokens'])} tokens; {_spread(s['contexts'])} verified contexts; "
-                      f"dependency distance (context end to anchor) {_spread(s['distance'])} tokens")
+        console.print(f"  samples: {spread_text(s['tokens'])} tokens; {spread_text(s['contexts'])} verified contexts; "
+                      f"dependency distance (context end to anchor) {spread_text(s['distance'])} tokens")
     console.print(f"  dependencies (this build's documents): {out / 'dependencies.jsonl'}")
     console.print(f"  dropped at the door: {len(report.dropped)}"
                   + (f" ({', '.join(f'{r} {n}' for r, n in dropped.most_common())}) in {out / 'dropped.jsonl'}"
@@ -416,6 +414,8 @@ def demo(config: ConfigOpt = None, set_: SetOpt = None,
 def status_table(cfg: Config, previous: list | None = None) -> tuple[Table, list | None]:
     """The status table and the snapshot it shows (None: broker unreachable); given an earlier
     snapshot, the records/s column too."""
+    from entropylong_streamer.services.shards import spread_text
+
     from .status import collect, shard_summary, with_rates
 
     # Fits 80 columns: topics without their prefix (in the title), no vertical rules, short headers.
@@ -437,8 +437,8 @@ def status_table(cfg: Config, previous: list | None = None) -> tuple[Table, list
     loss = "" if s["loss_first"] is None else f", trainer loss {s['loss_first']:.3f} -> {s['loss_last']:.3f}"
     per_sample = f" ({s['contexts'] / s['samples']:.1f} per sample)" if s["samples"] else ""
     table.caption = (f"{s['shards']} shards, {s['samples']} samples with {s['contexts']} verified contexts"
-                     f"{per_sample}, {s['tokens']} tokens; sample tokens {_spread(s['sample_tokens'])}; "
-                     f"dependency distance {_spread(s['dependency_distance'])}; "
+                     f"{per_sample}, {s['tokens']} tokens; sample tokens {spread_text(s['sample_tokens'])}; "
+                     f"dependency distance {spread_text(s['dependency_distance'])}; "
                      f"trainer consumed {s['trained_shards']} shards{loss}")
     return table, rows
 

@@ -118,8 +118,9 @@ class RetrievalConfig(_Section):
     # What a context is: "document", the pool document a retrieved chunk belongs to (the paper's
     # contexts; cut around the retrieved chunks to what the verifier holds), or "chunk", the chunk.
     context: Literal["document", "chunk"] = "document"
-    # Context documents per document at most, those retrieved by the most anchors first: with top_k,
-    # what bounds verification's LM cost per document (README: what the defaults cost and yield).
+    # Context documents per document and retrieval round at most, those retrieved by the most anchors
+    # first: with top_k, what bounds verification's LM cost per document (README: what the defaults
+    # cost and yield).
     max_contexts: int = Field(64, ge=1)
     # Retrieval rounds: an anchor that no context of round r resolves is measured against its next
     # top_k distinct documents in round r + 1, up to this many rounds. Retrieval searches

@@ -9,6 +9,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from entropylong_streamer.config import Config
+from entropylong_streamer.services.shards import spread_text
 
 from .contexts import CONDITIONS, PoolChunk
 from .gauges import report_dir
@@ -62,10 +63,8 @@ def _f(x: float | None, signed: bool = False, digits: int = 3) -> str:
 def lengths_line(s: dict) -> str:
     """Sample length and dependency distance: how long the data is and how long-range."""
     def spread(dist: dict) -> str:
-        if not dist["count"]:
-            return "none"
-        q = dist["quantiles"]
-        return f"median {q['50']:,.0f}, p90 {q['90']:,.0f}, max {dist['max']:,.0f}"
+        q = dist["quantiles"] if dist["count"] else {}
+        return spread_text({"median": q.get("50"), "p90": q.get("90"), "max": dist["max"] if q else None})
 
     far = s["dependency_distance"]["from_context_end"]
     return (f"tokens per sample: {spread(s['tokens_per_sample'])}; dependency distance (tokens from the context's "

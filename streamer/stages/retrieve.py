@@ -58,9 +58,11 @@ class DocumentContexts:
         room = self.max_tokens - (last_anchor + 1) - 2 * self.separator_tokens
         return max(0, room if self.max_context_tokens is None else min(room, self.max_context_tokens))
 
-    def cut(self, text: str, chunks: list[str], last_anchor: int) -> tuple[str, list[tuple[int, int]]]:
-        """The window of the document around its retrieved chunks, and where they are in it."""
-        tok = self.tokenizer.tokenize(text)
+    def cut(self, text: str, chunks: list[str], last_anchor: int,
+            tok: Tokenized | None = None) -> tuple[str, list[tuple[int, int]]]:
+        """The window of the document around its retrieved chunks, and where they are in it (tok:
+        the text's tokens, where the caller has them)."""
+        tok = tok or self.tokenizer.tokenize(text)
         found = [(at, at + len(c)) for c in chunks if (at := text.find(c)) >= 0]
         start, end = char_window(tok.offsets, context_window(len(tok.ids), token_spans(tok.offsets, found),
                                                              self.room(last_anchor)))
@@ -121,10 +123,13 @@ class RetrievalStage:
             starts[key] = at
             at += len(leaders)
 
+        tokens: dict[str, Tokenized] = {}  # text -> tokens: a context several records retrieved, tokenised once
+
         def one(rec: AnchorsRecord) -> CandidatesRecord:
             check_limits(rec, self.max_anchors)
             leaders, start = queried[id(rec)], starts[id(rec)]
-            return self._one(flagged[id(rec)], leaders, vectors[start : start + len(leaders)] if leaders else None)
+            return self._one(flagged[id(rec)], leaders, vectors[start : start + len(leaders)] if leaders else None,
+                             tokens)
 
         return run_batch(self.name, records, one, self.stats)
 
@@ -140,7 +145,8 @@ class RetrievalStage:
         self.stats["template_anchors"] += sum(a.template for a in marked)
         return rec.model_copy(update={"anchors": marked})
 
-    def _one(self, rec: AnchorsRecord, queried: list[Anchor], vectors: np.ndarray | None) -> CandidatesRecord:
+    def _one(self, rec: AnchorsRecord, queried: list[Anchor], vectors: np.ndarray | None,
+             tokens: dict[str, Tokenized]) -> CandidatesRecord:
         if not queried:
             return CandidatesRecord(anchors=rec, candidates=[], config_version=self.config_version)
         depth = self.top_k * self.rounds
@@ -169,20 +175,21 @@ class RetrievalStage:
                 kept.add(key)
             self.stats["pairs"] += min(len(kept), self.top_k)
             self.stats["reserve_pairs"] += max(len(kept) - self.top_k, 0)
-        # the cap keeps round 1 first, then the contexts retrieved by the most anchors
+        # the cap keeps the contexts retrieved by the most anchors
         contexts = sorted(by_context.items(), key=lambda kv: (kv[1].first_round, -len(kv[1].leading_anchors()),
                                                               -kv[1].score, kv[0]))
-        if per_document and len(contexts) > self.documents.max_contexts:
-            self.stats["contexts_capped"] += len(contexts) - self.documents.max_contexts
-            contexts = contexts[: self.documents.max_contexts]
-        candidates = self._documents(contexts) if per_document else [
+        if per_document:  # max_contexts per round: a later round runs only where the earlier resolved nothing
+            rounds = [[kv for kv in contexts if kv[1].first_round == r] for r in range(1, self.rounds + 1)]
+            self.stats["contexts_capped"] += sum(max(len(r) - self.documents.max_contexts, 0) for r in rounds)
+            contexts = [kv for r in rounds for kv in r[: self.documents.max_contexts]]
+        candidates = self._documents(contexts, tokens) if per_document else [
             Candidate(context_id=key, context_doc_id=f.doc_id, text=f.chunks[key][0], score=f.score,
                       anchor_indices=f.anchors, anchor_rounds=f.anchor_rounds()) for key, f in contexts]
         candidates.sort(key=lambda c: c.context_id)
         self.stats["unique_candidates"] += len(candidates)
         return CandidatesRecord(anchors=rec, candidates=candidates, config_version=self.config_version)
 
-    def _documents(self, contexts: list[tuple[str, _Found]]) -> list[Candidate]:
+    def _documents(self, contexts: list[tuple[str, _Found]], tokens: dict[str, Tokenized]) -> list[Candidate]:
         texts = self.documents.store.get(doc_id for doc_id, _ in contexts)
         out = []
         for doc_id, f in contexts:
@@ -192,7 +199,10 @@ class RetrievalStage:
                 text = max(f.leading_chunks(), key=lambda chunk: chunk[1])[0]
             # cut around the chunks and for the anchors of its first round: later rounds add pairs
             # to a context, never change it (a replay with more rounds measures round 1 anew nowhere)
-            window, spans = self.documents.cut(text, [c for c, _ in f.leading_chunks()], max(f.leading_anchors()))
+            if text not in tokens:
+                tokens[text] = self.documents.tokenizer.tokenize(text)
+            window, spans = self.documents.cut(text, [c for c, _ in f.leading_chunks()], max(f.leading_anchors()),
+                                               tokens[text])
             if len(window) < len(text):
                 self.stats["contexts_cut"] += 1
             out.append(Candidate(context_id=doc_id, context_doc_id=doc_id, text=window, score=f.score,
