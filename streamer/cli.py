@@ -179,12 +179,15 @@ def ingest(paths: Annotated[list[Path] | None, typer.Argument()] = None, config:
 @app.command()
 def index(paths: list[Path], config: ConfigOpt = None, set_: SetOpt = None) -> None:
     """Bootstrap the retrieval pool from files, straight into Milvus."""
+    _index_paths(_config(config, set_), paths)
+
+
+def _index_paths(cfg: Config, paths: list[Path]) -> None:
     from rich.progress import track
 
     from .pipeline import Pipeline
     from .stages.ingest import BadRow, read_documents
 
-    cfg = _config(config, set_)
     items = list(read_documents(paths, cfg.door.html_extractor))
     docs = [d for d in items if not isinstance(d, BadRow)]
     for bad in [b for b in items if isinstance(b, BadRow)][:20]:
@@ -380,23 +383,26 @@ def replay(config: ConfigOpt = None, set_: SetOpt = None,
 
 @app.command()
 def demo(config: ConfigOpt = None, set_: SetOpt = None,
-         documents: int = typer.Option(24, help="stdlib documentation pages to ingest (API listings and docstrings)"),
+         sheets: int = typer.Option(6, min=1, help="quick-reference sheets to build samples for (each cites "
+                                                  "6 standard-library modules)"),
          keep: bool = typer.Option(False, metavar="", help="leave the stack running afterwards"),
          quality: bool = typer.Option(False, "--report", metavar="", help="then run elong report")) -> None:
-    """Start the embedded stack, ingest a demo corpus, watch shards appear and the trainer's loss fall."""
-    from .demo_corpus import write_demo_corpus
+    """Start the embedded stack, index this Python's stdlib reference pages, ingest quick-reference
+    sheets that cite them, watch long samples reach the shards and the trainer's loss fall."""
+    from .demo_corpus import write_reference_demo
     from .ingest_cmd import ingest_paths
     from .stack_control import embedded, start_servers, start_workers, stop_all
 
     cfg = embedded(_config(config or Path(__file__).resolve().parent.parent / "deploy" / "demo.toml", set_))
-    corpus = Path(cfg.data_dir) / "corpus" / "stdlib-docs.jsonl"
-    n = write_demo_corpus(corpus, documents)
-    console.print(f"demo corpus: {n} documentation pages of this Python's standard library -> {corpus}")
+    docs, pool, n, pages = write_reference_demo(Path(cfg.data_dir) / "corpus", sheets)
+    console.print(f"demo corpus: {pages} API reference and docstring pages of this Python's standard library "
+                  f"(the pool) -> {pool}; {n} quick-reference sheets citing them (the documents) -> {docs}")
     try:
         with console.status("starting broker and milvus-lite on 127.0.0.1 ..."):
             start_servers(cfg)
             workers = start_workers(cfg)
-        sent, dropped, bad = ingest_paths(cfg, [corpus], console)
+        _index_paths(cfg, [pool])
+        sent, dropped, bad = ingest_paths(cfg, [docs], console)
         console.print(f"ingested {sent} new documents ({dropped} dropped at the door: seen before or filtered); "
                       "model work starts now")
         watch(cfg, until=n, workers=workers)

@@ -12,8 +12,9 @@ from test_pipeline import read_topic, small_config  # noqa: I001  (pytest puts t
 
 from entropylong_streamer.demo_corpus import write_demo_corpus
 from entropylong_streamer.services import stack
+from entropylong_streamer.stages.ingest import doc_id_for
 from entropylong_streamer.status import collect, shard_summary, with_rates
-from entropylong_streamer.topics import DROPPED
+from entropylong_streamer.topics import DEPENDENCIES, DROPPED
 
 
 def elong(*args: str, config: Path) -> subprocess.CompletedProcess:
@@ -81,3 +82,34 @@ def test_up_ingest_status_down(tmp_path, model_cache):
     assert down.returncode == 0 and "broker" in down.stdout, down.stdout + down.stderr
     assert not list(run_dir.glob("*.pid"))
     assert not [name for name, pid in pids.items() if stack.pid_alive(pid)]
+
+
+def test_demo_indexes_the_reference_pages_then_builds_each_sheets_sample(tmp_path, model_cache):
+    cfg = small_config(tmp_path / "data", model_cache).copy_with({"kafka.idle_fetch_backoff_ms": 0})
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "models").symlink_to(model_cache, target_is_directory=True)
+    conf = tmp_path / "elong.json"
+    conf.write_text(json.dumps(cfg.model_dump(mode="json")))
+    run_dir = tmp_path / "data" / "run"
+    try:
+        demo = subprocess.run([sys.executable, "-m", "entropylong_streamer.cli", "demo", "--sheets", "2", "--keep",
+                               "--config", str(conf)], capture_output=True, text=True, timeout=600)
+        out = " ".join(demo.stdout.split())
+        assert demo.returncode == 0, demo.stdout + demo.stderr
+        assert "2 quick-reference sheets citing them" in out and "ingested 2 new documents" in out
+        pages = [json.loads(line)["text"] for line in
+                 (tmp_path / "data" / "corpus" / "reference-pages.jsonl").read_text().splitlines()]
+        assert f"chunks from {len(pages)} documents" in out
+        assert shard_summary(cfg)["samples"] == 2
+        # the pool was indexed before the sheets arrived: what each sheet was measured against is pages
+        deps = read_topic(cfg, DEPENDENCIES)
+        assert sorted(d.source_id for d in deps) == ["quickref-1", "quickref-2"]
+        assert all(c.context_doc_id for d in deps for c in d.contexts)
+        measured = {c.context_doc_id for d in deps for c in d.contexts}
+        pool_ids = {doc_id_for(p) for p in pages}
+        assert measured and measured <= pool_ids | {d.doc_id for d in deps}
+        assert measured & pool_ids
+    finally:
+        down = elong("down", config=conf)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert not list(run_dir.glob("*.pid"))
