@@ -22,12 +22,18 @@ def elong(*args: str, config: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
-def test_up_ingest_status_down(tmp_path, model_cache):
+def stack_config(tmp_path, model_cache):
+    """A small configuration for a stack under tmp_path, and the file `--config` names."""
     cfg = small_config(tmp_path / "data", model_cache).copy_with({"kafka.idle_fetch_backoff_ms": 0})
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "models").symlink_to(model_cache, target_is_directory=True)
     conf = tmp_path / "elong.json"
     conf.write_text(json.dumps(cfg.model_dump(mode="json")))
+    return cfg, conf
+
+
+def test_up_ingest_status_down(tmp_path, model_cache):
+    cfg, conf = stack_config(tmp_path, model_cache)
     docs = tmp_path / "docs.jsonl"
     write_demo_corpus(docs, 4, min_chars=400, max_chars=900)
     run_dir = tmp_path / "data" / "run"
@@ -85,11 +91,7 @@ def test_up_ingest_status_down(tmp_path, model_cache):
 
 
 def test_demo_indexes_the_reference_pages_then_builds_each_sheets_sample(tmp_path, model_cache):
-    cfg = small_config(tmp_path / "data", model_cache).copy_with({"kafka.idle_fetch_backoff_ms": 0})
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "models").symlink_to(model_cache, target_is_directory=True)
-    conf = tmp_path / "elong.json"
-    conf.write_text(json.dumps(cfg.model_dump(mode="json")))
+    cfg, conf = stack_config(tmp_path, model_cache)
     run_dir = tmp_path / "data" / "run"
     try:
         demo = subprocess.run([sys.executable, "-m", "entropylong_streamer.cli", "demo", "--sheets", "2", "--keep",

@@ -60,21 +60,27 @@ def assert_naive(engine, out, doc, epsilon, sep=(SEP,), atol=TINY_ATOL):
         assert pair.accepted == (pair.d_i > epsilon)
 
 
+def draw_case(engine, data, doc_tokens: int, max_anchors: int, max_contexts: int):
+    """A document of random tokens, anchors at its uncertain positions, contexts retrieved by some of them."""
+    doc = data.draw(st.lists(st.integers(3, 4999), min_size=24, max_size=doc_tokens), label="doc")
+    # Anchors are uncertain positions (the entropy stage takes them above tau): dI = (H - H') / H
+    # is ill-conditioned where H is near 0, and rounding of 1e-5 would show as 1e-4 there.
+    h, _ = engine.score([SEP, *doc])
+    uncertain = [t for t in range(8, len(doc)) if h[t] >= 1.0]
+    assume(uncertain)
+    anchors = sorted(data.draw(st.sets(st.sampled_from(uncertain), min_size=1, max_size=max_anchors), label="anchors"))
+    texts = data.draw(st.lists(st.sampled_from(TEXTS), min_size=1, max_size=max_contexts, unique=True),
+                      label="contexts")
+    return doc, anchors, [(t, sorted(data.draw(st.sets(st.sampled_from(anchors), min_size=1)))) for t in texts]
+
+
 # Derandomized: the same 12 generated cases every run, so a fresh draw in CI cannot fail on
 # rounding (TINY_ATOL) rather than on logic.
 @settings(max_examples=12, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.data())
 def test_one_forward_per_context_equals_naive_per_pair(engine, data):
-    doc = data.draw(st.lists(st.integers(3, 4999), min_size=24, max_size=120), label="doc")
-    # Anchors are uncertain positions (the entropy stage takes them above tau): dI = (H - H') / H
-    # is ill-conditioned where H is near 0, and rounding of 1e-5 would show as 1e-4 there.
-    h, _ = engine.score([SEP, *doc])
-    uncertain = [t for t in range(8, len(doc)) if h[t] >= 1.0]
-    assume(uncertain)
-    anchors = sorted(data.draw(st.sets(st.sampled_from(uncertain), min_size=1, max_size=6), label="anchors"))
-    texts = data.draw(st.lists(st.sampled_from(TEXTS), min_size=1, max_size=4, unique=True), label="contexts")
-    contexts = [(t, sorted(data.draw(st.sets(st.sampled_from(anchors), min_size=1)))) for t in texts]
+    doc, anchors, contexts = draw_case(engine, data, doc_tokens=120, max_anchors=6, max_contexts=4)
     cap = data.draw(st.integers(1, 12), label="cap")
     # An end-of-text id, or a text separator of one or two tokens ("\n\n" in SmolLM2's vocabulary).
     sep = data.draw(st.sampled_from([(SEP,), (1116,), (198, 198)]), label="separator")
@@ -99,13 +105,7 @@ def test_one_forward_per_context_equals_naive_per_pair(engine, data):
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.data())
 def test_a_later_round_is_measured_only_at_anchors_the_earlier_rounds_left_unresolved(engine, data):
-    doc = data.draw(st.lists(st.integers(3, 4999), min_size=24, max_size=80), label="doc")
-    h, _ = engine.score([SEP, *doc])
-    uncertain = [t for t in range(8, len(doc)) if h[t] >= 1.0]
-    assume(uncertain)
-    anchors = sorted(data.draw(st.sets(st.sampled_from(uncertain), min_size=1, max_size=5), label="anchors"))
-    texts = data.draw(st.lists(st.sampled_from(TEXTS), min_size=1, max_size=5, unique=True), label="contexts")
-    contexts = [(t, sorted(data.draw(st.sets(st.sampled_from(anchors), min_size=1)))) for t in texts]
+    doc, anchors, contexts = draw_case(engine, data, doc_tokens=80, max_anchors=5, max_contexts=5)
     rounds = [data.draw(st.lists(st.integers(1, 3), min_size=len(idx), max_size=len(idx)), label="rounds")
               for _, idx in contexts]
     crit = data.draw(st.sampled_from([Criterion(epsilon=0.05), Criterion(epsilon=0.3),
