@@ -442,7 +442,7 @@ def load_config(
             file_data = json.loads(text) if Path(path).suffix == ".json" else tomllib.loads(text)
         except (OSError, ValueError) as exc:
             raise ConfigError(f"cannot read config file {path}: {exc}") from exc
-        for key, value in _flatten(file_data):
+        for key, value in _flatten(file_data, data):
             _set_dotted(data, key, value, f"file {path}")
             origins[key] = f"file {path}"
     env = os.environ if environ is None else environ
@@ -471,12 +471,14 @@ def _split_flags(flags: list[str]) -> list[tuple[str, Any]]:
     return out
 
 
-def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+def _flatten(data: dict[str, Any], defaults: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """Dotted keys of a file's tables; a table whose setting is a mapping without default
+    (retrieval.index_params) is that setting's value, not a section."""
     out: list[tuple[str, Any]] = []
     for key, value in data.items():
         dotted = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.extend(_flatten(value, dotted + "."))
+        if isinstance(value, dict) and (isinstance(defaults.get(key), dict) or key not in defaults):
+            out.extend(_flatten(value, defaults.get(key) or {}, dotted + "."))
         else:
             out.append((dotted, value))
     return out

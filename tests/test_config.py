@@ -81,3 +81,15 @@ def test_sample_tokens_above_the_sequence_length_is_refused_and_enters_the_pack_
     grown = load_config(overrides=["pack.sample_tokens=32768"], environ={})
     assert grown.pack.sample_length == 32768 and base.pack.sample_length == base.pack.seq_len
     assert grown.pack_version() != base.pack_version() and grown.verify_version() == base.verify_version()
+
+
+def test_a_table_is_the_value_of_a_mapping_setting_and_merges_into_a_mapping_with_defaults(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text("[retrieval.index_params]\nM = 32\nefConstruction = 400\n[agents.max_batch]\nverify = 2\n"
+                 "[nope.deeper]\nx = 1\n")
+    with pytest.raises(ConfigError, match="unknown configuration section 'nope'"):
+        load_config(f, [], environ={})
+    f.write_text(f.read_text().split("[nope")[0])
+    cfg = load_config(f, [], environ={})
+    assert cfg.retrieval.index_params == {"M": 32, "efConstruction": 400}
+    assert cfg.agents.max_batch == {**Config().agents.max_batch, "verify": 2}
