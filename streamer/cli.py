@@ -204,21 +204,19 @@ def _index_paths(cfg: Config, paths: list[Path]) -> None:
 def worker(stage: Annotated[str, typer.Argument(help="entropy, index, retrieval, verify, pack or trainer")],
            config: ConfigOpt = None, set_: SetOpt = None) -> None:
     """Run one stage's worker: entropy, index, retrieval, verify, pack or trainer."""
-    from . import logs
+    from . import logs, registry
     from .agents import faust_worker, packer_loop, trainer_loop
 
     cfg = _config(config, set_)
     logs.setup()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    if stage in faust_worker.AGENTS:
-        faust_worker.run(cfg, stage)
-    elif stage == "pack":
-        packer_loop.run(cfg)
-    elif stage == "trainer":
-        trainer_loop.run(cfg)
-    else:
-        console.print(f"[red]unknown stage {stage!r}[/red]")
-        raise typer.Exit(2)
+    try:
+        runner = registry.stage(stage).runner
+    except KeyError as exc:
+        console.print(f"[red]{exc.args[0]}[/red]")
+        raise typer.Exit(2) from exc
+    {"faust": lambda: faust_worker.run(cfg, stage), "pack": lambda: packer_loop.run(cfg),
+     "trainer": lambda: trainer_loop.run(cfg)}[runner]()
 
 
 @app.command()
@@ -342,6 +340,7 @@ def replay(config: ConfigOpt = None, set_: SetOpt = None,
     """Change thresholds (--set entropy.alpha=1.5, verify.epsilon=0.3, ...) and replay: the changed
     stages get a new config version and read their input again (from the beginning unless told);
     the old shard set stays as it is and a new one grows beside it."""
+    from . import registry
     from .replay import Origin, ReplayError, plan, reset_offsets
     from .stack_control import embedded, run_dir, running_workers, start_workers, stop_workers
 
@@ -374,7 +373,7 @@ def replay(config: ConfigOpt = None, set_: SetOpt = None,
         console.print(f"[red]replay failed:[/red] {exc}")
         raise typer.Exit(1) from exc
     if workers:
-        count = max((len(v) for k, v in workers.items() if k not in ("pack", "trainer")), default=1)
+        count = max((len(v) for k, v in workers.items() if registry.stage(k).scalable), default=1)
         started = start_workers(embedded(new) if running.exists() else new, count, only=changed)
         console.print(f"stopped {', '.join(stopped) or 'no workers'}; started {', '.join(w.name for w in started)}")
     else:

@@ -17,8 +17,6 @@ from entropylong_streamer.stages.pack import PackStage
 from entropylong_streamer.stages.retrieve import DocumentContexts, RetrievalStage
 from entropylong_streamer.stages.verify import VerifyStage
 
-STAGES = ("entropy", "index", "retrieval", "verify", "pack", "trainer")
-
 
 def criterion(cfg: Config) -> Criterion:
     v = cfg.verify

@@ -17,11 +17,9 @@ from typing import Literal
 
 from entropylong_streamer.config import Config
 
+from . import registry
 from .agents.kafka_clients import client_kwargs
 from .status import stage_groups
-
-# The version of the records a stage consumes (None: the docs topic, which has none).
-UPSTREAM = {"retrieval": Config.entropy_version, "verify": Config.retrieval_version, "pack": Config.verify_version}
 
 
 class ReplayError(RuntimeError):
@@ -71,15 +69,13 @@ def plan(old: Config, new: Config) -> list[StagePlan]:
     """What a replay from `old` to `new` does to each consuming stage."""
     before = {s: g for s, _, g in stage_groups(old)}
     rows = []
-    pack_changed = old.pack_version() != new.pack_version()
     for stage, topic, group in stage_groups(new):
-        if stage == "trainer":  # one group for every version; it trains the shard set of its config
-            start = "restart" if pack_changed else "unchanged"
-            rows.append(StagePlan(stage, topic, before.get(stage, ""), group, start))
-            continue
-        if before.get(stage) == group:
+        spec = registry.stage(stage)
+        if not spec.versioned_group:  # one group for every version: a new version restarts it
+            start = "restart" if spec.version(old) != spec.version(new) else "unchanged"
+        elif before.get(stage) == group:
             start = "unchanged"
-        elif stage in UPSTREAM and UPSTREAM[stage](old) != UPSTREAM[stage](new):
+        elif spec.consumes is not None and spec.consumes(old) != spec.consumes(new):
             start = "latest"  # its input's new version is still to be written
         else:
             start = "origin"

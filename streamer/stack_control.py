@@ -11,6 +11,7 @@ from urllib.parse import urlparse
 from entropylong_streamer.config import Config
 from entropylong_streamer.services import stack
 
+from . import registry
 from .status import ensure_pipeline_topics, stage_groups
 
 WORKER_MODULE = "entropylong_streamer.cli"
@@ -75,7 +76,7 @@ def start_workers(cfg: Config, count: int = 1, only: set[str] | None = None) -> 
     write_worker_config(cfg)
     procs, slot = [], 0
     for stage, _, _ in stage_groups(cfg):
-        n = count if stage not in ("pack", "trainer") else 1
+        n = count if registry.stage(stage).scalable else 1
         for i in range(n):
             # One Prometheus endpoint per worker: port, port + 1, ...
             extra = ["--set", f"metrics.port={cfg.metrics.port + slot}"] if cfg.metrics.port else []

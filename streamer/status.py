@@ -10,9 +10,9 @@ from pathlib import Path
 from entropylong_streamer.config import Config
 from entropylong_streamer.services import checkpoint
 from entropylong_streamer.services.shards import spread
-from entropylong_streamer.topics import ALL_TOPICS, DEPENDENCIES, SHARD_READY
+from entropylong_streamer.topics import ALL_TOPICS
 
-from .agents.faust_worker import AGENTS, group_id
+from . import registry
 from .agents.kafka_clients import client_kwargs
 
 
@@ -45,12 +45,7 @@ def with_rates(rows: list[StageStatus], previous: list[StageStatus] | None) -> l
 
 def stage_groups(cfg: Config) -> list[tuple[str, str, str]]:
     """(stage, input topic, consumer group) for every consuming stage."""
-    p = cfg.kafka.topic_prefix
-    rows = [(s, a.source.full_name(p), group_id(cfg, s)) for s, a in AGENTS.items()
-            if s != "index" or cfg.retrieval.index_live_docs]
-    rows.append(("pack", DEPENDENCIES.full_name(p), f"{p}pack-{cfg.pack_version()}"))
-    rows.append(("trainer", SHARD_READY.full_name(p), f"{p}trainer"))
-    return rows
+    return [(s.name, s.source.full_name(cfg.kafka.topic_prefix), s.group(cfg)) for s in registry.active(cfg)]
 
 
 def topic_partitions(cfg: Config) -> dict[str, int]:

@@ -11,58 +11,32 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 from entropylong_streamer import logs, metrics
 from entropylong_streamer.config import Config
 from entropylong_streamer.metrics import BatchMeter
 from entropylong_streamer.pipeline import Pipeline
-from entropylong_streamer.topics import ANCHORS, CANDIDATES, DEAD_LETTER, DEPENDENCIES, DOCS, TopicSpec
+from entropylong_streamer.registry import stage as stage_spec
+from entropylong_streamer.topics import DEAD_LETTER, TopicSpec
 
 from . import worker_metrics
 from .adapter import Message, handle_batch
 from .broker_compat import install_aiokafka_backoff
-from .changelog_cache import ChangelogCache, measurement_log, scores_log
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class AgentSpec:
-    source: TopicSpec
-    sink: TopicSpec | None
-    build: Callable[[Pipeline], object]
-    version: Callable[[Config], str]
-    expects: Callable[[Config], str] | None  # the upstream version this stage consumes
-    cache: Callable[[Config], ChangelogCache] | None = None  # the LM measurements it keeps
-
-
-AGENTS: dict[str, AgentSpec] = {
-    "entropy": AgentSpec(DOCS, ANCHORS, Pipeline.entropy, Config.entropy_version, None, scores_log),
-    "index": AgentSpec(DOCS, None, Pipeline.index, Config.index_version, None),
-    "retrieval": AgentSpec(ANCHORS, CANDIDATES, Pipeline.retrieval, Config.retrieval_version,
-                           Config.entropy_version),
-    "verify": AgentSpec(CANDIDATES, DEPENDENCIES, Pipeline.verify, Config.verify_version,
-                        Config.retrieval_version, measurement_log),
-}
-
-
-def group_id(cfg: Config, stage: str) -> str:
-    return f"{cfg.kafka.topic_prefix}{stage}-{AGENTS[stage].version(cfg)}"
 
 
 def build_app(cfg: Config, stage: str):
     import faust
 
-    spec = AGENTS[stage]
+    spec = stage_spec(stage)
     k = cfg.kafka
     datadir = Path(cfg.data_dir) / "faust" / stage
     datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
-        group_id(cfg, stage),
+        spec.group(cfg),
         broker=[f"kafka://{s}" for s in k.bootstrap_servers.split(",")],
         broker_credentials=_credentials(cfg),
         store="memory://",
@@ -87,7 +61,7 @@ def build_app(cfg: Config, stage: str):
     source, dead = topic(spec.source), topic(DEAD_LETTER)
     sink = topic(spec.sink) if spec.sink else None
     holder: dict[str, object] = {}
-    expected = spec.expects(cfg) if spec.expects else None
+    expected = spec.consumes(cfg) if spec.consumes else None
     max_batch = cfg.agents.max_batch.get(stage, 8)
     # One thread runs the stage, model loading included: torch's OpenMP keeps a spinning thread
     # team per calling thread, and a second team steals cores from the first (measured 450 -> 307

@@ -7,7 +7,7 @@ import threading
 import time
 from pathlib import Path
 
-from entropylong_streamer import metrics
+from entropylong_streamer import metrics, registry
 from entropylong_streamer.config import Config
 from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.quality.gauges import REPORT_FILE, ReportGauges, report_dir
@@ -33,7 +33,7 @@ def run(cfg: Config, stop: threading.Event | None = None) -> None:
     metrics.READY.labels("pack").set(1)
     meter = metrics.BatchMeter("pack", stats=stage.stats)
     quality = ReportGauges(report_dir(cfg) / REPORT_FILE)  # `elong report` writes it; shown on change
-    cons = kc.consumer(cfg, DEPENDENCIES.full_name(prefix), f"{prefix}pack-{cfg.pack_version()}")
+    cons = kc.consumer(cfg, DEPENDENCIES.full_name(prefix), registry.stage("pack").group(cfg))
     prod = kc.producer(cfg)
     # A crash between a shard's manifest line and its announcement must not hide it from the
     # trainer: announce every durable shard again at start (the trainer skips shards it has seen).

@@ -7,7 +7,7 @@ import logging
 import threading
 from pathlib import Path
 
-from entropylong_streamer import metrics
+from entropylong_streamer import metrics, registry
 from entropylong_streamer.config import Config
 from entropylong_streamer.topics import SHARD_READY, RecordError
 
@@ -27,7 +27,7 @@ def run(cfg: Config, stop: threading.Event | None = None) -> None:
     worker_metrics.serve(cfg, "trainer", stop)
     metrics.READY.labels("trainer").set(1)
     prefix, version = cfg.kafka.topic_prefix, cfg.pack_version()
-    cons = kc.consumer(cfg, SHARD_READY.full_name(prefix), f"{prefix}trainer")
+    cons = kc.consumer(cfg, SHARD_READY.full_name(prefix), registry.stage("trainer").group(cfg))
     prod = kc.producer(cfg)
     try:
         while not stop.is_set():
