@@ -17,7 +17,9 @@ from pathlib import Path, PurePosixPath
 import pytest
 import yaml
 
+from entropylong_streamer import registry
 from entropylong_streamer.config import Config, load_config
+from entropylong_streamer.deploy_manifests import AUTOSCALING, autoscaling
 from entropylong_streamer.status import stage_groups, topic_partitions
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,7 +30,7 @@ K8S = DEPLOY / "k8s"
 CONFIG_MOUNT = "/etc/elong/config.toml"  # where every container finds deploy/config.toml
 GPU_STAGES = {"entropy", "verify", "trainer"}
 LM_STAGES = {"entropy", "verify"}  # the model's stages: vLLM on a GPU
-NOT_AUTOSCALED = {"pack", "trainer"}
+NOT_AUTOSCALED = {s.name for s in registry.STAGES if not s.scalable}
 SECRET_ENV = {"ELONG_KAFKA__SASL_PASSWORD", "ELONG_MILVUS__TOKEN"}
 FROM_SECRET = "value-from-a-secret"  # stands in for a secretKeyRef's value when loading a config
 OWN_IMAGES = ("entropylong-streamer", "entropylong-streamer-gpu")
@@ -77,10 +79,8 @@ def expected_groups() -> dict[str, tuple[str, str]]:
 
 
 def groups_hint() -> str:
-    rows = "\n".join(f"  ScaledObject elong-{s}: consumerGroup: {g}, topic: {t}"
-                     for s, (t, g) in expected_groups().items() if s not in NOT_AUTOSCALED)
     return ("the consumer groups carry the stages' config versions, which deploy/config.toml changed "
-            f"(a threshold?). Put these in deploy/k8s/autoscaling.yaml:\n{rows}")
+            "(a threshold?): run python -m entropylong_streamer.deploy_manifests")
 
 
 def compose_env(svc: dict) -> dict[str, str]:
@@ -287,6 +287,13 @@ def test_the_gpu_stages_run_the_gpu_image_and_the_others_the_cpu_image():
 
 # ---------------------------------------------------------------------------------------------
 # autoscaling
+
+
+def test_the_committed_autoscaling_manifest_is_the_one_the_registry_generates():
+    committed = AUTOSCALING.read_text()
+    assert autoscaling(committed, base_config()) == committed, groups_hint()
+    stale = re.sub(r"consumerGroup: elong\.verify-[0-9a-f]{12}", "consumerGroup: elong.verify-000000000000", committed)
+    assert stale != committed and autoscaling(stale, base_config()) == committed
 
 
 def test_keda_scales_the_stateless_stages_on_their_exact_consumer_groups():
