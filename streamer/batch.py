@@ -3,7 +3,8 @@
 build(docs, corpus) -> OUT/shards/<version>/..., OUT/dependencies.jsonl, OUT/dead-letter.jsonl,
 OUT/dropped.jsonl (documents the door turned away).
 For the same input, configuration and seed it yields the dependencies and samples streaming mode
-yields: both call the same stage objects in the same order on each document.
+yields: both call the same stage objects, in the registry's order and at the configuration's batch
+sizes (agents.max_batch), on each document.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from rich.progress import Progress
 
+from entropylong_streamer import registry
 from entropylong_streamer.agents.adapter import source_id_of
 from entropylong_streamer.config import Config
 from entropylong_streamer.measurements import MemoryCache
@@ -27,7 +29,7 @@ from entropylong_streamer.stages.base import StageResult
 from entropylong_streamer.stages.door import Door
 from entropylong_streamer.stages.ingest import BadRow, read_documents
 from entropylong_streamer.stages.pack import sample_from
-from entropylong_streamer.topics import DependenciesRecord, Doc, ShardReady
+from entropylong_streamer.topics import DEPENDENCIES, DOCS, DependenciesRecord, Doc, ShardReady
 
 
 def dependency_rows(rec: DependenciesRecord, sample: Sample | None = None) -> list[dict]:
@@ -105,8 +107,6 @@ def build(cfg: Config, docs: list[Path], corpus: Iterable[Path], out: Path, milv
     # The door of a build remembers this build only (an in-memory index): a rebuild decides the same.
     documents = unique_docs(docs, report, cfg, Door(cfg.door, DoorIndex(":memory:")))
     pool_docs = unique_docs(list(corpus), report, cfg)
-    if cfg.retrieval.index_live_docs:
-        pool_docs += documents
     report.documents = len(documents)
     if not documents:  # nothing to build samples for: no model is loaded, the reasons are written
         _write_rows(out, report)
@@ -114,13 +114,23 @@ def build(cfg: Config, docs: list[Path], corpus: Iterable[Path], out: Path, milv
     with Progress(disable=not show_progress) as progress:
         # The measurement caches outlive the run: a rebuild after a threshold change scores only the
         # documents and measures only the pairs no earlier build with this data_dir did.
-        caches = {name: MemoryCache.load(Path(cfg.data_dir) / f"{name}.msgpack") for name in ("scores", "measurements")}
-        index, retrieval = pipe.index(), pipe.retrieval()
-        entropy, verify = pipe.entropy(caches["scores"]), pipe.verify(caches["measurements"])
-        _staged(progress, "index", pool_docs, 32, index.process, report)
-        anchors = _staged(progress, "entropy", documents, 8, entropy.process, report)
-        candidates = _staged(progress, "retrieval", anchors, 16, retrieval.process, report)
-        deps = _staged(progress, "verify", candidates, 4, verify.process, report)
+        caches: dict[str, MemoryCache] = {}
+        stages = {spec.name: spec.build(pipe) for spec in registry.active(cfg) if spec.runner == "faust"}
+        for spec in registry.active(cfg):
+            if spec.name in stages and spec.cache_name:
+                path = Path(cfg.data_dir) / f"{spec.cache_name}.msgpack"
+                stages[spec.name].cache = caches[spec.cache_name] = MemoryCache.load(path)
+        # the corpus is the pool before any document arrives, as `elong index` makes it for a stack
+        indexer = stages.get("index") or pipe.index()
+        _staged(progress, "index (corpus)", pool_docs, cfg.agents.max_batch.get("index", 32), indexer.process, report)
+        records: dict[str, list] = {DOCS.name: documents}
+        for name, stage in stages.items():
+            spec = registry.stage(name)
+            batch = cfg.agents.max_batch.get(name, 8)
+            produced = _staged(progress, name, records[spec.source.name], batch, stage.process, report)
+            if spec.sink is not None:
+                records[spec.sink.name] = produced
+        deps = records[DEPENDENCIES.name]
         Path(cfg.data_dir).mkdir(parents=True, exist_ok=True)
         for name, cache in caches.items():
             cache.save(Path(cfg.data_dir) / f"{name}.msgpack")
@@ -148,7 +158,7 @@ def build(cfg: Config, docs: list[Path], corpus: Iterable[Path], out: Path, milv
                 fh.write(json.dumps(row) + "\n")
     write_records(out / RECORDS_FILE, deps)  # whole records, for `elong report`
     _write_rows(out, report)
-    report.stats = {s.name: dict(s.stats) for s in (index, entropy, retrieval, verify, pack)}
+    report.stats = {s.name: dict(s.stats) for s in (*stages.values(), pack)}
     report.samples = sample_summary(list(samples.values()))
     report.already_packed = pack.stats["duplicates_skipped"]
     report.shard_set = {"dir": str(pack.shards.dir), "shards": len(pack.shards.entries),

@@ -31,6 +31,7 @@ class StageSpec:
     scalable: bool = True  # False: exactly one worker (it orders or owns what it writes)
     build: Callable[[Pipeline], object] | None = None
     cache: Callable[[Config], ChangelogCache] | None = None  # the LM measurements its worker keeps
+    cache_name: str | None = None  # batch mode's file of them, data_dir/<name>.msgpack
     # False: one consumer group for every version (the trainer trains its own config's shard set,
     # and a new version restarts it rather than re-reading the topic)
     versioned_group: bool = True
@@ -42,13 +43,14 @@ class StageSpec:
 
 
 STAGES: tuple[StageSpec, ...] = (
-    StageSpec("entropy", DOCS, ANCHORS, Config.entropy_version, build=Pipeline.entropy, cache=scores_log),
+    StageSpec("entropy", DOCS, ANCHORS, Config.entropy_version, build=Pipeline.entropy, cache=scores_log,
+              cache_name="scores"),
     StageSpec("index", DOCS, None, Config.index_version, build=Pipeline.index,
               active=lambda cfg: cfg.retrieval.index_live_docs),
     StageSpec("retrieval", ANCHORS, CANDIDATES, Config.retrieval_version, Config.entropy_version,
               build=Pipeline.retrieval),
     StageSpec("verify", CANDIDATES, DEPENDENCIES, Config.verify_version, Config.retrieval_version,
-              build=Pipeline.verify, cache=measurement_log),
+              build=Pipeline.verify, cache=measurement_log, cache_name="measurements"),
     StageSpec("pack", DEPENDENCIES, SHARD_READY, Config.pack_version, Config.verify_version, runner="pack",
               scalable=False),
     StageSpec("trainer", SHARD_READY, None, Config.pack_version, Config.pack_version, runner="trainer",
