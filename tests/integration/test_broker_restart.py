@@ -4,7 +4,7 @@ that exits while the broker is away is restarted, as a supervisor (Kubernetes, s
 import time
 from pathlib import Path
 
-from test_pipeline import _quiet, read_topic, shard_samples, small_config
+from stack_helpers import quiet, read_topic, shard_samples, small_config
 
 from entropylong_streamer.demo_corpus import write_demo_corpus
 from entropylong_streamer.ingest_cmd import ingest_paths
@@ -66,7 +66,7 @@ def test_a_broker_restart_mid_run_loses_nothing(tmp_path, model_cache):
             after = end_offsets(cfg, list(topic_partitions(cfg)))
             kept.append(all(after[t] >= n for t, n in before.items()))
 
-        ingest_paths(cfg, [first], console=_quiet())
+        ingest_paths(cfg, [first], console=quiet())
         # 1: while the entropy stage is writing anchors and nothing later has committed
         supervise_until("anchors", lambda: end_offsets(cfg, [anchors])[anchors] >= 10, 300)
         restart_broker()
@@ -74,7 +74,7 @@ def test_a_broker_restart_mid_run_loses_nothing(tmp_path, model_cache):
         supervise_until("a shard", lambda: shard_summary(cfg)["shards"] >= 1
                         and end_offsets(cfg, [deps])[deps] >= 20, 300)
         restart_broker()
-        ingest_paths(cfg, [second], console=_quiet())
+        ingest_paths(cfg, [second], console=quiet())
         # 3: with the trainer consuming shards and the second half entering
         supervise_until("the trainer", lambda: shard_summary(cfg)["trained_shards"] >= 1, 300)
         restart_broker()

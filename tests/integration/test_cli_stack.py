@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from test_pipeline import read_topic, small_config  # noqa: I001  (pytest puts this folder on sys.path)
+from stack_helpers import read_topic, small_config
 
 from entropylong_streamer.demo_corpus import write_demo_corpus
 from entropylong_streamer.services import stack

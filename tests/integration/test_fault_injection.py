@@ -10,7 +10,7 @@ import signal
 import time
 from pathlib import Path
 
-from test_pipeline import _quiet, read_topic, shard_samples, small_config, wait_for
+from stack_helpers import quiet, read_topic, shard_samples, small_config, wait_for
 
 from entropylong_streamer.agents import kafka_clients as kc
 from entropylong_streamer.demo_corpus import write_demo_corpus
@@ -52,12 +52,12 @@ def test_sigkilled_workers_lose_and_double_nothing(tmp_path, model_cache):
         prod.flush()
         order = stages + ["pack"] + [rng.choice(stages) for _ in range(KILLS - len(stages) - 1)]
         rng.shuffle(order)
-        ingest_paths(cfg, [waves[0]], console=_quiet())
+        ingest_paths(cfg, [waves[0]], console=quiet())
         anchors = ANCHORS.full_name(cfg.kafka.topic_prefix)
         wait_for("documents flowing", lambda: end_offsets(cfg, [anchors])[anchors] > 0, list(workers.values()))
         for i, stage in enumerate(order):
             if i in (4, 8):
-                ingest_paths(cfg, [waves[i // 4]], console=_quiet())
+                ingest_paths(cfg, [waves[i // 4]], console=quiet())
             time.sleep(rng.uniform(0.5, 4.0))  # a random moment: the point of the test, not a wait
             if stage == "pack":  # with records read but not yet in a durable shard, when there are any
                 wait_for("the packer's input", lambda: {r.stage: r.lag for r in collect(cfg)}["pack"] > 0

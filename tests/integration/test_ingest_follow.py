@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from prometheus_client import REGISTRY
-from test_pipeline import _quiet, read_topic, small_config
+from stack_helpers import quiet, read_topic, small_config
 
 from entropylong_streamer.demo_corpus import write_demo_corpus
 from entropylong_streamer.ingest_cmd import follow
@@ -54,7 +54,7 @@ def test_files_present_and_landing_later_are_each_ingested_once(tmp_path, model_
     counted = {k: REGISTRY.get_sample_value("elong_door_documents_total", {"outcome": k}) or 0
                for k in ("admitted", "exact_duplicate")}
     stop = threading.Event()
-    thread = threading.Thread(target=follow, args=(cfg, inbox, _quiet(), stop, 300))
+    thread = threading.Thread(target=follow, args=(cfg, inbox, quiet(), stop, 300))
     try:
         thread.start()
         _until("the first file", lambda: _count(cfg, DOCS) == 20)

@@ -4,7 +4,7 @@ import json
 import time
 from pathlib import Path
 
-from test_pipeline import _quiet, read_topic, small_config
+from stack_helpers import quiet, read_topic, small_config
 
 from entropylong_streamer.ingest_cmd import ingest_paths
 from entropylong_streamer.stack_control import start_servers, start_workers, stop_all
@@ -41,7 +41,7 @@ def test_a_document_indexed_live_serves_a_later_one(tmp_path, model_cache):
     try:
         start_servers(cfg)
         workers = start_workers(cfg)  # no bootstrap: the pool starts empty
-        assert ingest_paths(cfg, [first], console=_quiet())[0] == 1
+        assert ingest_paths(cfg, [first], console=quiet())[0] == 1
         client = MilvusClient(uri=cfg.milvus.uri)
 
         def first_indexed() -> bool:
@@ -52,7 +52,7 @@ def test_a_document_indexed_live_serves_a_later_one(tmp_path, model_cache):
             return bool(rows) and rows[0]["count(*)"] > 0
 
         _wait(first_indexed, "the first document's chunks in the pool", workers)
-        assert ingest_paths(cfg, [later], console=_quiet())[0] == 1
+        assert ingest_paths(cfg, [later], console=quiet())[0] == 1
 
         def later_candidates() -> list:
             return [c for c in read_topic(cfg, CANDIDATES) if c.anchors.doc_id == later_doc.doc_id]

@@ -5,7 +5,7 @@ import os
 import signal
 from pathlib import Path
 
-from test_pipeline import _free_ports, _scrape_all, read_topic, small_config, wait_for
+from stack_helpers import free_ports, read_topic, scrape_all, small_config, wait_for
 
 from entropylong_streamer.agents import kafka_clients as kc
 from entropylong_streamer.pipeline import Pipeline
@@ -52,11 +52,11 @@ def test_a_new_epsilon_after_a_killed_worker_runs_no_lm_tokens(tmp_path, model_c
             deps = wait_for("dependencies", lambda: (d := [r for r in read_topic(cfg, DEPENDENCIES)
                                                            if r.config_version == version]) and
                             len(d) >= len(records) and d, [worker], timeout=90)
-            done = wait_for("metrics", lambda: (m := _scrape_all(metrics_port, 1)).get(
+            done = wait_for("metrics", lambda: (m := scrape_all(metrics_port, 1)).get(
                 ("elong_records_total", "verify", "out"), 0) == len(records) and m, [worker], timeout=90)
             return worker, deps, done
 
-        first_port = _free_ports(1)
+        first_port = free_ports(1)
         worker, first, m1 = run(cfg, first_port)
         assert m1[("elong_stage_events_total", "verify", "pairs_measured")] == pairs
         assert m1[("elong_lm_tokens_total", "verify", "")] > 0
@@ -64,7 +64,7 @@ def test_a_new_epsilon_after_a_killed_worker_runs_no_lm_tokens(tmp_path, model_c
         worker.popen.wait(timeout=30)
 
         replay = cfg.copy_with({"verify.epsilon": 0.6})
-        second_port = _free_ports(1)
+        second_port = free_ports(1)
         worker, second, m2 = run(replay, second_port)
         assert m2.get(("elong_lm_tokens_total", "verify", ""), 0) == 0
         assert m2[("elong_stage_events_total", "verify", "pairs_cached")] == pairs

@@ -1,15 +1,14 @@
 """The packer commits offsets only after a shard is durable: a failed write leaves them uncommitted."""
 
-import threading
 import uuid
 
-import pytest
 from kafka import KafkaAdminClient
+from stack_helpers import run_loop
 
+from entropylong_streamer import registry
 from entropylong_streamer.agents import kafka_clients as kc
 from entropylong_streamer.agents import packer_loop
 from entropylong_streamer.config import Config
-from entropylong_streamer.services import stack
 from entropylong_streamer.services.shards import ShardSet
 from entropylong_streamer.status import ensure_pipeline_topics
 from entropylong_streamer.topics import DEPENDENCIES, Context, DependenciesRecord, Pair
@@ -23,42 +22,14 @@ def record(doc_id: str, version: str) -> DependenciesRecord:
                               config_version=version)
 
 
-@pytest.fixture
-def broker(tmp_path):
-    port = stack.free_port()
-    proc = stack.start_broker(tmp_path / "broker", port, tmp_path / "run")
-    yield f"127.0.0.1:{port}"
-    proc.stop()
-    assert not proc.alive()
-
-
 def committed(cfg: Config) -> int:
     admin = KafkaAdminClient(**kc.client_kwargs(cfg))
     try:
-        group = f"{cfg.kafka.topic_prefix}pack-{cfg.pack_version()}"
+        group = registry.stage("pack").group(cfg)
         offsets = admin.list_group_offsets([group]).get(group, {})
         return sum(o.offset for o in offsets.values() if o.offset >= 0)
     finally:
         admin.close()
-
-
-def run_loop(loop, cfg: Config, until) -> BaseException | None:
-    """Run loop(cfg, stop) in a thread until `until()` holds or it fails; return its exception."""
-    stop, errors = threading.Event(), []
-
-    def target():
-        try:
-            loop(cfg, stop)
-        except BaseException as exc:  # the loop's failure is what some tests assert on
-            errors.append(exc)
-
-    t = threading.Thread(target=target)
-    t.start()
-    while t.is_alive() and not until():
-        t.join(0.2)
-    stop.set()
-    t.join(120)
-    return errors[0] if errors else None
 
 
 def run_packer(cfg: Config, until) -> BaseException | None:

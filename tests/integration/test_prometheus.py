@@ -7,7 +7,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from test_pipeline import _free_ports, _quiet, read_topic, shard_samples, small_config, wait_for
+from stack_helpers import free_ports, quiet, read_topic, shard_samples, small_config, wait_for
 
 from entropylong_streamer.agents import kafka_clients as kc
 from entropylong_streamer.demo_corpus import write_demo_corpus
@@ -64,7 +64,7 @@ def listening(pids: list[int]) -> set[str]:
 
 def test_prometheus_answers_agree_with_the_pipeline(tmp_path, model_cache):
     cfg = small_config(tmp_path / "data", model_cache).copy_with(
-        {"metrics.port": _free_ports(8), "metrics.lag_interval_s": 0.5})
+        {"metrics.port": free_ports(8), "metrics.lag_interval_s": 0.5})
     Path(cfg.data_dir).mkdir(parents=True)
     (Path(cfg.data_dir) / "models").symlink_to(model_cache, target_is_directory=True)
     corpus = tmp_path / "docs.jsonl"
@@ -84,7 +84,7 @@ def test_prometheus_answers_agree_with_the_pipeline(tmp_path, model_cache):
         }))
         prom = stack.start_prometheus(conf, tmp_path / "tsdb", prom_port, run_dir(cfg))
         url = f"http://127.0.0.1:{prom_port}"
-        ingest_paths(cfg, [corpus], console=_quiet())
+        ingest_paths(cfg, [corpus], console=quiet())
 
         def done():
             root = Path(cfg.data_dir) / "shards" / cfg.pack_version() / "manifest.jsonl"
@@ -126,7 +126,7 @@ def test_prometheus_answers_agree_with_the_pipeline(tmp_path, model_cache):
         prod = kc.producer(cfg)  # a record the report cannot decode is counted and skipped, not a crash
         prod.send(DEPENDENCIES.full_name(cfg.kafka.topic_prefix), key=b"bad", value=b"\xc1 not msgpack").get(30)
         prod.close()
-        report, _ = run_report(cfg, _quiet(), max_docs=3, pool_chunks=64, show_progress=False)
+        report, _ = run_report(cfg, quiet(), max_docs=3, pool_chunks=64, show_progress=False)
         assert report["inputs"]["matched"] == N and report["inputs"]["records_disagreeing_with_shard"] == 0
         assert report["inputs"]["records_undecodable"] == 1
         assert report["dependencies"]["pairs"] == pairs

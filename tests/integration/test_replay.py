@@ -5,7 +5,7 @@ shard set and the earlier sets are left byte for byte as they were."""
 import json
 from pathlib import Path
 
-from test_pipeline import _free_ports, _quiet, _scrape_all, read_topic, shard_samples, small_config, wait_for
+from stack_helpers import free_ports, quiet, read_topic, scrape_all, shard_samples, small_config, wait_for
 from typer.testing import CliRunner
 
 from entropylong_streamer.agents import kafka_clients as kc
@@ -46,7 +46,7 @@ def pair_keys(cfg, version: str) -> set[tuple[str, str, tuple[int, ...], int]]:
 
 
 def test_replay_a_new_epsilon_and_a_new_alpha(tmp_path, model_cache):
-    cfg = small_config(tmp_path / "data", model_cache).copy_with({"metrics.port": _free_ports(8)})
+    cfg = small_config(tmp_path / "data", model_cache).copy_with({"metrics.port": free_ports(8)})
     Path(cfg.data_dir).mkdir(parents=True)
     (Path(cfg.data_dir) / "models").symlink_to(model_cache, target_is_directory=True)
     corpus = tmp_path / "docs.jsonl"
@@ -58,7 +58,7 @@ def test_replay_a_new_epsilon_and_a_new_alpha(tmp_path, model_cache):
         Pipeline(cfg).index().process(docs)
         workers = start_workers(cfg)
         ports = {worker_stage(w.name): cfg.metrics.port + i for i, w in enumerate(workers)}
-        ingest_paths(cfg, [corpus], console=_quiet())
+        ingest_paths(cfg, [corpus], console=quiet())
 
         def complete(c):
             """Every document in c's shard set, every stage caught up, the trainer on the last shard."""
@@ -66,7 +66,7 @@ def test_replay_a_new_epsilon_and_a_new_alpha(tmp_path, model_cache):
                 root = Path(c.data_dir) / "shards" / c.pack_version() / "manifest.jsonl"
                 if not root.exists() or len(shard_samples(c)) < N or any(r.lag for r in collect(c)):
                     return False
-                scraped = _scrape_all(ports["trainer"], 1).get(("elong_trainer_shards_total", "", ""), 0)
+                scraped = scrape_all(ports["trainer"], 1).get(("elong_trainer_shards_total", "", ""), 0)
                 return scraped >= len(root.read_text().splitlines())
             assert running_workers(c)
             return wait_for(f"shard set {c.pack_version()}", check, [], timeout=300)
@@ -74,7 +74,7 @@ def test_replay_a_new_epsilon_and_a_new_alpha(tmp_path, model_cache):
         complete(cfg)
         first = pair_keys(cfg, cfg.verify_version())
         assert first
-        before = {s: _scrape_all(p, 1) for s, p in ports.items()}
+        before = {s: scrape_all(p, 1) for s, p in ports.items()}
         configs = {cfg.pack_version(): cfg}
         sets = {cfg.pack_version(): snapshot(Path(cfg.data_dir) / "shards" / cfg.pack_version())}
         conf = str(run_dir(cfg) / "config.json")
@@ -85,13 +85,13 @@ def test_replay_a_new_epsilon_and_a_new_alpha(tmp_path, model_cache):
         eps = load_config(Path(conf))
         assert eps.verify.epsilon == 0.05 and eps.pack_version() not in sets
         complete(eps)
-        m = _scrape_all(ports["verify"], 1)
+        m = scrape_all(ports["verify"], 1)
         assert m.get(("elong_lm_tokens_total", "verify", ""), 0) == 0
         assert m[("elong_stage_events_total", "verify", "pairs_cached")] == len(first)
         assert m.get(("elong_stage_events_total", "verify", "pairs_measured"), 0) == 0
         assert pair_keys(cfg, eps.verify_version()) == first
         entropy_tokens = before["entropy"][("elong_lm_tokens_total", "entropy", "")]
-        assert _scrape_all(ports["entropy"], 1)[("elong_lm_tokens_total", "entropy", "")] == entropy_tokens
+        assert scrape_all(ports["entropy"], 1)[("elong_lm_tokens_total", "entropy", "")] == entropy_tokens
         configs[eps.pack_version()] = eps
         sets[eps.pack_version()] = snapshot(Path(cfg.data_dir) / "shards" / eps.pack_version())
 
@@ -103,13 +103,13 @@ def test_replay_a_new_epsilon_and_a_new_alpha(tmp_path, model_cache):
         alpha = load_config(Path(conf))
         assert alpha.entropy.alpha == 0.0 and alpha.verify.epsilon == 0.05
         complete(alpha)
-        e = _scrape_all(ports["entropy"], 1)
+        e = scrape_all(ports["entropy"], 1)
         assert e.get(("elong_lm_tokens_total", "entropy", ""), 0) == 0
         assert e[("elong_stage_events_total", "entropy", "docs_cached")] == N
         third = pair_keys(cfg, alpha.verify_version())
         new_pairs = third - first
         assert new_pairs and third & first  # more anchors: some pairs are new, the old ones stay
-        v = _scrape_all(ports["verify"], 1)
+        v = scrape_all(ports["verify"], 1)
         assert v.get(("elong_stage_events_total", "verify", "pairs_measured"), 0) == len(new_pairs)
         assert v[("elong_stage_events_total", "verify", "pairs_cached")] == len(third & first)
         assert v[("elong_lm_tokens_total", "verify", "")] > 0

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from test_pipeline import _free_ports, _quiet, _scrape_all, read_topic, small_config, wait_for
+from stack_helpers import free_ports, quiet, read_topic, scrape_all, small_config, wait_for
 
 from entropylong_streamer.demo_corpus import write_demo_corpus
 from entropylong_streamer.ingest_cmd import ingest_paths
@@ -20,7 +20,7 @@ def test_two_entropy_workers_split_the_partitions_and_nothing_is_doubled(tmp_pat
     (Path(cfg.data_dir) / "models").symlink_to(model_cache, target_is_directory=True)
     port = int(cfg.kafka.bootstrap_servers.rsplit(":", 1)[1])
     stack.start_broker(Path(cfg.data_dir) / "broker", port, run_dir(cfg))
-    metrics = _free_ports(2)
+    metrics = free_ports(2)
     try:
         ensure_pipeline_topics(cfg)
         write_worker_config(cfg)
@@ -30,11 +30,11 @@ def test_two_entropy_workers_split_the_partitions_and_nothing_is_doubled(tmp_pat
         wait_for("two consumers", lambda: {r.stage: r.consumers for r in collect(cfg)}["entropy"] == 2, workers)
         corpus = tmp_path / "docs.jsonl"
         write_demo_corpus(corpus, DOCS_N, min_chars=300, max_chars=700)
-        assert ingest_paths(cfg, [corpus], console=_quiet())[0] == DOCS_N
+        assert ingest_paths(cfg, [corpus], console=quiet())[0] == DOCS_N
         anchors = wait_for("anchors", lambda: (a := read_topic(cfg, ANCHORS)) and len(a) >= DOCS_N and a, workers)
         assert sorted(a.doc_id for a in anchors) == sorted({a.doc_id for a in anchors})  # none doubled
         assert len(anchors) == DOCS_N
-        per_worker = [_scrape_all(metrics + i, 1).get(("elong_records_total", "entropy", "in"), 0) for i in range(2)]
+        per_worker = [scrape_all(metrics + i, 1).get(("elong_records_total", "entropy", "in"), 0) for i in range(2)]
         assert sum(per_worker) == DOCS_N and all(n > 0 for n in per_worker), per_worker
     finally:
         stop_all(cfg)
@@ -61,7 +61,7 @@ def test_raising_the_partition_count_keeps_every_document_once(tmp_path, model_c
         ensure_pipeline_topics(cfg)
         conf = write_worker_config(cfg)
         worker = start_worker(cfg, "entropy", "worker-entropy-0")
-        assert ingest_paths(cfg, [halves[0]], console=_quiet())[0] == DOCS_N // 2
+        assert ingest_paths(cfg, [halves[0]], console=quiet())[0] == DOCS_N // 2
         wait_for("first half", lambda: len(read_topic(cfg, ANCHORS)) >= DOCS_N // 2, [worker])
         worker.stop()
 
@@ -70,7 +70,7 @@ def test_raising_the_partition_count_keeps_every_document_once(tmp_path, model_c
         grown = cfg.copy_with({"kafka.partitions": 4})
         conf = write_worker_config(grown)
         worker = start_worker(grown, "entropy", "worker-entropy-0")
-        assert ingest_paths(grown, [halves[1]], console=_quiet())[0] == DOCS_N - DOCS_N // 2
+        assert ingest_paths(grown, [halves[1]], console=quiet())[0] == DOCS_N - DOCS_N // 2
         anchors = wait_for("second half", lambda: (a := read_topic(cfg, ANCHORS)) and len(a) >= DOCS_N and a, [worker])
         assert sorted(a.doc_id for a in anchors) == sorted({a.doc_id for a in anchors}) and len(anchors) == DOCS_N
         rows = {r.stage: r for r in collect(grown)}

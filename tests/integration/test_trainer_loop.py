@@ -5,7 +5,7 @@ import json
 import uuid
 from pathlib import Path
 
-from test_packer_commit import broker, run_loop  # noqa: F401  (broker: the fixture)
+from stack_helpers import run_loop
 
 from entropylong_streamer.agents import kafka_clients as kc
 from entropylong_streamer.agents import trainer_loop

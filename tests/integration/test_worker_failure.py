@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from test_pipeline import small_config
+from stack_helpers import small_config
 
 from entropylong_streamer.stack_control import start_servers, start_worker, stop_all, write_worker_config
 

@@ -4,7 +4,7 @@ import math
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_contexts import records
+from strategies import records
 
 from entropylong_streamer.quality.figures import DI_EDGES, dependency_figures, distribution, sample_figures
 

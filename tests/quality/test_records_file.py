@@ -3,7 +3,7 @@
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_contexts import records
+from strategies import records
 
 from entropylong_streamer.quality.report import read_records, write_records
 from entropylong_streamer.topics import RecordError
