@@ -48,25 +48,32 @@ def import_streaming():
     return streaming
 
 
+MANIFEST = "manifest.jsonl"
+
+
+def read_manifest(shard_dir: Path) -> list[dict]:
+    """The durable shards of a shard set, in order ([] where it has none yet). Every reader of a
+    manifest uses this: a torn last line (a crash mid-append) ends it, for that shard is not durable."""
+    path = Path(shard_dir) / MANIFEST
+    if not path.exists():
+        return []
+    entries = []
+    for line in path.read_text().splitlines():
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+    return entries
+
+
 class ShardSet:
     def __init__(self, root: Path, config_version: str) -> None:
         self.dir = Path(root) / config_version
         self.config_version = config_version
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.manifest_path = self.dir / "manifest.jsonl"
-        self.entries = self._read_manifest()
+        self.manifest_path = self.dir / MANIFEST
+        self.entries = read_manifest(self.dir)
         self._remove_orphans()
-
-    def _read_manifest(self) -> list[dict]:
-        if not self.manifest_path.exists():
-            return []
-        entries = []
-        for line in self.manifest_path.read_text().splitlines():
-            try:
-                entries.append(json.loads(line))
-            except json.JSONDecodeError:
-                break  # a torn last line from a crash mid-append: that shard is not durable
-        return entries
 
     def _remove_orphans(self) -> None:
         durable = {e["shard_id"] for e in self.entries}

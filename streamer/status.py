@@ -9,7 +9,7 @@ from pathlib import Path
 
 from entropylong_streamer.config import Config
 from entropylong_streamer.services import checkpoint
-from entropylong_streamer.services.shards import spread
+from entropylong_streamer.services.shards import read_manifest, spread
 from entropylong_streamer.topics import ALL_TOPICS
 
 from . import registry
@@ -121,8 +121,7 @@ def _members(admin, groups: list[str]) -> dict[str, int]:
 
 
 def shard_summary(cfg: Config) -> dict:
-    root = Path(cfg.data_dir) / "shards" / cfg.pack_version() / "manifest.jsonl"
-    entries = _jsonl(root)
+    entries = read_manifest(Path(cfg.data_dir) / "shards" / cfg.pack_version())
     losses = _jsonl(Path(cfg.data_dir) / "trainer" / "loss.jsonl")
     return {
         "shards": len(entries),

@@ -38,12 +38,11 @@ class ShardSetView:
 
 
 def read_shard_set(shard_dir: Path) -> ShardSetView:
-    from entropylong_streamer.services.shards import read_shard
+    from entropylong_streamer.services.shards import MANIFEST, read_manifest, read_shard
 
-    manifest_path = shard_dir / "manifest.jsonl"
-    if not manifest_path.exists():
-        raise FileNotFoundError(f"no shard set at {shard_dir} (no manifest.jsonl): has the packer written a shard?")
-    view = ShardSetView(manifest=[json.loads(line) for line in manifest_path.read_text().splitlines() if line])
+    if not (shard_dir / MANIFEST).exists():
+        raise FileNotFoundError(f"no shard set at {shard_dir} (no {MANIFEST}): has the packer written a shard?")
+    view = ShardSetView(manifest=read_manifest(shard_dir))
     for entry in view.manifest:
         for seq in read_shard(Path(entry["path"])):
             ids = seq["input_ids"].tolist()

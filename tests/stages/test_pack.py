@@ -67,6 +67,11 @@ def test_a_shard_without_a_manifest_line_is_an_orphan_removed_on_restart(tmp_pat
     entry = json.loads(manifest.read_text())
     (tmp_path / "v1" / "shard-000001").mkdir()  # renamed into place, then the process died
     manifest.write_text(manifest.read_text() + '{"shard_id": "shard-0000')  # torn append
+    # every reader (status, report, the packer) sees the durable shard alone, before any repair
+    from entropylong_streamer.quality.report import read_shard_set
+    from entropylong_streamer.services.shards import read_manifest
+
+    assert read_manifest(tmp_path / "v1") == read_shard_set(tmp_path / "v1").manifest == [entry]
     again = ShardSet(tmp_path, "v1")
     assert [e["shard_id"] for e in again.entries] == [entry["shard_id"]]
     assert not (tmp_path / "v1" / "shard-000001").exists()
