@@ -118,7 +118,7 @@ def build(cfg: Config, docs: list[Path], corpus: Iterable[Path], out: Path, milv
         stages = {spec.name: spec.build(pipe) for spec in registry.active(cfg) if spec.runner == "faust"}
         for spec in registry.active(cfg):
             if spec.name in stages and spec.cache_name:
-                path = Path(cfg.data_dir) / f"{spec.cache_name}.msgpack"
+                path = cfg.paths.cache(spec.cache_name)
                 stages[spec.name].cache = caches[spec.cache_name] = MemoryCache.load(path)
         # the corpus is the pool before any document arrives, as `elong index` makes it for a stack
         indexer = stages.get("index") or pipe.index()
@@ -133,7 +133,7 @@ def build(cfg: Config, docs: list[Path], corpus: Iterable[Path], out: Path, milv
         deps = records[DEPENDENCIES.name]
         Path(cfg.data_dir).mkdir(parents=True, exist_ok=True)
         for name, cache in caches.items():
-            cache.save(Path(cfg.data_dir) / f"{name}.msgpack")
+            cache.save(cfg.paths.cache(name))
         pack = pipe.pack(out / "shards")
         samples: dict[str, Sample] = {}
         packing = progress.add_task("pack", total=len(deps))

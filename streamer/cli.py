@@ -393,7 +393,7 @@ def demo(config: ConfigOpt = None, set_: SetOpt = None,
     from .stack_control import embedded, start_servers, start_workers, stop_all
 
     cfg = embedded(_config(config or Path(__file__).resolve().parent.parent / "deploy" / "demo.toml", set_))
-    docs, pool, n, pages = write_reference_demo(Path(cfg.data_dir) / "corpus", sheets)
+    docs, pool, n, pages = write_reference_demo(cfg.paths.corpus, sheets)
     console.print(f"demo corpus: {pages} API reference and docstring pages of this Python's standard library "
                   f"(the pool) -> {pool}; {n} quick-reference sheets citing them (the documents) -> {docs}")
     try:

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from entropylong_streamer.data_dir import DataDir
 from entropylong_streamer.method.windows import default_overlap
 
 CONFIG_SCHEMA = 1
@@ -347,6 +348,11 @@ class Config(_Section):
             "verify": self.verify_version(),
             "pack": self.pack_version(),
         }
+
+    @property
+    def paths(self) -> DataDir:
+        """Where everything under data_dir lives."""
+        return DataDir(Path(self.data_dir))
 
     def copy_with(self, overrides: dict[str, Any]) -> Config:
         """A new validated config with dotted-key overrides applied ({"verify.epsilon": 0.3})."""

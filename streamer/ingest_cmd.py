@@ -28,13 +28,13 @@ from .stages.ingest import BadRow, iter_paths, read_documents
 
 
 def door_index_path(cfg: Config) -> Path:
-    return Path(cfg.data_dir) / "door.sqlite"
+    return cfg.paths.door
 
 
 def open_door(cfg: Config) -> Door:
     """The door over data_dir's index; a ledger of an earlier version (ingested.ids) is imported once."""
     index = DoorIndex(door_index_path(cfg))
-    ledger = Path(cfg.data_dir) / "ingested.ids"
+    ledger = cfg.paths.ingested
     if ledger.exists():
         index.add_seen(ledger.read_text().split())
         index.commit()

@@ -32,7 +32,7 @@ class Pipeline:
 
     @property
     def cache_dir(self) -> Path:
-        return Path(self.cfg.data_dir) / "models"
+        return self.cfg.paths.models
 
     @cached_property
     def engine(self):

@@ -18,7 +18,7 @@ WORKER_MODULE = "entropylong_streamer.cli"
 
 
 def run_dir(cfg: Config) -> Path:
-    return Path(cfg.data_dir) / "run"
+    return cfg.paths.run
 
 
 def _port(hostport: str) -> tuple[str, int]:
@@ -41,9 +41,9 @@ def start_servers(cfg: Config) -> list[stack.ManagedProcess]:
     procs = []
     rd = run_dir(cfg)
     host, port = _port(cfg.kafka.bootstrap_servers.split(",")[0])
-    procs.append(stack.start_broker(Path(cfg.data_dir) / "broker", port, rd, host=host))
+    procs.append(stack.start_broker(cfg.paths.broker, port, rd, host=host))
     uri = urlparse(cfg.milvus.uri)
-    procs.append(stack.start_milvus(Path(cfg.data_dir) / "milvus", uri.port or 19530, rd,
+    procs.append(stack.start_milvus(cfg.paths.milvus, uri.port or 19530, rd,
                                     host=uri.hostname or "127.0.0.1"))
     ensure_pipeline_topics(cfg)
     return procs

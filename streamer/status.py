@@ -121,8 +121,8 @@ def _members(admin, groups: list[str]) -> dict[str, int]:
 
 
 def shard_summary(cfg: Config) -> dict:
-    entries = read_manifest(Path(cfg.data_dir) / "shards" / cfg.pack_version())
-    losses = _jsonl(Path(cfg.data_dir) / "trainer" / "loss.jsonl")
+    entries = read_manifest(cfg.paths.shard_set(cfg.pack_version()))
+    losses = _jsonl(cfg.paths.trainer / "loss.jsonl")
     return {
         "shards": len(entries),
         "samples": sum(e["samples"] for e in entries),
@@ -130,7 +130,7 @@ def shard_summary(cfg: Config) -> dict:
         "contexts": sum(e.get("contexts", 0) for e in entries),
         "sample_tokens": spread([n for e in entries for n in e.get("sample_lengths", ())]),
         "dependency_distance": spread([n for e in entries for n in e.get("dependency_distances", ())]),
-        "trained_shards": len((checkpoint.latest_state(Path(cfg.data_dir) / "trainer") or {}).get("consumed", ())),
+        "trained_shards": len((checkpoint.latest_state(cfg.paths.trainer) or {}).get("consumed", ())),
         "loss_first": losses[0]["loss_first"] if losses else None,
         "loss_last": losses[-1]["loss_last"] if losses else None,
     }

@@ -12,7 +12,6 @@ import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from entropylong_streamer import logs, metrics
 from entropylong_streamer.config import Config
@@ -33,7 +32,7 @@ def build_app(cfg: Config, stage: str):
 
     spec = stage_spec(stage)
     k = cfg.kafka
-    datadir = Path(cfg.data_dir) / "faust" / stage
+    datadir = cfg.paths.faust(stage)
     datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         spec.group(cfg),

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 
 def shard_root(cfg: Config) -> Path:
-    return Path(cfg.data_dir) / "shards"
+    return cfg.paths.shards
 
 
 def run(cfg: Config, stop: threading.Event | None = None) -> None:

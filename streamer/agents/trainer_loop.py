@@ -22,8 +22,8 @@ def run(cfg: Config, stop: threading.Event | None = None) -> None:
     from entropylong_streamer.services.trainer import RollingTrainer, ShardUnreadable
 
     stop = stop or kc.stop_event()
-    state = Path(cfg.data_dir) / "trainer"
-    trainer = RollingTrainer(cfg.trainer, Path(cfg.data_dir) / "models", state)
+    state = cfg.paths.trainer
+    trainer = RollingTrainer(cfg.trainer, cfg.paths.models, state)
     worker_metrics.serve(cfg, "trainer", stop)
     metrics.READY.labels("trainer").set(1)
     prefix, version = cfg.kafka.topic_prefix, cfg.pack_version()

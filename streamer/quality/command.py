@@ -33,7 +33,7 @@ def run_report(cfg: Config, console: Console, batch_dir: Path | None = None, out
         pipe = pipeline or Pipeline(cfg, milvus_uri=str(batch_dir / "pool.db"))
         out = out or batch_dir / "report"
     else:
-        shard_dir = Path(cfg.data_dir) / "shards" / cfg.pack_version()
+        shard_dir = cfg.paths.shard_set(cfg.pack_version())
         with console.status("reading the dependencies topic ..."):
             records = list(records_from_topic(cfg, undecodable))
         for reason in undecodable[:5]:
