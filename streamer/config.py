@@ -120,7 +120,7 @@ class RetrievalConfig(_Section):
     # contexts; cut around the retrieved chunks to what the verifier holds), or "chunk", the chunk.
     context: Literal["document", "chunk"] = "document"
     # Context documents per document and retrieval round at most, those retrieved by the most anchors
-    # first: with top_k, what bounds verification's LM cost per document (README: what the defaults
+    # first: with top_k, what bounds verification's LM cost per document (docs/method.md: what the defaults
     # cost and yield).
     max_contexts: int = Field(64, ge=1)
     # Retrieval rounds: an anchor that no context of round r resolves is measured against its next
@@ -153,7 +153,7 @@ class RetrievalConfig(_Section):
 class VerifyConfig(_Section):
     epsilon: float = Field(0.4, ge=0, lt=1)  # dI = (H - H') / H is at most 1
     # entropy (the paper), entropy+loss, loss or specific: see method/dependency.py Criterion.
-    # Default "specific" with nll_threshold 0.3, chosen on bench/dependencies.py (README).
+    # Default "specific" with nll_threshold 0.3, chosen on bench/dependencies.py (docs/method.md).
     criterion: Literal["entropy", "entropy+loss", "loss", "specific"] = "specific"
     nll_threshold: float = Field(0.3, ge=0, lt=1)  # a relative NLL reduction, at most 1
     # "specific": at most this many contexts are accepted at one anchor (those that lower the true
@@ -175,7 +175,7 @@ class PackConfig(_Section):
     # What opens every piece of a sample [sep C1 sep C2 ... sep D], and what verification puts
     # between a context and the document: a text, tokenised by the model's tokenizer ("\n\n"), or
     # a token id (0: SmolLM2's end-of-text, before which a base model learned to discount text).
-    # It changes every measurement (README: the separator, measured).
+    # It changes every measurement (docs/method.md: the separator, measured).
     separator: int | str = "\n\n"
     seed: int = 0
     sequences_per_shard: int = Field(8, ge=1)
