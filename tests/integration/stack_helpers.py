@@ -143,8 +143,9 @@ def scrape_all(base: int, n: int) -> dict[tuple[str, str, str], float]:
 
 
 
-def run_loop(loop, cfg: Config, until) -> BaseException | None:
-    """Run loop(cfg, stop) in a thread until `until()` holds or it fails; return its exception."""
+def run_loop(loop, cfg: Config, until, timeout: float = 600) -> BaseException | None:
+    """Run loop(cfg, stop) in a thread until `until()` holds or it fails; return its exception.
+    After `timeout` seconds it is stopped whatever `until` says (the caller's asserts then fail)."""
     stop, errors = threading.Event(), []
 
     def target():
@@ -155,7 +156,8 @@ def run_loop(loop, cfg: Config, until) -> BaseException | None:
 
     t = threading.Thread(target=target)
     t.start()
-    while t.is_alive() and not until():
+    deadline = time.monotonic() + timeout
+    while t.is_alive() and not until() and time.monotonic() < deadline:
         t.join(0.2)
     stop.set()
     t.join(120)
