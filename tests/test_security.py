@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from entropylong_streamer.agents.faust_worker import _credentials
-from entropylong_streamer.agents.kafka_clients import client_kwargs
+from entropylong_streamer.agents.kafka_clients import client_kwargs, faust_credentials
 from entropylong_streamer.cli import app
 from entropylong_streamer.config import ConfigError, load_config
 from entropylong_streamer.services import stack
@@ -74,7 +73,7 @@ def test_kafka_security_settings_reach_kafka_python_and_faust():
     assert ssl_only["ssl_cafile"] == "/ca" and "sasl_mechanism" not in ssl_only
 
 
-def test_faust_gets_the_same_credentials(tmp_path):
+def test_faust_gets_the_samefaust_credentials(tmp_path):
     import subprocess
 
     import faust
@@ -83,10 +82,10 @@ def test_faust_gets_the_same_credentials(tmp_path):
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=elong-test",
                     "-keyout", str(tmp_path / "ca.key"), "-out", str(tmp_path / "ca.pem")],
                    check=True, capture_output=True)
-    creds = _credentials(secure_config(**{"kafka.ssl_cafile": str(tmp_path / "ca.pem")}))
+    creds = faust_credentials(secure_config(**{"kafka.ssl_cafile": str(tmp_path / "ca.pem")}))
     assert isinstance(creds, faust.SASLCredentials)
     assert (creds.username, creds.password, creds.ssl_context is not None) == ("elong", SECRET, True)
-    assert _credentials(load_config(None, {})) is None
+    assert faust_credentials(load_config(None, {})) is None
 
 
 def test_incomplete_sasl_settings_are_refused_at_start_up():

@@ -20,6 +20,7 @@ from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.registry import stage as stage_spec
 from entropylong_streamer.topics import DEAD_LETTER, TopicSpec
 
+from . import kafka_clients as kc
 from . import worker_metrics
 from .adapter import Message, handle_batch
 from .broker_compat import install_aiokafka_backoff
@@ -37,7 +38,7 @@ def build_app(cfg: Config, stage: str):
     app = faust.App(
         spec.group(cfg),
         broker=[f"kafka://{s}" for s in k.bootstrap_servers.split(",")],
-        broker_credentials=_credentials(cfg),
+        broker_credentials=kc.faust_credentials(cfg),
         store="memory://",
         topic_partitions=k.partitions,
         topic_allow_declare=False,  # topics are created with their partition counts by `up`
@@ -121,22 +122,6 @@ def build_app(cfg: Config, stage: str):
             log.info("%s", meter.observe(len(msgs), len(outs), len(dlq), time.perf_counter() - t0))
 
     return app
-
-
-def _credentials(cfg: Config):
-    """Faust's form of the same Kafka security settings kafka_clients.client_kwargs gives kafka-python."""
-    import faust
-
-    k = cfg.kafka
-    ssl_context = None
-    if k.security_protocol.endswith("SSL"):
-        from aiokafka.helpers import create_ssl_context
-
-        ssl_context = create_ssl_context(cafile=k.ssl_cafile, certfile=k.ssl_certfile, keyfile=k.ssl_keyfile)
-    if k.sasl_mechanism is not None:
-        return faust.SASLCredentials(username=k.sasl_username, password=k.sasl_password,
-                                     mechanism=k.sasl_mechanism, ssl_context=ssl_context)
-    return faust.SSLCredentials(ssl_context) if ssl_context is not None else None
 
 
 def run(cfg: Config, stage: str) -> None:

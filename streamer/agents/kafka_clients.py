@@ -1,4 +1,5 @@
-"""kafka-python clients built from the Config (bootstrap servers, SASL/TLS pass through)."""
+"""The one Kafka client layer: kafka-python clients and Faust's credentials, both from the
+Config's kafka section (bootstrap servers, SASL/TLS), translated here and nowhere else."""
 
 from __future__ import annotations
 
@@ -23,6 +24,23 @@ def client_kwargs(cfg: Config) -> dict:
         kw.update({f"ssl_{name}": getattr(k, f"ssl_{name}") for name in ("cafile", "certfile", "keyfile")
                    if getattr(k, f"ssl_{name}")})
     return kw
+
+
+def faust_credentials(cfg: Config):
+    """Faust's form of the security settings client_kwargs gives kafka-python (one translation
+    of the config's kafka section, in this module, for both clients)."""
+    import faust
+
+    k = cfg.kafka
+    ssl_context = None
+    if k.security_protocol.endswith("SSL"):
+        from aiokafka.helpers import create_ssl_context
+
+        ssl_context = create_ssl_context(cafile=k.ssl_cafile, certfile=k.ssl_certfile, keyfile=k.ssl_keyfile)
+    if k.sasl_mechanism is not None:
+        return faust.SASLCredentials(username=k.sasl_username, password=k.sasl_password,
+                                     mechanism=k.sasl_mechanism, ssl_context=ssl_context)
+    return faust.SSLCredentials(ssl_context) if ssl_context is not None else None
 
 
 def consumer(cfg: Config, topic: str, group: str):
