@@ -15,6 +15,8 @@ from typing import Protocol
 
 from prometheus_client import Counter
 
+from .milvus_collections import create_unless_exists
+
 PART_CHARS = 16383  # 4-byte UTF-8 characters included, a part fits the field
 DOCS_STORED = Counter("elong_pool_documents_stored_total", "Pool documents written whole to the document store")
 
@@ -56,7 +58,7 @@ class MilvusDocStore:
             schema.add_field("unused", DataType.FLOAT_VECTOR, dim=2)
             index = client.prepare_index_params()
             index.add_index(field_name="unused", index_type="FLAT", metric_type="L2")
-            client.create_collection(collection, schema=schema, index_params=index)
+            create_unless_exists(client, collection, schema, index)
         client.load_collection(collection)
 
     def put(self, docs: dict[str, str]) -> None:

@@ -15,6 +15,8 @@ from typing import Protocol
 
 from prometheus_client import Counter
 
+from .milvus_collections import create_unless_exists
+
 CAP = 64  # documents counted per line: the largest retrieval.template_min_docs
 
 LINES_ADDED = Counter("elong_pool_line_rows_total", "(line, document) rows added to the pool's line counts")
@@ -57,7 +59,7 @@ class MilvusLineStore:
             schema.add_field("unused", DataType.FLOAT_VECTOR, dim=2)
             index = client.prepare_index_params()
             index.add_index(field_name="unused", index_type="FLAT", metric_type="L2")
-            client.create_collection(collection, schema=schema, index_params=index)
+            create_unless_exists(client, collection, schema, index)
         client.load_collection(collection)
 
     def add(self, doc_id: str, hashes: Iterable[int]) -> None:

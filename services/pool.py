@@ -13,6 +13,8 @@ from prometheus_client import Counter, Gauge, Histogram
 from entropylong_streamer.stages.index import Chunk
 from entropylong_streamer.stages.retrieve import Embedder, Hit
 
+from .milvus_collections import create_unless_exists
+
 # Characters of chunk text stored; the field holds 65,535 bytes (Milvus's VARCHAR limit), so even
 # 4-byte UTF-8 characters fit.
 MAX_TEXT = 16383
@@ -55,7 +57,7 @@ class MilvusPool:
             index = self.client.prepare_index_params()
             index.add_index(field_name="vector", index_type=index_type, metric_type="COSINE",
                             params=self.index_params)
-            self.client.create_collection(collection, schema=schema, index_params=index)
+            create_unless_exists(self.client, collection, schema, index)
         else:
             fields = {f["name"] for f in self.client.describe_collection(collection)["fields"]}
             if "doc_signature" not in fields:
