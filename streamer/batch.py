@@ -115,19 +115,19 @@ def build(cfg: Config, docs: list[Path], corpus: Iterable[Path], out: Path, milv
         # The measurement caches outlive the run: a rebuild after a threshold change scores only the
         # documents and measures only the pairs no earlier build with this data_dir did.
         caches: dict[str, MemoryCache] = {}
-        stages = {spec.name: spec.build(pipe) for spec in registry.active(cfg) if spec.runner == "faust"}
-        for spec in registry.active(cfg):
-            if spec.name in stages and spec.cache_name:
-                path = cfg.paths.cache(spec.cache_name)
-                stages[spec.name].cache = caches[spec.cache_name] = MemoryCache.load(path)
+        specs = [spec for spec in registry.active(cfg) if spec.runner == "faust"]
+        stages = {}
+        for spec in specs:
+            stage = stages[spec.name] = spec.build(pipe)
+            if spec.cache_name:
+                stage.cache = caches[spec.cache_name] = MemoryCache.load(cfg.paths.cache(spec.cache_name))
         # the corpus is the pool before any document arrives, as `elong index` makes it for a stack
         indexer = stages.get("index") or pipe.index()
-        _staged(progress, "index (corpus)", pool_docs, cfg.agents.max_batch.get("index", 32), indexer.process, report)
+        _staged(progress, "index (corpus)", pool_docs, cfg.agents.batch_size("index"), indexer.process, report)
         records: dict[str, list] = {DOCS.name: documents}
-        for name, stage in stages.items():
-            spec = registry.stage(name)
-            batch = cfg.agents.max_batch.get(name, 8)
-            produced = _staged(progress, name, records[spec.source.name], batch, stage.process, report)
+        for spec in specs:
+            produced = _staged(progress, spec.name, records[spec.source.name], cfg.agents.batch_size(spec.name),
+                               stages[spec.name].process, report)
             if spec.sink is not None:
                 records[spec.sink.name] = produced
         deps = records[DEPENDENCIES.name]

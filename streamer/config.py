@@ -235,6 +235,10 @@ class AgentsConfig(_Section):
     # A worker takes up to max_batch records, or what arrived within batch_wait_s, per batch.
     batch_wait_s: float = Field(1.0, gt=0)
     max_batch: dict[str, int] = {"entropy": 32, "index": 32, "retrieval": 16, "verify": 4}
+
+    def batch_size(self, stage: str) -> int:
+        """Records a stage takes at once, in its worker and in batch mode alike."""
+        return self.max_batch.get(stage, 8)
     # A worker that stops heartbeating (killed, frozen) loses its partitions after this long; a
     # restarted one gets them back no later. Lower means faster recovery and more false alarms.
     session_timeout_s: float = Field(10.0, ge=6.0, le=300.0)

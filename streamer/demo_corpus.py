@@ -99,19 +99,19 @@ def write_reference_demo(directory: Path, sheets: int, per_sheet: int = 6) -> tu
     """docs.jsonl: `sheets` quick-reference sheets, each citing one method of `per_sheet` modules with
     its signature and the first line of its docstring; pool.jsonl: those modules' API reference and
     docstring pages. Returns the two paths and how many rows each holds."""
-    found: list[tuple[str, ast.Module, str, ast.FunctionDef]] = []
+    found: list[tuple[str, ast.Module, str, str, ast.FunctionDef]] = []  # name, tree, page, cited
     for name in _stdlib_modules():
         tree = _module_tree(name)
         page = reference_page(name, tree) if tree else ""
         cited = _cited(name, tree, page) if len(page) >= 600 else None
         if cited:
-            found.append((name, tree, *cited))
+            found.append((name, tree, page, *cited))
     # the modules with the longest reference pages (the longest contexts), in name order
-    longest = sorted(found, key=lambda m: (-len(reference_page(m[0], m[1])), m[0]))[: sheets * per_sheet]
+    longest = sorted(found, key=lambda m: (-len(m[2]), m[0]))[: sheets * per_sheet]
     picked = sorted(longest, key=lambda m: m[0])
     pool = []
-    for name, tree, _, _ in picked:
-        pool.append({"id": f"{name}#api", "text": reference_page(name, tree), "url": f"pydoc:{name}#api"})
+    for name, tree, page, _, _ in picked:
+        pool.append({"id": f"{name}#api", "text": page, "url": f"pydoc:{name}#api"})
         if text := module_text(name, 3000, tree):
             pool.append({"id": name, "text": text, "url": f"pydoc:{name}"})
     docs = []
@@ -120,7 +120,7 @@ def write_reference_demo(directory: Path, sheets: int, per_sheet: int = 6) -> tu
         names = [m[0] for m in mine]
         text = f"Quick reference {len(docs) + 1}: the calls our build scripts make into {', '.join(names[:-1])} " \
                f"and {names[-1]}.\n"
-        for _, _, qualname, node in mine:
+        for _, _, _, qualname, node in mine:
             text += f"\n{qualname}({ast.unparse(node.args)})\n    {ast.get_docstring(node).strip().splitlines()[0]}\n"
         docs.append({"id": f"quickref-{len(docs) + 1}", "text": text, "url": f"quickref:{len(docs) + 1}"})
     directory.mkdir(parents=True, exist_ok=True)

@@ -62,7 +62,7 @@ def build_app(cfg: Config, stage: str):
     sink = topic(spec.sink) if spec.sink else None
     holder: dict[str, object] = {}
     expected = spec.consumes(cfg) if spec.consumes else None
-    max_batch = cfg.agents.max_batch.get(stage, 8)
+    max_batch = cfg.agents.batch_size(stage)
     # One thread runs the stage, model loading included: torch's OpenMP keeps a spinning thread
     # team per calling thread, and a second team steals cores from the first (measured 450 -> 307
     # tokens/s on 2 cores after forwards from two threads).

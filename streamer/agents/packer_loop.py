@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from pathlib import Path
 
 from entropylong_streamer import metrics, registry
 from entropylong_streamer.config import Config
@@ -21,14 +20,10 @@ from .adapter import Produced, handle_batch
 log = logging.getLogger(__name__)
 
 
-def shard_root(cfg: Config) -> Path:
-    return cfg.paths.shards
-
-
 def run(cfg: Config, stop: threading.Event | None = None) -> None:
     stop = stop or kc.stop_event()
     prefix = cfg.kafka.topic_prefix
-    stage = Pipeline(cfg).pack(shard_root(cfg))
+    stage = Pipeline(cfg).pack(cfg.paths.shards)
     worker_metrics.serve(cfg, "pack", stop)
     metrics.READY.labels("pack").set(1)
     meter = metrics.BatchMeter("pack", stats=stage.stats)

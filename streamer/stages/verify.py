@@ -58,7 +58,9 @@ class VerifyStage:
                     f.measure(next(scores))
             if self.cache is not None:
                 self.cache.put(item for f in forwards for item in f.fresh.items())
-            live = [plan for plan in live if plan.later_rounds(round_) and self._unresolved(plan)]
+            for plan in live:  # what the next round may measure: decided once per round
+                plan.unresolved = self._unresolved(plan)
+            live = [plan for plan in live if plan.later_rounds(round_) and plan.unresolved]
             round_ += 1
         result: StageResult[CandidatesRecord, DependenciesRecord] = StageResult(rejects=planned.rejects)
         for plan in planned.outputs:
@@ -112,10 +114,10 @@ class VerifyStage:
         the anchors it is measured at this round and has no measurement of yet (none when none is missing)."""
         doc = plan.record.anchors
         k = len(self.separator)
-        open_ = None if round_ == 1 else self._unresolved(plan)
+        open_ = None if round_ == 1 else plan.unresolved
         out = []
         for c in plan.candidates:
-            if min(c.rounds.values()) > round_:
+            if c.first_round > round_:
                 continue
             fits = self.engine.max_tokens - 2 * k - len(c.token_ids) - 1  # the last anchor [C; D[:t + 1]] holds
             idx = {t for t, r in c.rounds.items() if r <= round_}
@@ -132,8 +134,6 @@ class VerifyStage:
                 plan.contexts.append(Context(context_id=c.context_id, context_doc_id=c.context_doc_id,
                                              text=c.text, token_ids=c.token_ids))
             c.measured.update(idx)
-            for t in idx:
-                plan.round_of[c.context_id, t] = round_
             self.stats[f"round_{round_}_pairs"] += len(idx)
             keys = {t: pair_key(self.model_key, doc.doc_id, plan.doc_digest, token_digest(c.token_ids), t)
                     for t in idx}
@@ -141,7 +141,7 @@ class VerifyStage:
             missing = [t for t in idx if t not in known]
             offset = 2 * k + len(c.token_ids) - 1  # logits at offset + t predict document token t
             seq = [*self.separator, *c.token_ids, *self.separator, *doc.token_ids[: missing[-1] + 1]] if missing else []
-            forward = _Forward(c.context_id, idx, set(c.rounds), known, keys, seq,
+            forward = _Forward(c.context_id, round_, idx, set(c.rounds), known, keys, seq,
                                [offset + t for t in missing], offset, prefix=k + len(c.token_ids))
             plan.forwards.append(forward)
             out.append(forward)
@@ -183,7 +183,7 @@ class VerifyStage:
                 context_id=forward.context_id, anchor_index=t, char_start=a.char_start,
                 char_end=a.char_end, h=h, h_ctx=hc, nll=nll, nll_ctx=nc, d_i=relative_reduction(h, hc),
                 accepted=accepted and not a.template, retrieved=t in forward.retrieved, template=a.template,
-                round=plan.round_of[forward.context_id, t],
+                round=forward.round,
             ))
         return DependenciesRecord(doc_id=doc.doc_id, text=doc.text, token_ids=doc.token_ids, url=doc.url,
                                   source=doc.source, source_id=doc.source_id,
@@ -196,6 +196,7 @@ class _Forward:
     C and has no measurement yet (no forward at all when none is missing)."""
 
     context_id: str
+    round: int  # the retrieval round it measures
     anchors: list[int]
     retrieved: set[int]  # the anchors whose query retrieved C
     known: dict[int, Measurement]
@@ -215,7 +216,8 @@ class _Forward:
 
 @dataclass
 class _Candidate:
-    """A context as measured (cut once, from all the anchors of every round that retrieved it)."""
+    """A context as measured: cut once, for the anchors of its first round (as retrieval cut it);
+    later rounds measure the same tokens at more anchors."""
 
     context_id: str
     context_doc_id: str
@@ -225,6 +227,10 @@ class _Candidate:
     measured: set[int] = field(default_factory=set)
     unfit: set[int] = field(default_factory=set)
 
+    @property
+    def first_round(self) -> int:
+        return min(self.rounds.values())
+
 
 @dataclass
 class _Plan:
@@ -233,7 +239,7 @@ class _Plan:
     candidates: list[_Candidate] = field(default_factory=list)
     contexts: list[Context] = field(default_factory=list)  # in the order first measured
     forwards: list[_Forward] = field(default_factory=list)
-    round_of: dict[tuple[str, int], int] = field(default_factory=dict)  # (context, anchor) -> round measured
+    unresolved: set[int] = field(default_factory=set)  # after the latest round: what the next may measure
 
     def later_rounds(self, round_: int) -> bool:
         return any(r > round_ for c in self.candidates for r in c.rounds.values())
