@@ -13,8 +13,12 @@ FAUST_LOGGING = {
     "formatters": {"elong": {"format": FORMAT}},
     "handlers": {"default": {"class": "logging.StreamHandler", "formatter": "elong", "stream": "ext://sys.stdout"}},
     "root": {"level": "INFO", "handlers": ["default"]},
+    # kafka-python logs every connection at INFO, and the lag gauge, status and the measurement
+    # caches open one every few seconds: a worker's log was mostly that
+    "loggers": {"kafka": {"level": "WARNING"}},
 }
 
 
 def setup() -> None:
     logging.basicConfig(level=logging.INFO, format=FORMAT)
+    logging.getLogger("kafka").setLevel(logging.WARNING)

@@ -89,7 +89,7 @@ def reset_offsets(cfg: Config, rows: list[StagePlan], origin: Origin) -> dict[st
     from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
     from kafka.admin import OffsetSpec, OffsetTimestamp
 
-    cons = KafkaConsumer(**client_kwargs(cfg))
+    cons = KafkaConsumer(enable_auto_commit=False, **client_kwargs(cfg))
     admin = KafkaAdminClient(**client_kwargs(cfg))
     try:
         done: dict[str, dict[int, int]] = {}

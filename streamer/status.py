@@ -66,7 +66,7 @@ def end_offsets(cfg: Config, topics: list[str], partitions: dict[str, int] | Non
     with each topic's partition count when given."""
     from kafka import KafkaConsumer, TopicPartition
 
-    cons = KafkaConsumer(**client_kwargs(cfg))
+    cons = KafkaConsumer(enable_auto_commit=False, **client_kwargs(cfg))
     try:
         out = {}
         for t in topics:

@@ -41,13 +41,23 @@ def install_aiokafka_backoff(backoff_s: float) -> None:
 
     check_version("aiokafka", aiokafka.__version__)
 
-    original = Fetcher._proc_fetch_request
+    Fetcher._proc_fetch_request = wait_if_empty(Fetcher._proc_fetch_request, backoff_s)
+    _installed["aiokafka"] = backoff_s
+
+
+def wait_if_empty(proc_fetch_request, backoff_s: float):
+    """Fetcher._proc_fetch_request, then a pause when it brought nothing. A cancelled pause returns
+    like the original does when cancelled (False, no exception): Fetcher.close() cancels its
+    pending fetch tasks and awaits them unguarded, so a CancelledError from the pause printed a
+    traceback at every worker's stop."""
 
     async def fetch_then_wait_if_empty(self, assignment, node_id, request):
-        got_data = await original(self, assignment, node_id, request)
+        got_data = await proc_fetch_request(self, assignment, node_id, request)
         if not got_data:
-            await asyncio.sleep(backoff_s)
+            try:
+                await asyncio.sleep(backoff_s)
+            except asyncio.CancelledError:
+                return False
         return got_data
 
-    Fetcher._proc_fetch_request = fetch_then_wait_if_empty
-    _installed["aiokafka"] = backoff_s
+    return fetch_then_wait_if_empty

@@ -62,12 +62,23 @@ def shard_samples(cfg: Config) -> dict[str, list[int]]:
 
 
 def read_topic(cfg: Config, spec) -> list:
-    from kafka import KafkaConsumer
+    """Every record the topic holds now: read to the end offsets taken first (not "until 3 s pass
+    with nothing": a slow machine made that return a part)."""
+    from kafka import KafkaConsumer, TopicPartition
 
-    cons = KafkaConsumer(spec.full_name(cfg.kafka.topic_prefix), auto_offset_reset="earliest",
-                         consumer_timeout_ms=3000, **kc.client_kwargs(cfg))
+    topic = spec.full_name(cfg.kafka.topic_prefix)
+    cons = KafkaConsumer(enable_auto_commit=False, **kc.client_kwargs(cfg))
     try:
-        return [spec.decode(m.value) for m in cons]
+        tps = [TopicPartition(topic, p) for p in sorted(cons.partitions_for_topic(topic) or ())]
+        cons.assign(tps)
+        cons.seek_to_beginning(*tps)
+        end = cons.end_offsets(tps)
+        out, deadline = [], time.monotonic() + 120
+        while any(cons.position(tp) < end[tp] for tp in tps):
+            assert time.monotonic() < deadline, f"{topic}: could not read to {end}"
+            for records in cons.poll(timeout_ms=500).values():
+                out.extend(spec.decode(m.value) for m in records)
+        return out
     finally:
         cons.close()
 
@@ -80,7 +91,8 @@ def wait_for(what, check, workers, timeout=300):
     while not (got := check()):
         for w in workers:
             assert w.alive(), f"{w.name} exited: {w.log_tail()}"
-        assert time.monotonic() < deadline, f"timed out waiting for {what}: {workers[0].log_tail(60)}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}:\n" + "\n".join(
+            f"--- {w.name}\n{w.log_tail(40)}" for w in workers)
         time.sleep(0.5)  # polling an observable outcome of separate processes
     return got
 

@@ -73,8 +73,10 @@ def test_raising_the_partition_count_keeps_every_document_once(tmp_path, model_c
         assert ingest_paths(grown, [halves[1]], console=quiet())[0] == DOCS_N - DOCS_N // 2
         anchors = wait_for("second half", lambda: (a := read_topic(cfg, ANCHORS)) and len(a) >= DOCS_N and a, [worker])
         assert sorted(a.doc_id for a in anchors) == sorted({a.doc_id for a in anchors}) and len(anchors) == DOCS_N
-        rows = {r.stage: r for r in collect(grown)}
-        assert rows["entropy"].partitions == 4 and rows["entropy"].lag == 0
+        # the anchors are sent before the worker commits its input offsets
+        row = wait_for("offsets committed", lambda: (r := {r.stage: r for r in collect(grown)}["entropy"]).lag == 0 and r,
+                       [worker])
+        assert row.partitions == 4
         from kafka import KafkaConsumer
 
         cons = KafkaConsumer(DOCS.full_name(cfg.kafka.topic_prefix), auto_offset_reset="earliest",
