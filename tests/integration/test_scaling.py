@@ -74,8 +74,11 @@ def test_raising_the_partition_count_keeps_every_document_once(tmp_path, model_c
         anchors = wait_for("second half", lambda: (a := read_topic(cfg, ANCHORS)) and len(a) >= DOCS_N and a, [worker])
         assert sorted(a.doc_id for a in anchors) == sorted({a.doc_id for a in anchors}) and len(anchors) == DOCS_N
         # the anchors are sent before the worker commits its input offsets
-        row = wait_for("offsets committed", lambda: (r := {r.stage: r for r in collect(grown)}["entropy"]).lag == 0 and r,
-                       [worker])
+        def committed():
+            row = {r.stage: r for r in collect(grown)}["entropy"]
+            return row.lag == 0 and row
+
+        row = wait_for("offsets committed", committed, [worker])
         assert row.partitions == 4
         from kafka import KafkaConsumer
 
