@@ -1,35 +1,40 @@
-"""Batch mode: the same stages in one process without Kafka.
+"""Batch mode: the same stages in one process, over in-memory topics instead of Kafka.
 
 build(docs, corpus) -> OUT/shards/<version>/..., OUT/dependencies.jsonl, OUT/dead-letter.jsonl,
 OUT/dropped.jsonl (documents the door turned away).
-For the same input, configuration and seed it yields the dependencies and samples streaming mode
-yields: both call the same stage objects, in the registry's order and at the configuration's batch
-sizes (agents.max_batch), on each document.
+Documents pass the door as `ingest` passes them (ingest_cmd.Ingest); every stage runs through the
+adapter its worker uses (agents/adapter.StageRunner over agents/memory_topics.MemoryTopics), in the
+registry's order and at the workers' batch sizes (agents.max_batch); the packer packs by its
+worker's rule. For the same input, configuration and seed it yields the dependencies and samples
+streaming mode yields.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rich.console import Console
 from rich.progress import Progress
 
 from entropylong_streamer import registry
-from entropylong_streamer.agents.adapter import source_id_of
+from entropylong_streamer.agents.adapter import Produced, StageRunner, handle_batch
+from entropylong_streamer.agents.memory_topics import MemoryTopics
 from entropylong_streamer.config import Config
+from entropylong_streamer.ingest_cmd import Ingest, bad_row_letter
 from entropylong_streamer.measurements import MemoryCache
 from entropylong_streamer.method.samples import Sample
 from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.quality.report import RECORDS_FILE, write_records
 from entropylong_streamer.services.door_index import DoorIndex
 from entropylong_streamer.services.shards import spread
-from entropylong_streamer.stages.base import StageResult
 from entropylong_streamer.stages.door import Door
-from entropylong_streamer.stages.ingest import BadRow, read_documents
+from entropylong_streamer.stages.ingest import BadRow, iter_paths, read_documents
 from entropylong_streamer.stages.pack import sample_from
-from entropylong_streamer.topics import DEPENDENCIES, DOCS, DependenciesRecord, Doc, ShardReady
+from entropylong_streamer.topics import DEAD_LETTER, DEPENDENCIES, DOCS, DROPPED, DependenciesRecord, ShardReady
 
 
 def dependency_rows(rec: DependenciesRecord, sample: Sample | None = None) -> list[dict]:
@@ -60,6 +65,7 @@ class BuildReport:
     samples: dict = field(default_factory=dict)  # what the trainer receives: lengths, contexts, distances
     shard_set: dict = field(default_factory=dict)  # the whole set after this build: dir, shards, samples
     already_packed: int = 0  # documents an earlier build into the same --out had packed already
+    records: dict[str, int] = field(default_factory=dict)  # records each in-memory topic received
 
 
 def sample_summary(samples: list[Sample]) -> dict:
@@ -70,84 +76,79 @@ def sample_summary(samples: list[Sample]) -> dict:
             "distance": spread([d.from_end for s in samples for d in s.dependencies])}
 
 
-def unique_docs(paths: list[Path], report: BuildReport, cfg: Config, door: Door | None = None) -> list[Doc]:
-    """The documents in the files; with a door, only those it admits (the rest in report.dropped)."""
-    seen: dict[str, Doc] = {}
-    for item in read_documents(paths, cfg.door.html_extractor):
-        if isinstance(item, BadRow):
-            report.dead_letters.append({"stage": "ingest", "where": item.where, "reason": item.reason})
-        elif door is None:
-            seen.setdefault(item.doc_id, item)
-        elif isinstance(out := door.admit(item), Doc):
-            seen[out.doc_id] = out
-        else:
-            report.dropped.append(out.model_dump())
-    return list(seen.values())
+def load_pool(paths: Iterable[Path], cfg: Config) -> MemoryTopics:
+    """The pool's documents as a docs topic, past no door (`elong index` reads them so too); bad
+    rows as dead letters."""
+    pool = MemoryTopics()
+    for item in read_documents(list(paths), cfg.door.html_extractor):
+        letter = bad_row_letter(item) if isinstance(item, BadRow) else None
+        pool.send([letter or Produced(DOCS, DOCS.key(item), DOCS.encode(item))])
+    return pool
 
 
-def _staged(progress: Progress, label: str, items: list, batch: int, fn: Callable[[list], StageResult],
-            report: BuildReport) -> list:
-    out: list = []
-    task = progress.add_task(label, total=len(items))
-    for i in range(0, len(items), batch):
-        res = fn(items[i : i + batch])
-        out.extend(res.outputs)
-        report.dead_letters += [{"stage": label, "doc_id": r.doc_id, "source_id": source_id_of(r.record),
-                                 "reason": r.reason} for r in res.rejects]
-        progress.advance(task, len(items[i : i + batch]))
-    return out
+def drive(runner: StageRunner, topics: MemoryTopics, batch: int, progress: Progress, label: str) -> None:
+    """The stage over everything its source topic holds, batch by batch as its worker takes them;
+    outputs and dead letters go to their topics."""
+    msgs = topics.messages(runner.spec.source)
+    task = progress.add_task(label, total=len(msgs))
+    for i in range(0, len(msgs), batch):
+        outs, dead = runner.run(msgs[i : i + batch])
+        topics.send(outs + dead)
+        progress.advance(task, len(msgs[i : i + batch]))
 
 
 def build(cfg: Config, docs: list[Path], corpus: Iterable[Path], out: Path, milvus_uri: str | None = None,
           show_progress: bool = True, pipeline: Pipeline | None = None) -> BuildReport:
     """`pipeline`: one whose models are already loaded (its pool is used as it is)."""
     out.mkdir(parents=True, exist_ok=True)
-    pipe = pipeline or Pipeline(cfg, milvus_uri=milvus_uri or str(out / "pool.db"))
     report = BuildReport()
+    topics = MemoryTopics()
     # The door of a build remembers this build only (an in-memory index): a rebuild decides the same.
-    documents = unique_docs(docs, report, cfg, Door(cfg.door, DoorIndex(":memory:")))
-    pool_docs = unique_docs(list(corpus), report, cfg)
-    report.documents = len(documents)
-    if not documents:  # nothing to build samples for: no model is loaded, the reasons are written
+    ingest = Ingest(cfg, Console(quiet=True), Door(cfg.door, DoorIndex(":memory:")), transport=topics)
+    for path in iter_paths(docs):
+        ingest.file(path)
+    ingest.close(ok=True)
+    pool = load_pool(iter_paths(list(corpus)), cfg)
+    report.documents = ingest.sent
+    if not report.documents:  # nothing to build samples for: no model is loaded, the reasons are written
+        _collect_rows(report, topics, pool)
         _write_rows(out, report)
         return report
+    pipe = pipeline or Pipeline(cfg, milvus_uri=milvus_uri or str(out / "pool.db"))
     with Progress(disable=not show_progress) as progress:
         # The measurement caches outlive the run: a rebuild after a threshold change scores only the
         # documents and measures only the pairs no earlier build with this data_dir did.
         caches: dict[str, MemoryCache] = {}
-        specs = [spec for spec in registry.active(cfg) if spec.runner == "faust"]
-        stages = {}
-        for spec in specs:
-            stage = stages[spec.name] = spec.build(pipe)
+        runners: dict[str, StageRunner] = {}
+        for spec in registry.active(cfg):
+            if spec.runner != "faust":
+                continue
+            stage = spec.build(pipe)
             if spec.cache_name:
                 stage.cache = caches[spec.cache_name] = MemoryCache.load(cfg.paths.cache(spec.cache_name))
+            runners[spec.name] = StageRunner(cfg, spec, stage)
         # the corpus is the pool before any document arrives, as `elong index` makes it for a stack
-        indexer = stages.get("index") or pipe.index()
-        _staged(progress, "index (corpus)", pool_docs, cfg.agents.batch_size("index"), indexer.process, report)
-        records: dict[str, list] = {DOCS.name: documents}
-        for spec in specs:
-            produced = _staged(progress, spec.name, records[spec.source.name], cfg.agents.batch_size(spec.name),
-                               stages[spec.name].process, report)
-            if spec.sink is not None:
-                records[spec.sink.name] = produced
-        deps = records[DEPENDENCIES.name]
+        indexer = runners.get("index") or StageRunner(cfg, registry.stage("index"), pipe.index())
+        drive(indexer, pool, cfg.agents.batch_size("index"), progress, "index (corpus)")
+        for name, runner in runners.items():
+            drive(runner, topics, cfg.agents.batch_size(name), progress, name)
         Path(cfg.data_dir).mkdir(parents=True, exist_ok=True)
         for name, cache in caches.items():
             cache.save(cfg.paths.cache(name))
-        pack = pipe.pack(out / "shards")
+        # the packer's rule, without its wait: a batch has all its input at once
+        pack = pipe.pack(out / "shards", max_wait_s=math.inf)
         samples: dict[str, Sample] = {}
-        packing = progress.add_task("pack", total=len(deps))
-        for i in range(0, len(deps), 16):
-            res = pack.process(deps[i : i + 16])
-            progress.advance(packing, len(deps[i : i + 16]))
-            samples.update((s.doc_id, s) for s in res.outputs)
-            report.dead_letters += [{"stage": "pack", "doc_id": r.doc_id, "source_id": source_id_of(r.record),
-                                     "reason": r.reason} for r in res.rejects]
-            if pack.buffered_tokens >= pack.target_tokens:
-                report.shards.append(pack.flush())
-        last = pack.flush()
-        if last is not None:
-            report.shards.append(last)
+        msgs = topics.messages(DEPENDENCIES)
+        packing, step = progress.add_task("pack", total=len(msgs)), cfg.agents.batch_size("pack")
+        for i in range(0, len(msgs), step):
+            _, dead = handle_batch("pack", msgs[i : i + step], DEPENDENCIES, None, pack.process, cfg.verify_version())
+            topics.send(dead)
+            progress.advance(packing, len(msgs[i : i + step]))
+            if pack.should_flush() or i + step >= len(msgs):
+                if (ready := pack.flush()) is not None:
+                    report.shards.append(ready)
+                    samples.update((s.doc_id, s) for s in pack.flushed)
+        deps: list[DependenciesRecord] = topics.records(DEPENDENCIES)
         packed = pack.shards.doc_ids
         for rec in deps:  # packed by an earlier build into this --out: the same sample, rebuilt to describe it
             if rec.doc_id not in samples and rec.doc_id in packed:
@@ -157,13 +158,23 @@ def build(cfg: Config, docs: list[Path], corpus: Iterable[Path], out: Path, milv
             for row in dependency_rows(rec, samples.get(rec.doc_id)):
                 fh.write(json.dumps(row) + "\n")
     write_records(out / RECORDS_FILE, deps)  # whole records, for `elong report`
+    _collect_rows(report, topics, pool)
     _write_rows(out, report)
-    report.stats = {s.name: dict(s.stats) for s in (*stages.values(), pack)}
+    report.stats = {name: dict(r.stage.stats) for name, r in runners.items()} | {"pack": dict(pack.stats)}
     report.samples = sample_summary(list(samples.values()))
     report.already_packed = pack.stats["duplicates_skipped"]
     report.shard_set = {"dir": str(pack.shards.dir), "shards": len(pack.shards.entries),
                         "samples": sum(e["samples"] for e in pack.shards.entries)}
     return report
+
+
+def _collect_rows(report: BuildReport, topics: MemoryTopics, pool: MemoryTopics) -> None:
+    report.records = topics.counts()
+    report.dropped = [d.model_dump() for d in topics.records(DROPPED)]
+    report.dead_letters = [
+        {"stage": d.stage, "reason": d.reason, "doc_id": d.doc_id, "source_id": d.source_id, "input": name,
+         "topic": d.topic, "offset": d.offset}
+        for name, t in (("docs", topics), ("corpus", pool)) for d in t.records(DEAD_LETTER)]
 
 
 def _write_rows(out: Path, report: BuildReport) -> None:

@@ -45,10 +45,12 @@ def open_door(cfg: Config) -> Door:
 class Ingest:
     """One ingest run: files in, batches out, progress committed after each acknowledged batch."""
 
-    def __init__(self, cfg: Config, console: Console, door: Door | None = None) -> None:
+    def __init__(self, cfg: Config, console: Console, door: Door | None = None, transport=None) -> None:
+        """transport: where the records go, acknowledged when send() returns (the broker by
+        default; batch mode's in-memory topics)."""
         self.cfg, self.console = cfg, console
         self.door = door or open_door(cfg)
-        self.prod = kc.producer(cfg)
+        self.transport = transport or kc.KafkaTopics(cfg)
         self.sent = self.dropped = self.bad = self.files_skipped = 0
         self.rules: Counter[str] = Counter()
         self.batch: list[Produced] = []
@@ -77,8 +79,7 @@ class Ingest:
     def _decide(self, item: Doc | BadRow) -> None:
         if isinstance(item, BadRow):
             self.bad += 1
-            rec = DeadLetter(stage="ingest", reason=item.reason, topic=item.where, payload=b"")
-            self.batch.append(Produced(DEAD_LETTER, DEAD_LETTER.key(rec), DEAD_LETTER.encode(rec)))
+            self.batch.append(bad_row_letter(item))
             if self.bad <= 20:
                 self.console.print(f"[yellow]skipped[/yellow] {item.where}: {item.reason}")
             metrics.DOOR.labels("bad_row").inc()
@@ -95,7 +96,7 @@ class Ingest:
             metrics.DOOR.labels(out.rule).inc()
 
     def flush(self) -> None:
-        kc.send_all(self.prod, self.cfg.kafka.topic_prefix, self.batch)  # returns once acknowledged
+        self.transport.send(self.batch)  # returns once acknowledged
         for path, (size, mtime_ns, items, done) in self.progress.items():
             self.door.index.set_file_progress(path, size, mtime_ns, items, done)
         self.door.index.commit()
@@ -109,7 +110,7 @@ class Ingest:
             else:
                 self.door.index.rollback()  # undecided: read and sent again by the next run
         finally:
-            self.prod.close()
+            self.transport.close()
 
     def summary(self) -> None:
         if self.bad > 20:
@@ -118,6 +119,11 @@ class Ingest:
             self.console.print("dropped at the door: " + ", ".join(f"{n} {r}" for r, n in self.rules.most_common()))
         if self.files_skipped:
             self.console.print(f"{self.files_skipped} files already ingested to their end: skipped")
+
+
+def bad_row_letter(item: BadRow) -> Produced:
+    rec = DeadLetter(stage="ingest", reason=item.reason, topic=item.where, payload=b"")
+    return Produced(DEAD_LETTER, DEAD_LETTER.key(rec), DEAD_LETTER.encode(rec))
 
 
 def ingest_paths(cfg: Config, paths: list[Path], console: Console, door: Door | None = None) -> tuple[int, int, int]:

@@ -81,6 +81,14 @@ class MemoryCache:
     def put(self, items: Iterable[tuple[bytes, tuple]]) -> None:
         self.data.update(items)
 
+    # A worker's cache reads up before a batch and makes the batch's measurements durable after it
+    # (agents/changelog_cache.py); in one process the dict is all there is, saved at the end.
+    def catch_up(self, partitions: set[int]) -> int:
+        return 0
+
+    def flush(self, partition_of: dict[str, int]) -> None:
+        pass
+
     def save(self, path: Path) -> None:
         tmp = path.with_name(path.name + ".tmp")
         with open(tmp, "wb") as fh:

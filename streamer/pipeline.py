@@ -140,12 +140,14 @@ class Pipeline:
                            max_candidates=self.cfg.entropy.max_anchors * self.cfg.retrieval.top_k
                            * self.cfg.retrieval.rounds)
 
-    def pack(self, shard_root: Path) -> PackStage:
+    def pack(self, shard_root: Path, max_wait_s: float | None = None) -> PackStage:
+        """max_wait_s: pack.max_wait_s unless given (batch mode has all its input at once: inf)."""
         from entropylong_streamer.services.shards import ShardSet
 
         p = self.cfg.pack
         return PackStage(ShardSet(shard_root, self.cfg.pack_version()), p.seq_len, self.separator, p.seed,
-                         p.sequences_per_shard, p.max_wait_s, p.domain, p.sample_length)
+                         p.sequences_per_shard, p.max_wait_s if max_wait_s is None else max_wait_s, p.domain,
+                         p.sample_length)
 
     def engine_tokenizer(self):
         """The indexer and retrieval need only the LM's tokenizer (chunks and context windows are

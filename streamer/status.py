@@ -10,7 +10,7 @@ from pathlib import Path
 from entropylong_streamer.config import Config
 from entropylong_streamer.services import checkpoint
 from entropylong_streamer.services.shards import read_manifest, spread
-from entropylong_streamer.topics import ALL_TOPICS
+from entropylong_streamer.topics import ALL_TOPICS, TopicSpec
 
 from . import registry
 from .agents.kafka_clients import client_kwargs
@@ -48,8 +48,13 @@ def stage_groups(cfg: Config) -> list[tuple[str, str, str]]:
     return [(s.name, s.source.full_name(cfg.kafka.topic_prefix), s.group(cfg)) for s in registry.active(cfg)]
 
 
+def pipeline_topics() -> list[TopicSpec]:
+    """The package's topics and every registered stage's (a stage added to the registry brings its own)."""
+    return list(dict.fromkeys([*ALL_TOPICS, *(t for s in registry.STAGES for t in (s.source, s.sink) if t)]))
+
+
 def topic_partitions(cfg: Config) -> dict[str, int]:
-    return {t.full_name(cfg.kafka.topic_prefix): t.partitions or cfg.kafka.partitions for t in ALL_TOPICS}
+    return {t.full_name(cfg.kafka.topic_prefix): t.partitions or cfg.kafka.partitions for t in pipeline_topics()}
 
 
 def ensure_pipeline_topics(cfg: Config) -> None:
@@ -57,7 +62,7 @@ def ensure_pipeline_topics(cfg: Config) -> None:
     from entropylong_streamer.services.stack import ensure_topics
 
     ensure_topics(cfg.kafka.bootstrap_servers, topic_partitions(cfg),
-                  compacted=[t.full_name(cfg.kafka.topic_prefix) for t in ALL_TOPICS if t.compacted],
+                  compacted=[t.full_name(cfg.kafka.topic_prefix) for t in pipeline_topics() if t.compacted],
                   client=client_kwargs(cfg), max_message_bytes=cfg.kafka.max_message_bytes)
 
 

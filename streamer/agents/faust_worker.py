@@ -10,19 +10,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 from entropylong_streamer import logs, metrics
 from entropylong_streamer.config import Config
-from entropylong_streamer.metrics import BatchMeter
 from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.registry import stage as stage_spec
 from entropylong_streamer.topics import DEAD_LETTER, TopicSpec
 
 from . import kafka_clients as kc
 from . import worker_metrics
-from .adapter import Message, handle_batch
+from .adapter import Message, StageRunner
 from .broker_compat import install_aiokafka_backoff
 
 log = logging.getLogger(__name__)
@@ -60,8 +58,7 @@ def build_app(cfg: Config, stage: str):
 
     source, dead = topic(spec.source), topic(DEAD_LETTER)
     sink = topic(spec.sink) if spec.sink else None
-    holder: dict[str, object] = {}
-    expected = spec.consumes(cfg) if spec.consumes else None
+    holder: dict[str, StageRunner] = {}
     max_batch = cfg.agents.batch_size(stage)
     # One thread runs the stage, model loading included: torch's OpenMP keeps a spinning thread
     # team per calling thread, and a second team steals cores from the first (measured 450 -> 307
@@ -81,45 +78,29 @@ def build_app(cfg: Config, stage: str):
             logging.shutdown()
             os._exit(1)
 
+    def load() -> StageRunner:
+        stage_obj = spec.build(Pipeline(cfg))
+        if spec.cache is not None and cfg.agents.measurement_cache:
+            stage_obj.cache = spec.cache(cfg)
+        return StageRunner(cfg, spec, stage_obj)
+
     async def run_agent(stream):
         loop = asyncio.get_running_loop()
-        if "stage" not in holder:  # load the model once per worker, off the event loop
-            holder["stage"] = await loop.run_in_executor(stage_thread, spec.build, Pipeline(cfg))
-            if spec.cache is not None and cfg.agents.measurement_cache:
-                holder["stage"].cache = await loop.run_in_executor(stage_thread, spec.cache, cfg)
-            holder["meter"] = BatchMeter(stage, getattr(holder["stage"], "engine", None),
-                                         holder["stage"].stats)
+        if "runner" not in holder:  # load the model once per worker, off the event loop
+            holder["runner"] = await loop.run_in_executor(stage_thread, load)
             metrics.READY.labels(stage).set(1)
             log.info("%s worker ready", stage)
-        stage_obj, meter = holder["stage"], holder["meter"]
-
-        cache = getattr(stage_obj, "cache", None)
-
-        def process(records):
-            result = stage_obj.process(records)
-            metrics.observe_outputs(stage, result.outputs)
-            return result
-
-        def run_batch(msgs: list[Message]):
-            if cache is not None:
-                cache.catch_up({m.partition for m in msgs})
-            outs, dlq = handle_batch(stage, msgs, spec.source, spec.sink, process, expected,
-                                     cfg.kafka.max_message_bytes)
-            if cache is not None:  # measurements durable before the outputs that used them
-                cache.flush({m.key.decode(errors="replace"): m.partition for m in msgs if m.key})
-            return outs, dlq
-
+        runner = holder["runner"]
         # Batches across documents: up to max_batch records, or what came within batch_wait_s.
         async for events in stream.take_events(max_batch, within=cfg.agents.batch_wait_s):
-            t0 = time.perf_counter()
             msgs = [Message(e.message.topic, e.message.partition, e.message.offset, e.key, e.value)
                     for e in events]
-            outs, dlq = await loop.run_in_executor(stage_thread, run_batch, msgs)
+            outs, dlq = await loop.run_in_executor(stage_thread, runner.run, msgs)
             # Wait for the broker's acks before taking the next batch (which acks this one).
             pending = [await sink.send(key=p.key, value=p.value) for p in outs]
             pending += [await dead.send(key=p.key, value=p.value) for p in dlq]
             await asyncio.gather(*pending)
-            log.info("%s", meter.observe(len(msgs), len(outs), len(dlq), time.perf_counter() - t0))
+            log.info("%s", runner.last_log)
 
     return app
 

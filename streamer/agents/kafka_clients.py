@@ -78,6 +78,20 @@ def send_all(prod, prefix: str, produced: list[Produced]) -> None:
         f.get(timeout=30)
 
 
+class KafkaTopics:
+    """The broker as a transport: send() returns once every record is acknowledged."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.prefix = cfg.kafka.topic_prefix
+        self.prod = producer(cfg)
+
+    def send(self, produced: list[Produced]) -> None:
+        send_all(self.prod, self.prefix, produced)
+
+    def close(self) -> None:
+        self.prod.close()
+
+
 def stop_event() -> threading.Event:
     """Set on SIGTERM/SIGINT so a loop finishes its batch, flushes, commits and exits."""
     ev = threading.Event()

@@ -1,0 +1,42 @@
+"""A stage in no release: a word count of every document. What it takes to add one is this file's
+TOY entry in the registry and the stage's own code (issue 20); tests/integration/test_toy_stage.py
+runs it in batch and streaming mode."""
+
+from entropylong_streamer import registry
+from entropylong_streamer.stages.base import StageError, Stats, run_batch
+from entropylong_streamer.topics import DOCS, Doc
+from entropylong_streamer.topics.base import Record, TopicSpec
+
+MIN_WORDS = 5
+
+
+class DocWords(Record):
+    doc_id: str
+    words: int
+    config_version: str
+
+
+WORDS = TopicSpec("doc_words", DocWords)
+
+
+class WordCount:
+    def __init__(self) -> None:
+        self.stats = Stats()
+
+    def process(self, docs: list[Doc]):
+        def count(doc: Doc) -> DocWords:
+            words = len(doc.text.split())
+            if words < MIN_WORDS:
+                raise StageError(f"too_short: {words} words")
+            return DocWords(doc_id=doc.doc_id, words=words, config_version="wordcount-1")
+
+        return run_batch("wordcount", docs, count, self.stats)
+
+
+TOY = registry.StageSpec("wordcount", DOCS, WORDS, lambda cfg: "wordcount-1", build=lambda pipe: WordCount())
+
+
+def register() -> None:
+    """The registry with the toy after the first stage (in a worker process: before the CLI runs)."""
+    if TOY not in registry.STAGES:
+        registry.STAGES = (*registry.STAGES[:1], TOY, *registry.STAGES[1:])
