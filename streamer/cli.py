@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -108,6 +109,18 @@ def down(config: ConfigOpt = None, set_: SetOpt = None) -> None:
     console.print("stopped: " + (", ".join(stopped) or "nothing was running"))
 
 
+@app.command("config")
+def show_config(config: ConfigOpt = None, set_: SetOpt = None) -> None:
+    """Print the configuration as it resolves (file, environment, flags; secrets masked) and the
+    version each stage's output will carry (docs/configuration.md describes every setting)."""
+    cfg = _config(config, set_)
+    data = cfg.model_dump(mode="json")
+    for section, key in (("kafka", "sasl_password"), ("milvus", "token")):
+        if data[section][key] is not None:
+            data[section][key] = "***"
+    typer.echo(json.dumps({"config": data, "versions": cfg.stage_versions()}, indent=2))
+
+
 @app.command()
 def topics(config: ConfigOpt = None, set_: SetOpt = None) -> None:
     """Create every topic, or raise its partition count to the configured one (kafka.partitions).
@@ -183,21 +196,25 @@ def index(paths: list[Path], config: ConfigOpt = None, set_: SetOpt = None) -> N
 
 
 def _index_paths(cfg: Config, paths: list[Path]) -> None:
-    from rich.progress import track
+    """The corpus into the pool, through the index stage's adapter as batch mode runs it."""
+    from rich.progress import Progress
 
+    from . import registry
+    from .agents.adapter import StageRunner
+    from .batch import drive, load_pool
     from .pipeline import Pipeline
-    from .stages.ingest import BadRow, read_documents
+    from .topics import DEAD_LETTER, DOCS
 
-    items = list(read_documents(paths, cfg.door.html_extractor))
-    docs = [d for d in items if not isinstance(d, BadRow)]
-    for bad in [b for b in items if isinstance(b, BadRow)][:20]:
-        console.print(f"[yellow]skipped[/yellow] {bad.where}: {bad.reason}")
-    if len(items) - len(docs) > 20:
-        console.print(f"[yellow]... {len(items) - len(docs) - 20} more bad rows[/yellow]")
-    stage = Pipeline(cfg).index()
-    for i in track(range(0, len(docs), 32), description="indexing", console=console):
-        stage.process(docs[i : i + 32])
-    console.print(f"indexed {stage.stats['chunks']} chunks from {len(docs)} documents")
+    pool = load_pool(paths, cfg)
+    bad = pool.records(DEAD_LETTER)
+    for letter in bad[:20]:
+        console.print(f"[yellow]skipped[/yellow] {letter.topic}: {letter.reason}")
+    if len(bad) > 20:
+        console.print(f"[yellow]... {len(bad) - 20} more bad rows[/yellow]")
+    runner = StageRunner(cfg, registry.stage("index"), Pipeline(cfg).index())
+    with Progress(console=console) as progress:
+        drive(runner, pool, cfg.agents.batch_size("index"), progress, "indexing")
+    console.print(f"indexed {runner.stage.stats['chunks']} chunks from {len(pool.messages(DOCS))} documents")
 
 
 @app.command()

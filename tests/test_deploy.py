@@ -80,7 +80,7 @@ def expected_groups() -> dict[str, tuple[str, str]]:
 
 def groups_hint() -> str:
     return ("the consumer groups carry the stages' config versions, which deploy/config.toml changed "
-            "(a threshold?): run python -m entropylong_streamer.deploy_manifests")
+            "(a threshold?): run python -m entropylong_streamer.generated_files")
 
 
 def compose_env(svc: dict) -> dict[str, str]:
