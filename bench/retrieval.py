@@ -47,7 +47,7 @@ def anchors_records(docs, tokenizer, per_doc: int, window: int, version: str, se
                           nll=5.0, query=tokenizer.decode(tok.ids[max(0, t - window) : t + window + 1]))
                    for t in picks]
         out.append(AnchorsRecord(doc_id=d.doc_id, text=d.text, token_ids=tok.ids, token_offsets=tok.offsets,
-                                 entropy_f16=np.zeros(n, "<f2").tobytes(), anchors=anchors,
+                                 anchors=anchors,
                                  config_version=version))
     return out
 

@@ -32,7 +32,7 @@ from entropylong_streamer.topics import (
 
 ANCHORS_REC = AnchorsRecord(
     doc_id="d", text="hello world!", token_ids=[1, 2, 3], token_offsets=[(0, 5), (5, 11), (11, 12)],
-    entropy_f16=b"\x00\x3c\x00\x40\x00\x3c", config_version="v1",
+    config_version="v1",
     anchors=[Anchor(index=1, char_start=5, char_end=11, entropy=2.0, nll=3.0, query="world"),
              Anchor(index=2, char_start=11, char_end=12, entropy=1.5, nll=3.0, query="", leader=1)],
 )
@@ -102,3 +102,15 @@ def test_a_follower_must_name_a_leading_anchor_of_its_record():
     data["anchors"][1]["leader"] = 2  # itself, a follower
     with pytest.raises(RecordError, match="leader"):
         ANCHORS.decode(msgpack.packb(data, use_bin_type=True))
+
+
+def test_an_anchors_record_of_schema_1_is_read_without_its_per_token_entropy():
+    """Records the previous release wrote (entropy_f16, which nothing read) drain after an upgrade."""
+    old = ANCHORS_REC.model_dump(mode="python") | {"schema_version": 1, "entropy_f16": b"\x00\x3c" * 3}
+    rec = ANCHORS.decode(msgpack.packb(old, use_bin_type=True))
+    assert rec == ANCHORS_REC and rec.schema_version == 2
+    assert len(ANCHORS.encode(ANCHORS_REC)) < len(msgpack.packb(old, use_bin_type=True))
+    with pytest.raises(RecordError, match="unknown schema_version 3"):
+        ANCHORS.decode(msgpack.packb(old | {"schema_version": 3}, use_bin_type=True))
+    with pytest.raises(RecordError, match="unknown schema_version 0"):  # no other topic reads older records
+        DOCS.decode(msgpack.packb({"schema_version": 0, "doc_id": "d", "text": "t"}, use_bin_type=True))

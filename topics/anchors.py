@@ -1,6 +1,9 @@
-"""anchors: a document's per-token entropy (float16) and its high-entropy anchors with queries."""
+"""anchors: a document's tokens and its high-entropy anchors with their queries. The per-token
+entropy itself is in the scores topic (fp32), keyed by model and tokens."""
 
 from __future__ import annotations
+
+from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
 
@@ -23,11 +26,15 @@ class Anchor(Record):
 
 
 class AnchorsRecord(Record):
+    # 2: no per-token entropy (schema 1's entropy_f16, which nothing read: 2 bytes a token)
+    SCHEMA_VERSION: ClassVar[int] = 2
+    UPGRADES_FROM: ClassVar[tuple[int, ...]] = (1,)
+
+    schema_version: int = 2
     doc_id: str
     text: str
     token_ids: list[int]
     token_offsets: list[tuple[int, int]]
-    entropy_f16: bytes  # little-endian float16, one per token (a replay reads the fp32 scores topic)
     anchors: list[Anchor]
     config_version: str
     # where the document came from (Doc.url, .source, .source_id), carried to the samples
@@ -35,12 +42,18 @@ class AnchorsRecord(Record):
     source: str = ""
     source_id: str = ""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _from_schema_1(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("schema_version") == 1:
+            data = {k: v for k, v in data.items() if k != "entropy_f16"} | {"schema_version": 2}
+        return data
+
     @model_validator(mode="after")
     def _consistent(self) -> AnchorsRecord:
         n = len(self.token_ids)
-        if len(self.token_offsets) != n or len(self.entropy_f16) != 2 * n:
-            raise ValueError(f"{n} token ids but {len(self.token_offsets)} offsets and "
-                             f"{len(self.entropy_f16) // 2} entropies")
+        if len(self.token_offsets) != n:
+            raise ValueError(f"{n} token ids but {len(self.token_offsets)} offsets")
         if any(a.index >= n for a in self.anchors):
             raise ValueError(f"an anchor index is beyond the document's {n} tokens")
         leads = {a.index for a in self.anchors if a.leader is None}

@@ -18,6 +18,9 @@ class RecordError(ValueError):
 class Record(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     SCHEMA_VERSION: ClassVar[int] = 1
+    # earlier schema versions of this record still read (a "before" validator upgrades them), so a
+    # topic written by the previous release drains after an upgrade instead of dead-lettering
+    UPGRADES_FROM: ClassVar[tuple[int, ...]] = ()
 
     schema_version: int = 1
 
@@ -58,7 +61,7 @@ class TopicSpec(Generic[R]):
         if not isinstance(data, dict):
             raise RecordError(f"expected a map, got {type(data).__name__}")
         version = data.get("schema_version")
-        if version != self.record.SCHEMA_VERSION:
+        if version != self.record.SCHEMA_VERSION and version not in self.record.UPGRADES_FROM:
             raise RecordError(
                 f"unknown schema_version {version!r} for topic {self.name} "
                 f"(expected {self.record.SCHEMA_VERSION})"

@@ -91,10 +91,7 @@ class EntropyStage:
                                   leader=leader if follows else None))
         return AnchorsRecord(
             doc_id=doc.doc_id, text=doc.text, token_ids=tok.ids, token_offsets=tok.offsets,
-            entropy_f16=h.astype("<f2").tobytes(), anchors=anchors, config_version=self.config_version,
+            anchors=anchors, config_version=self.config_version,
             url=doc.url, source=doc.source, source_id=doc.source_id,
         )
 
-
-def entropy_array(record: AnchorsRecord) -> np.ndarray:
-    return np.frombuffer(record.entropy_f16, dtype="<f2").astype(np.float32)

@@ -72,7 +72,7 @@ def stages(model_cache, tmp_path_factory):
 
 def valid(topic: str):
     anchors = AnchorsRecord(doc_id="d", text="ab cd ef", token_ids=[5, 6, 7], token_offsets=[(0, 2), (3, 5), (6, 8)],
-                            entropy_f16=np.zeros(3, "<f2").tobytes(), config_version=V,
+                            config_version=V,
                             anchors=[Anchor(index=1, char_start=3, char_end=5, entropy=2.0, nll=2.0, query="cd")])
     return {
         "docs": Doc(doc_id="d", text="a river otter"),

@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
+from entropylong_streamer.measurements import MemoryCache, scores_key, token_digest, unpack_scores
 from entropylong_streamer.method.anchors import AnchorParams, threshold
 from entropylong_streamer.services.lm import TransformersEngine
-from entropylong_streamer.stages.entropy import EntropyStage, entropy_array
+from entropylong_streamer.stages.entropy import EntropyStage
 from entropylong_streamer.topics import Doc
 
 TEXTS = [
@@ -21,9 +22,14 @@ def engine(model_cache):
     return TransformersEngine("tiny", model_cache, max_tokens=4096, batch_tokens=1024)
 
 
+def entropy_array(stage: EntropyStage, rec) -> np.ndarray:
+    """A record's per-token entropy, as its stage keeps it (fp32, in the scores cache)."""
+    return unpack_scores(stage.cache.get(scores_key(stage.model_key, rec.doc_id, token_digest(rec.token_ids))))[0]
+
+
 def make_stage(engine, **kw):
     return EntropyStage(engine, AnchorParams(alpha=0.5, min_position=2, max_anchors=4, merge_distance=2),
-                        window=3, separator=(0,), config_version="v1", **kw)
+                        window=3, separator=(0,), config_version="v1", **{"cache": MemoryCache(), **kw})
 
 
 def docs(texts):
@@ -33,17 +39,19 @@ def docs(texts):
 def test_a_batch_equals_each_document_alone(engine):
     stage = make_stage(engine)
     together = stage.process(docs(TEXTS)).outputs
-    alone = [make_stage(engine).process([d]).outputs[0] for d in docs(TEXTS)]
+    alone_stages = [make_stage(engine) for _ in TEXTS]
+    alone = [s.process([d]).outputs[0] for s, d in zip(alone_stages, docs(TEXTS), strict=True)]
     assert [r.doc_id for r in together] == [r.doc_id for r in alone]
-    for a, b in zip(together, alone, strict=True):
-        np.testing.assert_allclose(entropy_array(a), entropy_array(b), atol=1e-2)  # float16 on the wire
+    for a, b, by in zip(together, alone, alone_stages, strict=True):
+        np.testing.assert_allclose(entropy_array(stage, a), entropy_array(by, b), atol=1e-4)
         assert [x.index for x in a.anchors] == [x.index for x in b.anchors]
     assert stage.stats["lm_tokens"] == sum(len(r.token_ids) for r in together)
 
 
 def test_record_carries_entropy_of_every_token_and_anchors_above_tau(engine):
-    rec = make_stage(engine).process(docs(TEXTS[:1])).outputs[0]
-    h = entropy_array(rec)
+    stage = make_stage(engine)
+    rec = stage.process(docs(TEXTS[:1])).outputs[0]
+    h = entropy_array(stage, rec)
     assert h.shape == (len(rec.token_ids),)
     tau = threshold(h[2:], 0.5)
     assert rec.anchors and all(a.index >= 2 and h[a.index] > tau - 1e-2 for a in rec.anchors)
@@ -59,11 +67,11 @@ def test_record_carries_entropy_of_every_token_and_anchors_above_tau(engine):
 def test_every_anchor_above_tau_is_kept_and_the_cap_is_counted(engine):
     def stage(cap):
         return EntropyStage(engine, AnchorParams(alpha=0.0, min_position=2, max_anchors=cap, merge_distance=16),
-                            window=3, separator=(0,), config_version="v")
+                            window=3, separator=(0,), config_version="v", cache=MemoryCache())
 
     full = stage(512)
     (rec,) = full.process(docs(TEXTS[:1])).outputs
-    h = entropy_array(rec)
+    h = entropy_array(full, rec)
     above = [t for t in range(2, len(h)) if h[t] > threshold(h[2:], 0.0) + 1e-2]
     assert set(above) <= {a.index for a in rec.anchors}  # merging shares queries, never drops an anchor
     assert sum(a.leader is None for a in rec.anchors) < len(rec.anchors)
@@ -77,10 +85,10 @@ def test_every_anchor_above_tau_is_kept_and_the_cap_is_counted(engine):
 def test_a_text_separator_scores_the_document_after_all_its_tokens(engine):
     sep = (198, 198)
     stage = EntropyStage(engine, AnchorParams(alpha=0.5, min_position=2), window=3, separator=sep,
-                         config_version="v")
+                         config_version="v", cache=MemoryCache())
     (rec,) = stage.process(docs(TEXTS[:1])).outputs
     h, _ = engine.score([*sep, *rec.token_ids])
-    np.testing.assert_allclose(entropy_array(rec), h[1:], atol=1e-2)  # position k - 1 + t predicts token t
+    np.testing.assert_allclose(entropy_array(stage, rec), h[1:], atol=1e-4)  # position k - 1 + t predicts token t
 
 
 def test_long_documents_use_windows_and_oversized_ones_are_refused(model_cache):
@@ -89,7 +97,7 @@ def test_long_documents_use_windows_and_oversized_ones_are_refused(model_cache):
     stage = make_stage(small, max_doc_tokens=400)
     result = stage.process(docs([long_text, long_text * 4, "x"]))
     (rec,) = result.outputs
-    assert len(rec.token_ids) > 32 and entropy_array(rec).shape == (len(rec.token_ids),)
+    assert len(rec.token_ids) > 32 and entropy_array(stage, rec).shape == (len(rec.token_ids),)
     reasons = sorted(r.reason.split(":")[1].strip() for r in result.rejects)
     assert reasons == ["too_long", "too_short"]
     assert stage.stats["dropped_too_long"] == 1 and stage.stats["forwarded"] == 1

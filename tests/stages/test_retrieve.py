@@ -44,9 +44,9 @@ DOC = "the river otter builds a den near water and eats fish every morning in th
 
 def record(anchors):
     n = 32  # stand-in tokens: retrieval reads only the text and the anchors' queries
-    return AnchorsRecord(doc_id="d", text=DOC, token_ids=[1] * n, token_offsets=[(0, 1)] * n, entropy_f16=b"\0\0" * n,
-                         config_version="v", anchors=[Anchor(index=i, char_start=0, char_end=1, entropy=3.0,
-                                                             nll=3.0, query=q) for i, q in anchors])
+    return AnchorsRecord(doc_id="d", text=DOC, token_ids=[1] * n, token_offsets=[(0, 1)] * n, config_version="v",
+                         anchors=[Anchor(index=i, char_start=0, char_end=1, entropy=3.0, nll=3.0, query=q)
+                                  for i, q in anchors])
 
 
 def test_the_leakage_guard_is_the_doors_near_duplicate_rule():
@@ -107,7 +107,7 @@ def test_anchors_on_lines_many_pool_documents_hold_are_templates_and_query_nothi
     nav_anchor = Anchor(index=2, char_start=5, char_end=9, entropy=3.0, nll=3.0, query="Home | Docs")
     fact_anchor = Anchor(index=12, char_start=32, char_end=37, entropy=3.0, nll=3.0, query="otter eats fish")
     rec = AnchorsRecord(doc_id="d", text=text, token_ids=[1] * n, token_offsets=[(0, 1)] * n,
-                        entropy_f16=b"\0\0" * n, config_version="v", anchors=[nav_anchor, fact_anchor])
+                        config_version="v", anchors=[nav_anchor, fact_anchor])
     stage = RetrievalStage(emb, pool, top_k=2, rule=RULE, config_version="v", lines=lines, template_min_docs=10)
     (out,) = stage.process([rec]).outputs
     assert [a.template for a in out.anchors.anchors] == [True, False]

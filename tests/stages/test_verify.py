@@ -26,7 +26,7 @@ def make_record(engine, doc_tokens, anchors, contexts, sep=(SEP,)):
     k = len(sep)
     h, nll = engine.score([*sep, *doc_tokens], range(k - 1, k - 1 + len(doc_tokens)))
     arec = AnchorsRecord(doc_id="d", text="x", token_ids=doc_tokens, token_offsets=[(i, i + 1) for i in
-                         range(len(doc_tokens))], entropy_f16=h.astype("<f2").tobytes(), config_version="v",
+                         range(len(doc_tokens))], config_version="v",
                          anchors=[Anchor(index=t, char_start=t, char_end=t + 1, entropy=float(h[t]),
                                          nll=float(nll[t]), query="q") for t in anchors])
     cands = [Candidate(context_id=f"c{i}", context_doc_id=f"o{i}", text=text, score=1.0, anchor_indices=idx)
