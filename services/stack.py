@@ -17,6 +17,8 @@ from collections.abc import Callable, Collection, Sequence
 from importlib.resources import files
 from pathlib import Path
 
+import psutil
+
 LOOPBACK = "127.0.0.1"
 BROKER_MATCH = "noida-db"  # substring of the broker's /proc/PID/cmdline
 MILVUS_MATCH = "milvus_lite"  # substring of the milvus-lite server's /proc/PID/cmdline
@@ -50,28 +52,29 @@ def free_port(host: str = LOOPBACK) -> int:
 def pid_alive(pid: int) -> bool:
     """True while the process exists and is not a zombie waiting for its parent."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+    except psutil.AccessDenied:  # another user's: it exists
+        return True
 
 
 def start_time(pid: int) -> str:
-    """The process's start time in clock ticks since boot (/proc/PID/stat field 22), "" if gone.
+    """When the process started (psutil's create_time, to the centisecond), "" if gone.
 
     With the PID it names one process for good: a reused PID has another start time. (The command
     line cannot: faust's worker rewrites its process title through setproctitle.)
     """
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[19]
-    except (OSError, IndexError):
+        return f"{psutil.Process(pid).create_time():.2f}"
+    except psutil.Error:
         return ""
 
 
 def _cmdline(pid: int) -> str:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
+        return " ".join(psutil.Process(pid).cmdline())
+    except psutil.Error:
         return ""
 
 
@@ -149,7 +152,8 @@ def stop_pidfile(path: Path, expect: str, timeout: float = 10) -> bool:
         group = os.getpgid(pid) == pid  # started with start_new_session: signal the whole group
     except ProcessLookupError:
         group = False
-    same = start_time(pid) == fields[1] if len(fields) > 1 else expect in _cmdline(pid)
+    # pid files of releases before psutil recorded clock ticks since boot (no decimal point)
+    same = start_time(pid) == fields[1] if len(fields) > 1 and "." in fields[1] else expect in _cmdline(pid)
     if not pid_alive(pid) or not same:
         path.unlink(missing_ok=True)
         return False

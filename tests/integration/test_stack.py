@@ -15,6 +15,7 @@ from entropylong_streamer.services.stack import (
     pid_alive,
     start_broker,
     start_milvus,
+    start_time,
     stop_pidfile,
 )
 
@@ -90,9 +91,13 @@ def test_stale_pidfile_kills_nobody(tmp_path: Path) -> None:
     pid_file.write_text(f"{os.getpid()}\n")  # a live process that is not a broker
     assert not stop_pidfile(pid_file, BROKER_MATCH)
     assert not pid_file.exists() and pid_alive(os.getpid())
-    pid_file.write_text(f"{os.getpid()} 1\n")  # this PID, but another process's start time
+    pid_file.write_text(f"{os.getpid()} 1.00\n")  # this PID, but another process's start time
     assert not stop_pidfile(pid_file, BROKER_MATCH)
     assert not pid_file.exists() and pid_alive(os.getpid())
+    pid_file.write_text(f"{os.getpid()} 4711\n")  # an older release's clock ticks: matched on the command line
+    assert not stop_pidfile(pid_file, BROKER_MATCH)
+    assert not pid_file.exists() and pid_alive(os.getpid())
+    assert start_time(os.getpid()) and start_time(os.getpid()) == start_time(os.getpid())
 
 
 def test_milvus_server_insert_search_stop(tmp_path: Path) -> None:
