@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
 
-from .base import Record, TopicSpec
+from .base import FromSource, Record, TopicSpec
 
 
 class Anchor(Record):
@@ -25,7 +25,7 @@ class Anchor(Record):
     template: bool = False
 
 
-class AnchorsRecord(Record):
+class AnchorsRecord(FromSource):
     # 2: no per-token entropy (schema 1's entropy_f16, which nothing read: 2 bytes a token)
     SCHEMA_VERSION: ClassVar[int] = 2
     UPGRADES_FROM: ClassVar[tuple[int, ...]] = (1,)
@@ -37,10 +37,6 @@ class AnchorsRecord(Record):
     token_offsets: list[tuple[int, int]]
     anchors: list[Anchor]
     config_version: str
-    # where the document came from (Doc.url, .source, .source_id), carried to the samples
-    url: str = ""
-    source: str = ""
-    source_id: str = ""
 
     @model_validator(mode="before")
     @classmethod

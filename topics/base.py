@@ -25,6 +25,18 @@ class Record(BaseModel):
     schema_version: int = 1
 
 
+class FromSource(Record):
+    """Where a record's document came from (Doc.url, .source, .source_id), carried to the samples."""
+
+    url: str = ""
+    source: str = ""  # where it was read: file and line, Parquet row, WARC record offset
+    source_id: str = ""  # the source's own id: a JSONL or Parquet `id`, a WARC-Record-ID
+
+    def origin(self) -> dict[str, str]:
+        """The three fields, to carry into the next record."""
+        return {"url": self.url, "source": self.source, "source_id": self.source_id}
+
+
 R = TypeVar("R", bound=Record)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import model_validator
 
-from .base import Record, TopicSpec
+from .base import FromSource, Record, TopicSpec
 
 
 class Context(Record):
@@ -35,16 +35,13 @@ class Pair(Record):
     round: int = 1
 
 
-class DependenciesRecord(Record):
+class DependenciesRecord(FromSource):
     doc_id: str
     text: str
     token_ids: list[int]
     contexts: list[Context]
     pairs: list[Pair]
     config_version: str
-    url: str = ""
-    source: str = ""
-    source_id: str = ""
 
     @model_validator(mode="after")
     def _consistent(self) -> DependenciesRecord:

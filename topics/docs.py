@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from pydantic import field_validator
 
-from .base import Record, TopicSpec
+from .base import FromSource, TopicSpec
 
 
-class Doc(Record):
+class Doc(FromSource):
     doc_id: str
     text: str
-    url: str = ""
-    source: str = ""  # where it was read: file and line, Parquet row, WARC record offset
-    source_id: str = ""  # the source's own id: a JSONL or Parquet `id`, a WARC-Record-ID
 
     @field_validator("text")
     @classmethod

@@ -80,5 +80,5 @@ class Door:
 
     def _drop(self, doc: Doc, rule: str, detail: str, duplicate_of: str = "") -> DroppedDoc:
         self.stats.dropped(rule)
-        return DroppedDoc(doc_id=doc.doc_id, url=doc.url, source=doc.source, source_id=doc.source_id, rule=rule,
+        return DroppedDoc(doc_id=doc.doc_id, **doc.origin(), rule=rule,
                           detail=detail, duplicate_of=duplicate_of)

@@ -91,7 +91,6 @@ class EntropyStage:
                                   leader=leader if follows else None))
         return AnchorsRecord(
             doc_id=doc.doc_id, text=doc.text, token_ids=tok.ids, token_offsets=tok.offsets,
-            anchors=anchors, config_version=self.config_version,
-            url=doc.url, source=doc.source, source_id=doc.source_id,
+            anchors=anchors, config_version=self.config_version, **doc.origin(),
         )
 

@@ -185,8 +185,7 @@ class VerifyStage:
                 accepted=accepted and not a.template, retrieved=t in forward.retrieved, template=a.template,
                 round=forward.round,
             ))
-        return DependenciesRecord(doc_id=doc.doc_id, text=doc.text, token_ids=doc.token_ids, url=doc.url,
-                                  source=doc.source, source_id=doc.source_id,
+        return DependenciesRecord(doc_id=doc.doc_id, text=doc.text, token_ids=doc.token_ids, **doc.origin(),
                                   contexts=plan.contexts, pairs=pairs, config_version=self.config_version)
 
 
