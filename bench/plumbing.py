@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import tempfile
 import time
 import uuid
@@ -50,6 +51,19 @@ def wait_packed(cfg, n: int, timeout: float) -> None:
         if time.monotonic() > deadline:
             raise SystemExit(f"only {shard_summary(cfg)['samples']} of {n} documents packed in {timeout:.0f} s")
         time.sleep(0.2)  # polling the manifest the packer appends to
+
+
+BATCH_LINE = re.compile(r": (\w+): (\d+) in, \d+ out, \d+ dead-lettered in ([\d.]+) s")
+
+
+def busy(cfg) -> dict[str, tuple[int, int, float]]:
+    """stage -> (records, batches, seconds in its stage thread), from the workers' batch lines."""
+    out: dict[str, tuple[int, int, float]] = {}
+    for log in sorted(cfg.paths.run.glob("worker-*.log")):
+        for m in BATCH_LINE.finditer(log.read_text(errors="replace")):
+            n, b, s = out.get(m.group(1), (0, 0, 0.0))
+            out[m.group(1)] = (n + int(m.group(2)), b + 1, s + float(m.group(3)))
+    return out
 
 
 def bare_broker(cfg, texts: list[str]) -> tuple[float, float]:
@@ -105,6 +119,7 @@ def main() -> None:
         wait_packed(cfg, 1 + sent, timeout=3600)
         total = time.perf_counter() - t0
         out, rate_in = bare_broker(cfg, texts[1:])
+        stages = busy(cfg)
     finally:
         stop_all(cfg)
     print(f"{sent} documents of {args.words} words ({dropped} dropped, {bad} bad), null LM and embedder, "
@@ -114,6 +129,10 @@ def main() -> None:
     print(f"bare broker:          {out:8,.0f} records/s out, {rate_in:,.0f} in (same records' size)")
     print(f"pipeline / bare in:   {sent / total / rate_in:8.3f}     goal {GOAL:,} documents/s: "
           f"{'met' if sent / total >= GOAL else 'not met'}")
+    print("where the time goes (each worker's batches, the warm-up included; wall time is the run's):")
+    for stage, (n, batches, seconds) in stages.items():
+        print(f"  {stage:<10} {n:6,} records in {batches:5,} batches, {seconds:6.1f} s busy "
+              f"({seconds / total:4.0%} of the wall time), {n / seconds if seconds else 0:8,.0f} records/busy s")
 
 
 if __name__ == "__main__":

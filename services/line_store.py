@@ -9,6 +9,7 @@ past the cap; the count only says "at least".
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Protocol
@@ -23,9 +24,24 @@ LINES_ADDED = Counter("elong_pool_line_rows_total", "(line, document) rows added
 
 
 class LineStore(Protocol):
-    def add(self, doc_id: str, hashes: Iterable[int]) -> None: ...
+    def add_many(self, docs: dict[str, Iterable[int]]) -> None: ...
 
     def counts(self, hashes: Iterable[int]) -> dict[int, int]: ...
+
+
+def rows_to_add(docs: dict[str, set[int]], counts: dict[int, int], present: set[tuple[int, str]],
+                cap: int) -> list[tuple[int, str]]:
+    """The (line, document) rows a batch adds, documents in order: each line up to the cap, counting
+    the rows stored before the batch and the batch's earlier documents; a row already stored (a
+    replayed document) adds nothing."""
+    seen = dict(counts)
+    out = []
+    for doc_id, hashes in docs.items():
+        for h in sorted(hashes):
+            if (h, doc_id) not in present and seen.get(h, 0) < cap:
+                seen[h] = seen.get(h, 0) + 1
+                out.append((h, doc_id))
+    return out
 
 
 class MemoryLineStore:
@@ -34,9 +50,13 @@ class MemoryLineStore:
         self.docs: dict[int, set[str]] = defaultdict(set)
 
     def add(self, doc_id: str, hashes: Iterable[int]) -> None:
-        for h in set(hashes):
-            if len(self.docs[h]) < self.cap:
-                self.docs[h].add(doc_id)
+        self.add_many({doc_id: hashes})
+
+    def add_many(self, docs: dict[str, Iterable[int]]) -> None:
+        lines = {d: set(hs) for d, hs in docs.items()}
+        present = {(h, d) for d, hs in lines.items() for h in hs if d in self.docs.get(h, ())}
+        for h, doc_id in rows_to_add(lines, self.counts(h for hs in lines.values() for h in hs), present, self.cap):
+            self.docs[h].add(doc_id)
 
     def counts(self, hashes: Iterable[int]) -> dict[int, int]:
         return {h: len(self.docs[h]) for h in set(hashes) if h in self.docs}
@@ -63,21 +83,35 @@ class MilvusLineStore:
         client.load_collection(collection)
 
     def add(self, doc_id: str, hashes: Iterable[int]) -> None:
-        distinct = set(hashes)
-        full = {h for h, n in self.counts(distinct).items() if n >= self.cap}
-        rows = [{"key": f"{h}:{doc_id}"[:300], "line_hash": h, "unused": [0.0, 0.0]} for h in distinct - full]
+        self.add_many({doc_id: hashes})
+
+    def add_many(self, docs: dict[str, Iterable[int]]) -> None:
+        """A batch of documents in one count query, one query for rows already there and one upsert
+        (per document, two round trips each were most of the indexer's time)."""
+        lines = {d: set(hs) for d, hs in docs.items()}
+        keys = {_key(h, d): (h, d) for d, hs in lines.items() for h in hs}
+        present = {keys[r["key"]] for r in self._query_in("key", sorted(keys), ["key"])}
+        counts = self.counts(h for hs in lines.values() for h in hs)
+        rows = [{"key": _key(h, d), "line_hash": h, "unused": [0.0, 0.0]}
+                for h, d in rows_to_add(lines, counts, present, self.cap)]
         if rows:
             self.client.upsert(self.collection, rows)
             LINES_ADDED.inc(len(rows))
 
     def counts(self, hashes: Iterable[int]) -> dict[int, int]:
-        distinct = sorted(set(hashes))
         out: dict[int, int] = {}
-        step = max(1, 8192 // self.cap)  # Milvus returns at most 16,384 rows a query
-        for i in range(0, len(distinct), step):
-            part = distinct[i : i + step]
-            rows = self.client.query(self.collection, filter=f"line_hash in {part}", output_fields=["line_hash"],
-                                     limit=16384)
-            for row in rows:
-                out[row["line_hash"]] = out.get(row["line_hash"], 0) + 1
+        # at most cap rows a line, and Milvus returns at most 16,384 rows a query
+        for row in self._query_in("line_hash", sorted(set(hashes)), ["line_hash"], max(1, 8192 // self.cap)):
+            out[row["line_hash"]] = out.get(row["line_hash"], 0) + 1
         return out
+
+    def _query_in(self, fld: str, values: list, output: list[str], step: int = 4096) -> list[dict]:
+        rows: list[dict] = []
+        for i in range(0, len(values), step):
+            part = json.dumps(values[i : i + step])  # a JSON list is a Milvus list literal, strings escaped
+            rows += self.client.query(self.collection, filter=f"{fld} in {part}", output_fields=output, limit=16384)
+        return rows
+
+
+def _key(line_hash: int, doc_id: str) -> str:
+    return f"{line_hash}:{doc_id}"[:300]

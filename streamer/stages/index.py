@@ -75,8 +75,6 @@ class IndexStage:
         if chunks:
             self.sink.upsert(chunks)
         if self.lines is not None:
-            for doc in docs:
-                if doc.doc_id in indexed:
-                    self.lines.add(doc.doc_id, split_lines(doc.text).distinct())
+            self.lines.add_many({d.doc_id: split_lines(d.text).distinct() for d in docs if d.doc_id in indexed})
         self.stats["chunks"] += len(chunks)
         return StageResult(chunks, per_doc.rejects)

@@ -2,6 +2,8 @@
 
 import random
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pymilvus import MilvusClient
 
 from entropylong_streamer.services.line_store import MemoryLineStore, MilvusLineStore
@@ -13,10 +15,12 @@ def test_milvus_counts_equal_memory_counts_and_replays_add_nothing(tmp_path):
     rng = random.Random(0)
     hashes = [rng.randrange(-2**63, 2**63) for _ in range(40)]
     docs = {f"doc{i}": rng.sample(hashes, rng.randint(1, 12)) for i in range(30)}
+    names = list(docs)
     for store in stores:
-        for doc_id, hs in docs.items():
-            store.add(doc_id, hs)
+        for i in range(0, 30, 7):  # batches, as the indexer adds them
+            store.add_many({d: docs[d] for d in names[i : i + 7]})
         store.add("doc0", docs["doc0"])  # a replayed document
+        store.add_many({"doc1": docs["doc1"], "doc2": docs["doc2"]})  # a replayed batch
     memory, milvus = (s.counts(hashes + [1, 2]) for s in stores)
     assert memory == milvus
     every = {h: sum(h in hs for hs in docs.values()) for h in hashes}
@@ -61,3 +65,20 @@ def test_workers_that_start_together_all_get_the_one_collection(tmp_path):
         assert sorted(outcomes, key=str) == [False] * 7 + [True], outcomes
         server.insert(name, [{"key": 1, "unused": [0.0, 1.0]}])
         assert server.query(name, filter="key == 1", output_fields=["key"]) == [{"key": 1}]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.tuples(st.integers(0, 9), st.sets(st.integers(0, 6), max_size=5)), max_size=6),
+                max_size=5), st.integers(1, 4))
+def test_adding_a_batch_counts_as_adding_its_documents_one_by_one(batches, cap):
+    """Any batches, replays included: the same (line, document) rows as one add per document."""
+    one_by_one, batched = MemoryLineStore(cap=cap), MemoryLineStore(cap=cap)
+    for batch in batches:
+        docs = {}
+        for doc, lines in batch:
+            docs[f"d{doc}"] = docs.get(f"d{doc}", set()) | lines
+        for doc_id, lines in docs.items():
+            one_by_one.add(doc_id, lines)
+        batched.add_many(docs)
+    assert batched.docs == one_by_one.docs
+    assert all(len(ds) <= cap for ds in batched.docs.values())
