@@ -26,6 +26,7 @@ def run(cfg: Config, stop: threading.Event | None = None) -> None:
     stage = Pipeline(cfg).pack(cfg.paths.shards)
     worker_metrics.serve(cfg, "pack", stop)
     metrics.READY.labels("pack").set(1)
+    log.info("pack worker ready: %d shards in %s", len(stage.shards.entries), stage.shards.dir)
     meter = metrics.BatchMeter("pack", stats=stage.stats)
     quality = ReportGauges(report_dir(cfg) / REPORT_FILE)  # `elong report` writes it; shown on change
     cons = kc.consumer(cfg, DEPENDENCIES.full_name(prefix), registry.stage("pack").group(cfg))

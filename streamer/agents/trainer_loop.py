@@ -27,6 +27,7 @@ def run(cfg: Config, stop: threading.Event | None = None) -> None:
     worker_metrics.serve(cfg, "trainer", stop)
     metrics.READY.labels("trainer").set(1)
     prefix, version = cfg.kafka.topic_prefix, cfg.pack_version()
+    log.info("trainer worker ready: trains shard set %s, state in %s", version, state)
     cons = kc.consumer(cfg, SHARD_READY.full_name(prefix), registry.stage("trainer").group(cfg))
     prod = kc.producer(cfg)
     try:
