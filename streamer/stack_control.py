@@ -159,9 +159,10 @@ def stop_all(cfg: Config) -> list[str]:
     except ValueError:
         ran = None
     stopped = stop_workers(workers, ran)
-    for name, expect in (("prometheus", stack.PROMETHEUS_MATCH), ("milvus", stack.MILVUS_MATCH),
-                         ("broker", stack.BROKER_MATCH)):
+    for name, expect, before_stop in (("prometheus", stack.PROMETHEUS_MATCH, None),
+                                      ("milvus", stack.MILVUS_MATCH, None),
+                                      ("broker", stack.BROKER_MATCH, lambda: stack.save_broker(cfg.paths.broker))):
         pid_file = rd / f"{name}.pid"
-        if pid_file.exists() and stack.stop_pidfile(pid_file, expect):
+        if pid_file.exists() and stack.stop_pidfile(pid_file, expect, before_stop=before_stop):
             stopped.append(name)
     return stopped

@@ -84,6 +84,55 @@ def test_broker_topics_produce_consume_commit_stop(tmp_path: Path) -> None:
     assert not stop_pidfile(run_dir / "broker.pid", BROKER_MATCH)  # nothing left to stop
 
 
+def test_a_broker_stopped_under_load_keeps_every_acked_record(tmp_path: Path) -> None:
+    """noida-db saves on SIGTERM while still acknowledging writes; the stop stops its Kafka service
+    first (save_broker), so a restart finds every record a producer was told is written."""
+    import threading
+
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+    port = free_port()
+    bootstrap = f"127.0.0.1:{port}"
+    run_dir = tmp_path / "run"
+    proc = start_broker(tmp_path / "broker", port, run_dir)
+    ensure_topics(bootstrap, {"t": 2})
+    acked: dict[int, int] = {}  # partition -> highest acknowledged offset
+    enough, stop = threading.Event(), threading.Event()
+
+    def produce() -> None:
+        producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", retries=0, linger_ms=0)
+        i = 0
+        while not stop.is_set():
+            try:
+                meta = producer.send("t", value=b"x" * 200, partition=i % 2).get(timeout=5)
+            except Exception:  # the broker is going away: what was acked is what counts
+                break
+            acked[meta.partition] = max(acked.get(meta.partition, -1), meta.offset)
+            i += 1
+            if i >= 3000:
+                enough.set()
+        producer.close(timeout=1)
+
+    writer = threading.Thread(target=produce)
+    try:
+        writer.start()
+        assert enough.wait(120)
+        proc.stop()  # while the producer is writing
+        stop.set()
+        writer.join(30)
+        proc = start_broker(tmp_path / "broker", port, run_dir)
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+        try:
+            end = consumer.end_offsets([TopicPartition("t", p) for p in (0, 1)])
+        finally:
+            consumer.close()
+        kept = {tp.partition: n for tp, n in end.items()}
+        assert all(kept[p] >= acked[p] + 1 for p in (0, 1)), f"acked up to {acked}, kept {kept}"
+    finally:
+        stop.set()
+        proc.stop()
+
+
 def test_stale_pidfile_kills_nobody(tmp_path: Path) -> None:
     import os
 
