@@ -8,7 +8,8 @@ size (kafka-python, one producer, then one consumer). Goal (issue 20): >= 2,000 
 
 Documents are random words (distinct, so the door admits them all). A warm-up document goes
 through first, so every worker is up and its model (the tokenizer) loaded before the clock starts;
-the rate is documents / (first ingested -> the last in a durable shard).
+the rate is documents / (first ingested -> the last in a durable shard). Each process's CPU time
+over the same span says where the time goes, and what rate the machine's cores bound.
 """
 
 from __future__ import annotations
@@ -16,14 +17,15 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import re
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
+import psutil
 from rich.console import Console
 
+from entropylong_streamer import registry
 from entropylong_streamer.agents import kafka_clients as kc
 from entropylong_streamer.config import load_config
 from entropylong_streamer.ingest_cmd import ingest_paths
@@ -53,16 +55,17 @@ def wait_packed(cfg, n: int, timeout: float) -> None:
         time.sleep(0.2)  # polling the manifest the packer appends to
 
 
-BATCH_LINE = re.compile(r": (\w+): (\d+) in, \d+ out, \d+ dead-lettered in ([\d.]+) s")
-
-
-def busy(cfg) -> dict[str, tuple[int, int, float]]:
-    """stage -> (records, batches, seconds in its stage thread), from the workers' batch lines."""
-    out: dict[str, tuple[int, int, float]] = {}
-    for log in sorted(cfg.paths.run.glob("worker-*.log")):
-        for m in BATCH_LINE.finditer(log.read_text(errors="replace")):
-            n, b, s = out.get(m.group(1), (0, 0, 0.0))
-            out[m.group(1)] = (n + int(m.group(2)), b + 1, s + float(m.group(3)))
+def cpu_seconds(cfg) -> dict[str, float]:
+    """CPU seconds (user + system, children included) so far of every process the run dir names:
+    the workers, the broker and milvus-lite."""
+    out = {}
+    for pid_file in sorted(cfg.paths.run.glob("*.pid")):
+        try:
+            proc = psutil.Process(int(pid_file.read_text().split()[0]))
+            tree = [proc, *proc.children(recursive=True)]
+            out[pid_file.stem] = sum(sum(p.cpu_times()[:4]) for p in tree)
+        except (psutil.Error, ValueError, IndexError):
+            continue
     return out
 
 
@@ -95,6 +98,8 @@ def main() -> None:
     ap.add_argument("--documents", type=int, default=2000)
     ap.add_argument("--words", type=int, default=120)
     ap.add_argument("--cache", default=".elong/demo/models", help="where the tiny model's tokenizer is")
+    ap.add_argument("--with-trainer", action="store_true", help="run the trainer too (it competes for the cores)")
+    ap.add_argument("--idle-s", type=float, default=5.0, help="idle window measured before the documents")
     ap.add_argument("--set", dest="sets", action="append", default=[])
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="elong-bench-plumbing-"))
@@ -110,16 +115,21 @@ def main() -> None:
     quiet = Console(quiet=True)
     try:
         start_servers(cfg)
-        start_workers(cfg)
+        # the trainer consumes the shards, it is not plumbing: on with --with-trainer
+        start_workers(cfg, only=None if args.with_trainer else {s.name for s in registry.STAGES} - {"trainer"})
         ingest_paths(cfg, [warm], quiet)
         wait_packed(cfg, 1, timeout=600)
+        idle0, t_idle = cpu_seconds(cfg), time.perf_counter()
+        time.sleep(args.idle_s)  # a measurement window: what the stack burns with nothing to do
+        cpu0, me0 = cpu_seconds(cfg), sum(psutil.Process().cpu_times()[:2])
+        idle = {name: (cpu0[name] - idle0.get(name, 0.0)) / (time.perf_counter() - t_idle) for name in cpu0}
         t0 = time.perf_counter()
         sent, dropped, bad = ingest_paths(cfg, [docs], quiet)
         ingested = time.perf_counter() - t0
         wait_packed(cfg, 1 + sent, timeout=3600)
         total = time.perf_counter() - t0
+        cpu1, me1 = cpu_seconds(cfg), sum(psutil.Process().cpu_times()[:2])
         out, rate_in = bare_broker(cfg, texts[1:])
-        stages = busy(cfg)
     finally:
         stop_all(cfg)
     print(f"{sent} documents of {args.words} words ({dropped} dropped, {bad} bad), null LM and embedder, "
@@ -129,11 +139,17 @@ def main() -> None:
     print(f"bare broker:          {out:8,.0f} records/s out, {rate_in:,.0f} in (same records' size)")
     print(f"pipeline / bare in:   {sent / total / rate_in:8.3f}     goal {GOAL:,} documents/s: "
           f"{'met' if sent / total >= GOAL else 'not met'}")
-    print("where the time goes (each worker's batches, the warm-up included; wall time is the run's):")
-    for stage, (n, batches, seconds) in stages.items():
-        print(f"  {stage:<10} {n:6,} records in {batches:5,} batches, {seconds:6.1f} s busy "
-              f"({seconds / total:4.0%} of the wall time), {n / seconds if seconds else 0:8,.0f} records/busy s")
-
+    cpu = {name: cpu1[name] - cpu0.get(name, 0.0) for name in cpu1}
+    cpu["ingest (this process)"] = me1 - me0
+    per_doc = sum(cpu.values()) / sent
+    cores = psutil.cpu_count() or 1
+    print(f"CPU per document, every process: {per_doc * 1000:6.2f} ms -> bound on {cores} cores "
+          f"{cores / per_doc:,.0f} documents/s (achieved {sent / total / (cores / per_doc):.2f} of it); "
+          f"the goal needs <= {cores / GOAL * 1000:.2f} ms")
+    print(f"  idle, the whole stack: {sum(idle.values()):.2f} of a core (polling with nothing to read)")
+    for name, seconds in sorted(cpu.items(), key=lambda kv: -kv[1]):
+        print(f"  {name:<24} {seconds:7.1f} CPU s  {seconds / sent * 1000:6.2f} ms/document  "
+              f"({seconds / total:4.0%} of a core; idle {idle.get(name, 0.0):4.0%})")
 
 if __name__ == "__main__":
     main()

@@ -4,7 +4,8 @@ A Kafka broker holds an empty fetch up to fetch.max.wait.ms. noida-db, the embed
 broker, answers at once, so every idle consumer re-fetches in a tight loop and burns a core
 (measured: kafka-python idle on an empty topic used 0.97 CPU-seconds per second; with this
 back-off, 0.02). With kafka.idle_fetch_backoff_ms > 0, consumers wait that long after a fetch
-that brought nothing. `up` and `demo` turn it on for the embedded broker; leave it 0 on Kafka.
+that brought nothing: aiokafka's (Faust's) and kafka-python's fetchers alike. `up` and `demo`
+turn it on for the embedded broker; leave it 0 on Kafka.
 
 This module holds every patch of a third-party library's internals, each for the version it was
 written against (PATCHED): a different installed version is refused at install time with what to
@@ -14,10 +15,11 @@ check, and tests/agents/test_broker_compat.py fails when the pinned version chan
 from __future__ import annotations
 
 import asyncio
+import time
 
 _installed: dict[str, float] = {}
 # library -> the version whose private internals the patch below was written against
-PATCHED = {"aiokafka": "0.14.0"}
+PATCHED = {"aiokafka": "0.14.0", "kafka-python": "3.0.12"}
 
 
 class PatchedVersionError(RuntimeError):
@@ -30,6 +32,12 @@ def check_version(library: str, installed: str) -> None:
             f"{library} {installed} is installed, but broker_compat patches {library} {PATCHED[library]}'s "
             f"internals: check the patched method still exists and behaves the same, then update PATCHED "
             f"(or set kafka.idle_fetch_backoff_ms = 0, which installs no patch)")
+
+
+def install_backoff(backoff_s: float) -> None:
+    """Both clients' back-off (a worker process uses both: Faust, and kafka-python for its cache)."""
+    install_aiokafka_backoff(backoff_s)
+    install_kafka_python_backoff(backoff_s)
 
 
 def install_aiokafka_backoff(backoff_s: float) -> None:
@@ -61,3 +69,31 @@ def wait_if_empty(proc_fetch_request, backoff_s: float):
         return got_data
 
     return fetch_then_wait_if_empty
+
+
+def install_kafka_python_backoff(backoff_s: float) -> None:
+    """Make kafka-python's fetcher report "nothing to wait on" for backoff_s after a fetch that
+    brought nothing: KafkaConsumer then sleeps (retry_backoff_ms at most) instead of sending the
+    next fetch at once. Group membership is untouched: the coordinator still runs every poll."""
+    if backoff_s <= 0 or "kafka-python" in _installed:
+        return
+    import kafka
+    from kafka.consumer.fetcher import Fetcher
+
+    check_version("kafka-python", kafka.__version__)
+    Fetcher.fetch_records = pause_after_empty(Fetcher.fetch_records, backoff_s)
+    _installed["kafka-python"] = backoff_s
+
+
+def pause_after_empty(fetch_records, backoff_s: float):
+    """Fetcher.fetch_records -> (records, idle); idle=True asks the consumer to sleep, not spin."""
+
+    def fetch_records_or_pause(self, max_records=None, update_offsets=True, timeout_ms=None):
+        if time.monotonic() < getattr(self, "_elong_pause_until", 0.0):
+            return {}, True
+        records, idle = fetch_records(self, max_records, update_offsets=update_offsets, timeout_ms=timeout_ms)
+        if not records and not idle:  # a fetch came back with nothing
+            self._elong_pause_until = time.monotonic() + backoff_s
+        return records, idle
+
+    return fetch_records_or_pause

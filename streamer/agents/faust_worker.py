@@ -21,7 +21,7 @@ from entropylong_streamer.topics import DEAD_LETTER, TopicSpec
 from . import kafka_clients as kc
 from . import worker_metrics
 from .adapter import Message, StageRunner
-from .broker_compat import install_aiokafka_backoff
+from .broker_compat import install_backoff
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def build_app(cfg: Config, stage: str):
 def run(cfg: Config, stage: str) -> None:
     import faust
 
-    install_aiokafka_backoff(cfg.kafka.idle_fetch_backoff_ms / 1000)
+    install_backoff(cfg.kafka.idle_fetch_backoff_ms / 1000)
     worker_metrics.serve(cfg, stage)
     app = build_app(cfg, stage)
     faust.Worker(app, loglevel="INFO", quiet=True, logging_config=dict(logs.FAUST_LOGGING)).execute_from_commandline()

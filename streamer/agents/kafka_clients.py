@@ -60,14 +60,10 @@ def producer(cfg: Config):
     return KafkaProducer(acks="all", linger_ms=5, max_request_size=cfg.kafka.max_message_bytes, **client_kwargs(cfg))
 
 
-def poll_messages(cons, stop: threading.Event, idle_backoff_ms: int, max_records: int = 64) -> list[Message]:
-    """One poll. With idle_backoff_ms (brokers without a fetch long poll, see broker_compat), a short
-    poll and then a pause when it brought nothing, instead of kafka-python re-fetching in a loop."""
-    polled = cons.poll(timeout_ms=10 if idle_backoff_ms else 500, max_records=max_records)
-    msgs = [Message(r.topic, r.partition, r.offset, r.key, r.value) for rs in polled.values() for r in rs]
-    if not msgs and idle_backoff_ms:
-        stop.wait(idle_backoff_ms / 1000)
-    return msgs
+def poll_messages(cons, max_records: int = 64, timeout_ms: int = 250) -> list[Message]:
+    """One poll (on a broker without a fetch long poll, only quiet with broker_compat's back-off)."""
+    polled = cons.poll(timeout_ms=timeout_ms, max_records=max_records)
+    return [Message(r.topic, r.partition, r.offset, r.key, r.value) for rs in polled.values() for r in rs]
 
 
 def send_all(prod, prefix: str, produced: list[Produced]) -> None:

@@ -16,12 +16,14 @@ from entropylong_streamer.topics import DEPENDENCIES, SHARD_READY, ShardReady
 from . import kafka_clients as kc
 from . import worker_metrics
 from .adapter import Produced, handle_batch
+from .broker_compat import install_backoff
 
 log = logging.getLogger(__name__)
 
 
 def run(cfg: Config, stop: threading.Event | None = None) -> None:
     stop = stop or kc.stop_event()
+    install_backoff(cfg.kafka.idle_fetch_backoff_ms / 1000)
     prefix = cfg.kafka.topic_prefix
     stage = Pipeline(cfg).pack(cfg.paths.shards)
     worker_metrics.serve(cfg, "pack", stop)
@@ -37,7 +39,7 @@ def run(cfg: Config, stop: threading.Event | None = None) -> None:
     try:
         while not stop.is_set():
             quality.refresh()
-            msgs = kc.poll_messages(cons, stop, cfg.kafka.idle_fetch_backoff_ms)
+            msgs = kc.poll_messages(cons)
             t0 = time.perf_counter()
             _, dead = handle_batch("pack", msgs, DEPENDENCIES, None, stage.process, cfg.verify_version())
             kc.send_all(prod, prefix, dead)

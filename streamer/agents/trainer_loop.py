@@ -14,6 +14,7 @@ from entropylong_streamer.topics import SHARD_READY, RecordError
 from . import kafka_clients as kc
 from . import worker_metrics
 from .adapter import dead_letter
+from .broker_compat import install_backoff
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,7 @@ def run(cfg: Config, stop: threading.Event | None = None) -> None:
     from entropylong_streamer.services.trainer import RollingTrainer, ShardUnreadable
 
     stop = stop or kc.stop_event()
+    install_backoff(cfg.kafka.idle_fetch_backoff_ms / 1000)
     state = cfg.paths.trainer
     trainer = RollingTrainer(cfg.trainer, cfg.paths.models, state)
     worker_metrics.serve(cfg, "trainer", stop)
@@ -32,7 +34,7 @@ def run(cfg: Config, stop: threading.Event | None = None) -> None:
     prod = kc.producer(cfg)
     try:
         while not stop.is_set():
-            for msg in kc.poll_messages(cons, stop, cfg.kafka.idle_fetch_backoff_ms, max_records=1):
+            for msg in kc.poll_messages(cons, max_records=1):
                 try:
                     ready = SHARD_READY.decode(msg.value)
                 except RecordError as exc:
