@@ -31,7 +31,7 @@ from entropylong_streamer.config import load_config
 from entropylong_streamer.ingest_cmd import ingest_paths
 from entropylong_streamer.services import stack
 from entropylong_streamer.stack_control import start_servers, start_workers, stop_all
-from entropylong_streamer.status import shard_summary
+from entropylong_streamer.status import end_offsets, shard_summary, topic_partitions
 
 GOAL = 2000
 
@@ -129,6 +129,7 @@ def main() -> None:
         wait_packed(cfg, 1 + sent, timeout=3600)
         total = time.perf_counter() - t0
         cpu1, me1 = cpu_seconds(cfg), sum(psutil.Process().cpu_times()[:2])
+        records = end_offsets(cfg, list(topic_partitions(cfg)))
         out, rate_in = bare_broker(cfg, texts[1:])
     finally:
         stop_all(cfg)
@@ -146,6 +147,9 @@ def main() -> None:
     print(f"CPU per document, every process: {per_doc * 1000:6.2f} ms -> bound on {cores} cores "
           f"{cores / per_doc:,.0f} documents/s (achieved {sent / total / (cores / per_doc):.2f} of it); "
           f"the goal needs <= {cores / GOAL * 1000:.2f} ms")
+    per_topic = ", ".join(f"{t.removeprefix(cfg.kafka.topic_prefix)} {n / (1 + sent):.1f}"
+                          for t, n in records.items() if n)
+    print(f"  records per document through the broker: {sum(records.values()) / (1 + sent):.1f} ({per_topic})")
     print(f"  idle, the whole stack: {sum(idle.values()):.2f} of a core (polling with nothing to read)")
     for name, seconds in sorted(cpu.items(), key=lambda kv: -kv[1]):
         print(f"  {name:<24} {seconds:7.1f} CPU s  {seconds / sent * 1000:6.2f} ms/document  "

@@ -47,6 +47,8 @@ class LMEngine(Protocol):
 
     def tokenize(self, text: str) -> Tokenized: ...
 
+    def tokenize_many(self, texts: Sequence[str]) -> list[Tokenized]: ...
+
     def decode(self, ids: list[int]) -> str: ...
 
     def score(self, ids: Sequence[int], positions: Sequence[int] | None = None) -> Scores:
@@ -63,10 +65,24 @@ class HFTokenizer:
 
     def __init__(self, tokenizer) -> None:
         self.tokenizer = tokenizer
+        # A batch goes to the Rust tokenizer in one call: transformers' __call__ costs 2-3x more per
+        # text (0.71 against 0.22 ms for a 470-token document). Its output is the same as long as
+        # the backend neither truncates nor pads, which __call__ would switch off.
+        backend = tokenizer.backend_tokenizer if getattr(tokenizer, "is_fast", False) else None
+        self._backend = backend if backend is not None and not backend.truncation and not backend.padding else None
 
     def tokenize(self, text: str) -> Tokenized:
-        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        return Tokenized(list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]])
+        return self.tokenize_many([text])[0]
+
+    def tokenize_many(self, texts: Sequence[str]) -> list[Tokenized]:
+        if self._backend is not None:
+            encoded = self._backend.encode_batch(list(texts), add_special_tokens=False)
+            return [Tokenized(e.ids, e.offsets) for e in encoded]
+        out = []
+        for text in texts:
+            enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+            out.append(Tokenized(list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]))
+        return out
 
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, clean_up_tokenization_spaces=False)

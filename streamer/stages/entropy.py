@@ -39,7 +39,8 @@ class EntropyStage:
     stats: Stats = field(default_factory=Stats, init=False)
 
     def process(self, docs: list[Doc]) -> StageResult[Doc, AnchorsRecord]:
-        tokenized = run_batch(self.name, docs, self._tokenize, self.stats)
+        tokens = dict(zip(map(id, docs), self.engine.tokenize_many([d.text for d in docs]), strict=True))
+        tokenized = run_batch(self.name, docs, lambda doc: self._checked(doc, tokens[id(doc)]), self.stats)
         scores = self._scores(tokenized.outputs)
         result: StageResult[Doc, AnchorsRecord] = StageResult(rejects=tokenized.rejects)
         for (doc, tok), (h, nll) in zip(tokenized.outputs, scores, strict=True):
@@ -66,8 +67,7 @@ class EntropyStage:
             self.cache.put((keys[i], pack_scores(*s)) for i, s in zip(todo, fresh, strict=True))
         return out  # type: ignore[return-value]
 
-    def _tokenize(self, doc: Doc) -> tuple[Doc, Tokenized]:
-        tok = self.engine.tokenize(doc.text)
+    def _checked(self, doc: Doc, tok: Tokenized) -> tuple[Doc, Tokenized]:
         n = len(tok.ids)
         if n < 2:
             raise StageError(f"too_short: {n} tokens")

@@ -25,7 +25,7 @@ class Chunk:
 
 
 class Tokenizer(Protocol):
-    def tokenize(self, text: str) -> Tokenized: ...
+    def tokenize_many(self, texts: list[str]) -> list[Tokenized]: ...
 
 
 class ChunkSink(Protocol):
@@ -62,10 +62,11 @@ class IndexStage:
     stats: Stats = field(default_factory=Stats, init=False)
 
     def process(self, docs: list[Doc]) -> StageResult[Doc, Chunk]:
+        tokens = dict(zip(map(id, docs), self.tokenizer.tokenize_many([d.text for d in docs]), strict=True))
+
         def one(doc: Doc) -> list[Chunk]:
             sig = tuple(int(x) for x in self.rule.signature(doc.text))
-            return chunk_document(doc.doc_id, doc.text, self.tokenizer.tokenize(doc.text), self.size,
-                                  self.overlap, sig)
+            return chunk_document(doc.doc_id, doc.text, tokens[id(doc)], self.size, self.overlap, sig)
 
         per_doc = run_batch(self.name, docs, one, self.stats)
         chunks = [c for cs in per_doc.outputs for c in cs]

@@ -40,6 +40,8 @@ class Pool(Protocol):
 class Tokenizer(Protocol):
     def tokenize(self, text: str) -> Tokenized: ...
 
+    def tokenize_many(self, texts: list[str]) -> list[Tokenized]: ...
+
 
 @dataclass(frozen=True)
 class DocumentContexts:
@@ -191,6 +193,8 @@ class RetrievalStage:
 
     def _documents(self, contexts: list[tuple[str, _Found]], tokens: dict[str, Tokenized]) -> list[Candidate]:
         texts = self.documents.store.get(doc_id for doc_id, _ in contexts)
+        new = list(dict.fromkeys(t for t in texts.values() if t not in tokens))
+        tokens.update(zip(new, self.documents.tokenizer.tokenize_many(new), strict=True))
         out = []
         for doc_id, f in contexts:
             text = texts.get(doc_id)
@@ -199,7 +203,7 @@ class RetrievalStage:
                 text = max(f.leading_chunks(), key=lambda chunk: chunk[1])[0]
             # cut around the chunks and for the anchors of its first round: later rounds add pairs
             # to a context, never change it (a replay with more rounds measures round 1 anew nowhere)
-            if text not in tokens:
+            if text not in tokens:  # a chunk standing in for its document
                 tokens[text] = self.documents.tokenizer.tokenize(text)
             window, spans = self.documents.cut(text, [c for c, _ in f.leading_chunks()], max(f.leading_anchors()),
                                                tokens[text])

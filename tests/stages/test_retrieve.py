@@ -157,6 +157,9 @@ class WordTokenizer:
         words = list(re.finditer(r"\S+", text))
         return Tokenized([len(m.group()) for m in words], [m.span() for m in words])
 
+    def tokenize_many(self, texts):
+        return [self.tokenize(t) for t in texts]
+
 
 def _document_stage(pool_docs, emb, top_k=2, max_tokens=64, cap=None, max_contexts=64, rounds=1):
     from entropylong_streamer.services.doc_store import MemoryDocStore
