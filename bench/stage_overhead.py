@@ -68,12 +68,10 @@ def main() -> None:
         for name in ("entropy", "index"):
             spec, batch = registry.stage(name), cfg.agents.batch_size(name)
             bare = rate(spec.build(fresh()).process, docs, batch)
-            runner = rate(StageRunner(cfg, spec, spec.build(fresh())).run, msgs, batch)
+            runner = rate(StageRunner.build(cfg, spec, fresh()).run, msgs, batch)
             line = f"  {name:<8} bare stage {bare:7,.0f}   StageRunner {runner:7,.0f} ({runner / bare:.2f} of bare)"
             if spec.cache is not None:
-                stage = spec.build(fresh())
-                stage.cache = spec.cache(cfg)
-                cached = rate(StageRunner(cfg, spec, stage).run, msgs, batch)
+                cached = rate(StageRunner.build(cfg, spec, fresh(), spec.cache(cfg)).run, msgs, batch)
                 line += f"   with its changelog cache {cached:7,.0f} ({cached / bare:.2f})"
             print(line)
     finally:

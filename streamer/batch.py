@@ -123,12 +123,12 @@ def build(cfg: Config, docs: list[Path], corpus: Iterable[Path], out: Path, milv
         for spec in registry.active(cfg):
             if spec.runner != "faust":
                 continue
-            stage = spec.build(pipe)
-            if spec.cache_name:
-                stage.cache = caches[spec.cache_name] = MemoryCache.load(cfg.paths.cache(spec.cache_name))
-            runners[spec.name] = StageRunner(cfg, spec, stage)
+            cache = MemoryCache.load(cfg.paths.cache(spec.cache_name)) if spec.cache_name else None
+            if cache is not None:
+                caches[spec.cache_name] = cache
+            runners[spec.name] = StageRunner.build(cfg, spec, pipe, cache)
         # the corpus is the pool before any document arrives, as `elong index` makes it for a stack
-        indexer = runners.get("index") or StageRunner(cfg, registry.stage("index"), pipe.index())
+        indexer = runners.get("index") or StageRunner.build(cfg, registry.stage("index"), pipe)
         drive(indexer, pool, cfg.agents.batch_size("index"), progress, "index (corpus)")
         for name, runner in runners.items():
             drive(runner, topics, cfg.agents.batch_size(name), progress, name)

@@ -211,7 +211,7 @@ def _index_paths(cfg: Config, paths: list[Path]) -> None:
         console.print(f"[yellow]skipped[/yellow] {letter.topic}: {letter.reason}")
     if len(bad) > 20:
         console.print(f"[yellow]... {len(bad) - 20} more bad rows[/yellow]")
-    runner = StageRunner(cfg, registry.stage("index"), Pipeline(cfg).index())
+    runner = StageRunner.build(cfg, registry.stage("index"), Pipeline(cfg))
     with Progress(console=console) as progress:
         drive(runner, pool, cfg.agents.batch_size("index"), progress, "indexing")
     console.print(f"indexed {runner.stage.stats['chunks']} chunks from {len(pool.messages(DOCS))} documents")

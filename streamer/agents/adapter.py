@@ -118,6 +118,15 @@ class StageRunner:
         self.meter = metrics.BatchMeter(spec.name, getattr(stage, "engine", None), stage.stats)
         self.last_log = ""
 
+    @classmethod
+    def build(cls, cfg: Config, spec: StageSpec, pipe: Any, cache: Any = None) -> StageRunner:
+        """spec's stage object from the Pipeline, with the measurement cache it keeps where given (the
+        worker's changelog topic, batch mode's file)."""
+        stage = spec.build(pipe)
+        if cache is not None:
+            stage.cache = cache
+        return cls(cfg, spec, stage)
+
     def _process(self, records: list) -> StageResult:
         result = self.stage.process(records)
         metrics.observe_outputs(self.spec.name, result.outputs)

@@ -79,10 +79,8 @@ def build_app(cfg: Config, stage: str):
             os._exit(1)
 
     def load() -> StageRunner:
-        stage_obj = spec.build(Pipeline(cfg))
-        if spec.cache is not None and cfg.agents.measurement_cache:
-            stage_obj.cache = spec.cache(cfg)
-        return StageRunner(cfg, spec, stage_obj)
+        keep = spec.cache is not None and cfg.agents.measurement_cache
+        return StageRunner.build(cfg, spec, Pipeline(cfg), spec.cache(cfg) if keep else None)
 
     async def run_agent(stream):
         loop = asyncio.get_running_loop()
