@@ -15,6 +15,7 @@ from rich.live import Live
 from rich.table import Table
 
 from entropylong_streamer.config import Config, ConfigError, load_config
+from entropylong_streamer.quality import DEFAULT_MAX_LM_TOKENS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="EntropyLong long-context data, built incrementally over Kafka.",
@@ -312,8 +313,12 @@ def report(config: ConfigOpt = None, set_: SetOpt = None,
                                                            "running stack's shard set and topics)")] = None,
            out: Annotated[Path | None, typer.Option(help="where report.json and the PNGs go")] = None,
            max_docs: int = typer.Option(64, help="documents the CE curves are measured on (a stable choice)"),
-           pool_chunks: int = typer.Option(2048, help="pool chunks drawn for the random baseline")) -> None:
-    """Data quality: CE against context length for verified samples and two baselines, and figures."""
+           pool_chunks: int = typer.Option(2048, help="pool chunks drawn for the random baseline"),
+           max_lm_tokens: int = typer.Option(DEFAULT_MAX_LM_TOKENS, help=(
+               "LM tokens the curves may cost (0: no limit); documents and the longest lengths are left "
+               "out to fit, and the report says which"))) -> None:
+    """Data quality: CE against context length for verified samples and two baselines, and figures.
+    The figures that need no LM are written first; then the curves' plan and a time estimate."""
     from .quality.command import run_report
     from .topics import RecordError
 
@@ -321,7 +326,8 @@ def report(config: ConfigOpt = None, set_: SetOpt = None,
     if batch is None:  # the running stack's topics
         _require_broker(cfg)
     try:
-        run_report(cfg, console, batch_dir=batch, out=out, max_docs=max_docs, pool_chunks=pool_chunks)
+        run_report(cfg, console, batch_dir=batch, out=out, max_docs=max_docs, pool_chunks=pool_chunks,
+                   max_lm_tokens=max_lm_tokens or None)
     except (FileNotFoundError, RecordError) as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc

@@ -105,12 +105,18 @@ class Pipeline:
         sep = ",".join(map(str, self.separator))
         return f"{self.cfg.model.path}:{self.engine.dtype}:sep{sep}"
 
+    @property
+    def scores_model_key(self) -> str:
+        """The entropy stage's model_key: a document's scores also depend on the windows it is cut in."""
+        m = self.cfg.model
+        return f"{self.model_key}:window{m.max_tokens}/{m.overlap}"
+
     def entropy(self, cache: MeasurementCache | None = None) -> EntropyStage:
-        e, m = self.cfg.entropy, self.cfg.model
+        e = self.cfg.entropy
         params = AnchorParams(e.alpha, e.min_position, e.max_anchors, e.merge_distance)
         return EntropyStage(self.engine, params, e.window, self.separator,
                             self.cfg.entropy_version(), e.max_doc_tokens,
-                            model_key=f"{self.model_key}:window{m.max_tokens}/{m.overlap}", cache=cache)
+                            model_key=self.scores_model_key, cache=cache)
 
     def index(self) -> IndexStage:
         r = self.cfg.retrieval

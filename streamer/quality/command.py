@@ -2,25 +2,44 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import Progress
+from rich.progress import Progress, TextColumn
 from rich.table import Table
 
 from entropylong_streamer.config import Config
 from entropylong_streamer.services.shards import spread_text
 
+from . import DEFAULT_MAX_LM_TOKENS
 from .contexts import CONDITIONS, PoolChunk
 from .gauges import report_dir
-from .report import RECORDS_FILE, build_report, read_records, read_shard_set, records_from_topic, write_report
+from .no_context import from_cache, from_topic
+from .report import (
+    RECORDS_FILE,
+    build_figures,
+    finish_curves,
+    plan_curves,
+    read_records,
+    read_shard_set,
+    records_from_topic,
+    write_report,
+)
 
 
 def run_report(cfg: Config, console: Console, batch_dir: Path | None = None, out: Path | None = None,
                max_docs: int = 64, pool_chunks: int = 2048, show_progress: bool = True,
-               pipeline=None) -> tuple[dict, list[Path]]:
+               pipeline=None, max_lm_tokens: int | None = DEFAULT_MAX_LM_TOKENS,
+               reuse_scores: bool = True) -> tuple[dict, list[Path]]:
     """The report of a batch build's output (batch_dir) or of the running stack's shard set and
-    dependencies topic; written to `out` (default: the batch dir's report/, or report_dir)."""
+    dependencies topic; written to `out` (default: the batch dir's report/, or report_dir).
+
+    The figures that need no LM are written first; then the plan of the curves (documents,
+    lengths, LM tokens, what max_lm_tokens left out) is stated, the model loaded and the curves
+    measured with a progress bar and a time estimate. Interrupted, the written report keeps the
+    figures."""
+    from entropylong_streamer.measurements import MemoryCache
     from entropylong_streamer.pipeline import Pipeline
 
     undecodable: list[str] = []
@@ -41,19 +60,87 @@ def run_report(cfg: Config, console: Console, batch_dir: Path | None = None, out
         pipe = pipeline or Pipeline(cfg)
         out = out or report_dir(cfg)
     shards = read_shard_set(shard_dir)
-    with console.status("loading the model and sampling the pool ..."):
-        verify = pipe.verify()
-        pool = [PoolChunk(h.doc_id, tuple(verify.context_tokens(h.text)))
+    with console.status("sampling the pool for the random baseline ..."):
+        tokenizer, cap = pipe.engine_tokenizer(), cfg.verify.max_context_tokens
+        pool = [PoolChunk(h.doc_id, tuple(tokenizer.tokenize(h.text).ids[:cap]))
                 for h in pipe.pool.sample(pool_chunks, cfg.pack.seed)]
-    with Progress(console=console, disable=not show_progress) as progress:
-        task = progress.add_task("scoring documents under 3 contexts", total=None)
-        report = build_report(cfg, records, shards, pipe.engine, pool, pipe.separator, max_docs=max_docs,
-                              start=lambda n: progress.update(task, total=n),
-                              advance=lambda n: progress.advance(task, n), undecodable=len(undecodable))
-    paths = write_report(report, out)
+    report, docs = build_figures(cfg, records, shards, pool, pipe.separator, max_docs, len(undecodable))
+    paths = write_report(report, out)  # an interrupted report still leaves these
     print_summary(report, console)
+    if not reuse_scores:
+        no_context = None
+    elif batch_dir is not None:
+        no_context = from_cache(MemoryCache.load(cfg.paths.cache("scores")), pipe.scores_model_key)
+    else:
+        with console.status("reading the entropy stage's scores (the curves' no-context point) ..."):
+            no_context = from_topic(cfg, pipe.scores_model_key, docs)
+    plan = plan_curves(report, docs, pipe.separator, cfg.model.max_tokens, max_lm_tokens, no_context)
+    print_plan(report["curves"], console)
+    if plan.curves and not plan.needed:
+        with console.status("loading the model ..."):
+            engine = pipe.engine
+        try:
+            with Progress(*Progress.get_default_columns(), TextColumn("{task.completed:,.0f} LM tokens"),
+                          console=console, disable=not show_progress) as progress:
+                task = progress.add_task("CE curves", total=report["curves"]["lm_tokens_planned"])
+                clock = Calibration(console, report["curves"]["lm_tokens_planned"])
+
+                def advance(documents: int, tokens: int) -> None:
+                    progress.advance(task, tokens)
+                    clock.observe(tokens)
+
+                finish_curves(report, plan, engine, pipe.separator, advance=advance)
+        except KeyboardInterrupt:
+            console.print(f"[yellow]interrupted[/yellow]: {paths[0]} holds the figures, not the curves")
+            raise
+    else:
+        finish_curves(report, plan, None, pipe.separator)
+    paths = write_report(report, out)
+    print_curves(report, console)
     console.print(f"report: {paths[0]}" + "".join(f"\n        {p}" for p in paths[1:]))
     return report, paths
+
+
+class Calibration:
+    """After the first group of documents: the rate, and how long the rest will take."""
+
+    def __init__(self, console: Console, planned: int) -> None:
+        self.console, self.planned, self.done, self.t0 = console, planned, 0, time.monotonic()
+
+    def observe(self, tokens: int) -> None:
+        first = self.done == 0
+        self.done += tokens
+        if first and self.done:
+            rate = self.done / max(time.monotonic() - self.t0, 1e-9)
+            left = (self.planned - self.done) / rate
+            self.console.print(f"calibrated on the first documents: {rate:,.0f} LM tokens/s, "
+                               f"about {_duration(left)} for the rest")
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
+def print_plan(c: dict, console: Console) -> None:
+    if c["documents_with_contexts"] == 0:
+        return
+    lengths = ", ".join(str(x) for x in c["grid"])
+    line = (f"curves: {c['documents']} of {c['documents_with_contexts']} documents with a verified context x "
+            f"{len(CONDITIONS)} contexts x lengths [{lengths}]: {c['lm_tokens_planned']:,} LM tokens")
+    if c["lm_tokens_reused"]:
+        line += f" ({c['lm_tokens_reused']:,} more read from the entropy stage's scores, not run)"
+    if c["max_lm_tokens"] is not None:
+        line += f", budget {c['max_lm_tokens']:,} (--max-lm-tokens)"
+    console.print(line)
+    left = []
+    if c["left_out_documents"]:
+        left.append(f"{c['left_out_documents']} documents")
+    if c["left_out_lengths"]:
+        left.append("lengths " + ", ".join(map(str, c["left_out_lengths"])))
+    if left:
+        console.print(f"[yellow]left out for the budget[/yellow]: {' and '.join(left)}")
+    if c["status"].startswith("over budget"):
+        console.print(f"[yellow]no curves[/yellow]: {c['status']}; raise --max-lm-tokens")
 
 
 def _f(x: float | None, signed: bool = False, digits: int = 3) -> str:
@@ -72,7 +159,7 @@ def lengths_line(s: dict) -> str:
 
 
 def print_summary(report: dict, console: Console) -> None:
-    d, s, c = report["dependencies"], report["samples"], report["curves"]
+    d, s = report["dependencies"], report["samples"]
     console.print(
         f"[bold]data quality[/bold] of pack version {report['config']['stage_versions']['pack']}: "
         f"{d['documents']} documents, {d['anchors_per_1k_tokens']:.1f} anchors per 1K tokens, "
@@ -86,8 +173,13 @@ def print_summary(report: dict, console: Console) -> None:
     console.print(f"templates (lines many pool documents hold): {t['anchors']} anchors; {t['pairs_kept_apart']} "
                   f"dependencies the criterion accepts there kept apart ({t['kept_apart_share']:.1%} of what it "
                   f"accepts); {t['accepted_share']:.1%} of the accepted dependencies are on template lines")
+
+
+def print_curves(report: dict, console: Console) -> None:
+    c = report["curves"]
     if not c["points"]:
-        console.print(f"no curves: {c['documents_with_contexts']} documents have a verified context")
+        if not c["documents_with_contexts"]:
+            console.print("no curves: no document has a verified context")
         return
     if c.get("documents_beyond_scoring_context"):
         console.print(f"{c['documents_beyond_scoring_context']} of {c['documents']} samples are longer than the "

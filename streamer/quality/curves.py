@@ -58,39 +58,87 @@ class DocCurves:
     prefixes: Prefixes
     room: int | None = None  # context tokens the scoring model holds beside [sep D]
     nll: dict[tuple[str, int | str], np.ndarray] = field(default_factory=dict)
+    known: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)  # NLL by (condition, context tokens)
 
     def seen(self, length: int | str) -> int:
         return effective_length(length, len(self.prefixes.verified), self.room)
 
 
-def measure(engine: LMEngine, docs: Sequence[Prefixes], grid: Sequence[int | str], separator: tuple[int, ...],
-            batch_docs: int = 4, advance: Callable[[int], None] | None = None) -> list[DocCurves]:
-    """Every document at every grid length under every condition. Identical inputs run once: no
-    context is one forward per document for all three conditions, and grid lengths beyond a
-    document's prefix are its full prefix. Contexts are cut to what the engine's max_tokens holds."""
+def requests_of(dc: DocCurves, grid: Sequence[int | str]) -> list[tuple[str, int]]:
+    """The distinct forwards a document's curves need, as (condition, context tokens): no context
+    is one forward for all three conditions, and lengths beyond its prefix are its full prefix."""
+    keys = {(CONDITIONS[0] if (e := dc.seen(length)) == 0 else cond, e): None
+            for cond in CONDITIONS for length in grid}
+    return list(keys)
+
+
+def forward_tokens(dc: DocCurves, key: tuple[str, int], separator: tuple[int, ...]) -> int:
+    return key[1] + len(separator) + len(dc.prefixes.doc)
+
+
+def lm_tokens(dc: DocCurves, grid: Sequence[int | str], separator: tuple[int, ...]) -> int:
+    """What measuring the document costs: its forwards' tokens (the known no-context one excluded)."""
+    return sum(forward_tokens(dc, k, separator) for k in requests_of(dc, grid) if k not in dc.known)
+
+
+def measure(engine: LMEngine, docs: Sequence[Prefixes] | Sequence[DocCurves], grid: Sequence[int | str],
+            separator: tuple[int, ...], batch_docs: int = 4,
+            advance: Callable[[int, int], None] | None = None) -> list[DocCurves]:
+    """Every document at every grid length under every condition. Identical inputs run once, and
+    what a DocCurves already knows (the no-context scores the entropy stage measured) is not run
+    again. Contexts are cut to what the engine's max_tokens holds. advance(documents, LM tokens)
+    after each group of batch_docs documents."""
     limit = getattr(engine, "max_tokens", None)
-    out = [DocCurves(p, room_beside(len(p.doc), separator, limit)) for p in docs]
+    out = [p if isinstance(p, DocCurves) else DocCurves(p, room_beside(len(p.doc), separator, limit)) for p in docs]
     for start in range(0, len(out), batch_docs):
         group = out[start:start + batch_docs]
-        wanted: dict[tuple[int, str, int], int] = {}  # (doc, condition, effective length) -> request
-        requests: list[ScoreRequest] = []
-        for d, dc in enumerate(group):
+        todo = [(dc, key) for dc in group for key in requests_of(dc, grid) if key not in dc.known]
+        requests = [context_request(dc.prefixes.of(key[0]), dc.prefixes.doc, separator, key[1]) for dc, key in todo]
+        for (dc, key), (_, nll) in zip(todo, engine.score_many(requests) if requests else [], strict=True):
+            dc.known[key] = nll
+        for dc in group:
             for cond in CONDITIONS:
                 for length in grid:
                     e = dc.seen(length)
-                    key = (d, CONDITIONS[0] if e == 0 else cond, e)
-                    if key not in wanted:
-                        wanted[key] = len(requests)
-                        requests.append(context_request(dc.prefixes.of(key[1]), dc.prefixes.doc, separator, e))
-        scored = engine.score_many(requests)
-        for d, dc in enumerate(group):
-            for cond in CONDITIONS:
-                for length in grid:
-                    e = dc.seen(length)
-                    dc.nll[(cond, length)] = scored[wanted[(d, CONDITIONS[0] if e == 0 else cond, e)]][1]
+                    dc.nll[(cond, length)] = dc.known[(CONDITIONS[0] if e == 0 else cond, e)]
         if advance is not None:
-            advance(len(group))
+            advance(len(group), sum(forward_tokens(dc, key, separator) for dc, key in todo))
     return out
+
+
+@dataclass
+class Plan:
+    """The documents and lengths an LM budget allows, and what it left out."""
+
+    curves: list[DocCurves]
+    grid: list[int | str]
+    lm_tokens: int
+    left_out_documents: int = 0
+    left_out_lengths: list[int | str] = field(default_factory=list)
+    needed: int = 0  # tokens the first document alone needs at the shortest grid (when none fit)
+
+
+def fit_budget(curves: Sequence[DocCurves], grid: Sequence[int | str], separator: tuple[int, ...],
+               budget: int | None) -> Plan:
+    """The grid loses its longest fixed lengths (0 and full always stay) until the first document
+    fits; then documents are taken in their order (a stable random one) until the next would pass
+    the budget. Stopping there, rather than skipping to cheaper documents, keeps short documents
+    from being favoured."""
+    grid = list(grid)
+    if budget is None:
+        return Plan(list(curves), grid, sum(lm_tokens(dc, grid, separator) for dc in curves))
+    dropped: list[int | str] = []
+    while curves and lm_tokens(curves[0], grid, separator) > budget and len(grid) > 2:
+        dropped.append(grid.pop(-2))
+    kept, total = [], 0
+    for dc in curves:
+        cost = lm_tokens(dc, grid, separator)
+        if total + cost > budget:
+            break
+        kept.append(dc)
+        total += cost
+    needed = lm_tokens(curves[0], grid, separator) if curves and not kept else 0
+    return Plan(kept, grid, total, len(curves) - len(kept), sorted(dropped, key=str), needed)
 
 
 def _mean(values: list[np.ndarray]) -> float | None:

@@ -14,15 +14,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgpack
+import numpy as np
 
 from entropylong_streamer.config import Config
 from entropylong_streamer.pipeline import criterion
 from entropylong_streamer.stages.pack import sample_from
 from entropylong_streamer.topics import DEPENDENCIES, DependenciesRecord
-from entropylong_streamer.topics.base import RecordError
+from entropylong_streamer.topics.base import RecordError, TopicSpec
 
 from .contexts import CONDITIONS, PoolChunk, Prefixes, prefixes
-from .curves import FULL, length_grid, measure, room_beside, summarize
+from .curves import FULL, DocCurves, Plan, fit_budget, length_grid, measure, room_beside, summarize
 from .figures import dependency_figures, sample_figures
 from .gauges import REPORT_FILE
 
@@ -74,14 +75,23 @@ def read_records(path: Path) -> Iterable[DependenciesRecord]:
 
 
 def records_from_topic(cfg: Config, undecodable: list[str], poll_ms: int = 1000) -> Iterable[DependenciesRecord]:
-    """Every record of the dependencies topic up to its end offsets at the start (no consumer group:
-    nothing is committed, no stage's group is touched); a record that does not decode is skipped and
-    its reason appended to `undecodable`."""
+    """Every record of the dependencies topic up to its end offsets at the start; a record that
+    does not decode is skipped and its reason appended to `undecodable`."""
+    for msg in topic_messages(cfg, DEPENDENCIES, poll_ms):
+        try:
+            yield DEPENDENCIES.decode(msg.value)
+        except RecordError as exc:
+            undecodable.append(f"{msg.topic}[{msg.partition}]@{msg.offset}: {exc}")
+
+
+def topic_messages(cfg: Config, spec: TopicSpec, poll_ms: int = 1000) -> Iterable:
+    """A topic's messages up to its end offsets at the start (no consumer group: nothing is
+    committed, no stage's group is touched)."""
     from kafka import KafkaConsumer, TopicPartition
 
     from entropylong_streamer.agents.kafka_clients import client_kwargs
 
-    topic = DEPENDENCIES.full_name(cfg.kafka.topic_prefix)
+    topic = spec.full_name(cfg.kafka.topic_prefix)
     cons = KafkaConsumer(enable_auto_commit=False, **client_kwargs(cfg))
     try:
         parts = [TopicPartition(topic, p) for p in sorted(cons.partitions_for_topic(topic) or ())]
@@ -92,12 +102,7 @@ def records_from_topic(cfg: Config, undecodable: list[str], poll_ms: int = 1000)
         ends = {tp: n for tp, n in cons.end_offsets(parts).items() if n > 0}
         while ends:
             for tp, msgs in cons.poll(timeout_ms=poll_ms).items():
-                for msg in msgs:
-                    if msg.offset < ends.get(tp, 0):
-                        try:
-                            yield DEPENDENCIES.decode(msg.value)
-                        except RecordError as exc:
-                            undecodable.append(f"{tp.topic}[{tp.partition}]@{msg.offset}: {exc}")
+                yield from (msg for msg in msgs if msg.offset < ends.get(tp, 0))
             ends = {tp: n for tp, n in ends.items() if cons.position(tp) < n}
     finally:
         cons.close()
@@ -108,11 +113,12 @@ def _pick(doc_ids: Iterable[str], n: int) -> list[str]:
     return sorted(doc_ids, key=lambda d: hashlib.sha256(d.encode()).digest())[:n]
 
 
-def build_report(cfg: Config, records: Iterable[DependenciesRecord], shards: ShardSetView, engine,
-                 pool: list[PoolChunk], separator: tuple[int, ...], max_docs: int = 64, grid: list | None = None,
-                 advance: Callable[[int], None] | None = None, start: Callable[[int], None] | None = None,
-                 undecodable: int = 0) -> dict:
-    """Everything the report states; `engine` scores the curves (None: figures only)."""
+def build_figures(cfg: Config, records: Iterable[DependenciesRecord], shards: ShardSetView,
+                  pool: list[PoolChunk], separator: tuple[int, ...], max_docs: int = 64,
+                  undecodable: int = 0) -> tuple[dict, list[Prefixes]]:
+    """The report's figures that need no LM (lengths, distances, acceptance, dI, fill), and the
+    documents with a verified context whose curves it would measure (at most max_docs, a stable
+    random choice, in that order)."""
     p = cfg.pack
     version = cfg.verify_version()
     latest: dict[str, DependenciesRecord] = {}
@@ -146,36 +152,73 @@ def build_report(cfg: Config, records: Iterable[DependenciesRecord], shards: Sha
         "dependencies": dependency_figures(matched, criterion(cfg)),
         "samples": sample_figures(contexts, tokens, shards.manifest, distances),
     }
-    with_context = [r for r, c in zip(matched, contexts, strict=True) if c]
-    chosen = set(_pick((r.doc_id for r in with_context), max_docs))
-    docs: list[Prefixes] = [prefixes(r, shards.samples[r.doc_id], pool, separator, p.seed)
-                            for r in with_context if r.doc_id in chosen]
-    longest = max((len(d.verified) for d in docs), default=0)
-    grid = grid or length_grid(longest)
-    curve = {"documents": len(docs), "documents_with_contexts": len(with_context),
-             "documents_without_contexts": len(matched) - len(with_context), "grid": grid,
-             "random_prefix_short": sum(len(d.random) < len(d.verified) for d in docs),
-             "pool_chunks_sampled": len(pool), "points": []}
-    if engine is not None:  # the curves reach as far as the scoring model's context
-        limit = getattr(engine, "max_tokens", None)
-        rooms = [room_beside(len(d.doc), separator, limit) for d in docs]
-        curve["scoring_context_tokens"] = limit
-        curve["documents_beyond_scoring_context"] = sum(r is not None and len(d.verified) > r
-                                                        for d, r in zip(docs, rooms, strict=True))
-    if engine is not None and docs:
-        if start is not None:
-            start(len(docs))
-        curve["points"] = summarize(measure(engine, docs, grid, separator, advance=advance), grid)
-    report["curves"] = curve
+    with_context = {r.doc_id: r for r, c in zip(matched, contexts, strict=True) if c}
+    docs = [prefixes(with_context[d], shards.samples[d], pool, separator, p.seed)
+            for d in _pick(with_context, max_docs)]
+    report["curves"] = {"status": "pending", "documents": 0, "documents_with_contexts": len(with_context),
+                        "documents_without_contexts": len(matched) - len(with_context),
+                        "random_prefix_short": sum(len(d.random) < len(d.verified) for d in docs),
+                        "pool_chunks_sampled": len(pool), "points": []}
+    report["headline"] = headline(report)
+    return report, docs
+
+
+def plan_curves(report: dict, docs: list[Prefixes], separator: tuple[int, ...], max_tokens: int | None,
+                max_lm_tokens: int | None, no_context: Callable[[Prefixes], np.ndarray | None] | None = None,
+                grid: list | None = None) -> Plan:
+    """Which documents and lengths the curves measure within max_lm_tokens, recorded in the report
+    (what was left out, what the no-context scores already measured saved)."""
+    grid = grid or length_grid(max((len(d.verified) for d in docs), default=0))
+    curves = [DocCurves(d, room_beside(len(d.doc), separator, max_tokens)) for d in docs]
+    reused = 0
+    for dc in curves:
+        nll = no_context(dc.prefixes) if no_context is not None else None
+        if nll is not None and len(nll) == len(dc.prefixes.doc):
+            dc.known[(CONDITIONS[0], 0)] = nll
+            reused += len(separator) + len(dc.prefixes.doc)
+    plan = fit_budget(curves, grid, separator, max_lm_tokens)
+    c = report["curves"]
+    c.update(documents=len(plan.curves), grid=plan.grid, lm_tokens_planned=plan.lm_tokens, max_lm_tokens=max_lm_tokens,
+             left_out_documents=plan.left_out_documents, left_out_lengths=plan.left_out_lengths,
+             lm_tokens_reused=reused, scoring_context_tokens=max_tokens,
+             documents_beyond_scoring_context=sum(dc.room is not None and len(dc.prefixes.verified) > dc.room
+                                                  for dc in plan.curves))
+    if plan.needed:
+        c["status"] = f"over budget: the first document needs {plan.needed:,} LM tokens at the shortest grid"
+    return plan
+
+
+def finish_curves(report: dict, plan: Plan, engine, separator: tuple[int, ...],
+                  advance: Callable[[int, int], None] | None = None) -> dict:
+    """Measure the planned curves; the report with its points and headline."""
+    c = report["curves"]
+    if plan.curves and not plan.needed:
+        before = engine.lm_tokens
+        c["points"] = summarize(measure(engine, plan.curves, plan.grid, separator, advance=advance), plan.grid)
+        c["lm_tokens"] = engine.lm_tokens - before
+        c["status"] = "done"
+    elif c["status"] == "pending":
+        c["status"] = "done"  # nothing to measure
     report["headline"] = headline(report)
     return report
+
+
+def build_report(cfg: Config, records: Iterable[DependenciesRecord], shards: ShardSetView, engine,
+                 pool: list[PoolChunk], separator: tuple[int, ...], max_docs: int = 64, grid: list | None = None,
+                 max_lm_tokens: int | None = None, undecodable: int = 0) -> dict:
+    """Everything the report states; `engine` scores the curves (None: figures only)."""
+    report, docs = build_figures(cfg, records, shards, pool, separator, max_docs, undecodable)
+    if engine is None:
+        return report
+    plan = plan_curves(report, docs, separator, getattr(engine, "max_tokens", None), max_lm_tokens, grid=grid)
+    return finish_curves(report, plan, engine, separator)
 
 
 def headline(report: dict) -> dict:
     """The figures a dashboard shows: CE with the whole context, and each baseline's gap."""
     full = next((pt for pt in report["curves"]["points"] if pt["context_tokens"] == FULL), None)
     out = {"acceptance_rate": report["dependencies"]["acceptance_rate"],
-           "documents_measured": report["curves"]["documents"]}
+           "documents_measured": report["curves"]["documents"] if report["curves"]["points"] else 0}
     if full is not None:
         for where in ("all", "anchors"):
             out[f"ce_{where}"] = full[where]["ce"]

@@ -130,6 +130,8 @@ def test_prometheus_answers_agree_with_the_pipeline(tmp_path, model_cache):
         assert report["inputs"]["matched"] == N and report["inputs"]["records_disagreeing_with_shard"] == 0
         assert report["inputs"]["records_undecodable"] == 1
         assert report["dependencies"]["pairs"] == pairs
+        if report["curves"]["documents"]:  # their no-context point was read from the scores topic
+            assert report["curves"]["lm_tokens_reused"] > 0
         wait_for("Prometheus to show the report", lambda: scalar(url, "max(elong_quality_report_timestamp_seconds)")
                  == report["created_unix"], workers, timeout=60)
         assert scalar(url, "max(elong_quality_acceptance_rate)") == report["headline"]["acceptance_rate"]

@@ -4,9 +4,20 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from entropylong_streamer.quality.contexts import CONDITIONS, Prefixes
-from entropylong_streamer.quality.curves import FULL, effective_length, length_grid, measure, summarize
+from entropylong_streamer.quality.curves import (
+    FULL,
+    DocCurves,
+    effective_length,
+    fit_budget,
+    length_grid,
+    lm_tokens,
+    measure,
+    summarize,
+)
 from entropylong_streamer.services.lm import TransformersEngine
 
 SEP = 0
@@ -93,3 +104,56 @@ def test_a_prefix_longer_than_the_models_context_is_scored_on_what_fits(model_ca
         _, nll = short.score(ids, range(n, len(ids) - 1))
         np.testing.assert_allclose(dc.nll[("verified", FULL)], nll, atol=1e-4)
     assert any(len(dc.prefixes.verified) > dc.seen(FULL) for dc in curves)  # the limit bit somewhere
+
+
+def test_a_budget_is_met_exactly_by_what_measure_runs(engine):
+    ds, grid = docs(8), [0, 16, 64, FULL]
+    everything = sum(lm_tokens(DocCurves(p), grid, (SEP,)) for p in ds)
+    plan = fit_budget([DocCurves(p) for p in ds], grid, (SEP,), everything // 2)
+    assert 0 < len(plan.curves) < len(ds) and plan.left_out_documents == len(ds) - len(plan.curves)
+    before = engine.lm_tokens
+    measure(engine, plan.curves, plan.grid, (SEP,))
+    # the plan counts each distinct forward whole; the engine may run a shared prefix once
+    assert 0.9 * plan.lm_tokens <= engine.lm_tokens - before <= plan.lm_tokens <= everything // 2
+
+
+def test_known_no_context_scores_are_used_not_run(engine):
+    ds, grid = docs(), [0, 16, FULL]
+    plain = measure(engine, ds, grid, (SEP,))
+    known = [DocCurves(p) for p in ds]
+    for dc, ref in zip(known, plain, strict=True):
+        dc.known[("verified", 0)] = ref.nll[("verified", 0)]
+    before = engine.lm_tokens
+    measure(engine, known, grid, (SEP,))
+    ran_without, before = engine.lm_tokens - before, engine.lm_tokens
+    measure(engine, ds, grid, (SEP,))
+    saved = engine.lm_tokens - before - ran_without  # the [sep D] forwards (their separator may be shared)
+    assert sum(len(p.doc) for p in ds) <= saved <= sum(1 + len(p.doc) for p in ds)
+    for dc, ref in zip(known, plain, strict=True):
+        for key, nll in ref.nll.items():
+            np.testing.assert_allclose(dc.nll[key], nll, atol=1e-4)
+
+
+@settings(max_examples=80, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(0, 8), budget=st.integers(0, 3000))
+def test_fit_budget_keeps_a_prefix_of_the_documents_within_the_budget(seed, n, budget):
+    rng = np.random.default_rng(seed)
+    ds = []
+    for i in range(n):
+        size = int(rng.integers(0, 400))
+        doc = tuple(range(1, int(rng.integers(2, 60))))
+        ds.append(Prefixes(f"d{i}", doc, (0,), **{c: tuple(range(size)) for c in CONDITIONS}))
+    grid = length_grid(max((len(p.verified) for p in ds), default=0))
+    curves = [DocCurves(p) for p in ds]
+    plan = fit_budget(curves, grid, (SEP,), budget)
+    cost = [lm_tokens(dc, plan.grid, (SEP,)) for dc in curves]
+    assert plan.curves == curves[: len(plan.curves)]  # the given order, no skipping to cheaper ones
+    assert plan.lm_tokens == sum(cost[: len(plan.curves)]) <= budget
+    if len(plan.curves) < n:  # the next one would not have fitted
+        assert plan.lm_tokens + cost[len(plan.curves)] > budget
+    assert plan.grid[0] == 0 and plan.grid[-1] == FULL
+    assert sorted(plan.grid[1:-1] + plan.left_out_lengths) == grid[1:-1]
+    if plan.left_out_lengths:  # lengths only go while the first document does not fit with them
+        last = min(plan.left_out_lengths)
+        assert lm_tokens(curves[0], sorted(plan.grid[:-1] + [last]) + [FULL], (SEP,)) > budget
+    assert bool(plan.needed) == (n > 0 and not plan.curves)

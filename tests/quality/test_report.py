@@ -39,11 +39,11 @@ def built(tmp_path_factory, model_cache):
     pipe = Pipeline(cfg, milvus_uri=str(out / "pool.db"))
     build(cfg, [docs], [corpus], out, show_progress=False, pipeline=pipe)
     report, paths = run_report(cfg, Console(quiet=True), batch_dir=out, pipeline=pipe, show_progress=False)
-    return cfg, out, report, paths
+    return cfg, out, report, paths, pipe
 
 
 def test_the_verified_curve_falls_below_both_baselines(built):
-    _, _, report, _ = built
+    _, _, report, _, _ = built
     curves = report["curves"]
     assert curves["documents"] >= 8  # most reports found their profile
     full = curves["points"][-1]
@@ -57,7 +57,7 @@ def test_the_verified_curve_falls_below_both_baselines(built):
 
 
 def test_the_figures_agree_with_the_records_they_came_from(built):
-    cfg, out, report, _ = built
+    cfg, out, report, _, _ = built
     records = list(read_records(out / RECORDS_FILE))
     assert report["inputs"]["matched"] == len(records) == 12
     assert report["inputs"]["records_disagreeing_with_shard"] == 0
@@ -86,7 +86,7 @@ def test_the_figures_agree_with_the_records_they_came_from(built):
 
 
 def test_outputs_json_plots_and_gauges(built):
-    _, _, report, paths = built
+    _, _, report, paths, _ = built
     assert json.loads(paths[0].read_text()) == json.loads(json.dumps(report))
     pngs = [p for p in paths if p.suffix == ".png"]
     assert {p.name for p in pngs} == {"ce_vs_context_all.png", "ce_vs_context_anchors.png", "d_i.png",
@@ -107,9 +107,46 @@ def test_outputs_json_plots_and_gauges(built):
 
 
 def test_a_missing_shard_set_is_a_clear_error(tmp_path, built):
-    cfg, out, _, _ = built
+    cfg, out, _, _, _ = built
     (tmp_path / RECORDS_FILE).write_bytes((out / RECORDS_FILE).read_bytes())
     with pytest.raises(FileNotFoundError, match="no shard set"):
         run_report(cfg, Console(quiet=True), batch_dir=tmp_path,
                    pipeline=Pipeline(cfg, milvus_uri=str(out / "pool.db")))
 
+
+
+def test_the_plan_is_kept_and_the_no_context_scores_are_read_not_run(built):
+    _, _, report, _, _ = built
+    c = report["curves"]
+    assert c["status"] == "done" and c["left_out_documents"] == 0 and c["left_out_lengths"] == []
+    # every measured document's [sep D] forward came from the entropy stage's scores file
+    assert c["lm_tokens_reused"] >= c["documents"] * 2
+    assert 0 < c["lm_tokens"] <= c["lm_tokens_planned"] <= c["max_lm_tokens"]
+
+
+class _Interrupted(Pipeline):
+    @property
+    def engine(self):  # as if the user pressed Ctrl-C while the model loads
+        raise KeyboardInterrupt
+
+
+def test_the_figures_are_written_before_any_lm_work(built, tmp_path):
+    cfg, out, report, _, pipe = built
+    interrupted = _Interrupted(cfg, milvus_uri=str(out / "pool.db"))
+    interrupted.__dict__["pool"] = pipe.pool  # the fixture's open pool (one client per milvus-lite file)
+    with pytest.raises(KeyboardInterrupt):
+        run_report(cfg, Console(quiet=True), batch_dir=out, pipeline=interrupted, out=tmp_path, show_progress=False)
+    written = json.loads((tmp_path / "report.json").read_text())
+    assert written["curves"]["status"] == "pending" and written["curves"]["points"] == []
+    for part in ("dependencies", "samples", "inputs"):
+        assert written[part] == json.loads(json.dumps(report[part]))
+    assert (tmp_path / "lengths.png").exists() and (tmp_path / "d_i.png").exists()
+
+
+def test_a_budget_too_small_for_one_document_says_so(built, tmp_path):
+    cfg, out, report, _, pipe = built
+    small, _ = run_report(cfg, Console(quiet=True), batch_dir=out, pipeline=pipe, out=tmp_path, show_progress=False,
+                          max_lm_tokens=10)
+    assert small["curves"]["status"].startswith("over budget") and small["curves"]["points"] == []
+    assert small["curves"]["left_out_documents"] == report["curves"]["documents"]
+    assert small["dependencies"] == report["dependencies"]
