@@ -40,17 +40,22 @@ def install_backoff(backoff_s: float) -> None:
     install_kafka_python_backoff(backoff_s)
 
 
+def _patch(library: str, installed_version: str, owner: type, method: str, wrap, backoff_s: float) -> None:
+    """owner.method = wrap(owner.method, backoff_s), once per process, for the pinned version only."""
+    if library in _installed:
+        return
+    check_version(library, installed_version)
+    setattr(owner, method, wrap(getattr(owner, method), backoff_s))
+    _installed[library] = backoff_s
+
+
 def install_aiokafka_backoff(backoff_s: float) -> None:
     """Make aiokafka's fetcher (used by Faust) pause after a fetch response that carried nothing."""
-    if backoff_s <= 0 or "aiokafka" in _installed:
-        return
-    import aiokafka
-    from aiokafka.consumer.fetcher import Fetcher
+    if backoff_s > 0:
+        import aiokafka
+        from aiokafka.consumer.fetcher import Fetcher
 
-    check_version("aiokafka", aiokafka.__version__)
-
-    Fetcher._proc_fetch_request = wait_if_empty(Fetcher._proc_fetch_request, backoff_s)
-    _installed["aiokafka"] = backoff_s
+        _patch("aiokafka", aiokafka.__version__, Fetcher, "_proc_fetch_request", wait_if_empty, backoff_s)
 
 
 def wait_if_empty(proc_fetch_request, backoff_s: float):
@@ -75,14 +80,11 @@ def install_kafka_python_backoff(backoff_s: float) -> None:
     """Make kafka-python's fetcher report "nothing to wait on" for backoff_s after a fetch that
     brought nothing: KafkaConsumer then sleeps (retry_backoff_ms at most) instead of sending the
     next fetch at once. Group membership is untouched: the coordinator still runs every poll."""
-    if backoff_s <= 0 or "kafka-python" in _installed:
-        return
-    import kafka
-    from kafka.consumer.fetcher import Fetcher
+    if backoff_s > 0:
+        import kafka
+        from kafka.consumer.fetcher import Fetcher
 
-    check_version("kafka-python", kafka.__version__)
-    Fetcher.fetch_records = pause_after_empty(Fetcher.fetch_records, backoff_s)
-    _installed["kafka-python"] = backoff_s
+        _patch("kafka-python", kafka.__version__, Fetcher, "fetch_records", pause_after_empty, backoff_s)
 
 
 def pause_after_empty(fetch_records, backoff_s: float):
