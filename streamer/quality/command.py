@@ -61,9 +61,11 @@ def run_report(cfg: Config, console: Console, batch_dir: Path | None = None, out
         out = out or report_dir(cfg)
     shards = read_shard_set(shard_dir)
     with console.status("sampling the pool for the random baseline ..."):
-        tokenizer, cap = pipe.engine_tokenizer(), cfg.verify.max_context_tokens
-        pool = [PoolChunk(h.doc_id, tuple(tokenizer.tokenize(h.text).ids[:cap]))
-                for h in pipe.pool.sample(pool_chunks, cfg.pack.seed)]
+        hits = pipe.pool.sample(pool_chunks, cfg.pack.seed)
+        tokens = pipe.engine_tokenizer().tokenize_many([h.text for h in hits])
+        # a random context is held to the verifier's cap (verify.max_context_tokens), from its head
+        pool = [PoolChunk(h.doc_id, tuple(t.ids[: cfg.verify.max_context_tokens]))
+                for h, t in zip(hits, tokens, strict=True)]
     report, docs = build_figures(cfg, records, shards, pool, pipe.separator, max_docs, len(undecodable))
     paths = write_report(report, out)  # an interrupted report still leaves these
     print_summary(report, console)

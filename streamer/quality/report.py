@@ -164,11 +164,10 @@ def build_figures(cfg: Config, records: Iterable[DependenciesRecord], shards: Sh
 
 
 def plan_curves(report: dict, docs: list[Prefixes], separator: tuple[int, ...], max_tokens: int | None,
-                max_lm_tokens: int | None, no_context: Callable[[Prefixes], np.ndarray | None] | None = None,
-                grid: list | None = None) -> Plan:
+                max_lm_tokens: int | None, no_context: Callable[[Prefixes], np.ndarray | None] | None = None) -> Plan:
     """Which documents and lengths the curves measure within max_lm_tokens, recorded in the report
     (what was left out, what the no-context scores already measured saved)."""
-    grid = grid or length_grid(max((len(d.verified) for d in docs), default=0))
+    grid = length_grid(max((len(d.verified) for d in docs), default=0))
     curves = [DocCurves(d, room_beside(len(d.doc), separator, max_tokens)) for d in docs]
     reused = 0
     for dc in curves:
@@ -201,17 +200,6 @@ def finish_curves(report: dict, plan: Plan, engine, separator: tuple[int, ...],
         c["status"] = "done"  # nothing to measure
     report["headline"] = headline(report)
     return report
-
-
-def build_report(cfg: Config, records: Iterable[DependenciesRecord], shards: ShardSetView, engine,
-                 pool: list[PoolChunk], separator: tuple[int, ...], max_docs: int = 64, grid: list | None = None,
-                 max_lm_tokens: int | None = None, undecodable: int = 0) -> dict:
-    """Everything the report states; `engine` scores the curves (None: figures only)."""
-    report, docs = build_figures(cfg, records, shards, pool, separator, max_docs, undecodable)
-    if engine is None:
-        return report
-    plan = plan_curves(report, docs, separator, getattr(engine, "max_tokens", None), max_lm_tokens, grid=grid)
-    return finish_curves(report, plan, engine, separator)
 
 
 def headline(report: dict) -> dict:

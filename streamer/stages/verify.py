@@ -71,10 +71,6 @@ class VerifyStage:
             result.outputs.append(rec)
         return result
 
-    def context_tokens(self, text: str) -> list[int]:
-        """A text's tokens under the context length cap, from its head."""
-        return self.engine.tokenize(text).ids[: self.max_context_tokens]
-
     def _context(self, cand: Candidate, room: int) -> tuple[str, list[int]]:
         """What is measured, and so trained (the record carries it to the packer): the candidate's
         tokens within the cap and the room, around the spans its anchors' queries matched."""
