@@ -138,7 +138,7 @@ def fit_budget(curves: Sequence[DocCurves], grid: Sequence[int | str], separator
         kept.append(dc)
         total += cost
     needed = lm_tokens(curves[0], grid, separator) if curves and not kept else 0
-    return Plan(kept, grid, total, len(curves) - len(kept), sorted(dropped, key=str), needed)
+    return Plan(kept, grid, total, len(curves) - len(kept), dropped[::-1], needed)  # shortest first
 
 
 def _mean(values: list[np.ndarray]) -> float | None:
