@@ -14,6 +14,8 @@ import numpy as np
 from entropylong_streamer.method.batching import length_batches
 from entropylong_streamer.method.windows import default_overlap, plan_windows
 
+from .flops import FlopModel
+
 
 @dataclass(frozen=True)
 class Tokenized:
@@ -38,6 +40,18 @@ class ScoreRequest:
 Scores = tuple[np.ndarray, np.ndarray]  # (H, NLL) float32, one value per requested position
 
 
+@dataclass(frozen=True)
+class Charge:
+    """One request's share of the LM work of the engine call that scored it: the call's tokens and
+    wall time split in proportion to the tokens its pieces ran (so shared prefixes are shared out),
+    and its FLOPs (services/flops.py; 0 where the engine has no FLOP model). Summed over a call's
+    requests: the engine's own counts."""
+
+    lm_tokens: float = 0.0
+    flops: float = 0.0
+    seconds: float = 0.0
+
+
 class LMEngine(Protocol):
     name: str
     dtype: str  # the dtype the model runs in ("float32", "bfloat16")
@@ -57,6 +71,10 @@ class LMEngine(Protocol):
 
     def score_many(self, requests: Sequence[ScoreRequest]) -> list[Scores]:
         """score() for many requests at once, batched across them."""
+        ...
+
+    def score_charged(self, requests: Sequence[ScoreRequest]) -> tuple[list[Scores], list[Charge]]:
+        """score_many, and what each request cost."""
         ...
 
 
@@ -116,6 +134,8 @@ class EngineBase(HFTokenizer):
         self.lm_tokens = 0
         self.padded_tokens = 0  # padding run through the model (batching waste)
         self.busy_seconds = 0.0  # wall time inside forwards
+        self.flops = 0.0  # forward FLOPs of the tokens run (padding not), where flop_model is set
+        self.flop_model: FlopModel | None = None
 
     @property
     def tokens_per_second(self) -> float:
@@ -125,6 +145,9 @@ class EngineBase(HFTokenizer):
         return self.score_many([ScoreRequest(ids, positions)])[0]
 
     def score_many(self, requests: Sequence[ScoreRequest]) -> list[Scores]:
+        return self.score_charged(requests)[0]
+
+    def score_charged(self, requests: Sequence[ScoreRequest]) -> tuple[list[Scores], list[Charge]]:
         pieces: list[_Piece] = []
         sizes = []
         for r, req in enumerate(requests):
@@ -135,13 +158,33 @@ class EngineBase(HFTokenizer):
             pieces.extend(self._split(r, req.ids, positions, req.prefix))
         t0 = time.perf_counter()
         scored, ran = self._score_pieces(pieces) if pieces else ([], 0)
-        self.busy_seconds += time.perf_counter() - t0
+        seconds = time.perf_counter() - t0
+        self.busy_seconds += seconds
         self.lm_tokens += ran
         out = [(np.zeros(n, np.float32), np.zeros(n, np.float32)) for n in sizes]
         for piece, (h, nll) in zip(pieces, scored, strict=True):
             out[piece.request][0][piece.slots] = h
             out[piece.request][1][piece.slots] = nll
-        return out
+        return out, self._charges(len(requests), pieces, ran, seconds)
+
+    def _charges(self, n: int, pieces: list[_Piece], ran: int, seconds: float) -> list[Charge]:
+        """The call's tokens and seconds split by the tokens each request's pieces hold; FLOPs: the
+        body's for the tokens actually run (shared prefixes once), attention and projection per piece
+        (a shared prefix's own attention counted with each piece: an upper bound by that much)."""
+        held = [0] * n
+        flops = [0.0] * n
+        for p in pieces:
+            held[p.request] += len(p.ids)
+            if self.flop_model is not None:
+                _, attention, projection = self.flop_model.parts(len(p.ids), len(p.positions))
+                flops[p.request] += attention + projection
+        total = sum(held)
+        share = [h / total if total else 0.0 for h in held]
+        if self.flop_model is not None:
+            body = 2.0 * self.flop_model.body * ran
+            flops = [f + body * s for f, s in zip(flops, share, strict=True)]
+            self.flops += sum(flops)
+        return [Charge(ran * s, f, seconds * s) for s, f in zip(share, flops, strict=True)]
 
     def _split(self, request: int, ids: Sequence[int], positions: list[int], prefix: int = 0) -> list[_Piece]:
         """Pieces of one request: one per window (a single one if it fits) that holds positions.
@@ -197,6 +240,7 @@ class TransformersEngine(EngineBase):
         max_tokens = min(max_tokens, limit)
         super().__init__(tokenizer, model_spec, max_tokens, overlap)
         self.vocab_size = int(self.model.config.vocab_size)
+        self.flop_model = FlopModel.of_config(self.model.config.to_dict())
         self.chunk_positions = chunk_positions
         self.batch_tokens = max(batch_tokens, self.max_tokens)
         self._body = self.model.base_model

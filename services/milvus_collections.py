@@ -6,7 +6,8 @@ import time
 
 
 def create_unless_exists(client, name: str, schema, index_params, *, wait_s: float = 60.0) -> bool:
-    """Create the collection; False when another process created it. Workers that start together
+    """Create the collection; False when another process had created it (Milvus may also accept an
+    identical second create: then both report True). Workers that start together
     (index, retrieval) each see no collection and each create it. The losers fail, with "already
     exists" or, on milvus-lite, "[Errno 17] File exists" while the winner is still creating it
     (has_collection is then still False): wait for the winner's collection, trying again in

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .flops import FlopModel
 from .lm import EngineBase, Scores, _Piece
 from .vllm_entropy import GEMM_ENV, POSITIONS, entropy_architecture
 
@@ -30,6 +31,7 @@ class VLLMEngine(EngineBase):
         super().__init__(load_tokenizer(model_spec, cache_dir), model_spec, max_tokens, overlap)
         self.device, self.dtype = device, dtype
         self.vocab_size = int(config["vocab_size"])
+        self.flop_model = FlopModel.of_config(config)
         os.environ[GEMM_ENV] = cpu_gemm  # read by the plugin while the model's weights load
         self.llm = _start_llm(path, config["architectures"][0], device, dtype, max_tokens,
                               max(batch_tokens, max_tokens), kv_cache_gib, gpu_memory_utilization)

@@ -23,6 +23,7 @@ from entropylong_streamer.topics import (
     DependenciesRecord,
     Doc,
     DroppedDoc,
+    LMCost,
     Measured,
     Pair,
     RecordError,
@@ -104,13 +105,27 @@ def test_a_follower_must_name_a_leading_anchor_of_its_record():
         ANCHORS.decode(msgpack.packb(data, use_bin_type=True))
 
 
+def test_records_written_before_costs_were_recorded_are_read_without_them():
+    """Anchors of schema 2 and dependencies of schema 1 (no cost fields) drain after an upgrade."""
+    old = ANCHORS_REC.model_dump(mode="python", exclude={"cost"}) | {"schema_version": 2}
+    rec = ANCHORS.decode(msgpack.packb(old, use_bin_type=True))
+    assert rec == ANCHORS_REC and rec.cost is None and rec.schema_version == 3
+    with_cost = ANCHORS_REC.model_copy(update={"cost": LMCost(lm_tokens=12.5, flops=3e9, seconds=0.25)})
+    assert ANCHORS.decode(ANCHORS.encode(with_cost)).cost == with_cost.cost
+    DEPS_REC = EXAMPLES["dependencies"][1]
+    deps = DEPENDENCIES.decode(DEPENDENCIES.encode(DEPS_REC)).model_dump(mode="python", exclude={"costs"})
+    rec = DEPENDENCIES.decode(msgpack.packb(deps | {"schema_version": 1}, use_bin_type=True))
+    assert rec.costs == {} and rec.schema_version == 2 and rec.pairs == DEPS_REC.pairs
+
+
 def test_an_anchors_record_of_schema_1_is_read_without_its_per_token_entropy():
     """Records the previous release wrote (entropy_f16, which nothing read) drain after an upgrade."""
-    old = ANCHORS_REC.model_dump(mode="python") | {"schema_version": 1, "entropy_f16": b"\x00\x3c" * 3}
+    old = ANCHORS_REC.model_dump(mode="python", exclude={"cost"}) | {"schema_version": 1,
+                                                                     "entropy_f16": b"\x00\x3c" * 3}
     rec = ANCHORS.decode(msgpack.packb(old, use_bin_type=True))
-    assert rec == ANCHORS_REC and rec.schema_version == 2
+    assert rec == ANCHORS_REC and rec.schema_version == 3 and rec.cost is None
     assert len(ANCHORS.encode(ANCHORS_REC)) < len(msgpack.packb(old, use_bin_type=True))
-    with pytest.raises(RecordError, match="unknown schema_version 3"):
-        ANCHORS.decode(msgpack.packb(old | {"schema_version": 3}, use_bin_type=True))
+    with pytest.raises(RecordError, match="unknown schema_version 4"):
+        ANCHORS.decode(msgpack.packb(old | {"schema_version": 4}, use_bin_type=True))
     with pytest.raises(RecordError, match="unknown schema_version 0"):  # no other topic reads older records
         DOCS.decode(msgpack.packb({"schema_version": 0, "doc_id": "d", "text": "t"}, use_bin_type=True))

@@ -3,6 +3,7 @@
 from .anchors import ANCHORS, Anchor, AnchorsRecord
 from .base import Record, RecordError, TopicSpec
 from .candidates import CANDIDATES, Candidate, CandidatesRecord
+from .cost import LMCost
 from .dead_letter import DEAD_LETTER, DeadLetter
 from .dependencies import DEPENDENCIES, Context, DependenciesRecord, Pair
 from .docs import DOCS, Doc
@@ -17,5 +18,6 @@ __all__ = [
     "ALL_TOPICS", "ANCHORS", "CANDIDATES", "DEAD_LETTER", "DEPENDENCIES", "DOCS", "DROPPED", "MEASUREMENTS",
     "SCORES", "SHARD_READY", "DroppedDoc",
     "Anchor", "AnchorsRecord", "Candidate", "CandidatesRecord", "Context", "DeadLetter",
-    "DependenciesRecord", "Doc", "Measured", "Pair", "Scored", "Record", "RecordError", "ShardReady", "TopicSpec",
+    "DependenciesRecord", "Doc", "LMCost", "Measured", "Pair", "Scored", "Record", "RecordError", "ShardReady",
+    "TopicSpec",
 ]

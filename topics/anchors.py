@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 from pydantic import Field, model_validator
 
 from .base import FromSource, Record, TopicSpec
+from .cost import LMCost
 
 
 class Anchor(Record):
@@ -27,22 +28,24 @@ class Anchor(Record):
 
 class AnchorsRecord(FromSource):
     # 2: no per-token entropy (schema 1's entropy_f16, which nothing read: 2 bytes a token)
-    SCHEMA_VERSION: ClassVar[int] = 2
-    UPGRADES_FROM: ClassVar[tuple[int, ...]] = (1,)
+    # 3: the entropy stage's LM cost of the document
+    SCHEMA_VERSION: ClassVar[int] = 3
+    UPGRADES_FROM: ClassVar[tuple[int, ...]] = (1, 2)
 
-    schema_version: int = 2
+    schema_version: int = 3
     doc_id: str
     text: str
     token_ids: list[int]
     token_offsets: list[tuple[int, int]]
     anchors: list[Anchor]
     config_version: str
+    cost: LMCost | None = None  # None: written before costs were recorded (schema < 3)
 
     @model_validator(mode="before")
     @classmethod
-    def _from_schema_1(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("schema_version") == 1:
-            data = {k: v for k, v in data.items() if k != "entropy_f16"} | {"schema_version": 2}
+    def _upgrade(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("schema_version") in cls.UPGRADES_FROM:
+            data = {k: v for k, v in data.items() if k != "entropy_f16"} | {"schema_version": cls.SCHEMA_VERSION}
         return data
 
     @model_validator(mode="after")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from pydantic import model_validator
 
 from .base import FromSource, Record, TopicSpec
+from .cost import LMCost
 
 
 class Context(Record):
@@ -36,12 +39,27 @@ class Pair(Record):
 
 
 class DependenciesRecord(FromSource):
+    # 2: the LM cost of the document per stage
+    SCHEMA_VERSION: ClassVar[int] = 2
+    UPGRADES_FROM: ClassVar[tuple[int, ...]] = (1,)
+
+    schema_version: int = 2
     doc_id: str
     text: str
     token_ids: list[int]
     contexts: list[Context]
     pairs: list[Pair]
     config_version: str
+    # What the LM work on this document cost, by stage ("entropy", "verify"); {}: written before
+    # costs were recorded (schema 1).
+    costs: dict[str, LMCost] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _upgrade(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("schema_version") in cls.UPGRADES_FROM:
+            data = data | {"schema_version": cls.SCHEMA_VERSION}
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> DependenciesRecord:

@@ -6,7 +6,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from entropylong_streamer.services.lm import LMEngine, ScoreRequest, Scores
+from entropylong_streamer.services.lm import Charge, LMEngine, ScoreRequest, Scores
+from entropylong_streamer.topics import LMCost
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -58,9 +59,15 @@ def run_batch(stage_name: str, items: list[In], fn, stats: Stats) -> StageResult
     return result
 
 
-def score_counted(engine: LMEngine, requests: list[ScoreRequest], stats: Stats) -> list[Scores]:
-    """engine.score_many, adding the LM tokens it ran to stats["lm_tokens"]."""
+def score_counted(engine: LMEngine, requests: list[ScoreRequest], stats: Stats) -> tuple[list[Scores], list[Charge]]:
+    """engine.score_charged, adding the LM tokens it ran to stats["lm_tokens"]."""
     before = engine.lm_tokens
-    scores = engine.score_many(requests)
+    scores, charges = engine.score_charged(requests)
     stats["lm_tokens"] += engine.lm_tokens - before
-    return scores
+    return scores, charges
+
+
+def cost_of(charges: list[Charge], reused: int = 0) -> LMCost:
+    """A document's LMCost: the charges of its requests, and the measurements it read from the cache."""
+    return LMCost(lm_tokens=sum(c.lm_tokens for c in charges), flops=sum(c.flops for c in charges),
+                  seconds=sum(c.seconds for c in charges), reused=reused)

@@ -10,9 +10,9 @@ import numpy as np
 from entropylong_streamer.measurements import MeasurementCache, pack_scores, scores_key, token_digest, unpack_scores
 from entropylong_streamer.method.anchors import AnchorParams, query_span, select_anchors
 from entropylong_streamer.services.lm import LMEngine, ScoreRequest, Scores, Tokenized
-from entropylong_streamer.topics import Anchor, AnchorsRecord, Doc
+from entropylong_streamer.topics import Anchor, AnchorsRecord, Doc, LMCost
 
-from .base import StageError, StageResult, Stats, run_batch, score_counted
+from .base import StageError, StageResult, Stats, cost_of, run_batch, score_counted
 
 
 @dataclass(eq=False)
@@ -41,14 +41,14 @@ class EntropyStage:
     def process(self, docs: list[Doc]) -> StageResult[Doc, AnchorsRecord]:
         tokens = dict(zip(map(id, docs), self.engine.tokenize_many([d.text for d in docs]), strict=True))
         tokenized = run_batch(self.name, docs, lambda doc: self._checked(doc, tokens[id(doc)]), self.stats)
-        scores = self._scores(tokenized.outputs)
+        scores, costs = self._scores(tokenized.outputs)
         result: StageResult[Doc, AnchorsRecord] = StageResult(rejects=tokenized.rejects)
-        for (doc, tok), (h, nll) in zip(tokenized.outputs, scores, strict=True):
-            result.outputs.append(self._record(doc, tok, h, nll))
+        for (doc, tok), (h, nll), cost in zip(tokenized.outputs, scores, costs, strict=True):
+            result.outputs.append(self._record(doc, tok, h, nll, cost))
         self.stats["anchors"] += sum(len(r.anchors) for r in result.outputs)
         return result
 
-    def _scores(self, tokenized: list[tuple[Doc, Tokenized]]) -> list[Scores]:
+    def _scores(self, tokenized: list[tuple[Doc, Tokenized]]) -> tuple[list[Scores], list[LMCost]]:
         keys = [scores_key(self.model_key, doc.doc_id, token_digest(tok.ids)) for doc, tok in tokenized]
         found = [self.cache.get(k) if self.cache is not None else None for k in keys]
         todo = [i for i, f in enumerate(found) if f is None]
@@ -59,13 +59,14 @@ class EntropyStage:
         requests = [ScoreRequest([*self.separator, *tokenized[i][1].ids],
                                  positions=range(k - 1, k - 1 + len(tokenized[i][1].ids)))
                     for i in todo]
-        fresh = score_counted(self.engine, requests, self.stats) if requests else []
+        fresh, charges = score_counted(self.engine, requests, self.stats) if requests else ([], [])
         out: list[Scores | None] = [None if f is None else unpack_scores(f) for f in found]
-        for i, s in zip(todo, fresh, strict=True):
-            out[i] = s
+        costs = [LMCost(reused=1)] * len(out)
+        for i, s, charge in zip(todo, fresh, charges, strict=True):
+            out[i], costs[i] = s, cost_of([charge])
         if self.cache is not None and todo:
             self.cache.put((keys[i], pack_scores(*s)) for i, s in zip(todo, fresh, strict=True))
-        return out  # type: ignore[return-value]
+        return out, costs  # type: ignore[return-value]
 
     def _checked(self, doc: Doc, tok: Tokenized) -> tuple[Doc, Tokenized]:
         n = len(tok.ids)
@@ -75,7 +76,7 @@ class EntropyStage:
             raise StageError(f"too_long: {n} tokens > entropy.max_doc_tokens {self.max_doc_tokens}")
         return doc, tok
 
-    def _record(self, doc: Doc, tok: Tokenized, h: np.ndarray, nll: np.ndarray) -> AnchorsRecord:
+    def _record(self, doc: Doc, tok: Tokenized, h: np.ndarray, nll: np.ndarray, cost: LMCost) -> AnchorsRecord:
         n = len(tok.ids)
         anchors = []
         chosen = select_anchors(h, self.params)
@@ -91,6 +92,6 @@ class EntropyStage:
                                   leader=leader if follows else None))
         return AnchorsRecord(
             doc_id=doc.doc_id, text=doc.text, token_ids=tok.ids, token_offsets=tok.offsets,
-            anchors=anchors, config_version=self.config_version, **doc.origin(),
+            anchors=anchors, config_version=self.config_version, cost=cost, **doc.origin(),
         )
 

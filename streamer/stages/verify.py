@@ -15,10 +15,10 @@ from typing import ClassVar
 from entropylong_streamer.measurements import Measurement, MeasurementCache, pair_key, token_digest
 from entropylong_streamer.method.context_window import char_window, context_window, token_spans
 from entropylong_streamer.method.dependency import Criterion, Measured, relative_reduction
-from entropylong_streamer.services.lm import LMEngine, ScoreRequest, Scores
+from entropylong_streamer.services.lm import Charge, LMEngine, ScoreRequest, Scores
 from entropylong_streamer.topics import Candidate, CandidatesRecord, Context, DependenciesRecord, Pair
 
-from .base import StageError, StageResult, Stats, run_batch, score_counted
+from .base import StageError, StageResult, Stats, cost_of, run_batch, score_counted
 from .retrieve import check_limits
 
 
@@ -49,15 +49,16 @@ class VerifyStage:
         planned = run_batch(self.name, records, self._plan, self.stats)
         live, round_ = planned.outputs, 1
         while live:
-            forwards = [f for plan in live for f in self._forwards(plan, round_)]
+            forwards = [(plan, f) for plan in live for f in self._forwards(plan, round_)]
+            run = [(plan, f) for plan, f in forwards if f.positions]
             # The [sep C] prefix is shared by every document that retrieved C: an engine may compute it once.
-            requests = [ScoreRequest(f.ids, f.positions, prefix=f.prefix) for f in forwards if f.positions]
-            scores = iter(score_counted(self.engine, requests, self.stats))
-            for f in forwards:
-                if f.positions:
-                    f.measure(next(scores))
+            requests = [ScoreRequest(f.ids, f.positions, prefix=f.prefix) for _, f in run]
+            scores, charges = score_counted(self.engine, requests, self.stats) if requests else ([], [])
+            for (plan, f), score, charge in zip(run, scores, charges, strict=True):
+                f.measure(score)
+                plan.charges.append(charge)
             if self.cache is not None:
-                self.cache.put(item for f in forwards for item in f.fresh.items())
+                self.cache.put(item for _, f in forwards for item in f.fresh.items())
             for plan in live:  # what the next round may measure: decided once per round
                 plan.unresolved = self._unresolved(plan)
             live = [plan for plan in live if plan.later_rounds(round_) and plan.unresolved]
@@ -134,6 +135,7 @@ class VerifyStage:
             keys = {t: pair_key(self.model_key, doc.doc_id, plan.doc_digest, token_digest(c.token_ids), t)
                     for t in idx}
             known = {t: m for t, m in ((t, self._cached(keys[t])) for t in idx) if m is not None}
+            plan.reused += len(known)
             missing = [t for t in idx if t not in known]
             offset = 2 * k + len(c.token_ids) - 1  # logits at offset + t predict document token t
             seq = [*self.separator, *c.token_ids, *self.separator, *doc.token_ids[: missing[-1] + 1]] if missing else []
@@ -181,8 +183,12 @@ class VerifyStage:
                 accepted=accepted and not a.template, retrieved=t in forward.retrieved, template=a.template,
                 round=forward.round,
             ))
+        costs = {"verify": cost_of(plan.charges, plan.reused)}
+        if doc.cost is not None:
+            costs["entropy"] = doc.cost
         return DependenciesRecord(doc_id=doc.doc_id, text=doc.text, token_ids=doc.token_ids, **doc.origin(),
-                                  contexts=plan.contexts, pairs=pairs, config_version=self.config_version)
+                                  contexts=plan.contexts, pairs=pairs, config_version=self.config_version,
+                                  costs=costs)
 
 
 @dataclass
@@ -235,6 +241,8 @@ class _Plan:
     contexts: list[Context] = field(default_factory=list)  # in the order first measured
     forwards: list[_Forward] = field(default_factory=list)
     unresolved: set[int] = field(default_factory=set)  # after the latest round: what the next may measure
+    charges: list[Charge] = field(default_factory=list)  # its share of every engine call that ran its forwards
+    reused: int = 0  # pairs read from the measurement cache
 
     def later_rounds(self, round_: int) -> bool:
         return any(r > round_ for c in self.candidates for r in c.rounds.values())

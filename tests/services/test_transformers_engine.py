@@ -132,3 +132,41 @@ def test_smollm2_is_unsure_of_random_strings(smollm2):
     h_noise = smollm2.score([SEP] + smollm2.tokenize(noise).ids)[0][8:]
     h_prose = smollm2.score([SEP] + smollm2.tokenize(prose).ids)[0][8:]
     assert h_noise.mean() > 4.0 and h_noise.mean() > h_prose.mean() + 1.0
+
+
+def test_each_request_is_charged_its_share_and_the_shares_add_up_to_the_engine_counts(tiny):
+    """Charges split the call's tokens and seconds by the tokens each request ran; FLOPs of a request
+    with nothing shared are exactly the FLOP model's forward of its tokens and scored positions."""
+    from entropylong_streamer.services.flops import FlopModel
+
+    rng = random.Random(4)
+    ids = [[rng.randrange(3, 4000) for _ in range(n)] for n in (30, 60, 45)]
+    requests = [ScoreRequest(ids[0], [3, 10, 28]), ScoreRequest(ids[1]), ScoreRequest(ids[2], [40])]
+    before = (tiny.lm_tokens, tiny.busy_seconds, tiny.flops)
+    _, charges = tiny.score_charged(requests)
+    ran = tiny.lm_tokens - before[0]
+    assert ran == 29 + 59 + 41  # each runs to its last scored position
+    assert sum(c.lm_tokens for c in charges) == pytest.approx(ran)
+    assert sum(c.seconds for c in charges) == pytest.approx(tiny.busy_seconds - before[1])
+    assert sum(c.flops for c in charges) == pytest.approx(tiny.flops - before[2])
+    assert [c.lm_tokens for c in charges] == pytest.approx([29, 59, 41])
+    model = FlopModel.of_config(tiny.model.config.to_dict())
+    expected = [model.forward(29, 3), model.forward(59, 59), model.forward(41, 1)]
+    assert [c.flops for c in charges] == pytest.approx(expected)
+
+    # Three requests sharing a 20-token prefix: it runs once, and each is charged a third of it.
+    prefix = ids[1][:20]
+    shared = [ScoreRequest([*prefix, *ids[k][:10]], [25], prefix=20) for k in range(3)]
+    before = tiny.lm_tokens
+    _, charges = tiny.score_charged(shared)
+    assert tiny.lm_tokens - before == 20 + 3 * 6
+    assert [c.lm_tokens for c in charges] == pytest.approx([(20 + 18) / 3] * 3)
+
+
+def test_the_flop_model_counts_the_parameters_of_the_real_models(tiny, smollm2):
+    from entropylong_streamer.services.flops import FlopModel
+
+    for engine in (tiny, smollm2):
+        m = engine.model
+        body = sum(p.numel() for p in m.base_model.parameters()) - m.get_input_embeddings().weight.numel()
+        assert FlopModel.of_config(m.config.to_dict()).body == body

@@ -110,6 +110,10 @@ def test_a_new_alpha_reselects_anchors_from_cached_scores_without_lm_work(engine
     first = make_stage(engine, cache=cache)
     first.process(docs(TEXTS))
     assert first.stats["docs_scored"] == 4 and first.stats["lm_tokens"] > 0
+    uncached = make_stage(engine)
+    charged = [r.cost for r in uncached.process(docs(TEXTS)).outputs]
+    assert sum(c.lm_tokens for c in charged) == pytest.approx(uncached.stats["lm_tokens"])
+    assert all(c.lm_tokens > 0 and c.flops > 0 and c.reused == 0 for c in charged)
     cache.save(tmp_path / "scores.msgpack")
 
     def stage(**kw):
@@ -120,7 +124,9 @@ def test_a_new_alpha_reselects_anchors_from_cached_scores_without_lm_work(engine
     again = replay.process(docs(TEXTS)).outputs
     assert replay.stats["lm_tokens"] == 0 and replay.stats["docs_cached"] == 4
     fresh = stage().process(docs(TEXTS)).outputs
-    assert [r.model_dump() for r in again] == [r.model_dump() for r in fresh]  # exact, fp32 in the cache
+    measured = [r.model_dump(exclude={"cost"}) for r in fresh]
+    assert [r.model_dump(exclude={"cost"}) for r in again] == measured  # exact, fp32 in the cache
+    assert all(r.cost.reused == 1 and r.cost.lm_tokens == 0 for r in again)
     assert sum(len(r.anchors) for r in again) > sum(len(r.anchors) for r in first.process(docs(TEXTS)).outputs)
     other_model = make_stage(engine, cache=cache, model_key="other")
     other_model.process(docs(TEXTS[:1]))

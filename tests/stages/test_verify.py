@@ -224,11 +224,14 @@ def test_a_replay_measures_only_pairs_never_measured(engine, tmp_path):
     first = stage()
     (out,) = first.process([rec]).outputs
     assert first.stats["pairs_measured"] == len(cache) == 4 and first.stats["lm_tokens"] > 0
+    cost = out.costs["verify"]
+    assert cost.lm_tokens == pytest.approx(first.stats["lm_tokens"]) and cost.flops > 0 and cost.reused == 0
 
     # A new epsilon: the same pairs, no LM work at all, the same measurements, a new verdict.
     second = stage(epsilon=0.9)
     (again,) = second.process([rec]).outputs
     assert second.stats["lm_tokens"] == 0 and second.stats["pairs_cached"] == 4
+    assert again.costs["verify"].lm_tokens == 0 and again.costs["verify"].reused == 4
     assert [(p.h_ctx, p.nll_ctx) for p in again.pairs] == [(p.h_ctx, p.nll_ctx) for p in out.pairs]
     assert [p.accepted for p in again.pairs] == [p.d_i > 0.9 for p in out.pairs]
 
@@ -259,6 +262,9 @@ def test_a_context_shared_by_documents_has_its_prefix_computed_once(engine):
     bound = sum(len(c.token_ids) + 2 + max(p.anchor_index for p in out.pairs if p.context_id == c.context_id)
                 for out in together for c in out.contexts)
     assert shared.stats["lm_tokens"] == bound - 2 * prefix
+    # Each document is charged a share; the shares add up to what ran.
+    assert sum(out.costs["verify"].lm_tokens for out in together) == pytest.approx(shared.stats["lm_tokens"])
+    assert all(out.costs["verify"].lm_tokens > 0 for out in together)
 
 
 def test_verification_on_the_real_small_model_equals_the_naive_pairs(model_cache):
