@@ -20,6 +20,8 @@ BATCH_SECONDS = Histogram("elong_batch_seconds", "Wall time of one batch in the 
                           buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120))
 LM_TOKENS = Counter("elong_lm_tokens_total", "Tokens run through the LM", ["stage"])
 LM_PADDING = Counter("elong_lm_padding_tokens_total", "Padding run through the LM by batching", ["stage"])
+LM_FLOPS = Counter("elong_lm_flops_total", "Forward FLOPs of the tokens run through the LM (services/flops.py)",
+                   ["stage"])
 LM_SECONDS = Counter("elong_lm_busy_seconds_total", "Wall time inside LM forwards", ["stage"])
 STAGE_EVENTS = Counter("elong_stage_events_total", "A stage's own counts (anchors, queries, pairs, "
                        "leaks_excluded, dropped_<reason>, ...), from its Stats", ["stage", "event"])
@@ -91,11 +93,11 @@ class BatchMeter:
         self._last = self._engine_counts()
         self._last_stats = dict(stats or {})
 
-    def _engine_counts(self) -> tuple[int, int, float]:
+    def _engine_counts(self) -> tuple[int, int, float, float]:
         e = self.engine
         if e is None:
-            return 0, 0, 0.0
-        return e.lm_tokens, getattr(e, "padded_tokens", 0), getattr(e, "busy_seconds", 0.0)
+            return 0, 0, 0.0, 0.0
+        return e.lm_tokens, getattr(e, "padded_tokens", 0), getattr(e, "busy_seconds", 0.0), getattr(e, "flops", 0.0)
 
     def observe(self, n_in: int, n_out: int, n_dead: int, seconds: float) -> str:
         RECORDS.labels(self.stage, "in").inc(n_in)
@@ -109,12 +111,13 @@ class BatchMeter:
                     STAGE_EVENTS.labels(self.stage, event).inc(value - self._last_stats.get(event, 0))
             self._last_stats = dict(self.stats)
         now = self._engine_counts()
-        tokens, padding, busy = (a - b for a, b in zip(now, self._last, strict=True))
+        tokens, padding, busy, flops = (a - b for a, b in zip(now, self._last, strict=True))
         self._last = now
         if tokens:
             LM_TOKENS.labels(self.stage).inc(tokens)
             LM_PADDING.labels(self.stage).inc(padding)
             LM_SECONDS.labels(self.stage).inc(busy)
+            LM_FLOPS.labels(self.stage).inc(flops)
             LM_RATE.labels(self.stage).set(tokens / seconds if seconds else 0.0)
             line += f"; {tokens:,} LM tokens at {tokens / seconds:,.0f} tokens/s"
         return line

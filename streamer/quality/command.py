@@ -160,6 +160,25 @@ def lengths_line(s: dict) -> str:
             f"end to its anchor, {far['count']} verified pairs in samples): {spread(far)}")
 
 
+def cost_line(c: dict) -> str:
+    """LM work per emitted token and per verified dependency, beside the floor."""
+    if not c["emitted_tokens"]:
+        return "LM cost: no samples matched yet"
+    pt, pd = c["per_emitted_token"], c["per_dependency"]
+    by_stage = ", ".join(f"{stage} {v['lm_tokens'] / c['emitted_tokens']:.2f}"
+                         for stage, v in sorted(c["stages"].items()))
+    line = (f"LM cost: {pt['lm_tokens']:.2f} LM tokens per emitted token ({by_stage}; floor 1: each emitted token read "
+            f"once), {pt['flops'] / 1e9:.2f} GFLOP and {1e3 * pt['seconds']:.2f} ms of LM time per emitted token")
+    if pd["lm_tokens"] is not None:
+        line += f"; {pd['lm_tokens']:,.0f} LM tokens per verified dependency ({c['dependencies']:,} in the samples)"
+    if c["documents_without_costs"]:
+        line += (f"; {c['documents_without_costs']} of {c['documents']} records carry no cost (written before "
+                 "costs were recorded)")
+    if c["measurements_reused"]:
+        line += f"; {c['measurements_reused']:,} measurements read from the cache, not run (a cold run costs more)"
+    return line
+
+
 def print_summary(report: dict, console: Console) -> None:
     d, s = report["dependencies"], report["samples"]
     console.print(
@@ -171,6 +190,7 @@ def print_summary(report: dict, console: Console) -> None:
         f"tokens per "
         f"sample; {s['shards']} shards, mean fill {_f(s['shard_fill']['mean'])}")
     console.print(lengths_line(s))
+    console.print(cost_line(report["cost"]))
     t = d["template"]
     console.print(f"templates (lines many pool documents hold): {t['anchors']} anchors; {t['pairs_kept_apart']} "
                   f"dependencies the criterion accepts there kept apart ({t['kept_apart_share']:.1%} of what it "

@@ -80,3 +80,34 @@ def sample_figures(contexts_per_sample: Sequence[int], tokens_per_sample: Sequen
         "shard_tokens": sum(e.get("tokens", 0) for e in manifest),
         "shard_fill": distribution(fill),
     }
+
+
+def cost_figures(records: Sequence[DependenciesRecord], emitted_tokens: int, dependencies: int) -> dict:
+    """What the LM work on these documents cost (the records' costs, by stage) per emitted training
+    token and per verified dependency their samples hold. The floor: every emitted token read once
+    by the target model, 1 LM token per emitted token. Measurements read from a cache cost nothing
+    here (`reused`): a cold run costs more."""
+    stages: dict[str, dict[str, float]] = {}
+    for rec in records:
+        for stage, cost in rec.costs.items():
+            into = stages.setdefault(stage, {"lm_tokens": 0.0, "flops": 0.0, "seconds": 0.0, "reused": 0})
+            for key in into:
+                into[key] += getattr(cost, key)
+    total = {key: sum(s[key] for s in stages.values()) for key in ("lm_tokens", "flops", "seconds", "reused")}
+
+    def per(n: int) -> dict[str, float | None]:
+        return {key: (total[key] / n if n else None) for key in ("lm_tokens", "flops", "seconds")}
+
+    per_token = per(emitted_tokens)
+    return {
+        "documents": len(records),
+        "documents_without_costs": sum(not r.costs for r in records),
+        "emitted_tokens": emitted_tokens,
+        "dependencies": dependencies,
+        "stages": stages,
+        "total": total,
+        "per_emitted_token": per_token,
+        "per_dependency": per(dependencies),
+        "floor_lm_tokens_per_emitted_token": 1.0,
+        "measurements_reused": total["reused"],
+    }

@@ -26,6 +26,8 @@ SAMPLE_TOKENS = Gauge("elong_quality_sample_tokens", "Tokens per sample (median,
                       ["stat"])
 DEPENDENCY_DISTANCE = Gauge("elong_quality_dependency_distance_tokens", "Tokens from a verified context's end to "
                             "its anchor in the samples (median, p90, max) of the latest report", ["stat"])
+LM_PER_EMITTED = Gauge("elong_quality_lm_tokens_per_emitted_token", "LM tokens run per token of the samples, by "
+                       "stage (entropy, verify), over the latest report's documents (floor: 1 in all)", ["stage"])
 CREATED = Gauge("elong_quality_report_timestamp_seconds", "When the latest report was made (Unix time)")
 
 
@@ -63,6 +65,10 @@ def set_gauges(report: dict) -> None:
     ACCEPTANCE.set(h["acceptance_rate"])
     DOCUMENTS.set(h["documents_measured"])
     CREATED.set(report["created_unix"])
+    cost = report.get("cost")  # reports written before costs were recorded have none
+    if cost and cost["emitted_tokens"]:
+        for stage, spent in cost["stages"].items():
+            LM_PER_EMITTED.labels(stage).set(spent["lm_tokens"] / cost["emitted_tokens"])
     s = report["samples"]
     for gauge, dist in ((SAMPLE_TOKENS, s["tokens_per_sample"]),
                         (DEPENDENCY_DISTANCE, s["dependency_distance"]["from_context_end"])):

@@ -24,7 +24,7 @@ from entropylong_streamer.topics.base import RecordError, TopicSpec
 
 from .contexts import CONDITIONS, PoolChunk, Prefixes, prefixes
 from .curves import FULL, DocCurves, Plan, fit_budget, length_grid, measure, room_beside, summarize
-from .figures import dependency_figures, sample_figures
+from .figures import cost_figures, dependency_figures, sample_figures
 from .gauges import REPORT_FILE
 
 RECORDS_FILE = "dependencies.msgpack"  # what `elong build` writes beside dependencies.jsonl
@@ -128,7 +128,7 @@ def build_figures(cfg: Config, records: Iterable[DependenciesRecord], shards: Sh
             other_versions += 1
             continue
         latest[rec.doc_id] = rec
-    matched, mismatched, contexts, tokens, distances = [], [], [], [], []
+    matched, mismatched, contexts, tokens, distances, dependencies = [], [], [], [], [], 0
     for doc_id in sorted(set(latest) & set(shards.samples)):
         rec = latest[doc_id]
         sample = sample_from(rec, separator, p.seed, p.sample_length)
@@ -139,6 +139,7 @@ def build_figures(cfg: Config, records: Iterable[DependenciesRecord], shards: Sh
         contexts.append(len(sample.context_ids))
         tokens.append(len(sample))
         distances += [(d.from_end, d.from_start) for d in sample.dependencies]
+        dependencies += len(sample.dependencies)
     report: dict = {
         "created_unix": time.time(),
         "config": {"schema_version": cfg.schema_version, "stage_versions": cfg.stage_versions(),
@@ -151,6 +152,7 @@ def build_figures(cfg: Config, records: Iterable[DependenciesRecord], shards: Sh
                    "records_disagreeing_with_shard": len(mismatched), "records_undecodable": undecodable},
         "dependencies": dependency_figures(matched, criterion(cfg)),
         "samples": sample_figures(contexts, tokens, shards.manifest, distances),
+        "cost": cost_figures(matched, sum(tokens), dependencies),
     }
     with_context = {r.doc_id: r for r, c in zip(matched, contexts, strict=True) if c}
     docs = [prefixes(with_context[d], shards.samples[d], pool, separator, p.seed)
@@ -206,7 +208,8 @@ def headline(report: dict) -> dict:
     """The figures a dashboard shows: CE with the whole context, and each baseline's gap."""
     full = next((pt for pt in report["curves"]["points"] if pt["context_tokens"] == FULL), None)
     out = {"acceptance_rate": report["dependencies"]["acceptance_rate"],
-           "documents_measured": report["curves"]["documents"] if report["curves"]["points"] else 0}
+           "documents_measured": report["curves"]["documents"] if report["curves"]["points"] else 0,
+           "lm_tokens_per_emitted_token": report["cost"]["per_emitted_token"]["lm_tokens"]}
     if full is not None:
         for where in ("all", "anchors"):
             out[f"ce_{where}"] = full[where]["ce"]

@@ -6,7 +6,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import records
 
-from entropylong_streamer.quality.figures import DI_EDGES, dependency_figures, distribution, sample_figures
+from entropylong_streamer.quality.figures import (
+    DI_EDGES,
+    cost_figures,
+    dependency_figures,
+    distribution,
+    sample_figures,
+)
+from entropylong_streamer.topics import LMCost
 
 
 @st.composite
@@ -76,3 +83,29 @@ def test_sample_figures(contexts, fills):
 
 def test_an_empty_distribution_says_so():
     assert distribution([]) == {"count": 0, "mean": None, "quantiles": {}, "max": None}
+
+
+costs = st.builds(LMCost, lm_tokens=st.floats(0, 1e6), flops=st.floats(0, 1e15), seconds=st.floats(0, 1e3),
+                  reused=st.integers(0, 50))
+
+
+@given(record_sets(), st.data(), st.integers(0, 10**6), st.integers(0, 500))
+@settings(max_examples=100, deadline=None)
+def test_cost_figures_sum_the_records_costs_by_stage(recs, data, emitted, dependencies):
+    recs = [r.model_copy(update={"costs": data.draw(st.dictionaries(st.sampled_from(["entropy", "verify"]), costs))})
+            for r in recs]
+    c = cost_figures(recs, emitted, dependencies)
+    for stage in ("entropy", "verify"):
+        spent = [r.costs[stage] for r in recs if stage in r.costs]
+        if spent:
+            assert math.isclose(c["stages"][stage]["lm_tokens"], sum(s.lm_tokens for s in spent), rel_tol=1e-9)
+        else:
+            assert stage not in c["stages"]
+    total = sum(cost.lm_tokens for r in recs for cost in r.costs.values())
+    assert math.isclose(c["total"]["lm_tokens"], total, rel_tol=1e-9, abs_tol=1e-6)
+    assert c["measurements_reused"] == sum(cost.reused for r in recs for cost in r.costs.values())
+    assert c["documents_without_costs"] == sum(not r.costs for r in recs)
+    per = c["per_emitted_token"]["lm_tokens"]
+    assert per is None if not emitted else math.isclose(per, total / emitted, rel_tol=1e-9, abs_tol=1e-12)
+    per = c["per_dependency"]["flops"]
+    assert (per is None) == (dependencies == 0)

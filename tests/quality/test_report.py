@@ -23,6 +23,9 @@ from entropylong_streamer.services.shards import read_shard
 pytestmark = pytest.mark.slow
 
 
+BUILD_STATS: dict = {}  # the build's stage stats, filled by `built`
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, model_cache):
     root = tmp_path_factory.mktemp("quality")
@@ -37,7 +40,7 @@ def built(tmp_path_factory, model_cache):
     docs, corpus = write_corpus_files(root, 4)  # 12 entities, 3 templates
     out = root / "out"
     pipe = Pipeline(cfg, milvus_uri=str(out / "pool.db"))
-    build(cfg, [docs], [corpus], out, show_progress=False, pipeline=pipe)
+    BUILD_STATS.update(build(cfg, [docs], [corpus], out, show_progress=False, pipeline=pipe).stats)
     report, paths = run_report(cfg, Console(quiet=True), batch_dir=out, pipeline=pipe, show_progress=False)
     return cfg, out, report, paths, pipe
 
@@ -83,6 +86,15 @@ def test_the_figures_agree_with_the_records_they_came_from(built):
     in_shards = sorted(a - end for e in manifest for seq in read_shard(Path(e["path"]))
                        for a, _, end in seq["dependencies"])
     assert in_shards == placed
+    # What the LM work cost: every record's share, adding up to what the build's stages ran (cold).
+    c = report["cost"]
+    for stage in ("entropy", "verify"):
+        assert c["stages"][stage]["lm_tokens"] == pytest.approx(BUILD_STATS[stage]["lm_tokens"])
+        assert c["stages"][stage]["flops"] > 2 * 100e6 * c["stages"][stage]["lm_tokens"]  # SmolLM2: 106M body
+    assert c["emitted_tokens"] == sum(e["tokens"] for e in manifest) and c["dependencies"] == len(placed)
+    assert c["per_emitted_token"]["lm_tokens"] == pytest.approx(c["total"]["lm_tokens"] / c["emitted_tokens"])
+    assert c["per_dependency"]["seconds"] == pytest.approx(c["total"]["seconds"] / len(placed))
+    assert c["documents_without_costs"] == 0 and c["measurements_reused"] == 0
 
 
 def test_outputs_json_plots_and_gauges(built):
@@ -104,6 +116,9 @@ def test_outputs_json_plots_and_gauges(built):
     assert REGISTRY.get_sample_value("elong_quality_dependency_distance_tokens", {"stat": "max"}) == far["max"]
     assert REGISTRY.get_sample_value("elong_quality_sample_tokens", {"stat": "median"}) == \
         report["samples"]["tokens_per_sample"]["quantiles"]["50"]
+    c = report["cost"]
+    assert REGISTRY.get_sample_value("elong_quality_lm_tokens_per_emitted_token", {"stage": "verify"}) == \
+        pytest.approx(c["stages"]["verify"]["lm_tokens"] / c["emitted_tokens"])
 
 
 def test_a_missing_shard_set_is_a_clear_error(tmp_path, built):
