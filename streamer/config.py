@@ -176,6 +176,10 @@ class RetrievalConfig(_Section):
         return self
 
 
+SCREEN_SETTINGS = {"screen", "screen_context_tokens", "screen_window", "screen_threshold", "screen_max_anchors",
+                   "screen_max_share"}
+
+
 class VerifyConfig(_Section):
     epsilon: float = Field(0.4, ge=0, lt=1)
     """dI = (H - H') / H is at most 1"""
@@ -193,6 +197,27 @@ class VerifyConfig(_Section):
     max_context_tokens: int | None = Field(None, ge=1)
     """Tokens of a context at most. None: as many as [sep C sep D[:last anchor that retrieved C]] leaves of
     model.max_tokens; a longer document keeps the part around its retrieved chunks."""
+    screen: Literal["off", "on", "shadow"] = "off"
+    """"on": screen each candidate context before measuring it exactly: the target model on a cheap view (the context's
+    tokens around its retrieved spans, screen_context_tokens, and the screen_window document tokens before each of
+    the screen_max_anchors anchors that retrieved it whose true token is least likely). A context that lowers no
+    such anchor's loss by screen_threshold (relative) on the view is not measured. What passes is measured exactly,
+    as without the screen; what it saves and what it costs in recall: bench/screen.py (docs/method.md). "shadow":
+    screen, record each verdict (the dependencies record's `screened`), but measure every context exactly: what a
+    threshold would keep and lose on your own documents, before switching it on."""
+    screen_context_tokens: int = Field(256, ge=8)
+    """Tokens of a context the screen reads, around its retrieved spans."""
+    screen_window: int = Field(32, ge=1)
+    """Document tokens the screen reads before each screened anchor."""
+    screen_threshold: float = Field(0.2, ge=0, lt=1)
+    """The relative fall of the true token's loss on the view that passes a context: beyond the best rival's on
+    the view under the "specific" criterion, as the exact criterion (whose margin is verify.nll_threshold: keep
+    this below it)."""
+    screen_max_anchors: int = Field(4, ge=1)
+    """Anchors a context is screened at, at most."""
+    screen_max_share: float = Field(0.5, gt=0, le=1)
+    """A context is screened only where its view costs at most this share of its exact forward's LM tokens
+    (otherwise it is measured exactly at once: short contexts and documents gain nothing from a screen)."""
 
 
 class PackConfig(_Section):
@@ -408,7 +433,9 @@ class Config(_Section):
                        self.door.near_duplicate_rule(), *cap)
 
     def verify_version(self) -> str:
-        return _digest("verify", self.retrieval_version(), self.verify, self.pack.separator)
+        # The screen's settings are part of the version only while it is on: off, the version is what it was.
+        v = self.verify.model_dump(mode="json", exclude=None if self.verify.screen != "off" else SCREEN_SETTINGS)
+        return _digest("verify", self.retrieval_version(), v, self.pack.separator)
 
     def pack_version(self) -> str:
         p = self.pack

@@ -220,14 +220,30 @@ class Catalogue:
 
 
 def catalogue_corpus(docs: int = 16, entities_per_doc: int = 2, lookalikes: int = 3, seed: int = 0,
-                     noise: list[str] | None = None) -> Catalogue:
+                     noise: list[str] | None = None, filler: list[str] | None = None,
+                     filler_chars: int = 0, doc_filler_chars: int = 0) -> Catalogue:
     """`docs` citing documents, each listing the facts of `entities_per_doc` entities of different
     kinds, each entity's facts stated by exactly one catalogue entry; at least `lookalikes` more
     entries of the same kind (same template, other values) per entry. Values are unique across the
     corpus, so no lookalike states a cited fact. A near copy of every citing document (a mirror's
     banner line added: the same document by the door's near-duplicate rule) is in the pool: the
-    leakage guard must keep it out."""
+    leakage guard must keep it out.
+
+    filler_chars > 0 makes every catalogue entry a page of about that many characters: the entry among
+    paragraphs of `filler` (real prose), each paragraph used by one document only, so the contexts
+    are whole documents of which the facts are a small part; doc_filler_chars does the same to the
+    citing documents (their facts among prose)."""
     rng = random.Random(seed)
+    paragraphs = iter(_paragraphs(filler or []))
+
+    def pad(chars: int) -> str:
+        out = ""
+        while len(out) < chars:
+            p = next(paragraphs, None)
+            if p is None:
+                raise ValueError(f"filler text ran out: more than {sum(map(len, filler or []))} characters needed")
+            out += p + "\n\n"
+        return out
     used: set[str] = set()
 
     def fresh(kind: str) -> str:
@@ -246,7 +262,8 @@ def catalogue_corpus(docs: int = 16, entities_per_doc: int = 2, lookalikes: int 
             values = tuple(fresh(kind) for _, _, kind in ck.fields)
             lines = [ck.title.format(n=rng.randint(1, 999))]
             lines += [f"{label}: {v}" for (label, _, _), v in zip(ck.fields, values, strict=True)]
-            entry = CatalogueEntry(f"entry-{ck.kind}-{i}", ck.kind, "\n".join(lines) + "\n", values)
+            text = pad(filler_chars // 2) + "\n".join(lines) + "\n\n" + pad(filler_chars // 2)
+            entry = CatalogueEntry(f"entry-{ck.kind}-{i}", ck.kind, text, values)
             entries.append(entry)
             if i < per_kind:
                 cited[ck.kind].append(entry)
@@ -257,14 +274,21 @@ def catalogue_corpus(docs: int = 16, entities_per_doc: int = 2, lookalikes: int 
         chosen = [cited[k].pop() for k in _kinds_for(d, entities_per_doc)]
         text, facts = f"Field log {d + 1}, filed by the survey office.\n", []
         for entry in chosen:
+            text += pad(doc_filler_chars // (entities_per_doc + 1))
             for (_, label, _), value in zip(kinds[entry.kind].fields, entry.values, strict=True):
                 text += f"{label}: "
                 facts.append(Fact(len(text), len(text) + len(value), entry.entry_id, label))
                 text += value + "\n"
+        text += pad(doc_filler_chars // (entities_per_doc + 1))
         out.append(CitingDoc(f"log-{d}", text, tuple(facts)))
         copies.append((f"copy-of-log-{d}", text + "Mirrored from the survey archive.\n"))
     noise_docs = [(f"noise-{i}", t) for i, t in enumerate(noise or [])]
     return Catalogue(out, entries, copies, noise_docs)
+
+
+def _paragraphs(texts: list[str]) -> list[str]:
+    """Paragraphs of prose: blank-line separated, at least 200 characters, in the texts' order."""
+    return [p.strip() for t in texts for p in t.split("\n\n") if len(p.strip()) >= 200]
 
 
 def _kinds_for(d: int, n: int) -> list[str]:

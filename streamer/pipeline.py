@@ -11,6 +11,7 @@ from entropylong_streamer.method.anchors import AnchorParams
 from entropylong_streamer.method.dependency import Criterion
 from entropylong_streamer.method.near_dup import NearDuplicateRule
 from entropylong_streamer.method.samples import separator_ids
+from entropylong_streamer.method.screen import ScreenParams
 from entropylong_streamer.stages.entropy import EntropyStage
 from entropylong_streamer.stages.index import IndexStage
 from entropylong_streamer.stages.pack import PackStage
@@ -21,6 +22,14 @@ from entropylong_streamer.stages.verify import VerifyStage
 def criterion(cfg: Config) -> Criterion:
     v = cfg.verify
     return Criterion(v.epsilon, v.criterion, v.nll_threshold, v.max_sources)
+
+
+def screen_params(cfg: Config) -> ScreenParams | None:
+    v = cfg.verify
+    if v.screen == "off":
+        return None
+    return ScreenParams(v.screen_context_tokens, v.screen_window, v.screen_threshold, v.screen_max_anchors,
+                        v.screen_max_share, shadow=v.screen == "shadow")
 
 
 class Pipeline:
@@ -144,7 +153,7 @@ class Pipeline:
                            v.max_context_tokens, self.separator, self.cfg.verify_version(), v.all_anchors,
                            model_key=self.model_key, cache=cache, max_anchors=self.cfg.entropy.max_anchors,
                            max_candidates=self.cfg.entropy.max_anchors * self.cfg.retrieval.top_k
-                           * self.cfg.retrieval.rounds)
+                           * self.cfg.retrieval.rounds, screen=screen_params(self.cfg))
 
     def pack(self, shard_root: Path, max_wait_s: float | None = None) -> PackStage:
         """max_wait_s: pack.max_wait_s unless given (batch mode has all its input at once: inf)."""

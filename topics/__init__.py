@@ -5,7 +5,7 @@ from .base import Record, RecordError, TopicSpec
 from .candidates import CANDIDATES, Candidate, CandidatesRecord
 from .cost import LMCost
 from .dead_letter import DEAD_LETTER, DeadLetter
-from .dependencies import DEPENDENCIES, Context, DependenciesRecord, Pair
+from .dependencies import DEPENDENCIES, Context, DependenciesRecord, Pair, Screened
 from .docs import DOCS, Doc
 from .dropped import DROPPED, DroppedDoc
 from .measurements import MEASUREMENTS, SCORES, Measured, Scored
@@ -18,6 +18,6 @@ __all__ = [
     "ALL_TOPICS", "ANCHORS", "CANDIDATES", "DEAD_LETTER", "DEPENDENCIES", "DOCS", "DROPPED", "MEASUREMENTS",
     "SCORES", "SHARD_READY", "DroppedDoc",
     "Anchor", "AnchorsRecord", "Candidate", "CandidatesRecord", "Context", "DeadLetter",
-    "DependenciesRecord", "Doc", "LMCost", "Measured", "Pair", "Scored", "Record", "RecordError", "ShardReady",
-    "TopicSpec",
+    "DependenciesRecord", "Doc", "LMCost", "Measured", "Pair", "Scored", "Record", "RecordError", "Screened",
+    "ShardReady", "TopicSpec",
 ]

@@ -38,8 +38,20 @@ class Pair(Record):
     round: int = 1
 
 
+class Screened(Record):
+    """A context the screen before exact verification judged (verify.screen): the true token's NLL
+    at each screened anchor on the anchor's window alone and with the context's view before it."""
+
+    context_id: str
+    context_doc_id: str
+    anchors: list[int]
+    nll: list[float]
+    nll_view: list[float]
+    passed: bool  # measured exactly ("shadow": every context is, and this says what "on" would do)
+
+
 class DependenciesRecord(FromSource):
-    # 2: the LM cost of the document per stage
+    # 2: the LM cost of the document per stage, the screen's verdicts
     SCHEMA_VERSION: ClassVar[int] = 2
     UPGRADES_FROM: ClassVar[tuple[int, ...]] = (1,)
 
@@ -53,6 +65,7 @@ class DependenciesRecord(FromSource):
     # What the LM work on this document cost, by stage ("entropy", "verify"); {}: written before
     # costs were recorded (schema 1).
     costs: dict[str, LMCost] = {}
+    screened: list[Screened] = []  # what the screen judged (none without a screen)
 
     @model_validator(mode="before")
     @classmethod

@@ -15,8 +15,16 @@ from typing import ClassVar
 from entropylong_streamer.measurements import Measurement, MeasurementCache, pair_key, token_digest
 from entropylong_streamer.method.context_window import char_window, context_window, token_spans
 from entropylong_streamer.method.dependency import Criterion, Measured, relative_reduction
+from entropylong_streamer.method.screen import (
+    ScreenParams,
+    passes,
+    rival_gains,
+    screened_anchors,
+    view_cost,
+    window,
+)
 from entropylong_streamer.services.lm import Charge, LMEngine, ScoreRequest, Scores
-from entropylong_streamer.topics import Candidate, CandidatesRecord, Context, DependenciesRecord, Pair
+from entropylong_streamer.topics import Candidate, CandidatesRecord, Context, DependenciesRecord, Pair, Screened
 
 from .base import StageError, StageResult, Stats, cost_of, run_batch, score_counted
 from .retrieve import check_limits
@@ -40,6 +48,8 @@ class VerifyStage:
     # A record beyond what the upstream stages could produce is bad input, refused before any work.
     max_anchors: int | None = None
     max_candidates: int | None = None
+    # A screen before the exact measurement (method/screen.py): None measures every candidate exactly.
+    screen: ScreenParams | None = None
     stats: Stats = field(default_factory=Stats, init=False)
 
     def process(self, records: list[CandidatesRecord]) -> StageResult[CandidatesRecord, DependenciesRecord]:
@@ -49,6 +59,8 @@ class VerifyStage:
         planned = run_batch(self.name, records, self._plan, self.stats)
         live, round_ = planned.outputs, 1
         while live:
+            if self.screen is not None:
+                self._screen(live, round_)
             forwards = [(plan, f) for plan in live for f in self._forwards(plan, round_)]
             run = [(plan, f) for plan, f in forwards if f.positions]
             # The [sep C] prefix is shared by every document that retrieved C: an engine may compute it once.
@@ -72,16 +84,22 @@ class VerifyStage:
             result.outputs.append(rec)
         return result
 
-    def _context(self, cand: Candidate, room: int) -> tuple[str, list[int]]:
+    def _context(self, cand: Candidate, room: int) -> tuple[str, list[int], list[int]]:
         """What is measured, and so trained (the record carries it to the packer): the candidate's
-        tokens within the cap and the room, around the spans its anchors' queries matched."""
+        tokens within the cap and the room, around the spans its anchors' queries matched; and the
+        screen's view, the tokens around those spans within its size (none without a screen)."""
         size = room if self.max_context_tokens is None else min(room, self.max_context_tokens)
         tok = self.engine.tokenize(cand.text)
-        window = context_window(len(tok.ids), token_spans(tok.offsets, cand.spans), size)
+        spans = token_spans(tok.offsets, cand.spans)
+        view: list[int] = []
+        if self.screen is not None:
+            lo, hi = context_window(len(tok.ids), spans, min(size, self.screen.context_tokens))
+            view = tok.ids[lo:hi]
+        window = context_window(len(tok.ids), spans, size)
         if window == (0, len(tok.ids)):
-            return cand.text, tok.ids
+            return cand.text, tok.ids, view
         start, end = char_window(tok.offsets, window)
-        return cand.text[start:end], tok.ids[window[0] : window[1]]
+        return cand.text[start:end], tok.ids[window[0] : window[1]], view
 
     def _plan(self, rec: CandidatesRecord) -> _Plan:
         doc = rec.anchors
@@ -99,11 +117,11 @@ class VerifyStage:
             first = min(rounds.values())
             last = max(t for t, r in rounds.items() if r == first)
             room = self.engine.max_tokens - (last + 1) - 2 * len(self.separator)
-            text, ctx = self._context(cand, max(room, 0))
+            text, ctx, view = self._context(cand, max(room, 0))
             if not ctx:
                 self.stats["contexts_without_room"] += 1
                 continue
-            plan.candidates.append(_Candidate(cand.context_id, cand.context_doc_id, text, ctx, rounds))
+            plan.candidates.append(_Candidate(cand.context_id, cand.context_doc_id, text, ctx, rounds, view))
         return plan
 
     def _forwards(self, plan: _Plan, round_: int) -> list[_Forward]:
@@ -114,7 +132,7 @@ class VerifyStage:
         open_ = None if round_ == 1 else plan.unresolved
         out = []
         for c in plan.candidates:
-            if c.first_round > round_:
+            if c.first_round > round_ or c.screened_out:
                 continue
             fits = self.engine.max_tokens - 2 * k - len(c.token_ids) - 1  # the last anchor [C; D[:t + 1]] holds
             idx = {t for t, r in c.rounds.items() if r <= round_}
@@ -144,6 +162,66 @@ class VerifyStage:
             plan.forwards.append(forward)
             out.append(forward)
         return out
+
+    def _screen(self, live: list[_Plan], round_: int) -> None:
+        """Screen the contexts entering at this round (method/screen.py) in one engine call: the views
+        and each document's baselines. A context whose pairs the cache holds is not screened (its
+        exact measurement is free), nor one whose view would cost more than max_share of its forward."""
+        sp, sep = self.screen, self.separator
+        k = len(sep)
+        views: list[tuple[_Plan, _Candidate, list[tuple[int, int, int]]]] = []  # [(anchor, view, baseline)]
+        baselines: dict[tuple[int, int], int] = {}  # (plan, anchor) -> request
+        requests: list[ScoreRequest] = []
+        owners: list[_Plan] = []
+
+        def add(plan: _Plan, ids: list[int], prefix: int = 0) -> int:
+            requests.append(ScoreRequest(ids, [len(ids) - 2], prefix=prefix))
+            owners.append(plan)
+            return len(requests) - 1
+
+        for p, plan in enumerate(live):
+            doc = plan.record.anchors
+            nll = {a.index: a.nll for a in doc.anchors}
+            for c in plan.candidates:
+                if c.first_round != round_:
+                    continue
+                anchors = screened_anchors({t: nll[t] for t, r in c.rounds.items() if r == round_}, sp.max_anchors)
+                key = pair_key(self.model_key, doc.doc_id, plan.doc_digest, token_digest(c.token_ids), anchors[0])
+                if self.cache is not None and self.cache.get(key) is not None:
+                    continue
+                windows = [window(doc.token_ids, t, sp.window) for t in anchors]
+                exact = 2 * k + len(c.token_ids) + (max(nll) if self.all_anchors else max(c.rounds))
+                if view_cost(k, len(c.view_ids), [len(w) for w in windows]) > sp.max_share * exact:
+                    self.stats["contexts_not_worth_screening"] += 1
+                    continue
+                at = []
+                for t, w in zip(anchors, windows, strict=True):
+                    at.append((t, add(plan, [*sep, *c.view_ids, *sep, *w], prefix=k + len(c.view_ids))))
+                    if (p, t) not in baselines:
+                        baselines[(p, t)] = add(plan, [*sep, *w])
+                views.append((plan, c, [(t, i, baselines[(p, t)]) for t, i in at]))
+        if not requests:
+            return
+        before = self.engine.lm_tokens
+        scores, charges = score_counted(self.engine, requests, self.stats)
+        self.stats["screen_lm_tokens"] += self.engine.lm_tokens - before
+        for plan, charge in zip(owners, charges, strict=True):
+            plan.screen_charges.append(charge)
+        nll_at = [float(n[0]) for _, n in scores]
+        per_doc: dict[int, list] = {}
+        for plan, c, at in views:
+            per_doc.setdefault(id(plan), []).append((plan, c, [t for t, _, _ in at], [nll_at[b] for _, _, b in at],
+                                                     [nll_at[i] for _, i, _ in at]))
+        specific = self.criterion.kind == "specific"
+        for judged in per_doc.values():
+            rivals = rival_gains([j[2:] for j in judged], self.criterion.max_sources) if specific else None
+            for k, (plan, c, anchors, base, view) in enumerate(judged):
+                ok = passes(base, view, sp.threshold, rivals[k] if rivals else None)
+                plan.screened.append(Screened(context_id=c.context_id, context_doc_id=c.context_doc_id,
+                                              anchors=anchors, nll=base, nll_view=view, passed=ok))
+                c.screened_out = not ok and not sp.shadow
+                self.stats["contexts_screened"] += 1
+                self.stats["contexts_screened_out"] += not ok
 
     def _unresolved(self, plan: _Plan) -> set[int]:
         """The anchors no context measured so far is accepted at (templates are never resolved)."""
@@ -184,11 +262,13 @@ class VerifyStage:
                 round=forward.round,
             ))
         costs = {"verify": cost_of(plan.charges, plan.reused)}
+        if self.screen is not None:
+            costs["screen"] = cost_of(plan.screen_charges)
         if doc.cost is not None:
             costs["entropy"] = doc.cost
         return DependenciesRecord(doc_id=doc.doc_id, text=doc.text, token_ids=doc.token_ids, **doc.origin(),
                                   contexts=plan.contexts, pairs=pairs, config_version=self.config_version,
-                                  costs=costs)
+                                  costs=costs, screened=plan.screened)
 
 
 @dataclass
@@ -225,6 +305,8 @@ class _Candidate:
     text: str
     token_ids: list[int]
     rounds: dict[int, int]  # anchor -> retrieval round
+    view_ids: list[int] = field(default_factory=list)  # what the screen reads of it (none without a screen)
+    screened_out: bool = False
     measured: set[int] = field(default_factory=set)
     unfit: set[int] = field(default_factory=set)
 
@@ -242,6 +324,8 @@ class _Plan:
     forwards: list[_Forward] = field(default_factory=list)
     unresolved: set[int] = field(default_factory=set)  # after the latest round: what the next may measure
     charges: list[Charge] = field(default_factory=list)  # its share of every engine call that ran its forwards
+    screen_charges: list[Charge] = field(default_factory=list)  # and of the screen's
+    screened: list[Screened] = field(default_factory=list)
     reused: int = 0  # pairs read from the measurement cache
 
     def later_rounds(self, round_: int) -> bool:
