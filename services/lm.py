@@ -15,6 +15,7 @@ from entropylong_streamer.method.batching import length_batches
 from entropylong_streamer.method.windows import default_overlap, plan_windows
 
 from .flops import FlopModel
+from .prefix_cache import PrefixCache, cache_bytes
 
 
 @dataclass(frozen=True)
@@ -226,9 +227,12 @@ class TransformersEngine(EngineBase):
     the requested positions, a chunk of positions at a time.
     """
 
+    # A prefix shorter than this is run with its pieces: keeping its keys and values would save little.
+    MIN_CACHED_PREFIX = 32
+
     def __init__(self, model_spec: str, cache_dir: Path, max_tokens: int, chunk_positions: int = 256,
                  threads: int = 0, *, overlap: int | None = None, batch_tokens: int = 8192,
-                 device: str = "auto", dtype: str = "auto") -> None:
+                 device: str = "auto", dtype: str = "auto", prefix_cache_bytes: int = 0) -> None:
         import torch
 
         from .models import load_causal_lm, resolve_device
@@ -245,6 +249,8 @@ class TransformersEngine(EngineBase):
         self.batch_tokens = max(batch_tokens, self.max_tokens)
         self._body = self.model.base_model
         self._head = self.model.get_output_embeddings()
+        self.prefix_cache = PrefixCache(prefix_cache_bytes) if prefix_cache_bytes > 0 else None
+        self.prefix_tokens_reused = 0  # prefix tokens not run again: shared within a call or kept across calls
 
     def _score_pieces(self, pieces: list[_Piece]) -> tuple[list[Scores], int]:
         out: list[Scores] = [None] * len(pieces)  # type: ignore[list-item]
@@ -252,7 +258,10 @@ class TransformersEngine(EngineBase):
         for i, p in enumerate(pieces):
             if 0 < p.prefix <= p.positions[0]:
                 groups.setdefault(tuple(p.ids[: p.prefix]), []).append(i)
-        shared = [g for g in groups.values() if len(g) > 1]
+        # Kept across calls, a prefix is worth its own forward even when one piece needs it now.
+        alone_ok = self.prefix_cache is not None
+        shared = [g for key, g in groups.items()
+                  if len(g) > 1 or (alone_ok and len(key) >= self.MIN_CACHED_PREFIX)]
         alone = sorted(set(range(len(pieces))).difference(i for g in shared for i in g))
         ran = self._run(pieces, alone, out)
         for group in shared:
@@ -265,9 +274,16 @@ class TransformersEngine(EngineBase):
 
         torch = self._torch
         n = pieces[group[0]].prefix
-        with torch.inference_mode():
-            ids = torch.as_tensor([list(pieces[group[0]].ids[:n])], device=self.device)
-            cache = self._body(input_ids=ids, use_cache=True).past_key_values
+        key = tuple(pieces[group[0]].ids[:n])
+        cache = self.prefix_cache.get(key) if self.prefix_cache is not None else None
+        ran = 0 if cache is not None else n
+        if cache is None:
+            with torch.inference_mode():
+                ids = torch.as_tensor([list(key)], device=self.device)
+                cache = self._body(input_ids=ids, use_cache=True).past_key_values
+            if self.prefix_cache is not None:
+                self.prefix_cache.put(key, cache, cache_bytes(cache))
+        self.prefix_tokens_reused += n * len(group) - ran
         rest = [_Piece(p.request, p.ids[n:], [q - n for q in p.positions], p.targets, p.slots)
                 for p in (pieces[i] for i in group)]
         scored: list[Scores] = [None] * len(rest)  # type: ignore[list-item]
@@ -277,7 +293,7 @@ class TransformersEngine(EngineBase):
             batch_cache.batch_repeat_interleave(rows)
             return batch_cache
 
-        ran = n + self._run(rest, list(range(len(rest))), scored, prefix_for)
+        ran += self._run(rest, list(range(len(rest))), scored, prefix_for)
         for i, s in zip(group, scored, strict=True):
             out[i] = s
         return ran

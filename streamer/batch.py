@@ -28,6 +28,7 @@ from entropylong_streamer.ingest_cmd import Ingest, bad_row_letter
 from entropylong_streamer.measurements import MemoryCache
 from entropylong_streamer.method.samples import Sample
 from entropylong_streamer.pipeline import Pipeline
+from entropylong_streamer.quality.figures import cost_figures
 from entropylong_streamer.quality.report import RECORDS_FILE, write_records
 from entropylong_streamer.services.door_index import DoorIndex
 from entropylong_streamer.services.shards import spread
@@ -63,6 +64,7 @@ class BuildReport:
     shards: list[ShardReady] = field(default_factory=list)
     stats: dict[str, dict] = field(default_factory=dict)
     samples: dict = field(default_factory=dict)  # what the trainer receives: lengths, contexts, distances
+    cost: dict = field(default_factory=dict)  # the LM work per emitted token (quality/figures.cost_figures)
     shard_set: dict = field(default_factory=dict)  # the whole set after this build: dir, shards, samples
     already_packed: int = 0  # documents an earlier build into the same --out had packed already
     records: dict[str, int] = field(default_factory=dict)  # records each in-memory topic received
@@ -162,6 +164,8 @@ def build(cfg: Config, docs: list[Path], corpus: Iterable[Path], out: Path, milv
     _write_rows(out, report)
     report.stats = {name: dict(r.stage.stats) for name, r in runners.items()} | {"pack": dict(pack.stats)}
     report.samples = sample_summary(list(samples.values()))
+    report.cost = cost_figures([r for r in deps if r.doc_id in samples], sum(len(s) for s in samples.values()),
+                               sum(len(s.dependencies) for s in samples.values()))
     report.already_packed = pack.stats["duplicates_skipped"]
     report.shard_set = {"dir": str(pack.shards.dir), "shards": len(pack.shards.entries),
                         "samples": sum(e["samples"] for e in pack.shards.entries)}

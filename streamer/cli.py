@@ -289,6 +289,10 @@ def _print_build_summary(report, out: Path) -> None:
         s = report.samples
         console.print(f"  samples: {spread_text(s['tokens'])} tokens; {spread_text(s['contexts'])} verified contexts; "
                       f"dependency distance (context end to anchor) {spread_text(s['distance'])} tokens")
+    if report.cost.get("emitted_tokens"):
+        from entropylong_streamer.quality.command import cost_line
+
+        console.print(f"  {cost_line(report.cost)}")
     console.print(f"  dependencies (this build's documents): {out / 'dependencies.jsonl'}")
     console.print(f"  dropped at the door: {len(report.dropped)}"
                   + (f" ({', '.join(f'{r} {n}' for r, n in dropped.most_common())}) in {out / 'dropped.jsonl'}"

@@ -97,6 +97,10 @@ class ModelConfig(_Section):
     """Positions per chunk of the vocabulary projection when entropy is computed (bounds its memory)."""
     threads: int = Field(0, ge=0)
     """torch CPU threads of the scoring LM (0: torch's default)."""
+    prefix_cache_mib: int = Field(0, ge=0)
+    """MiB of keys and values of verification's [sep C] prefixes the transformers engine keeps across batches,
+    least recently used out first: a context that documents of different batches retrieved is read once while it
+    stays (SmolLM2: 45 KiB a token in fp32). 0: a prefix is shared within a batch only. It changes no result."""
     vllm_kv_cache_gib: float = Field(1.0, gt=0)
     """KV cache of the vLLM engine on CPU"""
     vllm_gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
@@ -198,15 +202,17 @@ class VerifyConfig(_Section):
     """Tokens of a context at most. None: as many as [sep C sep D[:last anchor that retrieved C]] leaves of
     model.max_tokens; a longer document keeps the part around its retrieved chunks."""
     screen: Literal["off", "on", "shadow"] = "off"
-    """"on": screen each candidate context before measuring it exactly: the target model on a cheap view (the context's
-    tokens around its retrieved spans, screen_context_tokens, and the screen_window document tokens before each of
-    the screen_max_anchors anchors that retrieved it whose true token is least likely). A context that lowers no
-    such anchor's loss by screen_threshold (relative) on the view is not measured. What passes is measured exactly,
+    """"on": screen each candidate context before measuring it exactly: the target model on a cheap view (the
+    screen_context_tokens of the context that share the most rare tokens with the document there, and the
+    screen_window document tokens before each of the screen_max_anchors anchors that retrieved it whose true token is
+    least likely). A context that lowers no such anchor's loss by screen_threshold (relative) beyond its rivals on the
+    view is not measured. What passes is measured exactly,
     as without the screen; what it saves and what it costs in recall: bench/screen.py (docs/method.md). "shadow":
     screen, record each verdict (the dependencies record's `screened`), but measure every context exactly: what a
     threshold would keep and lose on your own documents, before switching it on."""
     screen_context_tokens: int = Field(256, ge=8)
-    """Tokens of a context the screen reads, around its retrieved spans."""
+    """Tokens of a context the screen reads: where it shares most rare tokens with the screened windows (else around
+    its retrieved spans)."""
     screen_window: int = Field(32, ge=1)
     """Document tokens the screen reads before each screened anchor."""
     screen_threshold: float = Field(0.2, ge=0, lt=1)

@@ -63,7 +63,7 @@ class Pipeline:
 
         return TransformersEngine(m.path, self.cache_dir, m.max_tokens, m.chunk_positions, m.threads,
                                   overlap=m.overlap, batch_tokens=m.batch_tokens, device=m.device,
-                                  dtype=m.dtype)
+                                  dtype=m.dtype, prefix_cache_bytes=m.prefix_cache_mib << 20)
 
     @cached_property
     def embedder(self):

@@ -1,8 +1,10 @@
 """`elong build`: batch mode from the command line, on the tiny model and an embedded milvus-lite file."""
 
 import json
+import re
 import statistics
 
+import pytest
 from typer.testing import CliRunner
 
 from entropylong_streamer.cli import app
@@ -52,6 +54,9 @@ def test_build_writes_dependencies_with_anchor_spans_and_shards(tmp_path, model_
     assert sum(r["accepted"] for r in rows) == len(placed)
     summary = " ".join(result.output.split())
     assert f"dependency distance (context end to anchor) median {statistics.median(placed):,.0f}" in summary
+    # what the LM work cost per emitted token, by stage
+    said = re.search(r"LM cost: ([\d.]+) LM tokens per emitted token \(entropy ([\d.]+), verify ([\d.]+);", summary)
+    assert said and float(said[1]) == pytest.approx(float(said[2]) + float(said[3]), abs=0.011) and float(said[3]) > 0
 
     # The same build into the same --out: nothing packed twice, and the summary says where the set stands
     again = CliRunner().invoke(app, args)

@@ -1,7 +1,9 @@
 """The screen before verification's exact measurement: the target model on a cheap view of a
 candidate context, to skip measuring contexts that inform none of the anchors that retrieved them.
 
-The view: the context's tokens around its retrieved spans (at most context_tokens), then only the
+The view: `context_tokens` of the context, those sharing the most of its rare tokens with the
+screened anchors' windows (aligned_view: the lines that state a name or a number the document is
+unsure of; around its retrieved spans where none is shared), then only the
 `window` document tokens before each screened anchor, [sep C_view sep D[t - window : t + 1]]; the
 same window alone, [sep D[t - window : t + 1]], is its baseline. A context passes when, at some
 screened anchor, the true token's loss on the view falls by more than `threshold` of the
@@ -25,6 +27,27 @@ class ScreenParams:
     max_anchors: int = 4
     max_share: float = 0.5  # screen only where the view costs at most this share of the exact forward
     shadow: bool = False  # judge and record, but measure every context exactly
+
+
+def aligned_view(context: Sequence[int], windows: Sequence[Sequence[int]], size: int) -> tuple[int, int] | None:
+    """[start, end) of the `size` context tokens that share the most with the screened anchors'
+    windows, counting only tokens rare in the context (at most twice there): the lines of a long
+    page that state what the document's uncertain tokens need (a name, a number and its label),
+    not its boilerplate. None where no such token is shared (the caller falls back to the spans)."""
+    if len(context) <= size:
+        return 0, len(context)
+    wanted = {t for w in windows for t in w}
+    counts: dict[int, int] = defaultdict(int)
+    for t in context:
+        counts[t] += 1
+    hit = [1 if t in wanted and counts[t] <= 2 else 0 for t in context]
+    best, start, run = 0, 0, sum(hit[:size])
+    best = run
+    for i in range(1, len(context) - size + 1):
+        run += hit[i + size - 1] - hit[i - 1]
+        if run > best:
+            best, start = run, i
+    return (start, start + size) if best else None
 
 
 def screened_anchors(nll: Mapping[int, float], max_anchors: int) -> list[int]:

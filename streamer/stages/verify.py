@@ -17,6 +17,7 @@ from entropylong_streamer.method.context_window import char_window, context_wind
 from entropylong_streamer.method.dependency import Criterion, Measured, relative_reduction
 from entropylong_streamer.method.screen import (
     ScreenParams,
+    aligned_view,
     passes,
     rival_gains,
     screened_anchors,
@@ -84,22 +85,19 @@ class VerifyStage:
             result.outputs.append(rec)
         return result
 
-    def _context(self, cand: Candidate, room: int) -> tuple[str, list[int], list[int]]:
+    def _context(self, cand: Candidate, room: int) -> tuple[str, list[int], list[tuple[int, int]]]:
         """What is measured, and so trained (the record carries it to the packer): the candidate's
-        tokens within the cap and the room, around the spans its anchors' queries matched; and the
-        screen's view, the tokens around those spans within its size (none without a screen)."""
+        tokens within the cap and the room, around the spans its anchors' queries matched; and those
+        spans in its tokens (where the screen's view falls back to)."""
         size = room if self.max_context_tokens is None else min(room, self.max_context_tokens)
         tok = self.engine.tokenize(cand.text)
         spans = token_spans(tok.offsets, cand.spans)
-        view: list[int] = []
-        if self.screen is not None:
-            lo, hi = context_window(len(tok.ids), spans, min(size, self.screen.context_tokens))
-            view = tok.ids[lo:hi]
         window = context_window(len(tok.ids), spans, size)
         if window == (0, len(tok.ids)):
-            return cand.text, tok.ids, view
+            return cand.text, tok.ids, spans
         start, end = char_window(tok.offsets, window)
-        return cand.text[start:end], tok.ids[window[0] : window[1]], view
+        kept = [(max(a - window[0], 0), b - window[0]) for a, b in spans if b > window[0] and a < window[1]]
+        return cand.text[start:end], tok.ids[window[0] : window[1]], kept
 
     def _plan(self, rec: CandidatesRecord) -> _Plan:
         doc = rec.anchors
@@ -117,11 +115,11 @@ class VerifyStage:
             first = min(rounds.values())
             last = max(t for t, r in rounds.items() if r == first)
             room = self.engine.max_tokens - (last + 1) - 2 * len(self.separator)
-            text, ctx, view = self._context(cand, max(room, 0))
+            text, ctx, spans = self._context(cand, max(room, 0))
             if not ctx:
                 self.stats["contexts_without_room"] += 1
                 continue
-            plan.candidates.append(_Candidate(cand.context_id, cand.context_doc_id, text, ctx, rounds, view))
+            plan.candidates.append(_Candidate(cand.context_id, cand.context_doc_id, text, ctx, rounds, spans))
         return plan
 
     def _forwards(self, plan: _Plan, round_: int) -> list[_Forward]:
@@ -190,13 +188,17 @@ class VerifyStage:
                 if self.cache is not None and self.cache.get(key) is not None:
                     continue
                 windows = [window(doc.token_ids, t, sp.window) for t in anchors]
+                size = min(sp.context_tokens, len(c.token_ids))
+                lo, hi = (aligned_view(c.token_ids, windows, size)
+                          or context_window(len(c.token_ids), c.spans, size))
+                view = c.token_ids[lo:hi]
                 exact = 2 * k + len(c.token_ids) + (max(nll) if self.all_anchors else max(c.rounds))
-                if view_cost(k, len(c.view_ids), [len(w) for w in windows]) > sp.max_share * exact:
+                if view_cost(k, len(view), [len(w) for w in windows]) > sp.max_share * exact:
                     self.stats["contexts_not_worth_screening"] += 1
                     continue
                 at = []
                 for t, w in zip(anchors, windows, strict=True):
-                    at.append((t, add(plan, [*sep, *c.view_ids, *sep, *w], prefix=k + len(c.view_ids))))
+                    at.append((t, add(plan, [*sep, *view, *sep, *w], prefix=k + len(view))))
                     if (p, t) not in baselines:
                         baselines[(p, t)] = add(plan, [*sep, *w])
                 views.append((plan, c, [(t, i, baselines[(p, t)]) for t, i in at]))
@@ -305,7 +307,7 @@ class _Candidate:
     text: str
     token_ids: list[int]
     rounds: dict[int, int]  # anchor -> retrieval round
-    view_ids: list[int] = field(default_factory=list)  # what the screen reads of it (none without a screen)
+    spans: list[tuple[int, int]] = field(default_factory=list)  # its retrieved spans, in its tokens
     screened_out: bool = False
     measured: set[int] = field(default_factory=set)
     unfit: set[int] = field(default_factory=set)

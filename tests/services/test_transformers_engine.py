@@ -170,3 +170,38 @@ def test_the_flop_model_counts_the_parameters_of_the_real_models(tiny, smollm2):
         m = engine.model
         body = sum(p.numel() for p in m.base_model.parameters()) - m.get_input_embeddings().weight.numel()
         assert FlopModel.of_config(m.config.to_dict()).body == body
+
+
+def test_a_prefix_kept_across_calls_is_not_run_again_and_changes_no_score(model_cache, tiny):
+    """model.prefix_cache_mib: the second call that starts with the same [sep C] runs only what follows it."""
+    kept = TransformersEngine("tiny", model_cache, max_tokens=4096, prefix_cache_bytes=64 << 20)
+    rng = random.Random(7)
+    prefix = [rng.randrange(3, 4000) for _ in range(40)]
+    requests = [ScoreRequest([*prefix, *[rng.randrange(3, 4000) for _ in range(12)]], [41, 50], prefix=40)
+                for _ in range(2)]
+    first, _ = kept.score_charged(requests[:1])
+    assert kept.lm_tokens == 51 and len(kept.prefix_cache) == 1
+    second, charges = kept.score_charged(requests[1:])
+    assert kept.lm_tokens == 51 + 11 and charges[0].lm_tokens == 11 and kept.prefix_tokens_reused == 40
+    for got, req in zip([*first, *second], requests, strict=True):
+        want = tiny.score(req.ids, req.positions)
+        np.testing.assert_allclose(got[0], want[0], atol=TINY_ATOL)
+        np.testing.assert_allclose(got[1], want[1], atol=TINY_ATOL, rtol=TINY_RTOL)
+
+
+@given(st.lists(st.tuples(st.integers(0, 9), st.integers(1, 50)), max_size=40), st.integers(1, 120))
+def test_the_prefix_cache_keeps_the_most_recent_within_its_budget(uses, budget):
+    from entropylong_streamer.services.prefix_cache import PrefixCache
+
+    cache, recent = PrefixCache(budget), []
+    sizes = {}
+    for key, size in uses:
+        size = sizes.setdefault(key, size)
+        if cache.get((key,)) is None:
+            cache.put((key,), f"kv{key}", size)
+        recent = [k for k in recent if k != key] + [key]
+        assert cache.bytes <= budget
+        # what it holds is a most-recent run of keys: nothing older is held while something newer was dropped
+        held = [k for k in recent if cache._entries.get((k,))]
+        fits = [k for k in recent if sizes[k] <= budget]  # a prefix over the whole budget is never kept
+        assert held == fits[len(fits) - len(held):] and (held or not fits) and held[-1:] == fits[-1:]

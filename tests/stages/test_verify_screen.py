@@ -10,7 +10,15 @@ from test_verify import SEP, TEXTS, TINY_ATOL, make_record
 from entropylong_streamer.config import Config
 from entropylong_streamer.measurements import MemoryCache
 from entropylong_streamer.method.dependency import Criterion
-from entropylong_streamer.method.screen import ScreenParams, passes, rival_gains, screened_anchors, view_cost, window
+from entropylong_streamer.method.screen import (
+    ScreenParams,
+    aligned_view,
+    passes,
+    rival_gains,
+    screened_anchors,
+    view_cost,
+    window,
+)
 from entropylong_streamer.services.lm import TransformersEngine
 from entropylong_streamer.stages.verify import VerifyStage
 
@@ -53,6 +61,25 @@ def test_the_screened_anchors_are_the_least_likely_in_document_order(nll, k):
     assert all(nll[t] >= nll[u] for t in chosen for u in left)
 
 
+@given(st.lists(st.integers(0, 30), max_size=80), st.lists(st.lists(st.integers(0, 30), max_size=6), max_size=3),
+       st.integers(1, 20))
+def test_the_aligned_view_holds_the_most_rare_tokens_the_windows_share(context, windows, size):
+    got = aligned_view(context, windows, size)
+    wanted = {t for w in windows for t in w}
+
+    def shared(lo: int) -> int:
+        return sum(t in wanted and context.count(t) <= 2 for t in context[lo : lo + size])
+
+    if len(context) <= size:
+        assert got == (0, len(context))
+    elif got is None:
+        assert shared(0) == 0 and all(shared(i) == 0 for i in range(len(context) - size + 1))
+    else:
+        lo, hi = got
+        assert hi - lo == size and all(shared(i) <= shared(lo) for i in range(len(context) - size + 1))
+        assert all(shared(i) < shared(lo) for i in range(lo))  # the earliest of the best
+
+
 def test_views_windows_and_the_pass_rule():
     doc = list(range(100, 200))
     assert window(doc, 10, 4) == doc[6:11] and window(doc, 2, 4) == doc[:3]
@@ -82,13 +109,13 @@ def test_the_screens_numbers_are_the_plain_forwards_of_its_views(engine, records
     (out,) = stage(engine, screen).process(records[:1]).outputs
     doc = out.token_ids
     for s in out.screened:
-        view = next(c for c in records[0].candidates if c.context_id == s.context_id)
-        ids = engine.tokenize(view.text).ids
+        ids = next(c for c in out.contexts if c.context_id == s.context_id).token_ids
+        # the 16 tokens sharing most rare tokens with the windows; these candidates carry no spans: else the head
+        lo, hi = aligned_view(ids, [window(doc, t, 8) for t in s.anchors], 16) or (0, 16)
         for t, nll, nll_view in zip(s.anchors, s.nll, s.nll_view, strict=True):
             w = window(doc, t, 8)
             assert nll == pytest.approx(float(engine.score([SEP, *w], [len(w) - 1])[1][0]), abs=TINY_ATOL)
-            # with spans the view is cut around them; these candidates carry none: the head of the context
-            plain = [SEP, *ids[:16], SEP, *w]
+            plain = [SEP, *ids[lo:hi], SEP, *w]
             assert nll_view == pytest.approx(float(engine.score(plain, [len(plain) - 2])[1][0]), abs=TINY_ATOL)
 
 
