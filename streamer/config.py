@@ -210,12 +210,12 @@ class VerifyConfig(_Section):
     as without the screen; what it saves and what it costs in recall: bench/screen.py (docs/method.md). "shadow":
     screen, record each verdict (the dependencies record's `screened`), but measure every context exactly: what a
     threshold would keep and lose on your own documents, before switching it on."""
-    screen_context_tokens: int = Field(256, ge=8)
+    screen_context_tokens: int = Field(128, ge=8)
     """Tokens of a context the screen reads: where it shares most rare tokens with the screened windows (else around
     its retrieved spans)."""
-    screen_window: int = Field(32, ge=1)
+    screen_window: int = Field(16, ge=1)
     """Document tokens the screen reads before each screened anchor."""
-    screen_threshold: float = Field(0.2, ge=0, lt=1)
+    screen_threshold: float = Field(0.3, ge=0, lt=1)
     """The relative fall of the true token's loss on the view that passes a context: beyond the best rival's on
     the view under the "specific" criterion, as the exact criterion (whose margin is verify.nll_threshold: keep
     this below it)."""

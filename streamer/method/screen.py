@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class ScreenParams:
-    context_tokens: int = 256
-    window: int = 32
-    threshold: float = 0.2
+    context_tokens: int = 128
+    window: int = 16
+    threshold: float = 0.3
     max_anchors: int = 4
     max_share: float = 0.5  # screen only where the view costs at most this share of the exact forward
     shadow: bool = False  # judge and record, but measure every context exactly
