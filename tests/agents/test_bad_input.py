@@ -114,12 +114,13 @@ def bad_bytes(draw, topic: str) -> bytes:
         data[key] = draw(JSONISH.filter(lambda v: v is not None and type(v) is not type(old)
                                         and not isinstance(v, (bool, *lax))))
     elif kind == "missing":
-        defaults = {"url", "source", "source_id"}  # optional fields: where a document came from
-        if key in defaults:
-            key = "text"
+        record = type(valid(topic))
+        if not record.model_fields[key].is_required():  # where it came from, what it cost: optional
+            key = "text" if "text" in data else "config_version"
         del data[key]
-    elif kind == "schema":
-        data["schema_version"] = draw(st.integers(-5, 1000).filter(lambda v: v != 1))
+    elif kind == "schema":  # neither the record's version nor one it upgrades from
+        known = {type(valid(topic)).SCHEMA_VERSION, *type(valid(topic)).UPGRADES_FROM}
+        data["schema_version"] = draw(st.integers(-5, 1000).filter(lambda v: v not in known))
     elif kind == "bad_utf8":  # a str field holding bytes that are not UTF-8, sent as a raw msgpack str
         data["doc_id" if "doc_id" in data else "config_version"] = b"\xff\xfe"
         return msgpack.packb(data, use_bin_type=False)
