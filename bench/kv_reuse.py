@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from screen import WORK, corpus
+from screen import WORK, corpus, pairs_by_key
 
 from entropylong_streamer.config import load_config
 from entropylong_streamer.pipeline import Pipeline
@@ -84,12 +84,11 @@ def main() -> None:
     for name, (tokens, wall, _) in runs.items():
         print(f"{name:<20}{tokens:>12,}{tokens / bound:>15.2f}{wall:>9.0f}")
     print(f"{'each [sep C] once':<20}{distinct:>12,}{distinct / bound:>15.2f}   (the floor of sharing)")
-    base = {(r.doc_id, c.context_doc_id, p.anchor_index): p.nll_ctx for r in runs["one batch"][2]
-            for c in r.contexts for p in r.pairs if p.context_id == c.context_id}
+    base = pairs_by_key(runs["one batch"][2])
     for name, (_, _, out) in list(runs.items())[1:]:
-        other = {(r.doc_id, c.context_doc_id, p.anchor_index): p.nll_ctx for r in out
-                 for c in r.contexts for p in r.pairs if p.context_id == c.context_id}
-        diff = max((abs(base[k] - other[k]) for k in base), default=0.0) if other.keys() == base.keys() else np.inf
+        other = pairs_by_key(out)
+        diff = (max((abs(base[k].nll_ctx - other[k].nll_ctx) for k in base), default=0.0)
+                if other.keys() == base.keys() else np.inf)
         print(f"{name}: same pairs as one batch, largest |NLL' difference| {diff:.1e}")
 
 

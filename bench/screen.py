@@ -37,7 +37,7 @@ from entropylong_streamer.lookalike_corpus import Catalogue, catalogue_corpus, w
 from entropylong_streamer.pipeline import Pipeline, criterion
 from entropylong_streamer.quality.report import RECORDS_FILE, build_figures, read_records, read_shard_set
 from entropylong_streamer.services.flops import FlopModel
-from entropylong_streamer.topics import DependenciesRecord
+from entropylong_streamer.topics import DependenciesRecord, Pair
 
 WORK = Path(".elong/bench-screen")
 
@@ -71,18 +71,20 @@ def run(name: str, cfg: Config, docs: Path, pool: Path) -> Build:
     return Build(name, cfg, records, figures["cost"], report.stats, wall, [len(s) for s in shards.samples.values()])
 
 
+def pairs_by_key(records: list[DependenciesRecord]) -> dict[tuple[str, str, int], Pair]:
+    """Every measured pair by (document, context document, anchor): what two builds can be compared by."""
+    out = {}
+    for rec in records:
+        doc_of = {c.context_id: c.context_doc_id for c in rec.contexts}
+        for p in rec.pairs:
+            out[(rec.doc_id, doc_of[p.context_id], p.anchor_index)] = p
+    return out
+
+
 def same_measurements(a: Build, b: Build) -> tuple[int, float, int]:
     """Pairs both measured: how many, the largest |H' difference| and |NLL' difference|, and how
     many verdicts differ (the `specific` criterion's rivals are what the screen can change)."""
-    def pairs(build: Build) -> dict:
-        out = {}
-        for rec in build.records:
-            doc_of = {c.context_id: c.context_doc_id for c in rec.contexts}
-            for p in rec.pairs:
-                out[(rec.doc_id, doc_of[p.context_id], p.anchor_index)] = p
-        return out
-
-    pa, pb = pairs(a), pairs(b)
+    pa, pb = pairs_by_key(a.records), pairs_by_key(b.records)
     both = pa.keys() & pb.keys()
     diff = max((max(abs(pa[k].h_ctx - pb[k].h_ctx), abs(pa[k].nll_ctx - pb[k].nll_ctx)) for k in both), default=0.0)
     return len(both), diff, sum(pa[k].accepted != pb[k].accepted for k in both)

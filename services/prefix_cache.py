@@ -22,7 +22,6 @@ class PrefixCache:
         self.max_bytes = max_bytes
         self.bytes = 0
         self._entries: OrderedDict[tuple[int, ...], tuple[Any, int]] = OrderedDict()
-        self.hits = self.misses = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -30,9 +29,7 @@ class PrefixCache:
     def get(self, key: tuple[int, ...]) -> Any | None:
         entry = self._entries.get(key)
         if entry is None:
-            self.misses += 1
             return None
-        self.hits += 1
         self._entries.move_to_end(key)
         return entry[0]
 

@@ -41,8 +41,8 @@ def aligned_view(context: Sequence[int], windows: Sequence[Sequence[int]], size:
     for t in context:
         counts[t] += 1
     hit = [1 if t in wanted and counts[t] <= 2 else 0 for t in context]
-    best, start, run = 0, 0, sum(hit[:size])
-    best = run
+    start = 0
+    best = run = sum(hit[:size])
     for i in range(1, len(context) - size + 1):
         run += hit[i + size - 1] - hit[i - 1]
         if run > best:

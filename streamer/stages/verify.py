@@ -167,7 +167,8 @@ class VerifyStage:
         exact measurement is free), nor one whose view would cost more than max_share of its forward."""
         sp, sep = self.screen, self.separator
         k = len(sep)
-        views: list[tuple[_Plan, _Candidate, list[tuple[int, int, int]]]] = []  # [(anchor, view, baseline)]
+        # per document: (context, [(anchor, its view's request, its baseline's request)])
+        views: list[tuple[_Plan, list[tuple[_Candidate, list[tuple[int, int, int]]]]]] = []
         baselines: dict[tuple[int, int], int] = {}  # (plan, anchor) -> request
         requests: list[ScoreRequest] = []
         owners: list[_Plan] = []
@@ -180,6 +181,7 @@ class VerifyStage:
         for p, plan in enumerate(live):
             doc = plan.record.anchors
             nll = {a.index: a.nll for a in doc.anchors}
+            views.append((plan, []))
             for c in plan.candidates:
                 if c.first_round != round_:
                     continue
@@ -201,7 +203,7 @@ class VerifyStage:
                     at.append((t, add(plan, [*sep, *view, *sep, *w], prefix=k + len(view))))
                     if (p, t) not in baselines:
                         baselines[(p, t)] = add(plan, [*sep, *w])
-                views.append((plan, c, [(t, i, baselines[(p, t)]) for t, i in at]))
+                views[-1][1].append((c, [(t, i, baselines[(p, t)]) for t, i in at]))
         if not requests:
             return
         before = self.engine.lm_tokens
@@ -210,15 +212,13 @@ class VerifyStage:
         for plan, charge in zip(owners, charges, strict=True):
             plan.screen_charges.append(charge)
         nll_at = [float(n[0]) for _, n in scores]
-        per_doc: dict[int, list] = {}
-        for plan, c, at in views:
-            per_doc.setdefault(id(plan), []).append((plan, c, [t for t, _, _ in at], [nll_at[b] for _, _, b in at],
-                                                     [nll_at[i] for _, i, _ in at]))
         specific = self.criterion.kind == "specific"
-        for judged in per_doc.values():
-            rivals = rival_gains([j[2:] for j in judged], self.criterion.max_sources) if specific else None
-            for k, (plan, c, anchors, base, view) in enumerate(judged):
-                ok = passes(base, view, sp.threshold, rivals[k] if rivals else None)
+        for plan, contexts in views:
+            judged = [(c, [t for t, _, _ in at], [nll_at[b] for _, _, b in at], [nll_at[i] for _, i, _ in at])
+                      for c, at in contexts]
+            rivals = rival_gains([j[1:] for j in judged], self.criterion.max_sources) if specific else None
+            for n, (c, anchors, base, view) in enumerate(judged):
+                ok = passes(base, view, sp.threshold, rivals[n] if rivals else None)
                 plan.screened.append(Screened(context_id=c.context_id, context_doc_id=c.context_doc_id,
                                               anchors=anchors, nll=base, nll_view=view, passed=ok))
                 c.screened_out = not ok and not sp.shadow
