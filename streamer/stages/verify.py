@@ -70,6 +70,8 @@ class VerifyStage:
             for (plan, f), score, charge in zip(run, scores, charges, strict=True):
                 f.measure(score)
                 plan.charges.append(charge)
+            if self.screen is not None and not self.screen.shadow and self.criterion.kind == "specific":
+                forwards += self._measure_rivals(live, round_)
             if self.cache is not None:
                 self.cache.put(item for _, f in forwards for item in f.fresh.items())
             for plan in live:  # what the next round may measure: decided once per round
@@ -122,21 +124,42 @@ class VerifyStage:
             plan.candidates.append(_Candidate(cand.context_id, cand.context_doc_id, text, ctx, rounds, spans))
         return plan
 
-    def _forwards(self, plan: _Plan, round_: int) -> list[_Forward]:
+    def _measure_rivals(self, live: list[_Plan], round_: int) -> list[tuple[_Plan, _Forward]]:
+        """Under "specific" a pair's verdict depends on the other contexts measured at its anchor, and
+        one the screen removed can only have lowered the rival a pair had to beat: measure the removed
+        contexts exactly at each anchor a pair is accepted at, and every verdict is the unscreened
+        build's. A rejected pair needs none: more rivals never turn a rejection into an acceptance."""
+        forwards = []
+        for plan in live:
+            accepted = {t for t, ok, template in self._decided(plan) if ok and not template}
+            forwards += [(plan, f) for f in self._forwards(plan, round_, rivals_at=accepted)]
+        run = [(plan, f) for plan, f in forwards if f.positions]
+        if run:
+            requests = [ScoreRequest(f.ids, f.positions, prefix=f.prefix) for _, f in run]
+            scores, charges = score_counted(self.engine, requests, self.stats)
+            for (plan, f), score, charge in zip(run, scores, charges, strict=True):
+                f.measure(score)
+                plan.charges.append(charge)
+                self.stats["rival_pairs_measured"] += len(f.positions)
+        return forwards
+
+    def _forwards(self, plan: _Plan, round_: int, rivals_at: set[int] | None = None) -> list[_Forward]:
         """This round's forward of each context: one [sep C sep D[:last missing anchor + 1]] scored at
-        the anchors it is measured at this round and has no measurement of yet (none when none is missing)."""
+        the anchors it is measured at this round and has no measurement of yet (none when none is missing).
+        rivals_at: the forwards of the contexts the screen removed instead, at those anchors only."""
         doc = plan.record.anchors
         k = len(self.separator)
         open_ = None if round_ == 1 else plan.unresolved
         out = []
         for c in plan.candidates:
-            if c.first_round > round_ or c.screened_out:
+            if c.first_round > round_ or c.screened_out != (rivals_at is not None):
                 continue
             fits = self.engine.max_tokens - 2 * k - len(c.token_ids) - 1  # the last anchor [C; D[:t + 1]] holds
             idx = {t for t, r in c.rounds.items() if r <= round_}
             if self.all_anchors:
                 idx.update(a.index for a in doc.anchors if a.index <= fits)
-            idx = {t for t in idx - c.measured if open_ is None or t in open_}
+            idx = {t for t in idx - c.measured
+                   if (open_ is None or t in open_) and (rivals_at is None or t in rivals_at)}
             unfit = {t for t in idx if t > fits} - c.unfit  # a later round's anchor past what the cut leaves
             self.stats["pairs_without_room"] += len(unfit)
             c.unfit |= unfit

@@ -174,3 +174,27 @@ def test_each_contexts_rival_is_the_rank_th_best_other_gain_at_its_anchor(views,
             others = sorted((b[k] - v[k] for m, (a, b, v) in enumerate(drawn) if m != i
                              for k in range(len(a)) if a[k] == t), reverse=True)
             assert got[i][j] == (others[rank - 1] if len(others) >= rank else 0.0)
+
+
+def test_under_the_specific_criterion_every_verdict_is_the_unscreened_builds(engine, records):
+    """A context the screen removed may be the rival an accepted pair had to beat: it is measured at
+    that anchor, so no verdict changes; only pairs go missing (the recall the screen costs)."""
+    def specific(screen=None):
+        return VerifyStage(engine, Criterion(kind="specific", nll_threshold=0.0), None, (SEP,), "v",
+                           all_anchors=True, screen=screen, model_key="tiny")
+
+    exact = specific()
+    plain = pairs_of(exact.process(records).outputs)
+    assert sum(p.accepted for p in plain.values()) > 0
+    recalled = 0
+    for threshold in (0.0, 0.5, 0.99):
+        on = specific(ScreenParams(context_tokens=16, window=8, max_anchors=3, threshold=threshold))
+        kept = pairs_of(on.process(records).outputs)
+        assert kept.keys() <= plain.keys()
+        assert all(abs(kept[k].nll_ctx - plain[k].nll_ctx) <= TINY_ATOL and kept[k].accepted == plain[k].accepted
+                   for k in kept)
+        # a rival is measured only where a pair is accepted, and only at that anchor
+        assert on.stats["rival_pairs_measured"] <= sum(1 for k in kept if any(
+            kept[j].accepted for j in kept if j[:2] == k[:2] and j[3] == k[3]))
+        recalled += on.stats["rival_pairs_measured"]
+    assert recalled > 0
