@@ -151,8 +151,7 @@ class RetrievalStage:
              tokens: dict[str, Tokenized]) -> CandidatesRecord:
         if not queried:
             return CandidatesRecord(anchors=rec, candidates=[], config_version=self.config_version)
-        depth = self.top_k * self.rounds
-        found = self.pool.search(vectors, depth * self.overfetch, exclude_doc_id=rec.doc_id)
+        found = self.pool.search(vectors, self.top_k * self.rounds * self.overfetch, exclude_doc_id=rec.doc_id)
         hits_of = {a.index: hits for a, hits in zip(queried, found, strict=True)}
         doc_sig = self.rule.signature(rec.text)
         by_context: dict[str, _Found] = {}
@@ -162,8 +161,14 @@ class RetrievalStage:
             if anchor.template:
                 continue
             kept: set[str] = set()
-            for hit in hits_of[anchor.index if anchor.leader is None else anchor.leader]:
-                if len(kept) == depth:
+            round_, in_round = 1, 0
+            for i, hit in enumerate(hits_of[anchor.index if anchor.leader is None else anchor.leader]):
+                # round r holds an anchor's next top_k contexts among its first r x top_k x overfetch
+                # hits: what round r finds is the same however many rounds are asked for
+                window_round = i // (self.top_k * self.overfetch) + 1
+                if window_round > round_ or in_round == self.top_k:
+                    round_, in_round = max(window_round, round_ + 1), 0
+                if round_ > self.rounds:
                     break
                 if hit.chunk_id not in leaks:  # the same chunk comes back for several anchors
                     leaks[hit.chunk_id] = is_same_document(rec.doc_id, doc_sig, hit, self.rule)
@@ -171,12 +176,12 @@ class RetrievalStage:
                     self.stats["leaks_excluded"] += 1
                     continue
                 key = hit.doc_id if per_document else hit.chunk_id
+                first = key not in kept
                 ctx = by_context.setdefault(key, _Found(hit.doc_id))
-                # the round this hit is scanned in: round r holds an anchor's ((r - 1) x top_k, r x top_k]th contexts
-                ctx.add(anchor.index, hit, len(kept) // self.top_k + 1, first=key not in kept)
+                ctx.add(anchor.index, hit, round_, first=first)
                 kept.add(key)
-            self.stats["pairs"] += min(len(kept), self.top_k)
-            self.stats["reserve_pairs"] += max(len(kept) - self.top_k, 0)
+                in_round += first
+                self.stats["pairs" if round_ == 1 else "reserve_pairs"] += first
         # the cap keeps the contexts retrieved by the most anchors
         contexts = sorted(by_context.items(), key=lambda kv: (kv[1].first_round, -len(kv[1].leading_anchors()),
                                                               -kv[1].score, kv[0]))

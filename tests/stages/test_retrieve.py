@@ -234,7 +234,18 @@ def test_rounds_retrieve_each_anchors_next_top_k_documents_as_later_rounds():
     assert firsts == sorted(set(firsts)) and firsts[0] == 1
 
 
-@settings(max_examples=40, deadline=None)
+def test_a_round_one_that_finds_fewer_than_top_k_documents_is_the_same_with_more_rounds():
+    """Round 1 reads an anchor's first top_k x overfetch hits whatever the rounds: here they hold two
+    documents (one page's many chunks come first); the third, found further down, is round 2's."""
+    pool = {"p0": " ".join(["otter"] * 12 + ["w0"]), "p1": " ".join(["otter"] * 30 + ["w1"]), "p2": "otter otter w2"}
+    rec, emb = record([(1, "fish")]), BagOfWordsEmbedder()
+    (one,) = _document_stage(pool, emb, 3, max_tokens=20, max_contexts=3).process([rec]).outputs
+    (two,) = _document_stage(pool, emb, 3, max_tokens=20, max_contexts=3, rounds=2).process([rec]).outputs
+    assert [c.context_id for c in one.candidates] == ["p0", "p1"]
+    assert {c.context_id: c.rounds()[1] for c in two.candidates} == {"p0": 1, "p1": 1, "p2": 2}
+
+
+@settings(max_examples=100, deadline=None)
 @given(st.data())
 def test_more_rounds_only_add_later_pairs_and_leave_round_one_as_it_was(data):
     vocab = ["otter", "fish", "lake", "den", "weather", "fog", "rain", "crab", "holt", "water"]
