@@ -20,6 +20,7 @@ whether every pair both builds measured has the same measurement and verdict.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shutil
 import tempfile
@@ -53,9 +54,18 @@ class Build:
     sample_lengths: list[int]
 
 
-def run(name: str, cfg: Config, docs: Path, pool: Path) -> Build:
-    """One cold build: its own data dir (no measurement cache from the other), the models shared."""
+def run(name: str, cfg: Config, docs: Path, pool: Path, reuse: bool = False) -> Build:
+    """One cold build: its own data dir (no measurement cache from the other), the models shared.
+    reuse: read the previous build of this name where it was of the same corpus and settings."""
     out = WORK / name
+    stamp = json.dumps({"config": cfg.model_dump(mode="json", exclude={"data_dir"}),
+                        "docs": hashlib.sha256(docs.read_bytes()).hexdigest(),
+                        "pool": hashlib.sha256(pool.read_bytes()).hexdigest()}, sort_keys=True)
+    if reuse and (out / "stamp.json").exists() and (out / "stamp.json").read_text() == stamp:
+        kept = json.loads((out / "build.json").read_text())
+        print(f"{name}: the previous build of the same corpus and settings, read from {out}")
+        return _read(name, cfg.copy_with({"data_dir": str((out / "data").resolve())}), out, kept["stats"],
+                     kept["wall"])
     shutil.rmtree(out, ignore_errors=True)
     (out / "data").mkdir(parents=True)
     (out / "data" / "models").symlink_to((WORK / "models").resolve(), target_is_directory=True)
@@ -65,10 +75,16 @@ def run(name: str, cfg: Config, docs: Path, pool: Path) -> Build:
     t0 = time.perf_counter()
     report = build(cfg, [docs], [pool], out, pipeline=pipe, show_progress=False)
     wall = time.perf_counter() - t0
+    (out / "build.json").write_text(json.dumps({"stats": report.stats, "wall": wall}))
+    (out / "stamp.json").write_text(stamp)
+    return _read(name, cfg, out, report.stats, wall)
+
+
+def _read(name: str, cfg: Config, out: Path, stats: dict, wall: float) -> Build:
     records = list(read_records(out / RECORDS_FILE))
     shards = read_shard_set(out / "shards" / cfg.pack_version())
-    figures, _ = build_figures(cfg, records, shards, [], pipe.separator, max_docs=0)
-    return Build(name, cfg, records, figures["cost"], report.stats, wall, [len(s) for s in shards.samples.values()])
+    figures, _ = build_figures(cfg, records, shards, [], Pipeline(cfg).separator, max_docs=0)
+    return Build(name, cfg, records, figures["cost"], stats, wall, [len(s) for s in shards.samples.values()])
 
 
 def pairs_by_key(records: list[DependenciesRecord]) -> dict[tuple[str, str, int], Pair]:
@@ -100,6 +116,8 @@ def main() -> None:
     ap.add_argument("--alpha", type=float, default=-1.0)
     ap.add_argument("--model", default="smollm2")
     ap.add_argument("--set", dest="sets", action="append", default=[], help="a setting of both builds")
+    ap.add_argument("--reuse-exact", action="store_true",
+                    help="read the exact build of the last run where its corpus and settings are the same")
     ap.add_argument("--screen-set", dest="screen_sets", action="append", default=[],
                     help="a setting of the screened build only (verify.screen_threshold=0.05, ...)")
     args = ap.parse_args()
@@ -110,7 +128,7 @@ def main() -> None:
     catalogue = corpus(args)
     base = load_config(None, [f"model.path={args.model!r}", f"entropy.alpha={args.alpha}", *args.sets])
     docs, pool = write_catalogue_files(WORK / "corpus", catalogue)
-    exact = run("exact", base, docs, pool)
+    exact = run("exact", base, docs, pool, reuse=args.reuse_exact)
     screened = run("screened", base.copy_with({"verify.screen": "on"}).copy_with(_overrides(args.screen_sets)),
                    docs, pool)
     report(catalogue, exact, screened)
@@ -168,7 +186,8 @@ def report(catalogue: Catalogue, exact: Build, screened: Build) -> None:
     print(f"screen: {v.get('contexts_screened', 0)} contexts screened, {v.get('contexts_screened_out', 0)} not "
           "measured, "
           f"{v.get('contexts_not_worth_screening', 0)} measured at once (their view would cost more than "
-          f"{screened.cfg.verify.screen_max_share:.0%} of the exact forward)")
+          f"{screened.cfg.verify.screen_max_share:.0%} of the exact forward); "
+          f"{v.get('rival_pairs_measured', 0):,} pairs of removed contexts measured as the rivals of accepted ones")
     print(f"LM tokens per emitted token: exact / screened {ratio:.2f}x (goal >= 3); fact recall loss "
           f"{se.fact_recall - ss.fact_recall:+.3f} (goal <= 0.02); LM tokens in all: "
           f"{ce['total']['lm_tokens']:,.0f} -> {cs['total']['lm_tokens']:,.0f}")
