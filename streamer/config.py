@@ -206,8 +206,9 @@ class VerifyConfig(_Section):
     screen_context_tokens of the context that share the most rare tokens with the document there, and the
     screen_window document tokens before each of the screen_max_anchors anchors that retrieved it whose true token is
     least likely). A context that lowers no such anchor's loss by screen_threshold (relative) beyond its rivals on the
-    view is not measured. What passes is measured exactly,
-    as without the screen; what it saves and what it costs in recall: bench/screen.py (docs/method.md). "shadow":
+    view is not measured. What passes is measured exactly, as without the screen; under "specific", a removed
+    context is measured where a pair it could rival is accepted, so every verdict is the unscreened one's. What it
+    saves and what it costs in recall: bench/screen.py, bench/screen_docs.py (docs/method.md). "shadow":
     screen, record each verdict (the dependencies record's `screened`), but measure every context exactly: what a
     threshold would keep and lose on your own documents, before switching it on."""
     screen_context_tokens: int = Field(128, ge=8)
