@@ -84,13 +84,26 @@ def limit(rec: DependenciesRecord, sample, capped: bool, target: int) -> str:
     return f"acceptance ({sample.offered} of {len(rec.contexts)})"
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def corpus_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--pool", type=int, default=400, help="pool pages (>= 300)")
     ap.add_argument("--targets", type=int, default=3)
     ap.add_argument("--min-chars", type=int, default=1000)
     ap.add_argument("--target-min-chars", type=int, default=4000)
     ap.add_argument("--target-max-chars", type=int, default=9000, help="room for contexts within the verifier")
+
+
+def pool_and_targets(args) -> tuple[list[str], list[str]]:
+    """The pool: the first pages of the manual; the targets: pages after them, so that another choice
+    of targets keeps the pool (and its index) as it is."""
+    texts = [t for t in (page_text(p) for p in fetch_pages(WORK)) if len(t) >= args.min_chars]
+    pool = texts[: args.pool]
+    rest = [t for t in texts[args.pool :] if args.target_min_chars <= len(t) <= args.target_max_chars]
+    return pool, rest[:: max(1, len(rest) // args.targets)][: args.targets]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    corpus_arguments(ap)
     ap.add_argument("--sample-tokens", type=int, default=32768)
     ap.add_argument("--max-contexts", type=int, default=24, help="retrieval.max_contexts (LM cost on 2 cores)")
     ap.add_argument("--model", default="smollm2")
@@ -100,12 +113,7 @@ def main() -> None:
     cfg = load_config(None, [f"model.path={args.model!r}", f"data_dir={str(WORK)!r}",
                              f"pack.sample_tokens={args.sample_tokens}", f"retrieval.max_contexts={args.max_contexts}",
                              *args.sets])
-    texts = [t for t in (page_text(p) for p in fetch_pages(WORK)) if len(t) >= args.min_chars]
-    # The pool: the first pages of the manual; the targets: pages after them, so that another choice
-    # of targets keeps the pool (and its index) as it is.
-    pool = texts[: args.pool]
-    rest = [t for t in texts[args.pool :] if args.target_min_chars <= len(t) <= args.target_max_chars]
-    targets = rest[:: max(1, len(rest) // args.targets)][: args.targets]
+    pool, targets = pool_and_targets(args)
     pipe = Pipeline(cfg, milvus_uri=str(WORK / "pool.db"))
     docs = [Doc(doc_id=doc_id_for(t), text=t) for t in targets]
     pool_docs = [Doc(doc_id=doc_id_for(t), text=t) for t in pool] + docs
