@@ -97,10 +97,10 @@ def pairs_by_key(records: list[DependenciesRecord]) -> dict[tuple[str, str, int]
     return out
 
 
-def same_measurements(a: Build, b: Build) -> tuple[int, float, int]:
+def same_measurements(a: list[DependenciesRecord], b: list[DependenciesRecord]) -> tuple[int, float, int]:
     """Pairs both measured: how many, the largest |H' difference| and |NLL' difference|, and how
-    many verdicts differ (the `specific` criterion's rivals are what the screen can change)."""
-    pa, pb = pairs_by_key(a.records), pairs_by_key(b.records)
+    many verdicts differ (the `specific` criterion's rivals are what the screen could change)."""
+    pa, pb = pairs_by_key(a), pairs_by_key(b)
     both = pa.keys() & pb.keys()
     diff = max((max(abs(pa[k].h_ctx - pb[k].h_ctx), abs(pa[k].nll_ctx - pb[k].nll_ctx)) for k in both), default=0.0)
     return len(both), diff, sum(pa[k].accepted != pb[k].accepted for k in both)
@@ -191,7 +191,7 @@ def report(catalogue: Catalogue, exact: Build, screened: Build) -> None:
     print(f"LM tokens per emitted token: exact / screened {ratio:.2f}x (goal >= 3); fact recall loss "
           f"{se.fact_recall - ss.fact_recall:+.3f} (goal <= 0.02); LM tokens in all: "
           f"{ce['total']['lm_tokens']:,.0f} -> {cs['total']['lm_tokens']:,.0f}")
-    n, diff, verdicts = same_measurements(exact, screened)
+    n, diff, verdicts = same_measurements(exact.records, screened.records)
     print(f"pairs both builds measured: {n:,}; largest |H' or NLL' difference| {diff:.1e}; verdicts differing "
           f"{verdicts}")
 

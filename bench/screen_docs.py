@@ -24,7 +24,7 @@ import time
 from debian_docs import PACKAGE, index_once
 from long_samples import WORK, corpus_arguments, pool_and_targets
 from rich.progress import Progress
-from screen import pairs_by_key
+from screen import pairs_by_key, same_measurements
 
 from entropylong_streamer.config import load_config
 from entropylong_streamer.measurements import MemoryCache
@@ -95,11 +95,8 @@ def main() -> None:
     print(f"screen: {stats.get('contexts_screened', 0)} contexts screened, {stats.get('contexts_screened_out', 0)} "
           f"not measured, {stats.get('contexts_not_worth_screening', 0)} measured at once; "
           f"{stats.get('rival_pairs_measured', 0):,} pairs of removed contexts measured as rivals of accepted ones")
-    pa, pb = pairs_by_key(builds["exact"][0]), pairs_by_key(builds["screened"][0])
-    both = pa.keys() & pb.keys()
-    diff = max((abs(pa[key].nll_ctx - pb[key].nll_ctx) for key in both), default=0.0)
-    print(f"pairs both measured: {len(both):,} of {len(pa):,}; largest |NLL' difference| {diff:.1e}; verdicts "
-          f"differing {sum(pa[key].accepted != pb[key].accepted for key in both)}")
+    n, diff, verdicts = same_measurements(builds["exact"][0], builds["screened"][0])
+    print(f"pairs both measured: {n:,}; largest |H' or NLL' difference| {diff:.1e}; verdicts differing {verdicts}")
 
 
 if __name__ == "__main__":

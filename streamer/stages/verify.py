@@ -63,13 +63,7 @@ class VerifyStage:
             if self.screen is not None:
                 self._screen(live, round_)
             forwards = [(plan, f) for plan in live for f in self._forwards(plan, round_)]
-            run = [(plan, f) for plan, f in forwards if f.positions]
-            # The [sep C] prefix is shared by every document that retrieved C: an engine may compute it once.
-            requests = [ScoreRequest(f.ids, f.positions, prefix=f.prefix) for _, f in run]
-            scores, charges = score_counted(self.engine, requests, self.stats) if requests else ([], [])
-            for (plan, f), score, charge in zip(run, scores, charges, strict=True):
-                f.measure(score)
-                plan.charges.append(charge)
+            self._run(forwards)
             if self.screen is not None and not self.screen.shadow and self.criterion.kind == "specific":
                 forwards += self._measure_rivals(live, round_)
             if self.cache is not None:
@@ -133,15 +127,22 @@ class VerifyStage:
         for plan in live:
             accepted = {t for t, ok, template in self._decided(plan) if ok and not template}
             forwards += [(plan, f) for f in self._forwards(plan, round_, rivals_at=accepted)]
-        run = [(plan, f) for plan, f in forwards if f.positions]
-        if run:
-            requests = [ScoreRequest(f.ids, f.positions, prefix=f.prefix) for _, f in run]
-            scores, charges = score_counted(self.engine, requests, self.stats)
-            for (plan, f), score, charge in zip(run, scores, charges, strict=True):
-                f.measure(score)
-                plan.charges.append(charge)
-                self.stats["rival_pairs_measured"] += len(f.positions)
+        self.stats["rival_pairs_measured"] += self._run(forwards)
         return forwards
+
+    def _run(self, forwards: list[tuple[_Plan, _Forward]]) -> int:
+        """The forwards that have positions to score, in one engine call, each charged to its
+        document; the pairs measured. The [sep C] prefix is shared by every document that retrieved
+        C: an engine may compute it once."""
+        run = [(plan, f) for plan, f in forwards if f.positions]
+        if not run:
+            return 0
+        requests = [ScoreRequest(f.ids, f.positions, prefix=f.prefix) for _, f in run]
+        scores, charges = score_counted(self.engine, requests, self.stats)
+        for (plan, f), score, charge in zip(run, scores, charges, strict=True):
+            f.measure(score)
+            plan.charges.append(charge)
+        return sum(len(f.positions) for _, f in run)
 
     def _forwards(self, plan: _Plan, round_: int, rivals_at: set[int] | None = None) -> list[_Forward]:
         """This round's forward of each context: one [sep C sep D[:last missing anchor + 1]] scored at
