@@ -7,6 +7,7 @@ file, so that ``stop_pidfile`` can stop it later from another shell.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -18,6 +19,8 @@ from importlib.resources import files
 from pathlib import Path
 
 import psutil
+
+log = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
 BROKER_MATCH = "noida-db"  # substring of the broker's /proc/PID/cmdline
@@ -62,8 +65,8 @@ def pid_alive(pid: int) -> bool:
 def start_time(pid: int) -> str:
     """When the process started (psutil's create_time, to the centisecond), "" if gone.
 
-    With the PID it names one process for good: a reused PID has another start time. (The command
-    line cannot: faust's worker rewrites its process title through setproctitle.)
+    With the PID it names one process for good: a reused PID has another start time, which the
+    command line cannot tell.
     """
     try:
         return f"{psutil.Process(pid).create_time():.2f}"
@@ -109,8 +112,8 @@ class ManagedProcess:
     def stop(self, timeout: float = 10) -> int | None:
         """SIGTERM to the process group, SIGKILL after ``timeout``; returns the exit code."""
         if self.popen.poll() is None:
-            if self.before_stop is not None:
-                self.before_stop()
+            if self.before_stop is not None and self.before_stop() is False:
+                log.warning("%s: its graceful stop did not answer; stopping it with SIGTERM alone", self.name)
             _signal_group(self.pid, signal.SIGTERM)
             try:
                 self.popen.wait(timeout)

@@ -123,7 +123,7 @@ def build(cfg: Config, docs: list[Path], corpus: Iterable[Path], out: Path, milv
         caches: dict[str, MemoryCache] = {}
         runners: dict[str, StageRunner] = {}
         for spec in registry.active(cfg):
-            if spec.runner != "faust":
+            if spec.runner != "stage":
                 continue
             cache = MemoryCache.load(cfg.paths.cache(spec.cache_name)) if spec.cache_name else None
             if cache is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from pathlib import Path
@@ -223,7 +224,7 @@ def worker(stage: Annotated[str, typer.Argument(help="entropy, index, retrieval,
            config: ConfigOpt = None, set_: SetOpt = None) -> None:
     """Run one stage's worker: entropy, index, retrieval, verify, pack or trainer."""
     from . import logs, registry
-    from .agents import faust_worker, packer_loop, trainer_loop
+    from .agents import packer_loop, stage_loop, trainer_loop
 
     cfg = _config(config, set_)
     logs.setup()
@@ -233,8 +234,16 @@ def worker(stage: Annotated[str, typer.Argument(help="entropy, index, retrieval,
     except KeyError as exc:
         console.print(f"[red]{exc.args[0]}[/red]")
         raise typer.Exit(2) from exc
-    {"faust": lambda: faust_worker.run(cfg, stage), "pack": lambda: packer_loop.run(cfg),
-     "trainer": lambda: trainer_loop.run(cfg)}[runner]()
+    loop = {"stage": lambda: stage_loop.run(cfg, stage), "pack": lambda: packer_loop.run(cfg),
+            "trainer": lambda: trainer_loop.run(cfg)}[runner]
+    try:
+        loop()
+    except Exception as exc:
+        # Not a bad record (the loops dead-letter those): the stage cannot run (a model or pool that
+        # fails to load, a broker gone for longer than the client waits). Exit non-zero, so `up`, the
+        # demo and a supervisor see it; nothing is lost: the batch's offsets were not committed.
+        logging.getLogger("entropylong_streamer.worker").critical("%s worker stops: %s", stage, exc, exc_info=True)
+        raise typer.Exit(1) from exc
 
 
 @app.command()

@@ -52,8 +52,5 @@ class DataDir:
     def reports(self, pack_version: str) -> Path:
         return self.root / "reports" / pack_version
 
-    def faust(self, stage: str) -> Path:
-        return self.root / "faust" / stage
-
     def cache(self, name: str) -> Path:  # a measurement cache of batch mode ("scores", "measurements")
         return self.root / f"{name}.msgpack"

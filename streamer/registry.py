@@ -26,8 +26,8 @@ class StageSpec:
     sink: TopicSpec | None
     version: Callable[[Config], str]  # of what it writes; its consumer group carries it
     consumes: Callable[[Config], str] | None = None  # the upstream version it reads (None: raw input)
-    # faust: a Faust agent around `build`'s stage object; pack and trainer: their own commit loops
-    runner: Literal["faust", "pack", "trainer"] = "faust"
+    # stage: agents/stage_loop.py around `build`'s stage object; pack and trainer: their own loops
+    runner: Literal["stage", "pack", "trainer"] = "stage"
     scalable: bool = True  # False: exactly one worker (it orders or owns what it writes)
     build: Callable[[Pipeline], object] | None = None
     cache: Callable[[Config], ChangelogCache] | None = None  # the LM measurements its worker keeps

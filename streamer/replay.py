@@ -1,6 +1,6 @@
 """Replay after a threshold change: the stages whose version changes read their input again.
 
-A stage's consumer group carries its config version (agents/faust_worker.py), so a new threshold
+A stage's consumer group carries its config version (registry.StageSpec.group), so a new threshold
 means new groups for that stage and every stage downstream of it, and a new shard set: the old
 groups, outputs and shards stay as they are. The first changed stage of the chain reads its input
 from the chosen origin (the beginning, a time, or an offset per partition); the changed stages

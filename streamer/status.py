@@ -116,7 +116,7 @@ def _members(admin, groups: list[str]) -> dict[str, int]:
 
     from kafka.errors import KafkaError
 
-    # kafka-python warns per member that it cannot decode Faust's assignor metadata (we read none of it)
+    # kafka-python warns per member whose assignor metadata it cannot decode (we read none of it)
     logging.getLogger("kafka.admin._groups").setLevel(logging.ERROR)
     try:
         described = admin.describe_groups(groups)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from entropylong_streamer.agents.kafka_clients import client_kwargs, faust_credentials
+from entropylong_streamer.agents.kafka_clients import client_kwargs
 from entropylong_streamer.cli import app
 from entropylong_streamer.config import ConfigError, load_config
 from entropylong_streamer.services import stack
@@ -61,7 +61,7 @@ def secure_config(**extra):
                               "kafka.ssl_cafile": "/etc/ssl/ca.pem", "milvus.token": f"root:{SECRET}", **extra})
 
 
-def test_kafka_security_settings_reach_kafka_python_and_faust():
+def test_kafka_security_settings_reach_kafka_python():
     cfg = secure_config()
     kw = client_kwargs(cfg)
     assert kw["security_protocol"] == "SASL_SSL" and kw["sasl_mechanism"] == "SCRAM-SHA-512"
@@ -71,21 +71,6 @@ def test_kafka_security_settings_reach_kafka_python_and_faust():
     assert plain["security_protocol"] == "PLAINTEXT" and "sasl_plain_password" not in plain
     ssl_only = client_kwargs(load_config(None, {"kafka.security_protocol": "SSL", "kafka.ssl_cafile": "/ca"}))
     assert ssl_only["ssl_cafile"] == "/ca" and "sasl_mechanism" not in ssl_only
-
-
-def test_faust_gets_the_samefaust_credentials(tmp_path):
-    import subprocess
-
-    import faust
-
-    # a throwaway self-signed CA, so the SSL context really loads a CA file
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=elong-test",
-                    "-keyout", str(tmp_path / "ca.key"), "-out", str(tmp_path / "ca.pem")],
-                   check=True, capture_output=True)
-    creds = faust_credentials(secure_config(**{"kafka.ssl_cafile": str(tmp_path / "ca.pem")}))
-    assert isinstance(creds, faust.SASLCredentials)
-    assert (creds.username, creds.password, creds.ssl_context is not None) == ("elong", SECRET, True)
-    assert faust_credentials(load_config(None, {})) is None
 
 
 def test_incomplete_sasl_settings_are_refused_at_start_up():

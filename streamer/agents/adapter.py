@@ -1,6 +1,6 @@
 """The one thing every transport adapter does: decode, call the stage, encode, dead-letter rejects.
 
-Transport-free: a Faust agent, a kafka-python loop, batch mode's in-memory topics and the tests
+Transport-free: the workers' kafka-python loops, batch mode's in-memory topics and the tests
 all hand it plain messages. StageRunner is a registered stage behind it, as its worker runs it.
 """
 
@@ -108,8 +108,8 @@ def source_id_of(record: Any) -> str:
 class StageRunner:
     """One registered stage's object behind handle_batch, with what its worker adds around it: the
     measurement cache read up before a batch and made durable after it (before the outputs that
-    used it are sent), the output distributions and the per-batch metrics. The Faust worker and
-    batch mode both run stages through it."""
+    used it are sent), the output distributions and the per-batch metrics. The stage workers
+    (stage_loop.py) and batch mode both run stages through it."""
 
     def __init__(self, cfg: Config, spec: StageSpec, stage: Any) -> None:
         self.spec, self.stage = spec, stage

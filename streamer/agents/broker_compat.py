@@ -4,7 +4,7 @@ A Kafka broker holds an empty fetch up to fetch.max.wait.ms. noida-db, the embed
 broker, answers at once, so every idle consumer re-fetches in a tight loop and burns a core
 (measured: kafka-python idle on an empty topic used 0.97 CPU-seconds per second; with this
 back-off, 0.02). With kafka.idle_fetch_backoff_ms > 0, consumers wait that long after a fetch
-that brought nothing: aiokafka's (Faust's) and kafka-python's fetchers alike. `up` and `demo`
+that brought nothing (kafka-python's fetcher, which every worker uses). `up` and `demo`
 turn it on for the embedded broker; leave it 0 on Kafka.
 
 This module holds every patch of a third-party library's internals, each for the version it was
@@ -14,12 +14,11 @@ check, and tests/agents/test_broker_compat.py fails when the pinned version chan
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 _installed: dict[str, float] = {}
 # library -> the version whose private internals the patch below was written against
-PATCHED = {"aiokafka": "0.14.0", "kafka-python": "3.0.12"}
+PATCHED = {"kafka-python": "3.0.12"}
 
 
 class PatchedVersionError(RuntimeError):
@@ -35,8 +34,7 @@ def check_version(library: str, installed: str) -> None:
 
 
 def install_backoff(backoff_s: float) -> None:
-    """Both clients' back-off (a worker process uses both: Faust, and kafka-python for its cache)."""
-    install_aiokafka_backoff(backoff_s)
+    """The worker process's back-off (its loop's consumer and the measurement cache's alike)."""
     install_kafka_python_backoff(backoff_s)
 
 
@@ -47,33 +45,6 @@ def _patch(library: str, installed_version: str, owner: type, method: str, wrap,
     check_version(library, installed_version)
     setattr(owner, method, wrap(getattr(owner, method), backoff_s))
     _installed[library] = backoff_s
-
-
-def install_aiokafka_backoff(backoff_s: float) -> None:
-    """Make aiokafka's fetcher (used by Faust) pause after a fetch response that carried nothing."""
-    if backoff_s > 0:
-        import aiokafka
-        from aiokafka.consumer.fetcher import Fetcher
-
-        _patch("aiokafka", aiokafka.__version__, Fetcher, "_proc_fetch_request", wait_if_empty, backoff_s)
-
-
-def wait_if_empty(proc_fetch_request, backoff_s: float):
-    """Fetcher._proc_fetch_request, then a pause when it brought nothing. A cancelled pause returns
-    like the original does when cancelled (False, no exception): Fetcher.close() cancels its
-    pending fetch tasks and awaits them unguarded, so a CancelledError from the pause printed a
-    traceback at every worker's stop."""
-
-    async def fetch_then_wait_if_empty(self, assignment, node_id, request):
-        got_data = await proc_fetch_request(self, assignment, node_id, request)
-        if not got_data:
-            try:
-                await asyncio.sleep(backoff_s)
-            except asyncio.CancelledError:
-                return False
-        return got_data
-
-    return fetch_then_wait_if_empty
 
 
 def install_kafka_python_backoff(backoff_s: float) -> None:

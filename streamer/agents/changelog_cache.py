@@ -11,7 +11,7 @@ used them are sent. Keys name the model and the exact tokens, never a threshold,
 of a stage shares the one topic and a replay finds every earlier measurement.
 
 Not Faust tables: on the embedded broker a table's changelog recovery lost input records of a
-new consumer group (docs/method.md, the measurement cache); kafka-python in the stage thread does not.
+new consumer group (docs/method.md, the measurement cache).
 """
 
 from __future__ import annotations

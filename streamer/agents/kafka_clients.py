@@ -1,5 +1,5 @@
-"""The one Kafka client layer: kafka-python clients and Faust's credentials, both from the
-Config's kafka section (bootstrap servers, SASL/TLS), translated here and nowhere else."""
+"""The one Kafka client layer: kafka-python clients from the Config's kafka section (bootstrap
+servers, SASL/TLS), translated here and nowhere else."""
 
 from __future__ import annotations
 
@@ -24,23 +24,6 @@ def client_kwargs(cfg: Config) -> dict:
         kw.update({f"ssl_{name}": getattr(k, f"ssl_{name}") for name in ("cafile", "certfile", "keyfile")
                    if getattr(k, f"ssl_{name}")})
     return kw
-
-
-def faust_credentials(cfg: Config):
-    """Faust's form of the security settings client_kwargs gives kafka-python (one translation
-    of the config's kafka section, in this module, for both clients)."""
-    import faust
-
-    k = cfg.kafka
-    ssl_context = None
-    if k.security_protocol.endswith("SSL"):
-        from aiokafka.helpers import create_ssl_context
-
-        ssl_context = create_ssl_context(cafile=k.ssl_cafile, certfile=k.ssl_certfile, keyfile=k.ssl_keyfile)
-    if k.sasl_mechanism is not None:
-        return faust.SASLCredentials(username=k.sasl_username, password=k.sasl_password,
-                                     mechanism=k.sasl_mechanism, ssl_context=ssl_context)
-    return faust.SSLCredentials(ssl_context) if ssl_context is not None else None
 
 
 def consumer(cfg: Config, topic: str, group: str):
@@ -98,14 +81,15 @@ def stop_event() -> threading.Event:
 
 def commit(cons) -> bool:
     """Commit what was consumed; False when the group moved on (a rebalance, or a broker that
-    restarted and forgot the generation). Then the uncommitted records come again after the rejoin,
-    and the loops skip what they already made durable (the packer's shard set, the trainer's
-    checkpoint), so nothing is lost or doubled and the worker keeps running."""
+    restarted and forgot the generation). Then the uncommitted records come again after the rejoin:
+    the packer and the trainer skip what they already made durable (the shard set, the checkpoint),
+    the stages run them again (the packer drops the duplicates), so nothing is lost or doubled and
+    the worker keeps running."""
     from kafka.errors import CommitFailedError
 
     try:
         cons.commit()
         return True
     except CommitFailedError as exc:
-        log.warning("commit refused (%s): the records come again after the rejoin and are skipped", exc)
+        log.warning("commit refused (%s): the uncommitted records come again after the rejoin", exc)
         return False

@@ -1,19 +1,14 @@
-"""The patches of aiokafka's and kafka-python's internals for the embedded broker: tied to the
-versions they were written for, and never installed against a real Kafka (back-off 0)."""
+"""The patch of kafka-python's internals for the embedded broker: tied to the version it was
+written for, and never installed against a real Kafka (back-off 0)."""
 
-import aiokafka
 import kafka
 import pytest
-from aiokafka.consumer.fetcher import Fetcher
 from kafka.consumer.fetcher import Fetcher as KafkaPythonFetcher
 
 from entropylong_streamer.agents import broker_compat
 
 
 def test_the_installed_library_is_the_version_the_patch_was_written_against():
-    # Fails when the lock moves aiokafka: read the new Fetcher._proc_fetch_request, then update PATCHED.
-    assert aiokafka.__version__ == broker_compat.PATCHED["aiokafka"]
-    assert callable(Fetcher._proc_fetch_request)
     # Fails when the lock moves kafka-python: read the new Fetcher.fetch_records and how
     # KafkaConsumer._poll_once treats its (records, idle), then update PATCHED.
     assert kafka.__version__ == broker_compat.PATCHED["kafka-python"]
@@ -22,14 +17,13 @@ def test_the_installed_library_is_the_version_the_patch_was_written_against():
 
 def test_another_version_is_refused_with_what_to_check():
     with pytest.raises(broker_compat.PatchedVersionError, match="idle_fetch_backoff_ms = 0"):
-        broker_compat.check_version("aiokafka", "0.0.1")
+        broker_compat.check_version("kafka-python", "0.0.1")
 
 
 def test_no_back_off_installs_nothing(monkeypatch):
     monkeypatch.setattr(broker_compat, "_installed", {})  # another test's in-process worker may have installed it
-    before, before_kp = Fetcher._proc_fetch_request, KafkaPythonFetcher.fetch_records
+    before_kp = KafkaPythonFetcher.fetch_records
     broker_compat.install_backoff(0)
-    assert Fetcher._proc_fetch_request is before and "aiokafka" not in broker_compat._installed
     assert KafkaPythonFetcher.fetch_records is before_kp and "kafka-python" not in broker_compat._installed
 
 
@@ -57,20 +51,3 @@ def test_kafka_python_pauses_after_an_empty_fetch_and_only_then(monkeypatch):
     assert patched(f) == ({}, True) and len(calls) == 3  # records and idle answers start no pause
     assert patched(f) == ({}, False) and len(calls) == 4
     assert patched(f) == ({}, True) and len(calls) == 4
-
-
-def test_a_pause_cancelled_at_stop_returns_as_aiokafka_expects():
-    """Fetcher.close() cancels pending fetch tasks and awaits them without suppressing the
-    cancellation: the original returns False when cancelled, and so must the pause."""
-    import asyncio
-
-    async def nothing_fetched(self, assignment, node_id, request):
-        return False
-
-    async def stopped_while_pausing():
-        task = asyncio.ensure_future(broker_compat.wait_if_empty(nothing_fetched, 60)(None, None, 0, None))
-        await asyncio.sleep(0)  # the task is now in its pause
-        task.cancel()
-        return await task
-
-    assert asyncio.run(stopped_while_pausing()) is False

@@ -2,6 +2,7 @@
 that exits while the broker is away is restarted, as a supervisor (Kubernetes, systemd) would."""
 
 import time
+from collections import Counter
 from pathlib import Path
 
 from stack_helpers import quiet, read_topic, shard_samples, small_config
@@ -20,7 +21,7 @@ from entropylong_streamer.stack_control import (
 )
 from entropylong_streamer.stages.ingest import BadRow, read_documents
 from entropylong_streamer.status import collect, end_offsets, shard_summary, topic_partitions
-from entropylong_streamer.topics import ANCHORS, CANDIDATES, DEPENDENCIES, DOCS
+from entropylong_streamer.topics import ANCHORS, CANDIDATES, DEAD_LETTER, DEPENDENCIES, DOCS
 
 
 def test_a_broker_restart_mid_run_loses_nothing(tmp_path, model_cache):
@@ -55,7 +56,8 @@ def test_a_broker_restart_mid_run_loses_nothing(tmp_path, model_cache):
                         worker_restarts += 1
                         workers[name] = start_worker(cfg, worker_stage(name), name)
                 if time.monotonic() > deadline:
-                    raise AssertionError(f"{what}: not reached in {timeout} s\n{_diagnosis(cfg, expected)}")
+                    raise AssertionError(f"{what}: not reached in {timeout} s; acked records kept at each "
+                                         f"restart: {kept}\n{_diagnosis(cfg, expected)}")
                 time.sleep(0.5)  # polling an observable outcome of other processes
 
         def restart_broker():
@@ -97,4 +99,6 @@ def _diagnosis(cfg, expected: set[str]) -> str:
         ids = {r.doc_id for r in read_topic(cfg, spec)}
         lines.append(f"{spec.name}: {len(ids)} documents, {len(expected - ids)} missing")
     lines.append(f"shards: {len(packed)} documents, missing {sorted(expected - packed)[:10]}")
+    dead = Counter(f"{d.stage}: {d.reason[:80]}" for d in read_topic(cfg, DEAD_LETTER))
+    lines += [f"dead letters: {n} x {reason}" for reason, n in dead.most_common(10)]
     return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""A worker whose stage cannot start exits non-zero (Faust would keep a process with a dead agent)."""
+"""A worker whose stage cannot start exits non-zero, saying why."""
 
 from pathlib import Path
 
