@@ -111,10 +111,15 @@ def jsonl_rows(path: Path) -> list[dict]:
 
 
 def free_ports(n: int) -> int:
-    """A base port with the n ports from it free (workers serve metrics on base, base + 1, ...)."""
-    for _ in range(50):
-        base = stack.free_port()
-        if base + n < 65535 and all(port_free(base + i) for i in range(n)):
+    """A base port with the n ports from it free (workers serve metrics on base, base + 1, ...),
+    below the kernel's ephemeral range: a port from that range that is free now can become the
+    local end of some client's connection (a Kafka client's) before the worker binds it."""
+    import random
+
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for _ in range(200):
+        base = random.randrange(10000, max(low - n, 10001))
+        if all(port_free(base + i) for i in range(n)):
             return base
     raise RuntimeError("no run of free ports")
 
