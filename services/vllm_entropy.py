@@ -6,7 +6,10 @@ final hidden state into [H, NLL] through the model's own compute_logits, a chunk
 a time (never [T, vocab] logits at once). Row p of the output is the entropy of the distribution
 over token p + 1 and the NLL of the actual token p + 1 (0 for the last row, which has no next token);
 with PoolingParams(extra_kwargs={"positions": [...]}) only those rows, in that order, and the
-vocabulary projection runs at those positions alone.
+vocabulary projection runs at those positions alone. With prefix caching and
+skip_reading_prefix_cache=False the cached leading tokens are not run and their hidden states never
+reach the pooler: positions after them are scored as usual, and a request with a position inside
+them gets NaN rows (the engine then runs it again without reading the cache).
 
 Registered through the vllm.general_plugins entry point (pyproject.toml), so every vLLM process,
 the engine core included, knows the architectures below; select one with
@@ -143,9 +146,17 @@ def _entropy_pooler_cls() -> type:
                 targets = torch.zeros_like(ids)
                 targets[:-1] = ids[1:]
                 positions = (params.extra_kwargs or {}).get(POSITIONS)
+                # With prefix caching the cached leading tokens were not run: hidden starts after them.
+                cached = len(ids) - hidden.shape[0]
+                if cached and (positions is None or positions[0] < cached):
+                    # A position inside the cached part has no hidden state: NaN asks the engine to
+                    # run this request again without reading the cache.
+                    n = len(ids) if positions is None else len(positions)
+                    out.append(torch.full((n, 2), float("nan"), dtype=torch.float32))
+                    continue
                 if positions is not None:  # the vocabulary projection only where it is asked for
-                    rows = torch.as_tensor(positions, dtype=torch.long)
-                    hidden, targets = hidden[rows.to(hidden.device)], targets[rows]
+                    wanted = torch.as_tensor(positions, dtype=torch.long)
+                    hidden, targets = hidden[(wanted - cached).to(hidden.device)], targets[wanted]
                 h, nll = entropy_and_nll(hidden, self.compute_logits, targets.to(hidden.device),
                                          self.CHUNK)
                 if positions is None:

@@ -105,6 +105,10 @@ class ModelConfig(_Section):
     """KV cache of the vLLM engine on CPU"""
     vllm_gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
     """Share of GPU memory the vLLM engine may take."""
+    vllm_prefix_caching: bool = False
+    """vLLM keeps the keys and values of verification's [sep C] prefixes in its KV cache between calls (its
+    prefix caching, read by those requests only), so a context that documents of different batches retrieved is
+    run once while its blocks stay cached. It changes no result beyond float rounding."""
     vllm_cpu_gemm: Literal["torch", "onednn"] = "torch"
     """fp32 on CPU: "torch" runs vLLM's linear layers on torch's GEMM, as transformers does (the two engines
     agree within 1e-4 nats); "onednn" keeps vLLM's, ~1.4x faster, up to 7e-4 apart."""

@@ -58,7 +58,7 @@ class Pipeline:
                               batch_tokens=m.batch_tokens, device=m.device, dtype=m.dtype,
                               kv_cache_gib=m.vllm_kv_cache_gib,
                               gpu_memory_utilization=m.vllm_gpu_memory_utilization,
-                              cpu_gemm=m.vllm_cpu_gemm)
+                              cpu_gemm=m.vllm_cpu_gemm, prefix_caching=m.vllm_prefix_caching)
         from entropylong_streamer.services.lm import TransformersEngine
 
         return TransformersEngine(m.path, self.cache_dir, m.max_tokens, m.chunk_positions, m.threads,

@@ -29,7 +29,7 @@ def engines(model_cache):
     from entropylong_streamer.services.vllm_engine import VLLMEngine
 
     vllm = VLLMEngine("smollm2", model_cache, max_tokens=2048, device="cpu", dtype="float32",
-                      kv_cache_gib=0.5)
+                      kv_cache_gib=0.5, prefix_caching=True)
     hf = TransformersEngine("smollm2", model_cache, max_tokens=2048, device="cpu", dtype="float32")
     yield vllm, hf
     del vllm.llm
@@ -107,3 +107,39 @@ def test_verification_on_vllm_measures_what_transformers_measures(engines):
     assert len(pairs) >= 20
     assert max(abs(p.h_ctx - q.h_ctx) for p, q in pairs) < 1e-4
     assert max(abs(p.nll_ctx - q.nll_ctx) for p, q in pairs) < 1e-4
+
+
+def test_prefix_caching_reads_a_shared_context_once_and_changes_no_score(engines):
+    """[sep C sep D] requests sharing C: after one call has run C, later calls read C's blocks from
+    vLLM's prefix cache (fewer LM tokens run) and score what transformers scores; a request whose
+    own positions lie inside the cached blocks (the same request again) is run again, same scores."""
+    vllm, hf = engines
+    readme = README.read_text()
+    context = [SEP, *vllm.tokenize(readme[:3000]).ids[:600]]
+    docs = [vllm.tokenize(t).ids[:120] for t in (readme[4000:4800], readme[6000:6800], "The cat sat. " * 20)]
+
+    def request(doc):
+        ids = [*context, SEP, *doc]
+        return ScoreRequest(ids, list(range(len(context) + 1, len(ids) - 1, 3)), prefix=len(context))
+
+    def length(doc):  # what a forward runs: up to the request's last scored position
+        return request(doc).positions[-1] + 1
+
+    def scored(requests):
+        before, read = vllm.lm_tokens, vllm.cached_tokens
+        return vllm.score_many(requests), vllm.lm_tokens - before, vllm.cached_tokens - read
+
+    vllm.prefix_caching = False  # reads no cache: every token runs (and C's blocks are written)
+    try:
+        first, ran, read = scored([request(docs[0])])
+    finally:
+        vllm.prefix_caching = True
+    assert (ran, read) == (length(docs[0]), 0)
+    again, ran, read = scored([request(docs[0])])
+    assert read > 0 and ran >= length(docs[0])  # its positions were cached: run again
+    later, ran, read = scored([request(d) for d in docs[1:]])
+    assert read >= 2 * 512 and ran == sum(length(d) for d in docs[1:]) - read  # C's full blocks
+    want = hf.score_many([request(d) for d in docs])
+    for (h, nll), (h_ref, nll_ref) in zip([*again, *later], want, strict=True):
+        assert np.abs(h - h_ref).max() < 1e-4 and np.abs(nll - nll_ref).max() < 1e-4
+    assert np.abs(again[0][0] - first[0][0]).max() < 1e-4 and np.abs(again[0][1] - first[0][1]).max() < 1e-4
