@@ -127,6 +127,7 @@ def show_config(config: ConfigOpt = None, set_: SetOpt = None) -> None:
 def topics(config: ConfigOpt = None, set_: SetOpt = None) -> None:
     """Create every topic, or raise its partition count to the configured one (kafka.partitions).
     Partitions are never removed. Restart the workers afterwards so that they take the new ones."""
+    from .stack_control import release_groups_of
     from .status import end_offsets, ensure_pipeline_topics, topic_partitions
 
     cfg = _config(config, set_)
@@ -136,6 +137,7 @@ def topics(config: ConfigOpt = None, set_: SetOpt = None) -> None:
         ensure_pipeline_topics(cfg)
         after: dict[str, int] = {}
         end_offsets(cfg, list(topic_partitions(cfg)), after)
+        release_groups_of(cfg, {t for t, n in after.items() if before.get(t) and n > before[t]})
     except Exception as exc:
         console.print(f"[red]cannot reach the broker {cfg.kafka.bootstrap_servers}:[/red] {exc}")
         raise typer.Exit(1) from exc

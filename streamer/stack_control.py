@@ -115,6 +115,31 @@ def stop_workers(pid_files: list[Path], cfg: Config | None = None) -> list[str]:
 
 def leave_groups(cfg: Config, names: list[str]) -> None:
     """Remove the static members `worker-STAGE-I` from their stages' groups (best effort)."""
+    groups = {stage: group for stage, _, group in stage_groups(cfg)}
+    by_group: dict[str, list[str]] = {}
+    for name in names:
+        if worker_stage(name) in groups:
+            by_group.setdefault(groups[worker_stage(name)], []).append(name)
+    _remove_members(cfg, lambda admin: {g: [(None, m) for m in ms] for g, ms in by_group.items()})
+
+
+def release_groups_of(cfg: Config, topics: set[str]) -> None:
+    """Take every member out of the groups that read these topics (after their partitions grew). A
+    static member that rejoins gets back the assignment it had, without the group's leader assigning
+    again, so the new partitions would stay unread; a fresh join makes the leader assign them."""
+    groups = [group for _, source, group in stage_groups(cfg) if source in topics]
+
+    def members(admin) -> dict[str, list[tuple[str | None, str | None]]]:
+        described = admin.describe_groups(groups)
+        return {g: [(m.get("member_id"), m.get("group_instance_id")) for m in d.get("members") or []]
+                for g, d in described.items() if not d.get("error")}
+
+    if groups:
+        _remove_members(cfg, members)
+
+
+def _remove_members(cfg: Config, members) -> None:
+    """members(admin) -> {group: [(member id, group instance id)]}: remove them (best effort)."""
     import logging
 
     from kafka import KafkaAdminClient
@@ -123,13 +148,8 @@ def leave_groups(cfg: Config, names: list[str]) -> None:
 
     from .agents.kafka_clients import client_kwargs
 
-    groups = {stage: group for stage, _, group in stage_groups(cfg)}
-    by_group: dict[str, list[str]] = {}
-    for name in names:
-        if worker_stage(name) in groups:
-            by_group.setdefault(groups[worker_stage(name)], []).append(name)
     host, port = _port(cfg.kafka.bootstrap_servers.split(",")[0])
-    if not by_group or not stack.port_open(host, port):  # no broker: no group to leave
+    if not stack.port_open(host, port):  # no broker: no group to leave
         return
     try:
         admin = KafkaAdminClient(**client_kwargs(cfg), request_timeout_ms=5000)
@@ -137,11 +157,16 @@ def leave_groups(cfg: Config, names: list[str]) -> None:
         logging.getLogger(__name__).warning("could not leave consumer groups: %s", exc)
         return
     try:
-        for group, members in by_group.items():
+        for group, ids in members(admin).items():
+            # a static member by its instance id; a dynamic one by its member id
+            gone = [MemberToRemove(group_instance_id=i) if i else MemberToRemove(member_id=m) for m, i in ids]
             try:
-                admin.remove_group_members(group, [MemberToRemove(group_instance_id=m) for m in members])
+                if gone:
+                    admin.remove_group_members(group, gone)
             except KafkaError:  # not a member (never joined, or already removed): nothing to do
                 pass
+    except KafkaError as exc:
+        logging.getLogger(__name__).warning("could not leave consumer groups: %s", exc)
     finally:
         admin.close()
 

@@ -26,15 +26,19 @@ def client_kwargs(cfg: Config) -> dict:
     return kw
 
 
-def consumer(cfg: Config, topic: str, group: str):
+def consumer(cfg: Config, topic: str, group: str, listener=None):
+    """A member of group reading topic, committing only when told; listener: a
+    ConsumerRebalanceListener, told of every rebalance."""
     from kafka import KafkaConsumer
 
     session_ms = int(cfg.agents.session_timeout_s * 1000)
-    return KafkaConsumer(topic, group_id=group, enable_auto_commit=False, auto_offset_reset="earliest",
+    cons = KafkaConsumer(group_id=group, enable_auto_commit=False, auto_offset_reset="earliest",
                          max_poll_interval_ms=600_000, session_timeout_ms=session_ms,
                          heartbeat_interval_ms=min(3000, session_ms // 3),
                          group_instance_id=cfg.agents.instance_id,
                          max_partition_fetch_bytes=cfg.kafka.max_message_bytes, **client_kwargs(cfg))
+    cons.subscribe([topic], listener=listener)
+    return cons
 
 
 def producer(cfg: Config):

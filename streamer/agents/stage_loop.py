@@ -20,6 +20,8 @@ import logging
 import threading
 import time
 
+from kafka import ConsumerRebalanceListener
+
 from entropylong_streamer import metrics, registry
 from entropylong_streamer.config import Config
 from entropylong_streamer.pipeline import Pipeline
@@ -42,12 +44,13 @@ def run(cfg: Config, stage: str, stop: threading.Event | None = None) -> None:
     metrics.READY.labels(stage).set(1)
     log.info("%s worker ready", stage)
     prefix = cfg.kafka.topic_prefix
-    cons = kc.consumer(cfg, spec.source.full_name(prefix), spec.group(cfg))
+    revoked = Revoked()
+    cons = kc.consumer(cfg, spec.source.full_name(prefix), spec.group(cfg), revoked)
     prod = kc.producer(cfg)
     max_batch = cfg.agents.batch_size(stage)
     try:
         while not stop.is_set():
-            msgs = take_batch(cons, max_batch, cfg.agents.batch_wait_s)
+            msgs = take_batch(cons, max_batch, cfg.agents.batch_wait_s, revoked)
             if not msgs:
                 continue
             outs, dead = runner.run(msgs)
@@ -59,14 +62,39 @@ def run(cfg: Config, stage: str, stop: threading.Event | None = None) -> None:
         prod.close()
 
 
-def take_batch(cons, max_batch: int, wait_s: float) -> list[Message]:
+class Revoked(ConsumerRebalanceListener):
+    """The partitions rebalances took from this consumer since take_batch last cleared it."""
+
+    def __init__(self) -> None:
+        self.partitions: set[int] = set()
+        self.dropped = 0  # records take_batch left to their partitions' next owner
+
+    def on_partitions_revoked(self, revoked) -> None:
+        self.partitions |= {tp.partition for tp in revoked}
+
+    def on_partitions_assigned(self, assigned) -> None:
+        pass
+
+
+def take_batch(cons, max_batch: int, wait_s: float, revoked: Revoked | None = None) -> list[Message]:
     """Up to max_batch records: what one poll brings, topped up until max_batch or until wait_s
-    has passed since the first record arrived (nothing when the topic is quiet)."""
+    has passed since the first record arrived (nothing when the topic is quiet).
+
+    A rebalance during a top-up poll revokes partitions whose records this batch already holds:
+    their offsets were not committed, so their next owner (this consumer again, perhaps) reads them
+    from the committed offset. They are dropped here, or both owners would process them."""
     msgs = kc.poll_messages(cons, max_records=max_batch)
     deadline = time.monotonic() + wait_s
     while msgs and len(msgs) < max_batch:
         left_ms = int((deadline - time.monotonic()) * 1000)
         if left_ms <= 0:
             break
-        msgs += kc.poll_messages(cons, max_records=max_batch - len(msgs), timeout_ms=min(left_ms, 250))
+        if revoked is not None:
+            revoked.partitions.clear()
+        more = kc.poll_messages(cons, max_records=max_batch - len(msgs), timeout_ms=min(left_ms, 250))
+        if revoked is not None and revoked.partitions:
+            kept = [m for m in msgs if m.partition not in revoked.partitions]
+            revoked.dropped += len(msgs) - len(kept)
+            msgs = kept
+        msgs += more
     return msgs

@@ -2,7 +2,7 @@
 max_batch records, is topped up within batch_wait_s, and what is not committed comes again."""
 
 from entropylong_streamer.agents import kafka_clients as kc
-from entropylong_streamer.agents.stage_loop import take_batch
+from entropylong_streamer.agents.stage_loop import Revoked, take_batch
 from entropylong_streamer.config import load_config
 from entropylong_streamer.services.stack import ensure_topics
 
@@ -34,4 +34,52 @@ def test_batches_are_capped_topped_up_and_uncommitted_records_come_again(broker)
     again = kc.consumer(cfg, "in", "g")
     assert offsets(first_batch(again, 8)) == [4, 5, 6, 7, 8, 9]
     again.close(autocommit=False)
+    prod.close()
+
+
+def test_records_of_partitions_revoked_while_a_batch_fills_are_left_to_their_new_owner(broker):
+    """A second worker joins while the first is topping up a batch: the rebalance takes a partition
+    whose records the batch already holds (uncommitted). The batch drops them; the new owner reads
+    them from the committed offset, so no record is processed by both."""
+    import threading
+
+    cfg = load_config(None, {"kafka.bootstrap_servers": broker, "agents.session_timeout_s": 6.0})
+    ensure_topics(broker, {"in": 2})
+    prod = kc.producer(cfg)
+    for i in range(40):
+        prod.send("in", value=str(i).encode(), partition=i % 2)
+    prod.flush()
+    revoked = Revoked()
+    first = kc.consumer(cfg, "in", "g", revoked)
+    while not first.assignment():  # the first member takes both partitions
+        first.poll(timeout_ms=200, max_records=1)
+    first.seek_to_beginning()  # nothing committed: the batch below starts at offset 0 of both
+    joined, second_got, stop = threading.Event(), [], threading.Event()
+
+    def second_member():
+        second = kc.consumer(cfg, "in", "g")
+        while not stop.is_set():
+            second_got.extend((m.partition, m.offset) for m in kc.poll_messages(second, max_records=100))
+            if second.assignment():
+                joined.set()
+        second.close(autocommit=False)
+
+    member = threading.Thread(target=second_member)
+    member.start()
+    try:
+        batch = take_batch(first, max_batch=1000, wait_s=15.0, revoked=revoked)
+        for _ in range(300):  # the rebalance completes only while both members poll, as the loop does
+            if joined.wait(0.1):
+                break
+            first.poll(timeout_ms=100)
+        assert joined.is_set()
+        stop.set()
+    finally:
+        stop.set()
+        member.join(30)
+    mine = {(m.partition, m.offset) for m in batch}
+    assert revoked.dropped > 0, "the batch held no record of a revoked partition"
+    assert not mine & set(second_got), sorted(mine & set(second_got))[:5]
+    assert {p for p, _ in mine} <= {tp.partition for tp in first.assignment()}
+    first.close(autocommit=False)
     prod.close()
