@@ -23,10 +23,9 @@ from __future__ import annotations
 import argparse
 import shutil
 import time
-from pathlib import Path
 
 import numpy as np
-from screen import WORK, corpus, pairs_by_key
+from screen import WORK, corpus, models_dir, pairs_by_key
 
 from entropylong_streamer.config import load_config
 from entropylong_streamer.pipeline import Pipeline
@@ -50,7 +49,7 @@ def main() -> None:
     work = WORK / "kv-reuse"
     shutil.rmtree(work, ignore_errors=True)
     (work / "data").mkdir(parents=True)
-    (work / "data" / "models").symlink_to(Path(".elong/demo/models").resolve(), target_is_directory=True)
+    (work / "data" / "models").symlink_to(models_dir(), target_is_directory=True)
     vllm = args.engine == "vllm"
     engine_sets = [f"model.engine={args.engine!r}", *(["model.vllm_prefix_caching=true"] if vllm else [])]
     cfg = load_config(None, [f"model.path={args.model!r}", f"entropy.alpha={args.alpha}", *engine_sets,

@@ -106,6 +106,15 @@ def same_measurements(a: list[DependenciesRecord], b: list[DependenciesRecord]) 
     return len(both), diff, sum(pa[k].accepted != pb[k].accepted for k in both)
 
 
+def models_dir() -> Path:
+    """The benches' converted models: the demo's where it ran, else built here once."""
+    WORK.mkdir(parents=True, exist_ok=True)
+    if not (WORK / "models").exists():
+        demo = Path(".elong/demo/models").resolve()
+        (WORK / "models").symlink_to(demo, target_is_directory=True) if demo.is_dir() else (WORK / "models").mkdir()
+    return (WORK / "models").resolve()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--docs", type=int, default=8, help="citing documents")
@@ -121,10 +130,7 @@ def main() -> None:
     ap.add_argument("--screen-set", dest="screen_sets", action="append", default=[],
                     help="a setting of the screened build only (verify.screen_threshold=0.05, ...)")
     args = ap.parse_args()
-    WORK.mkdir(parents=True, exist_ok=True)
-    if not (WORK / "models").exists():  # the converted models of the demo, where they are
-        demo = Path(".elong/demo/models").resolve()
-        (WORK / "models").symlink_to(demo, target_is_directory=True) if demo.is_dir() else (WORK / "models").mkdir()
+    models_dir()
     catalogue = corpus(args)
     base = load_config(None, [f"model.path={args.model!r}", f"entropy.alpha={args.alpha}", *args.sets])
     docs, pool = write_catalogue_files(WORK / "corpus", catalogue)
