@@ -103,6 +103,7 @@ def main() -> None:
     ap.add_argument("--set", dest="sets", action="append", default=[])
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="elong-bench-plumbing-"))
+    Path(args.cache).mkdir(parents=True, exist_ok=True)  # the tiny model is built there once if missing
     (work / "models").symlink_to(Path(args.cache).resolve(), target_is_directory=True)
     cfg = load_config(None, [
         f"data_dir={str(work)!r}", "model.path='tiny'", "model.engine='null'", "retrieval.embedder='null'",
