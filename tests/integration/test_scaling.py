@@ -28,6 +28,7 @@ def test_two_entropy_workers_split_the_partitions_and_nothing_is_doubled(tmp_pat
                    for i in range(2)]
         # Both members in the group before any record, so no rebalance moves work mid-flight.
         wait_for("two consumers", lambda: {r.stage: r.consumers for r in collect(cfg)}["entropy"] == 2, workers)
+        wait_for("both holding partitions, the group stable", lambda: both_assigned(cfg), workers)
         corpus = tmp_path / "docs.jsonl"
         write_demo_corpus(corpus, DOCS_N, min_chars=300, max_chars=700)
         assert ingest_paths(cfg, [corpus], console=quiet())[0] == DOCS_N
@@ -89,3 +90,23 @@ def test_raising_the_partition_count_keeps_every_document_once(tmp_path, model_c
         assert used & {2, 3}, used  # the new partitions carried documents, and they were consumed
     finally:
         stop_all(cfg)
+
+
+def both_assigned(cfg) -> bool:
+    """The entropy group is Stable and each of its members holds a partition: the rebalance that the
+    second member's join started is over."""
+    from kafka import KafkaAdminClient
+
+    from entropylong_streamer import registry
+    from entropylong_streamer.agents.kafka_clients import client_kwargs
+
+    group = registry.stage("entropy").group(cfg)
+    admin = KafkaAdminClient(**client_kwargs(cfg))
+    try:
+        described = admin.describe_groups([group])[group]
+    finally:
+        admin.close()
+    members = described.get("members") or []
+    held = [sum(len(t["partitions"]) for t in (m.get("member_assignment") or {}).get("assigned_partitions", []))
+            for m in members]
+    return described.get("group_state") == "Stable" and len(held) == 2 and all(held)
