@@ -120,7 +120,8 @@ def leave_groups(cfg: Config, names: list[str]) -> None:
     for name in names:
         if worker_stage(name) in groups:
             by_group.setdefault(groups[worker_stage(name)], []).append(name)
-    _remove_members(cfg, lambda admin: {g: [(None, m) for m in ms] for g, ms in by_group.items()})
+    if by_group:
+        _remove_members(cfg, lambda admin: {g: [(None, m) for m in ms] for g, ms in by_group.items()})
 
 
 def release_groups_of(cfg: Config, topics: set[str]) -> None:
