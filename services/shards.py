@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from entropylong_streamer.method.packing import Sequence
+from entropylong_streamer.method.samples import sample_key
 
 from .durable import fsync_dir, fsync_files
 
@@ -49,6 +50,7 @@ def import_streaming():
 
 
 MANIFEST = "manifest.jsonl"
+DOCUMENTS = "documents.jsonl"  # beside a shard's MDS files: its samples' documents
 
 
 def read_manifest(shard_dir: Path) -> list[dict]:
@@ -90,11 +92,19 @@ class ShardSet:
     def doc_ids(self) -> set[str]:
         return {d for e in self.entries for d in e["doc_ids"]}
 
+    @property
+    def sample_keys(self) -> set[str]:
+        """Every packed sample's Sample.key: its document, and the model version that scored it."""
+        return {sample_key(d, m) for e in self.entries
+                for d, m in zip(e["doc_ids"], e.get("doc_models") or [""] * len(e["doc_ids"]), strict=True)}
+
     def next_shard_id(self) -> str:
         return f"shard-{len(self.entries):06d}"
 
-    def write(self, sequences: list[Sequence], domain: str) -> dict:
-        """Write one MDS directory atomically, then record it in the manifest (fsynced)."""
+    def write(self, sequences: list[Sequence], domain: str, documents: list[dict] | None = None) -> dict:
+        """Write one MDS directory atomically, then record it in the manifest (fsynced). documents: the
+        samples' documents (doc_id, text, url, source, source_id), kept beside the MDS files in
+        documents.jsonl for a later rescoring by a newer model version (policy.rescore_last_shards)."""
         streaming = import_streaming()
         shard_id = self.next_shard_id()
         tmp = self.dir / f".tmp-{shard_id}"
@@ -113,6 +123,8 @@ class ShardSet:
                     "config_version": self.config_version,
                     "dependencies": sequence_dependencies(seq),
                 })
+        if documents is not None:
+            (tmp / DOCUMENTS).write_text("".join(json.dumps(d) + "\n" for d in documents))
         fsync_files(tmp)  # the data must be on disk before the manifest says it is
         final = self.dir / shard_id
         shutil.rmtree(final, ignore_errors=True)
@@ -125,7 +137,7 @@ class ShardSet:
             "samples": sum(len(s.samples) for s in sequences),
             "tokens": sum(s.used for s in sequences),
             "contexts": sum(len(x.context_ids) for q in sequences for x in q.samples),
-            "doc_ids": sorted(s.doc_id for q in sequences for s in q.samples),
+            **_doc_columns([s for q in sequences for s in q.samples]),
             **shard_report(sequences),
         }
         with open(self.manifest_path, "a") as fh:
@@ -153,6 +165,24 @@ class ShardSet:
         root = self.dir / "index.json"
         if not root.exists() or root.read_text() != text:  # a reopened set leaves an index as it is
             _atomic_write(root, text)
+
+
+def _doc_columns(samples: list) -> dict:
+    """The manifest's doc_ids, sorted, and (only where a model version scored one) their versions beside."""
+    ordered = sorted(samples, key=lambda s: (s.doc_id, s.model_version))
+    out: dict = {"doc_ids": [s.doc_id for s in ordered]}
+    if any(s.model_version for s in ordered):
+        out["doc_models"] = [s.model_version for s in ordered]
+    return out
+
+
+def read_documents(shard_path: Path) -> list[dict]:
+    """The documents of a shard's samples (doc_id, text, url, source, source_id); [] for a shard
+    written before they were kept."""
+    path = Path(shard_path) / DOCUMENTS
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line]
 
 
 def sequence_dependencies(seq: Sequence) -> list[list[int]]:

@@ -24,6 +24,7 @@ import numpy as np
 from entropylong_streamer.method import doc_masks
 
 from . import checkpoint
+from .model_versions import Published, publish, published
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +55,9 @@ class ShardTraining:
 
 
 class RollingTrainer:
-    def __init__(self, cfg, cache_dir: Path, state_dir: Path) -> None:
-        """cfg: the TrainerConfig section."""
+    def __init__(self, cfg, cache_dir: Path, state_dir: Path, versions_dir: Path | None = None) -> None:
+        """cfg: the TrainerConfig section; versions_dir: where it publishes model versions
+        (every cfg.publish_every shards)."""
         import torch
 
         from .models import resolve_device
@@ -75,6 +77,22 @@ class RollingTrainer:
         self.step = state.get("step", 0)
         self.consumed: dict[str, str] = state.get("consumed", {})  # shard id -> path, in order
         self.model.train()
+        self.cache_dir, self.versions_dir = Path(cache_dir), versions_dir
+
+    def publish_if_due(self) -> Published | None:
+        """Publish the model as a version when its consumed shards reach a multiple of publish_every
+        and no version of exactly those shards exists: after a shard, and at start, where it finishes
+        what a crash between the checkpoint and the publication left undone. None: nothing was due."""
+        every = self.cfg.publish_every
+        if self.versions_dir is None or not every or not self.consumed or len(self.consumed) % every:
+            return None
+        seen = list(self.consumed)
+        if any(v.shards == seen for v in published(self.versions_dir)):
+            return None
+        from .models import model_dir
+
+        return publish(self.versions_dir, self.model, model_dir(self.cfg.model, self.cache_dir), self.cfg.model,
+                       self.step, seen, self.cfg.keep_versions)
 
     def train_shard(self, shard_id: str, path: Path) -> ShardTraining | None:
         """Train on a new shard (mixed with earlier ones), then checkpoint. None if already consumed."""
@@ -191,7 +209,8 @@ def _chunked_cross_entropy(hidden, head, targets, chunk: int):
 def _build_model(cfg, cache_dir: Path, device: str, dtype):
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from .models import load_causal_lm, model_dir
+    from .model_versions import set_rope_theta
+    from .models import model_dir
 
     attn = "sdpa"
     if device == "cuda":
@@ -201,17 +220,15 @@ def _build_model(cfg, cache_dir: Path, device: str, dtype):
             attn = "flash_attention_2"  # variable-length attention from the restarting positions
         except ImportError:
             log.warning("flash-attn is not installed: block-diagonal masks through SDPA (O(T^2) memory)")
+    config = AutoConfig.from_pretrained(model_dir(cfg.model, cache_dir))
+    if cfg.rope_theta:  # before the model is built: its rotary embedding reads the base at construction
+        set_rope_theta(config, cfg.rope_theta)
     if cfg.from_scratch:  # the spec's architecture, freshly initialised with the usual small init
-        config = AutoConfig.from_pretrained(model_dir(cfg.model, cache_dir))
         config.initializer_range = 0.02
-        if cfg.rope_theta:
-            config.rope_theta = cfg.rope_theta
         model = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation=attn)
-    else:
-        model, _ = load_causal_lm(cfg.model, cache_dir, device=device, dtype=str(dtype).removeprefix("torch."))
-        model.config._attn_implementation = attn
-        if cfg.rope_theta:
-            log.warning("trainer.rope_theta applies to from_scratch models; %s keeps its own", cfg.model)
+    else:  # continued pretraining of the model's own weights
+        model = AutoModelForCausalLM.from_pretrained(model_dir(cfg.model, cache_dir), config=config, dtype=dtype,
+                                                     attn_implementation=attn)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     return model.to(device)

@@ -279,7 +279,8 @@ class TrainerConfig(_Section):
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     """auto: fp32 on CPU, bf16 on GPU."""
     rope_theta: float | None = Field(None, gt=0)
-    """RoPE base of a from_scratch model (None: its own)"""
+    """RoPE base (None: the model's own). Continued training of a model's weights with a larger base is the
+    paper's long-context recipe; published versions carry it, so the workers that follow them score with it."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass (long sequences on GPUs)."""
     threads: int = Field(0, ge=0)
@@ -304,12 +305,31 @@ class TrainerConfig(_Section):
     """Lower edges of the position buckets that loss is reported in (offset of a token in its sample)."""
     seed: int = 0
     """Seed of the trainer's initialisation and shuffling."""
+    publish_every: int = Field(0, ge=0)
+    """Publish the trained model as a model version every this many shards (written atomically under
+    data_dir/model-versions, announced on the model-versions topic); 0: never."""
+    keep_versions: int = Field(4, ge=1)
+    """Published versions kept on disk; older ones are removed (a worker loads the newest)."""
 
     @model_validator(mode="after")
     def _buckets(self) -> TrainerConfig:
         if not self.loss_buckets or self.loss_buckets[0] != 0 or self.loss_buckets != sorted(set(self.loss_buckets)):
             raise ValueError("trainer.loss_buckets must start at 0 and increase")
         return self
+
+
+class PolicyConfig(_Section):
+    """The scorer follows the trainer (on-policy construction): the entropy and verify workers score with
+    the newest model version the rolling trainer published (trainer.publish_every), moving between batches.
+    Needs the trainer to continue training the scoring model: trainer.model = model.path, from_scratch =
+    false. Every record names the version that measured it; measurement caches are keyed by it."""
+
+    follow: bool = False
+    """Entropy and verify score with the trainer's newest published version (off: model.path, frozen)."""
+    rescore_last_shards: int = Field(0, ge=0)
+    """When a version is published, send the documents of the trainer's last this many shards through the
+    pipeline again, to be scored, verified and packed with it (PolicyLong's rounds, made continuous); 0: only
+    new documents meet the new version."""
 
 
 class AgentsConfig(_Section):
@@ -414,6 +434,7 @@ class Config(_Section):
     verify: VerifyConfig = VerifyConfig()
     pack: PackConfig = PackConfig()
     trainer: TrainerConfig = TrainerConfig()
+    policy: PolicyConfig = PolicyConfig()
     agents: AgentsConfig = AgentsConfig()
     metrics: MetricsConfig = MetricsConfig()
     door: DoorConfig = DoorConfig()
@@ -424,11 +445,28 @@ class Config(_Section):
             raise ValueError(f"config schema_version {self.schema_version} is not {CONFIG_SCHEMA}")
         return self
 
+    @model_validator(mode="after")
+    def _policy(self) -> Config:
+        t, p = self.trainer, self.policy
+        if p.follow and (t.from_scratch or t.model != self.model.path):
+            raise ValueError(f"policy.follow needs the trainer to continue training the scoring model: trainer.model "
+                             f"= model.path ({self.model.path!r}, not {t.model!r}) and trainer.from_scratch = false")
+        if p.follow and not t.publish_every:
+            raise ValueError("policy.follow needs trainer.publish_every > 0: without it no version is ever published")
+        if p.rescore_last_shards and not p.follow:
+            raise ValueError("policy.rescore_last_shards needs policy.follow = true")
+        return self
+
     # Stage versions: each hashes its own parameters plus its upstream stage's version.
     def entropy_version(self) -> str:
         m = self.model  # the engine is not part of it (both engines compute the same entropy), unless null
         null = ("null-engine",) if m.engine == "null" else ()
-        return _digest("entropy", m.path, m.dtype, m.max_tokens, m.overlap, self.entropy, self.pack.separator, *null)
+        # Following the trainer, records are measured by a succession of versions: another data set. The
+        # versions themselves are no part of it (each record names its own), or every publication would
+        # start new consumer groups over the whole topic.
+        follow = ("follow", self.trainer.rope_theta, self.trainer.publish_every) if self.policy.follow else ()
+        return _digest("entropy", m.path, m.dtype, m.max_tokens, m.overlap, self.entropy, self.pack.separator, *null,
+                       *follow)
 
     def index_version(self) -> str:
         """The pool's chunks: what the indexer writes depends on none of the thresholds."""

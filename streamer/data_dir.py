@@ -42,6 +42,9 @@ class DataDir:
     def trainer(self) -> Path:  # checkpoints and loss.jsonl
         return self.root / "trainer"
 
+    def model_versions(self, pack_version: str) -> Path:  # what the trainer of that shard set published
+        return self.root / "model-versions" / pack_version
+
     @property
     def shards(self) -> Path:  # one shard set per pack version below it
         return self.root / "shards"

@@ -131,6 +131,11 @@ TRAIN_RATE = Gauge("elong_trainer_tokens_per_second", "Target tokens per second 
 SHARDS_BEHIND = Gauge("elong_trainer_shards_behind", "Announced shards the trainer has not reached yet")
 LOSS_BY_POSITION = Gauge("elong_trainer_loss_by_position", "Last shard's mean loss of tokens whose offset "
                          "inside their sample is at least the bucket's lower edge", ["bucket"])
+MODELS_PUBLISHED = Counter("elong_trainer_model_versions_published_total", "Model versions the trainer published")
+MODEL_VERSION = Gauge("elong_model_version_shards", "Shards seen by the model version a scoring worker holds "
+                      "(0: model.path itself)", ["stage"])
+MODEL_VERSION_REFUSED = Counter("elong_model_version_refused_total", "Announced model versions a scoring worker "
+                                "could not load (it kept the one it had)", ["stage"])
 
 
 def observe_training(report, behind: int) -> None:

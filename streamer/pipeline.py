@@ -17,6 +17,7 @@ from entropylong_streamer.stages.index import IndexStage
 from entropylong_streamer.stages.pack import PackStage
 from entropylong_streamer.stages.retrieve import DocumentContexts, RetrievalStage
 from entropylong_streamer.stages.verify import VerifyStage
+from entropylong_streamer.topics import ModelVersion
 
 
 def criterion(cfg: Config) -> Criterion:
@@ -33,11 +34,23 @@ def screen_params(cfg: Config) -> ScreenParams | None:
 
 
 class Pipeline:
-    """Lazily builds the heavy parts (LM, embedder, pool) so each worker loads only what it needs."""
+    """Lazily builds the heavy parts (LM, embedder, pool) so each worker loads only what it needs.
 
-    def __init__(self, cfg: Config, milvus_uri: str | None = None) -> None:
+    model_version: a version the rolling trainer published (policy.follow); the scoring LM is loaded
+    from it instead of model.path, and it enters the measurement keys and the records."""
+
+    def __init__(self, cfg: Config, milvus_uri: str | None = None, model_version: ModelVersion | None = None) -> None:
         self.cfg = cfg
         self.milvus_uri = milvus_uri or cfg.milvus.uri
+        self.model_version = model_version
+
+    @property
+    def model_path(self) -> str:
+        return self.model_version.path if self.model_version is not None else self.cfg.model.path
+
+    @property
+    def version_name(self) -> str:
+        return self.model_version.version if self.model_version is not None else ""
 
     @property
     def cache_dir(self) -> Path:
@@ -50,18 +63,18 @@ class Pipeline:
             from entropylong_streamer.services.models import load_tokenizer
             from entropylong_streamer.services.null_models import NullEngine
 
-            return NullEngine(load_tokenizer(m.path, self.cache_dir), m.max_tokens, m.overlap)
+            return NullEngine(load_tokenizer(self.model_path, self.cache_dir), m.max_tokens, m.overlap)
         if m.engine == "vllm":
             from entropylong_streamer.services.vllm_engine import VLLMEngine
 
-            return VLLMEngine(m.path, self.cache_dir, m.max_tokens, overlap=m.overlap,
+            return VLLMEngine(self.model_path, self.cache_dir, m.max_tokens, overlap=m.overlap,
                               batch_tokens=m.batch_tokens, device=m.device, dtype=m.dtype,
                               kv_cache_gib=m.vllm_kv_cache_gib,
                               gpu_memory_utilization=m.vllm_gpu_memory_utilization,
                               cpu_gemm=m.vllm_cpu_gemm, prefix_caching=m.vllm_prefix_caching)
         from entropylong_streamer.services.lm import TransformersEngine
 
-        return TransformersEngine(m.path, self.cache_dir, m.max_tokens, m.chunk_positions, m.threads,
+        return TransformersEngine(self.model_path, self.cache_dir, m.max_tokens, m.chunk_positions, m.threads,
                                   overlap=m.overlap, batch_tokens=m.batch_tokens, device=m.device,
                                   dtype=m.dtype, prefix_cache_bytes=m.prefix_cache_mib << 20)
 
@@ -110,9 +123,11 @@ class Pipeline:
 
     @property
     def model_key(self) -> str:
-        """What an LM measurement depends on besides the tokens: model, dtype, separator."""
+        """What an LM measurement depends on besides the tokens: model (and its published version), dtype,
+        separator."""
         sep = ",".join(map(str, self.separator))
-        return f"{self.cfg.model.path}:{self.engine.dtype}:sep{sep}"
+        version = f"@{self.version_name}" if self.version_name else ""
+        return f"{self.cfg.model.path}{version}:{self.engine.dtype}:sep{sep}"
 
     @property
     def scores_model_key(self) -> str:
@@ -125,7 +140,7 @@ class Pipeline:
         params = AnchorParams(e.alpha, e.min_position, e.max_anchors, e.merge_distance)
         return EntropyStage(self.engine, params, e.window, self.separator,
                             self.cfg.entropy_version(), e.max_doc_tokens,
-                            model_key=self.scores_model_key, cache=cache)
+                            model_key=self.scores_model_key, cache=cache, model_version=self.version_name)
 
     def index(self) -> IndexStage:
         r = self.cfg.retrieval
@@ -153,7 +168,8 @@ class Pipeline:
                            v.max_context_tokens, self.separator, self.cfg.verify_version(), v.all_anchors,
                            model_key=self.model_key, cache=cache, max_anchors=self.cfg.entropy.max_anchors,
                            max_candidates=self.cfg.entropy.max_anchors * self.cfg.retrieval.top_k
-                           * self.cfg.retrieval.rounds, screen=screen_params(self.cfg))
+                           * self.cfg.retrieval.rounds, screen=screen_params(self.cfg),
+                           model_version=self.version_name)
 
     def pack(self, shard_root: Path, max_wait_s: float | None = None) -> PackStage:
         """max_wait_s: pack.max_wait_s unless given (batch mode has all its input at once: inf)."""
@@ -174,4 +190,4 @@ class Pipeline:
         from entropylong_streamer.services.lm import HFTokenizer
         from entropylong_streamer.services.models import load_tokenizer
 
-        return HFTokenizer(load_tokenizer(self.cfg.model.path, self.cache_dir))
+        return HFTokenizer(load_tokenizer(self.cfg.model.path, self.cache_dir))  # a version keeps its base's

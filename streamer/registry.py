@@ -36,6 +36,7 @@ class StageSpec:
     # and a new version restarts it rather than re-reading the topic)
     versioned_group: bool = True
     active: Callable[[Config], bool] = _always  # whether this configuration runs it at all
+    follows_model: bool = False  # scores with the trainer's newest published version under policy.follow
 
     def group(self, cfg: Config) -> str:
         prefix = cfg.kafka.topic_prefix
@@ -44,13 +45,13 @@ class StageSpec:
 
 STAGES: tuple[StageSpec, ...] = (
     StageSpec("entropy", DOCS, ANCHORS, Config.entropy_version, build=Pipeline.entropy, cache=scores_log,
-              cache_name="scores"),
+              cache_name="scores", follows_model=True),
     StageSpec("index", DOCS, None, Config.index_version, build=Pipeline.index,
               active=lambda cfg: cfg.retrieval.index_live_docs),
     StageSpec("retrieval", ANCHORS, CANDIDATES, Config.retrieval_version, Config.entropy_version,
               build=Pipeline.retrieval),
     StageSpec("verify", CANDIDATES, DEPENDENCIES, Config.verify_version, Config.retrieval_version,
-              build=Pipeline.verify, cache=measurement_log, cache_name="measurements"),
+              build=Pipeline.verify, cache=measurement_log, cache_name="measurements", follows_model=True),
     StageSpec("pack", DEPENDENCIES, SHARD_READY, Config.pack_version, Config.verify_version, runner="pack",
               scalable=False),
     StageSpec("trainer", SHARD_READY, None, Config.pack_version, Config.pack_version, runner="trainer",

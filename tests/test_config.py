@@ -101,3 +101,22 @@ def test_every_path_of_the_data_directory_is_its_own_under_data_dir(tmp_path):
              paths.trainer, paths.shards, paths.reports("v"), paths.cache("scores")]
     assert len(set(named)) == len(named) and all(p.is_relative_to(tmp_path) for p in named)
     assert paths.shard_set("v").parent == paths.shards
+
+
+def test_following_the_trainer_needs_it_to_train_and_publish_the_scoring_model():
+    follow = {"policy.follow": True, "trainer.model": "smollm2", "trainer.from_scratch": False,
+              "trainer.publish_every": 2}
+    cfg = load_config(overrides=follow)
+    with pytest.raises(ConfigError, match="trainer.model = model.path"):
+        load_config(overrides=follow | {"trainer.model": "tiny"})
+    with pytest.raises(ConfigError, match="from_scratch = false"):
+        load_config(overrides=follow | {"trainer.from_scratch": True})
+    with pytest.raises(ConfigError, match="publish_every > 0"):
+        load_config(overrides=follow | {"trainer.publish_every": 0})
+    with pytest.raises(ConfigError, match="rescore_last_shards needs policy.follow"):
+        load_config(overrides={"policy.rescore_last_shards": 2})
+    # Following is another data set (new consumer groups, a new shard set); the versions it meets are not.
+    frozen = Config()
+    assert cfg.entropy_version() != frozen.entropy_version() and cfg.pack_version() != frozen.pack_version()
+    assert load_config(overrides=follow | {"policy.rescore_last_shards": 3}).entropy_version() == cfg.entropy_version()
+    assert load_config(overrides={"trainer.publish_every": 5}).entropy_version() == frozen.entropy_version()

@@ -12,6 +12,7 @@ from entropylong_streamer.topics import (
     DOCS,
     DROPPED,
     MEASUREMENTS,
+    MODEL_VERSIONS,
     SCORES,
     SHARD_READY,
     Anchor,
@@ -25,6 +26,7 @@ from entropylong_streamer.topics import (
     DroppedDoc,
     LMCost,
     Measured,
+    ModelVersion,
     Pair,
     RecordError,
     Scored,
@@ -52,6 +54,8 @@ EXAMPLES = {
     "dead-letter": (DEAD_LETTER, DeadLetter(stage="x", reason="y", topic="t", payload=b"\xff")),
     "measurements": (MEASUREMENTS, Measured(h_ctx=1.5, nll_ctx=2.5)),
     "scores": (SCORES, Scored(h_f32=b"\x00\x00\xc0?", nll_f32=b"\x00\x00 @")),
+    "model-versions": (MODEL_VERSIONS, ModelVersion(version="v000002-ab", path="/m/v2", base_model="smollm2",
+                                                    config_version="v", step=8, shards_seen=2, last_shard="v/s1")),
     "dropped": (DROPPED, DroppedDoc(doc_id="d", url="u", source="f.jsonl:3", rule="near_duplicate",
                                     detail="estimated Jaccard 0.91", duplicate_of="e")),
 }
@@ -109,13 +113,26 @@ def test_records_written_before_costs_were_recorded_are_read_without_them():
     """Anchors of schema 2 and dependencies of schema 1 (no cost fields) drain after an upgrade."""
     old = ANCHORS_REC.model_dump(mode="python", exclude={"cost"}) | {"schema_version": 2}
     rec = ANCHORS.decode(msgpack.packb(old, use_bin_type=True))
-    assert rec == ANCHORS_REC and rec.cost is None and rec.schema_version == 3
+    assert rec == ANCHORS_REC and rec.cost is None and rec.schema_version == 4
     with_cost = ANCHORS_REC.model_copy(update={"cost": LMCost(lm_tokens=12.5, flops=3e9, seconds=0.25)})
     assert ANCHORS.decode(ANCHORS.encode(with_cost)).cost == with_cost.cost
     DEPS_REC = EXAMPLES["dependencies"][1]
     deps = DEPENDENCIES.decode(DEPENDENCIES.encode(DEPS_REC)).model_dump(mode="python", exclude={"costs"})
     rec = DEPENDENCIES.decode(msgpack.packb(deps | {"schema_version": 1}, use_bin_type=True))
-    assert rec.costs == {} and rec.schema_version == 2 and rec.pairs == DEPS_REC.pairs
+    assert rec.costs == {} and rec.schema_version == 3 and rec.pairs == DEPS_REC.pairs
+
+
+def test_records_written_before_model_versions_read_as_measured_by_model_path():
+    """Docs of schema 1, anchors of 3, dependencies of 2: no version fields, so the frozen model's."""
+    doc = DOCS.decode(msgpack.packb({"schema_version": 1, "doc_id": "d", "text": "t"}, use_bin_type=True))
+    assert doc.rescore == "" and doc.schema_version == 2
+    old = ANCHORS_REC.model_dump(mode="python", exclude={"model_version"}) | {"schema_version": 3}
+    assert ANCHORS.decode(msgpack.packb(old, use_bin_type=True)).model_version == ""
+    deps = EXAMPLES["dependencies"][1].model_dump(mode="python", exclude={"model_versions"}) | {"schema_version": 2}
+    rec = DEPENDENCIES.decode(msgpack.packb(deps, use_bin_type=True))
+    assert rec.model_versions == {}
+    scored_again = rec.model_copy(update={"model_versions": {"entropy": "v000004-ab", "verify": "v000004-ab"}})
+    assert DEPENDENCIES.decode(DEPENDENCIES.encode(scored_again)).model_versions["entropy"] == "v000004-ab"
 
 
 def test_an_anchors_record_of_schema_1_is_read_without_its_per_token_entropy():
@@ -123,9 +140,9 @@ def test_an_anchors_record_of_schema_1_is_read_without_its_per_token_entropy():
     old = ANCHORS_REC.model_dump(mode="python", exclude={"cost"}) | {"schema_version": 1,
                                                                      "entropy_f16": b"\x00\x3c" * 3}
     rec = ANCHORS.decode(msgpack.packb(old, use_bin_type=True))
-    assert rec == ANCHORS_REC and rec.schema_version == 3 and rec.cost is None
+    assert rec == ANCHORS_REC and rec.schema_version == 4 and rec.cost is None
     assert len(ANCHORS.encode(ANCHORS_REC)) < len(msgpack.packb(old, use_bin_type=True))
-    with pytest.raises(RecordError, match="unknown schema_version 4"):
-        ANCHORS.decode(msgpack.packb(old | {"schema_version": 4}, use_bin_type=True))
+    with pytest.raises(RecordError, match="unknown schema_version 5"):
+        ANCHORS.decode(msgpack.packb(old | {"schema_version": 5}, use_bin_type=True))
     with pytest.raises(RecordError, match="unknown schema_version 0"):  # no other topic reads older records
         DOCS.decode(msgpack.packb({"schema_version": 0, "doc_id": "d", "text": "t"}, use_bin_type=True))

@@ -9,15 +9,16 @@ from .dependencies import DEPENDENCIES, Context, DependenciesRecord, Pair, Scree
 from .docs import DOCS, Doc
 from .dropped import DROPPED, DroppedDoc
 from .measurements import MEASUREMENTS, SCORES, Measured, Scored
+from .model_versions import MODEL_VERSIONS, ModelVersion
 from .shard_ready import SHARD_READY, ShardReady
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (DOCS, ANCHORS, CANDIDATES, DEPENDENCIES, SHARD_READY, DEAD_LETTER,
-                                     MEASUREMENTS, SCORES, DROPPED)
+                                     MEASUREMENTS, SCORES, DROPPED, MODEL_VERSIONS)
 
 __all__ = [
     "ALL_TOPICS", "ANCHORS", "CANDIDATES", "DEAD_LETTER", "DEPENDENCIES", "DOCS", "DROPPED", "MEASUREMENTS",
-    "SCORES", "SHARD_READY", "DroppedDoc",
+    "MODEL_VERSIONS", "SCORES", "SHARD_READY", "DroppedDoc",
     "Anchor", "AnchorsRecord", "Candidate", "CandidatesRecord", "Context", "DeadLetter",
-    "DependenciesRecord", "Doc", "LMCost", "Measured", "Pair", "Scored", "Record", "RecordError", "Screened",
-    "ShardReady", "TopicSpec",
+    "DependenciesRecord", "Doc", "LMCost", "Measured", "ModelVersion", "Pair", "Scored", "Record", "RecordError",
+    "Screened", "ShardReady", "TopicSpec",
 ]

@@ -29,10 +29,11 @@ class Anchor(Record):
 class AnchorsRecord(FromSource):
     # 2: no per-token entropy (schema 1's entropy_f16, which nothing read: 2 bytes a token)
     # 3: the entropy stage's LM cost of the document
-    SCHEMA_VERSION: ClassVar[int] = 3
-    UPGRADES_FROM: ClassVar[tuple[int, ...]] = (1, 2)
+    # 4: the model version that scored it
+    SCHEMA_VERSION: ClassVar[int] = 4
+    UPGRADES_FROM: ClassVar[tuple[int, ...]] = (1, 2, 3)
 
-    schema_version: int = 3
+    schema_version: int = 4
     doc_id: str
     text: str
     token_ids: list[int]
@@ -40,6 +41,7 @@ class AnchorsRecord(FromSource):
     anchors: list[Anchor]
     config_version: str
     cost: LMCost | None = None  # None: written before costs were recorded (schema < 3)
+    model_version: str = ""  # the published version that scored it (policy.follow); "": model.path itself
 
     @model_validator(mode="before")
     @classmethod

@@ -52,10 +52,11 @@ class Screened(Record):
 
 class DependenciesRecord(FromSource):
     # 2: the LM cost of the document per stage, the screen's verdicts
-    SCHEMA_VERSION: ClassVar[int] = 2
-    UPGRADES_FROM: ClassVar[tuple[int, ...]] = (1,)
+    # 3: the model version of each stage
+    SCHEMA_VERSION: ClassVar[int] = 3
+    UPGRADES_FROM: ClassVar[tuple[int, ...]] = (1, 2)
 
-    schema_version: int = 2
+    schema_version: int = 3
     doc_id: str
     text: str
     token_ids: list[int]
@@ -66,6 +67,9 @@ class DependenciesRecord(FromSource):
     # costs were recorded (schema 1).
     costs: dict[str, LMCost] = {}
     screened: list[Screened] = []  # what the screen judged (none without a screen)
+    # The published model version that measured it, by stage ("entropy", "verify"; policy.follow);
+    # {}: model.path itself, or written before versions were recorded (schema < 3).
+    model_versions: dict[str, str] = {}
 
     @model_validator(mode="before")
     @classmethod

@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
-from pydantic import field_validator
+from typing import Any, ClassVar
+
+from pydantic import field_validator, model_validator
 
 from .base import FromSource, TopicSpec
 
 
 class Doc(FromSource):
+    # 2: the rescore marker
+    SCHEMA_VERSION: ClassVar[int] = 2
+    UPGRADES_FROM: ClassVar[tuple[int, ...]] = (1,)
+
+    schema_version: int = 2
     doc_id: str
     text: str
+    # A document of a shard sent again to be scored by a newer model version (policy.rescore_last_shards):
+    # the version that asked. The indexer skips it (the pool holds it already).
+    rescore: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _upgrade(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("schema_version") in cls.UPGRADES_FROM:
+            data = data | {"schema_version": cls.SCHEMA_VERSION}
+        return data
 
     @field_validator("text")
     @classmethod

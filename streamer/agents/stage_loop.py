@@ -30,6 +30,7 @@ from . import kafka_clients as kc
 from . import worker_metrics
 from .adapter import Message, StageRunner
 from .broker_compat import install_backoff
+from .model_follower import ModelFollower
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,14 @@ def run(cfg: Config, stage: str, stop: threading.Event | None = None) -> None:
     worker_metrics.serve(cfg, stage, stop)
     keep = spec.cache is not None and cfg.agents.measurement_cache
     runner = StageRunner.build(cfg, spec, Pipeline(cfg), spec.cache(cfg) if keep else None)
+    follower = ModelFollower(cfg) if cfg.policy.follow and spec.follows_model else None
+
+    def load(version):  # the same stage on a published version's weights, keeping the measurement cache
+        return StageRunner.build(cfg, spec, Pipeline(cfg, model_version=version), runner.stage.cache)
+
+    version = None
+    if follower is not None:
+        version, runner = _moved(follower.follow(stage, version, load), runner)
     metrics.READY.labels(stage).set(1)
     log.info("%s worker ready", stage)
     prefix = cfg.kafka.topic_prefix
@@ -53,6 +62,8 @@ def run(cfg: Config, stage: str, stop: threading.Event | None = None) -> None:
             msgs = take_batch(cons, max_batch, cfg.agents.batch_wait_s, revoked)
             if not msgs:
                 continue
+            if follower is not None:  # between batches, never within one: a document meets one version
+                version, runner = _moved(follower.follow(stage, version, load), runner)
             outs, dead = runner.run(msgs)
             kc.send_all(prod, prefix, outs + dead)
             kc.commit(cons)  # refused after a rebalance: the batch comes again, nothing is lost
@@ -60,6 +71,13 @@ def run(cfg: Config, stage: str, stop: threading.Event | None = None) -> None:
     finally:
         cons.close(autocommit=False)
         prod.close()
+        if follower is not None:
+            follower.close()
+
+
+def _moved(followed: tuple, runner: StageRunner) -> tuple:
+    version, loaded = followed
+    return version, runner if loaded is None else loaded
 
 
 class Revoked(ConsumerRebalanceListener):

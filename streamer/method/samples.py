@@ -49,9 +49,19 @@ class Sample:
     offered: int = 0  # verified contexts the document had; len(context_ids) of them fit
     source_id: str = ""  # the document's own id in its source (JSONL/Parquet id, WARC-Record-ID)
     url: str = ""
+    model_version: str = ""  # the published version that chose its anchors (policy.follow); "": model.path
+
+    @property
+    def key(self) -> str:
+        return sample_key(self.doc_id, self.model_version)
 
     def __len__(self) -> int:
         return len(self.token_ids)
+
+
+def sample_key(doc_id: str, model_version: str) -> str:
+    """What the packer deduplicates by: a document scored again by a newer model version is a new sample."""
+    return f"{doc_id}@{model_version}" if model_version else doc_id
 
 
 class SampleTooLong(ValueError):

@@ -36,6 +36,7 @@ class EntropyStage:
     max_doc_tokens: int = 131072
     model_key: str = ""  # what the scores depend on besides the tokens (the cache's key)
     cache: MeasurementCache | None = None
+    model_version: str = ""  # the published version the engine holds (policy.follow); "": model.path
     stats: Stats = field(default_factory=Stats, init=False)
 
     def process(self, docs: list[Doc]) -> StageResult[Doc, AnchorsRecord]:
@@ -92,6 +93,7 @@ class EntropyStage:
                                   leader=leader if follows else None))
         return AnchorsRecord(
             doc_id=doc.doc_id, text=doc.text, token_ids=tok.ids, token_offsets=tok.offsets,
-            anchors=anchors, config_version=self.config_version, cost=cost, **doc.origin(),
+            anchors=anchors, config_version=self.config_version, cost=cost, model_version=self.model_version,
+            **doc.origin(),
         )
 

@@ -62,6 +62,10 @@ class IndexStage:
     stats: Stats = field(default_factory=Stats, init=False)
 
     def process(self, docs: list[Doc]) -> StageResult[Doc, Chunk]:
+        rescored = sum(bool(d.rescore) for d in docs)
+        if rescored:  # sent again to be scored by a newer model: its chunks are in the pool already
+            self.stats["rescored_skipped"] += rescored
+            docs = [d for d in docs if not d.rescore]
         tokens = dict(zip(map(id, docs), self.tokenizer.tokenize_many([d.text for d in docs]), strict=True))
 
         def one(doc: Doc) -> list[Chunk]:

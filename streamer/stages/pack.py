@@ -10,7 +10,7 @@ import dataclasses
 import time
 
 from entropylong_streamer.method.packing import pack
-from entropylong_streamer.method.samples import Piece, Sample, SampleTooLong, build_sample
+from entropylong_streamer.method.samples import Piece, Sample, SampleTooLong, build_sample, sample_key
 from entropylong_streamer.services.shards import ShardSet
 from entropylong_streamer.topics import DependenciesRecord, ShardReady
 
@@ -33,7 +33,8 @@ def sample_from(rec: DependenciesRecord, separator: tuple[int, ...], seed: int, 
     pieces = [Piece(c.context_id, tuple(c.token_ids), best[c.context_id], tuple(resolved[c.context_id]))
               for c in rec.contexts if c.context_id in best]
     sample = build_sample(rec.doc_id, tuple(rec.token_ids), pieces, separator, seed, sample_tokens)
-    return dataclasses.replace(sample, source_id=rec.source_id, url=rec.url)
+    return dataclasses.replace(sample, source_id=rec.source_id, url=rec.url,
+                               model_version=rec.model_versions.get("entropy", ""))
 
 
 class PackStage:
@@ -49,24 +50,28 @@ class PackStage:
         self.target_tokens = sequences_per_shard * seq_len
         self.max_wait_s = max_wait_s
         self.domain = domain
-        self.buffer: dict[str, Sample] = {}
+        self.buffer: dict[str, Sample] = {}  # by Sample.key
+        self.documents: dict[str, dict] = {}  # the buffered samples' documents, by Sample.key
         self.flushed: list[Sample] = []  # the samples of the last shard, for its metrics
         self.first_buffered_at: float | None = None
         self.stats = Stats()
 
     def process(self, records: list[DependenciesRecord]) -> StageResult[DependenciesRecord, Sample]:
-        """Build and buffer samples; duplicates (already in a shard or in the buffer) are skipped."""
-        done = self.shards.doc_ids
+        """Build and buffer samples; duplicates (already in a shard or in the buffer) are skipped: the same
+        document measured by the same model version (a replay, a batch that came again)."""
+        done = self.shards.sample_keys
 
         def one(rec: DependenciesRecord) -> Sample | None:
-            if rec.doc_id in done or rec.doc_id in self.buffer:
+            key = sample_key(rec.doc_id, rec.model_versions.get("entropy", ""))
+            if key in done or key in self.buffer:
                 self.stats["duplicates_skipped"] += 1
                 return None
             try:
                 sample = sample_from(rec, self.separator, self.seed, self.sample_tokens)
             except SampleTooLong as exc:
                 raise StageError(f"too_long: {exc}") from exc
-            self.buffer[rec.doc_id] = sample
+            self.buffer[key] = sample
+            self.documents[key] = {"doc_id": rec.doc_id, "text": rec.text, **rec.origin()}
             self.stats["contexts_packed"] += len(sample.context_ids)
             # verified contexts the sample had no room for (pack.sample_tokens): what limits its length
             self.stats["contexts_left_out"] += sample.offered - len(sample.context_ids)
@@ -93,9 +98,10 @@ class PackStage:
             return None
         samples = [self.buffer[d] for d in sorted(self.buffer)]
         sequences = pack(samples, self.seq_len)
-        entry = self.shards.write(sequences, self.domain)
+        entry = self.shards.write(sequences, self.domain, [self.documents[s.key] for s in samples])
         self.flushed = samples
         self.buffer.clear()
+        self.documents.clear()
         self.first_buffered_at = None
         self.stats["shards"] += 1
         self.stats["sequences"] += entry["sequences"]

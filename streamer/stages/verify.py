@@ -51,13 +51,21 @@ class VerifyStage:
     max_candidates: int | None = None
     # A screen before the exact measurement (method/screen.py): None measures every candidate exactly.
     screen: ScreenParams | None = None
+    model_version: str = ""  # the published version the engine holds (policy.follow); "": model.path
     stats: Stats = field(default_factory=Stats, init=False)
 
     def process(self, records: list[CandidatesRecord]) -> StageResult[CandidatesRecord, DependenciesRecord]:
         # Plan every record's contexts, then per retrieval round run the whole batch's forwards in
         # one engine call (batched by length across candidates and documents). Round r + 1 measures
         # a record's later-round contexts only at the anchors rounds <= r left unresolved.
+        records, rebaselined = self._rebaseline(records)
         planned = run_batch(self.name, records, self._plan, self.stats)
+        for rej in planned.rejects:  # the caller knows the records it gave, not their rebaselined copies
+            rej.record = rebaselined[id(rej.record)].given if id(rej.record) in rebaselined else rej.record
+        for plan in planned.outputs:
+            if (done := rebaselined.get(id(plan.record))) is not None:
+                plan.charges.append(done.charge)
+                plan.chosen_by = done.given.anchors.model_version
         live, round_ = planned.outputs, 1
         while live:
             if self.screen is not None:
@@ -80,6 +88,29 @@ class VerifyStage:
             self.stats["accepted_after_round_1"] += sum(p.accepted for p in rec.pairs if p.round > 1)
             result.outputs.append(rec)
         return result
+
+    def _rebaseline(self, records: list[CandidatesRecord]) -> tuple[list[CandidatesRecord], dict[int, _Rebaselined]]:
+        """Documents whose anchors another model version scored get H and NLL at their anchors from this
+        engine's model, in one call, so that every number of a pair (H, H', NLL, NLL', dI) is one model's;
+        the anchors stay those the entropy stage chose. -> (records, by id of each rebaselined copy: what it was)."""
+        stale = [i for i, r in enumerate(records) if r.anchors.model_version != self.model_version
+                 and r.anchors.anchors and all(a.index < len(r.anchors.token_ids) for a in r.anchors.anchors)]
+        if not stale:
+            return records, {}
+        k = len(self.separator)
+        requests = [ScoreRequest([*self.separator, *records[i].anchors.token_ids],
+                                 positions=[k - 1 + a.index for a in records[i].anchors.anchors]) for i in stale]
+        scores, charges = score_counted(self.engine, requests, self.stats)
+        self.stats["docs_rebaselined"] += len(stale)
+        out, charged = list(records), {}
+        for i, (h, nll), charge in zip(stale, scores, charges, strict=True):
+            doc = records[i].anchors
+            anchors = [a.model_copy(update={"entropy": float(e), "nll": float(n)})
+                       for a, e, n in zip(doc.anchors, h, nll, strict=True)]
+            doc = doc.model_copy(update={"anchors": anchors, "model_version": self.model_version})
+            out[i] = records[i].model_copy(update={"anchors": doc})
+            charged[id(out[i])] = _Rebaselined(records[i], charge)
+        return out, charged
 
     def _context(self, cand: Candidate, room: int) -> tuple[str, list[int], list[tuple[int, int]]]:
         """What is measured, and so trained (the record carries it to the packer): the candidate's
@@ -294,7 +325,12 @@ class VerifyStage:
             costs["entropy"] = doc.cost
         return DependenciesRecord(doc_id=doc.doc_id, text=doc.text, token_ids=doc.token_ids, **doc.origin(),
                                   contexts=plan.contexts, pairs=pairs, config_version=self.config_version,
-                                  costs=costs, screened=plan.screened)
+                                  costs=costs, screened=plan.screened, model_versions=self._versions(plan))
+
+    def _versions(self, plan: _Plan) -> dict[str, str]:
+        chosen_by = plan.record.anchors.model_version if plan.chosen_by is None else plan.chosen_by
+        found = {"entropy": chosen_by, "verify": self.model_version}
+        return {stage: v for stage, v in found.items() if v}
 
 
 @dataclass
@@ -353,6 +389,13 @@ class _Plan:
     screen_charges: list[Charge] = field(default_factory=list)  # and of the screen's
     screened: list[Screened] = field(default_factory=list)
     reused: int = 0  # pairs read from the measurement cache
+    chosen_by: str | None = None  # rebaselined: the model version that chose its anchors
 
     def later_rounds(self, round_: int) -> bool:
         return any(r > round_ for c in self.candidates for r in c.rounds.values())
+
+
+@dataclass(frozen=True)
+class _Rebaselined:
+    given: CandidatesRecord  # as the caller gave it, its anchors' H and NLL another version's
+    charge: Charge

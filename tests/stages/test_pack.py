@@ -143,3 +143,33 @@ def test_the_shard_set_opens_as_one_dataset_while_it_grows(tmp_path):
     assert seen[1] == sorted([f"w0d{i}" for i in range(4)] + [f"w1d{i}" for i in range(4)])
     again = ShardSet(tmp_path, "v1")  # reopened: the root index is rewritten over the durable shards only
     assert len(json.loads((again.dir / "index.json").read_text())["shards"]) == len(again.entries)
+
+
+def test_a_document_scored_again_by_a_newer_model_version_is_a_new_sample_and_its_text_is_kept(tmp_path):
+    """policy.follow: the same document measured by another model version packs again (once per version);
+    each shard keeps its samples' documents for a later rescoring (policy.rescore_last_shards)."""
+    from entropylong_streamer.policy import rescore_documents
+    from entropylong_streamer.services.shards import read_documents
+
+    def by(version, doc_id="d1"):
+        rec = deps(doc_id, 9).model_copy(update={"text": f"text of {doc_id}", "url": f"https://x/{doc_id}"})
+        return rec.model_copy(update={"model_versions": {"entropy": version, "verify": version}} if version else {})
+
+    p = stage(tmp_path)
+    p.process([by(""), by("", "d2")])
+    p.flush()
+    p.process([by(""), by("v000002-ab"), by("v000002-ab")])  # the base again; v2 twice in one batch
+    assert p.stats["duplicates_skipped"] == 2 and list(p.buffer) == ["d1@v000002-ab"]
+    p.flush()
+    reopened = stage(tmp_path)
+    reopened.process([by("v000002-ab"), by("v000004-cd")])
+    assert list(reopened.buffer) == ["d1@v000004-cd"]  # the manifest remembers which version packed what
+    first, second = reopened.shards.entries
+    assert "doc_models" not in first and second["doc_ids"] == ["d1"] and second["doc_models"] == ["v000002-ab"]
+    assert read_documents(first["path"]) == [
+        {"doc_id": "d1", "text": "text of d1", "url": "https://x/d1", "source": "", "source_id": ""},
+        {"doc_id": "d2", "text": "text of d2", "url": "https://x/d2", "source": "", "source_id": ""}]
+    docs, missing = rescore_documents([first["path"], second["path"]], "v000004-cd")
+    assert [(d.doc_id, d.text, d.rescore) for d in docs] == [("d1", "text of d1", "v000004-cd"),
+                                                              ("d2", "text of d2", "v000004-cd")]
+    assert missing == 0

@@ -296,3 +296,38 @@ def test_a_context_longer_than_the_room_keeps_the_part_around_its_retrieved_span
     assert len(ctx.token_ids) == 16 and TEXTS[2] in ctx.text and ctx.text in text
     assert ctx.token_ids == engine.tokenize(text).ids[len(engine.tokenize(text[: text.index(ctx.text)]).ids):][:16]
     assert_naive(engine, out, doc, 0.05)
+
+
+def test_anchors_another_model_version_scored_are_measured_by_this_ones_model_alone(engine):
+    """policy.follow: the entropy worker may hold an older version than verify's. Every number of a
+    pair must then be verify's model's: H and NLL at the anchors are measured again, the anchors kept."""
+    doc, anchors, honest = random_record(engine, 7, lambda a: [("An otter den by the lake.", a)])
+    foreign = [a.model_copy(update={"entropy": a.entropy * 2 + 1, "nll": a.nll + 3}) for a in honest.anchors.anchors]
+    by_v1 = honest.model_copy(update={"anchors": honest.anchors.model_copy(
+        update={"anchors": foreign, "model_version": "v000001-aa"})})
+
+    def stage(version):
+        return VerifyStage(engine, Criterion(epsilon=0.05), max_context_tokens=None, separator=(SEP,),
+                           config_version="v2", model_version=version)
+
+    newer = stage("v000002-bb")
+    out = newer.process([by_v1]).outputs[0]
+    truth = {a.index: a for a in honest.anchors.anchors}
+    assert newer.stats["docs_rebaselined"] == 1 and out.model_versions == {"entropy": "v000001-aa",
+                                                                            "verify": "v000002-bb"}
+    assert {p.anchor_index for p in out.pairs} == set(anchors)
+    for p in out.pairs:
+        assert abs(p.h - truth[p.anchor_index].entropy) <= TINY_ATOL
+        assert abs(p.nll - truth[p.anchor_index].nll) <= TINY_ATOL
+        assert abs(p.d_i - relative_reduction(truth[p.anchor_index].entropy, p.h_ctx)) <= TINY_ATOL
+
+    same = stage("v000001-aa")
+    kept = same.process([by_v1]).outputs[0]
+    assert same.stats["docs_rebaselined"] == 0  # one model throughout: the anchors' numbers are used
+    assert {p.h for p in kept.pairs} <= {a.entropy for a in foreign}
+    # the document's own forward up to its last anchor, charged to it: [sep D[:t_max]]
+    assert out.costs["verify"].lm_tokens - kept.costs["verify"].lm_tokens == 1 + max(anchors)
+
+    strict = VerifyStage(engine, Criterion(epsilon=0.05), None, (SEP,), "v2", max_anchors=1, model_version="v3")
+    result = strict.process([by_v1])
+    assert [r.record for r in result.rejects] == [by_v1]  # the caller's record, not its rebaselined copy

@@ -1,0 +1,85 @@
+"""How a scoring worker follows the trainer (policy.follow): between batches, read the model-versions
+topic up to its end and move the stage to the newest version announced for this configuration.
+
+Reading up to the end offsets (not merely polling) is what makes a rescored document meet its
+version: the trainer announces a version before it sends the documents to score again with it, so
+a worker that took such a document has the announcement below the end offsets it reads next.
+A version that does not load leaves the worker on the one it has, and it says so; it tries the
+next announced version, not that one again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
+from entropylong_streamer import metrics
+from entropylong_streamer.config import Config
+from entropylong_streamer.topics import MODEL_VERSIONS, ModelVersion, RecordError
+
+from . import kafka_clients as kc
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class ModelFollower:
+    def __init__(self, cfg: Config) -> None:
+        from kafka import KafkaConsumer, TopicPartition
+
+        self.config_version, self.base = cfg.pack_version(), cfg.model.path
+        self.topic = MODEL_VERSIONS.full_name(cfg.kafka.topic_prefix)
+        self.cons = KafkaConsumer(enable_auto_commit=False, max_partition_fetch_bytes=cfg.kafka.max_message_bytes,
+                                  **kc.client_kwargs(cfg))
+        self.parts = [TopicPartition(self.topic, p) for p in sorted(self.cons.partitions_for_topic(self.topic) or [0])]
+        self.cons.assign(self.parts)
+        self.cons.seek_to_beginning(*self.parts)
+        self.newest: ModelVersion | None = None  # the newest announced for this configuration
+        self.refused: set[str] = set()
+
+    def announced(self, timeout_s: float = 10.0) -> ModelVersion | None:
+        """Read every announcement up to the topic's end now; the newest for this configuration."""
+        ends = self.cons.end_offsets(self.parts)
+        for _ in range(max(1, int(timeout_s / 0.05))):
+            if all(self.cons.position(tp) >= ends[tp] for tp in self.parts):
+                break
+            for msgs in self.cons.poll(timeout_ms=50).values():
+                for msg in msgs:
+                    self._take(msg.value)
+        else:
+            log.warning("model-versions: not read to its end within %.0f s; following what was read", timeout_s)
+        return self.newest
+
+    def _take(self, raw: bytes | None) -> None:
+        try:
+            found = MODEL_VERSIONS.decode(raw)
+        except RecordError as exc:  # nothing to dead-letter to from here: say it and go on
+            log.warning("model-versions: an undecodable announcement skipped: %s", exc)
+            return
+        if found.config_version == self.config_version and found.base_model == self.base \
+                and found.newer_than(self.newest):
+            self.newest = found
+
+    def follow(self, stage: str, current: ModelVersion | None,
+               load: Callable[[ModelVersion], T]) -> tuple[ModelVersion | None, T | None]:
+        """(the version now held, what load made of it) when a newer one than current was announced and
+        loads; (current, None) otherwise. A version that fails to load is refused once and logged."""
+        newest = self.announced()
+        if newest is None or not newest.newer_than(current) or newest.version in self.refused:
+            return current, None
+        try:
+            loaded = load(newest)
+        except Exception as exc:  # a torn or incompatible directory must not stop the worker
+            self.refused.add(newest.version)
+            metrics.MODEL_VERSION_REFUSED.labels(stage).inc()
+            log.error("%s worker keeps model version %s: version %s (%s) does not load: %s: %s", stage,
+                      current.version if current else "base", newest.version, newest.path, type(exc).__name__, exc)
+            return current, None
+        metrics.MODEL_VERSION.labels(stage).set(newest.shards_seen)
+        log.info("%s worker now scores with model version %s (%d shards, step %d)", stage, newest.version,
+                 newest.shards_seen, newest.step)
+        return newest, loaded
+
+    def close(self) -> None:
+        self.cons.close()
