@@ -41,6 +41,27 @@ class VLLMEngine(EngineBase):
         self.llm = _start_llm(path, config["architectures"][0], device, dtype, max_tokens,
                               max(batch_tokens, max_tokens), kv_cache_gib, gpu_memory_utilization,
                               prefix_caching)
+        self.path, self.shape = path, _shape(config)
+
+    def reload_weights(self, path: Path) -> None:
+        """Hold another model version's weights, loaded in place into the running engine (a second
+        engine would not fit beside it on a GPU). Its configuration must equal the engine's in all but
+        the weights: a RoPE base or a shape that differs needs a new engine, and is refused. A load that
+        fails midway restores the weights the engine held, then raises. The prefix cache is emptied:
+        keys and values of the old weights must not be read by the new."""
+        path = Path(path)
+        other = _shape(json.loads((path / "config.json").read_text()))
+        if other != self.shape:
+            differs = sorted(k for k in other.keys() | self.shape.keys() if other.get(k) != self.shape.get(k))
+            raise ValueError(f"{path} differs from the running engine's model in {', '.join(differs)}: "
+                             "a new engine is needed, not new weights")
+        try:
+            self.llm.collective_rpc("reload_weights", kwargs={"weights_path": str(path)})
+        except Exception:
+            self.llm.collective_rpc("reload_weights", kwargs={"weights_path": str(self.path)})
+            raise
+        self.llm.reset_prefix_cache()
+        self.path = path
 
     def _score_pieces(self, pieces: list[_Piece]) -> tuple[list[Scores], int]:
         # The pooler returns (H, NLL of the next token) at each piece's positions.
@@ -80,6 +101,14 @@ class VLLMEngine(EngineBase):
             rows = result.outputs.data.float().cpu().numpy()
             out[i] = (np.ascontiguousarray(rows[:, 0]), np.ascontiguousarray(rows[:, 1]))
         return sum(r.num_cached_tokens or 0 for r in outputs)
+
+
+def _shape(config: dict) -> dict:
+    """What of a model's configuration its running engine is built for; the rest is weights."""
+    keys = ("architectures", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+            "num_key_value_heads", "head_dim", "vocab_size", "rope_theta", "rope_parameters", "rope_scaling",
+            "max_position_embeddings", "tie_word_embeddings")
+    return {k: config.get(k) for k in keys}
 
 
 def _start_llm(path: Path, architecture: str, device: str, dtype: str, max_tokens: int,

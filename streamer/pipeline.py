@@ -37,12 +37,16 @@ class Pipeline:
     """Lazily builds the heavy parts (LM, embedder, pool) so each worker loads only what it needs.
 
     model_version: a version the rolling trainer published (policy.follow); the scoring LM is loaded
-    from it instead of model.path, and it enters the measurement keys and the records."""
+    from it instead of model.path, and it enters the measurement keys and the records. engine: an
+    engine that holds it already (vLLM's, its weights replaced in place)."""
 
-    def __init__(self, cfg: Config, milvus_uri: str | None = None, model_version: ModelVersion | None = None) -> None:
+    def __init__(self, cfg: Config, milvus_uri: str | None = None, model_version: ModelVersion | None = None,
+                 engine=None) -> None:
         self.cfg = cfg
         self.milvus_uri = milvus_uri or cfg.milvus.uri
         self.model_version = model_version
+        if engine is not None:
+            self.__dict__["engine"] = engine  # what the cached property would otherwise build
 
     @property
     def model_path(self) -> str:

@@ -45,7 +45,11 @@ def run(cfg: Config, stage: str, stop: threading.Event | None = None) -> None:
     follower = ModelFollower(cfg) if cfg.policy.follow and spec.follows_model else None
 
     def load(version):  # the same stage on a published version's weights, keeping the measurement cache
-        return StageRunner.build(cfg, spec, Pipeline(cfg, model_version=version), runner.stage.cache)
+        engine = None
+        if cfg.model.engine == "vllm":  # one engine per GPU: the running one takes the new weights
+            engine = runner.stage.engine
+            engine.reload_weights(version.path)
+        return StageRunner.build(cfg, spec, Pipeline(cfg, model_version=version, engine=engine), runner.stage.cache)
 
     version = None
     if follower is not None:

@@ -143,3 +143,47 @@ def test_prefix_caching_reads_a_shared_context_once_and_changes_no_score(engines
     for (h, nll), (h_ref, nll_ref) in zip([*again, *later], want, strict=True):
         assert np.abs(h - h_ref).max() < 1e-4 and np.abs(nll - nll_ref).max() < 1e-4
     assert np.abs(again[0][0] - first[0][0]).max() < 1e-4 and np.abs(again[0][1] - first[0][1]).max() < 1e-4
+
+
+def test_a_published_version_is_loaded_into_the_running_engine_in_place(engines, model_cache, tmp_path):
+    """policy.follow on vLLM: the worker's engine takes a version's weights without a second engine
+    (which would not fit beside it on a GPU), scores as transformers does on that version, reads
+    nothing its old weights cached, and refuses a version built for another engine."""
+    import json
+
+    import torch
+
+    from entropylong_streamer.services.model_versions import publish
+    from entropylong_streamer.services.models import load_causal_lm, model_dir
+
+    vllm, hf = engines
+    trained, _ = load_causal_lm("smollm2", model_cache)
+    with torch.no_grad():
+        trained.model.norm.weight.mul_(1.5)  # another model: every entropy moves
+    version = publish(tmp_path / "versions", trained, model_dir("smollm2", model_cache), "smollm2", 7, ["s0"])
+    context = vllm.tokenize(texts()[0][:1200]).ids
+    doc = vllm.tokenize(texts()[1]).ids
+    request = ScoreRequest([SEP, *context, SEP, *doc], positions=range(len(context) + 1, len(context) + len(doc)),
+                           prefix=len(context) + 1)
+    before = vllm.score_many([request])[0]  # its [sep C] blocks now sit in the prefix cache
+    try:
+        vllm.reload_weights(Path(version.path))
+        got = vllm.score_many([request])[0]
+        want = TransformersEngine(version.path, model_cache, max_tokens=2048, device="cpu",
+                                  dtype="float32").score_many([request])[0]
+        assert np.abs(got[0] - want[0]).max() < 1e-4 and np.abs(got[1] - want[1]).max() < 1e-4
+        assert np.abs(got[0] - before[0]).max() > 1e-2
+    finally:
+        vllm.reload_weights(model_dir("smollm2", model_cache))
+    again = vllm.score_many([request])[0]
+    assert np.abs(again[0] - before[0]).max() < 1e-4  # the base's weights are back
+
+    other = tmp_path / "other-rope"
+    other.mkdir()
+    config = json.loads((Path(version.path) / "config.json").read_text())
+    params = config.get("rope_parameters") or {}
+    config |= {"rope_parameters": {**params, "rope_theta": 1e6}} if params else {"rope_theta": 1e6}
+    (other / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="rope"):
+        vllm.reload_weights(other)
+    assert np.abs(vllm.score_many([request])[0][0] - before[0]).max() < 1e-4
