@@ -45,7 +45,7 @@ class AnchorsRecord(FromSource):
 
     @model_validator(mode="before")
     @classmethod
-    def _upgrade(cls, data: Any) -> Any:
+    def _upgrade_schema(cls, data: Any) -> Any:  # the base's, and schema 1's per-token entropy dropped
         if isinstance(data, dict) and data.get("schema_version") in cls.UPGRADES_FROM:
             data = {k: v for k, v in data.items() if k != "entropy_f16"} | {"schema_version": cls.SCHEMA_VERSION}
         return data

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import msgpack
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 MAX_RECORD_BYTES = 64 * 1024 * 1024
 
@@ -23,6 +23,14 @@ class Record(BaseModel):
     UPGRADES_FROM: ClassVar[tuple[int, ...]] = ()
 
     schema_version: int = 1
+
+    @model_validator(mode="before")
+    @classmethod
+    def _upgrade_schema(cls, data: Any) -> Any:
+        """A record of an earlier schema this one still reads: the fields it lacks take their defaults."""
+        if isinstance(data, dict) and data.get("schema_version") in cls.UPGRADES_FROM:
+            data = data | {"schema_version": cls.SCHEMA_VERSION}
+        return data
 
 
 class FromSource(Record):

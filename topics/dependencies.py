@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from pydantic import model_validator
 
@@ -70,13 +70,6 @@ class DependenciesRecord(FromSource):
     # The published model version that measured it, by stage ("entropy", "verify"; policy.follow);
     # {}: model.path itself, or written before versions were recorded (schema < 3).
     model_versions: dict[str, str] = {}
-
-    @model_validator(mode="before")
-    @classmethod
-    def _upgrade(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("schema_version") in cls.UPGRADES_FROM:
-            data = data | {"schema_version": cls.SCHEMA_VERSION}
-        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> DependenciesRecord:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from pydantic import field_validator, model_validator
+from pydantic import field_validator
 
 from .base import FromSource, TopicSpec
 
@@ -20,13 +20,6 @@ class Doc(FromSource):
     # A document of a shard sent again to be scored by a newer model version (policy.rescore_last_shards):
     # the version that asked. The indexer skips it (the pool holds it already).
     rescore: str = ""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _upgrade(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("schema_version") in cls.UPGRADES_FROM:
-            data = data | {"schema_version": cls.SCHEMA_VERSION}
-        return data
 
     @field_validator("text")
     @classmethod
