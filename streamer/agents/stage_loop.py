@@ -52,8 +52,14 @@ def run(cfg: Config, stage: str, stop: threading.Event | None = None) -> None:
         return StageRunner.build(cfg, spec, Pipeline(cfg, model_version=version, engine=engine), runner.stage.cache)
 
     version = None
+
+    def follow() -> None:  # to the newest announced version, if one is newer than ours and loads
+        nonlocal version, runner
+        version, loaded = follower.follow(stage, version, load)
+        runner = loaded or runner
+
     if follower is not None:
-        version, runner = _moved(follower.follow(stage, version, load), runner)
+        follow()
     metrics.READY.labels(stage).set(1)
     log.info("%s worker ready", stage)
     prefix = cfg.kafka.topic_prefix
@@ -67,7 +73,7 @@ def run(cfg: Config, stage: str, stop: threading.Event | None = None) -> None:
             if not msgs:
                 continue
             if follower is not None:  # between batches, never within one: a document meets one version
-                version, runner = _moved(follower.follow(stage, version, load), runner)
+                follow()
             outs, dead = runner.run(msgs)
             kc.send_all(prod, prefix, outs + dead)
             kc.commit(cons)  # refused after a rebalance: the batch comes again, nothing is lost
@@ -77,11 +83,6 @@ def run(cfg: Config, stage: str, stop: threading.Event | None = None) -> None:
         prod.close()
         if follower is not None:
             follower.close()
-
-
-def _moved(followed: tuple, runner: StageRunner) -> tuple:
-    version, loaded = followed
-    return version, runner if loaded is None else loaded
 
 
 class Revoked(ConsumerRebalanceListener):
