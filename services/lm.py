@@ -38,6 +38,11 @@ class ScoreRequest:
     prefix: int = 0
 
 
+class EngineStateLost(RuntimeError):
+    """An engine that no longer holds any model version whole (a failed weight swap that could not be
+    undone): its worker must stop and start afresh, not go on scoring."""
+
+
 Scores = tuple[np.ndarray, np.ndarray]  # (H, NLL) float32, one value per requested position
 
 

@@ -57,6 +57,7 @@ def weights_digest(model_dir: Path) -> str:
 def publish(root: Path, model: Any, base_dir: Path, base_model: str, step: int, shards: list[str],
             keep: int = 4) -> Published:
     """Write the model as a new version under root; its Published description. keep: versions left on disk."""
+    root = Path(root).resolve()  # announced to workers that may run elsewhere: never relative
     root.mkdir(parents=True, exist_ok=True)
     for stale in root.glob(".tmp-*"):  # a publication a crash interrupted: never visible, now gone
         shutil.rmtree(stale, ignore_errors=True)

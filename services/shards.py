@@ -94,9 +94,9 @@ class ShardSet:
 
     @property
     def sample_keys(self) -> set[str]:
-        """Every packed sample's Sample.key: its document, and the model version that scored it."""
-        return {sample_key(d, m) for e in self.entries
-                for d, m in zip(e["doc_ids"], e.get("doc_models") or [""] * len(e["doc_ids"]), strict=True)}
+        """Every packed sample's Sample.key: its document, and the version that asked for it again."""
+        return {sample_key(d, r) for e in self.entries
+                for d, r in zip(e["doc_ids"], e.get("rescores") or [""] * len(e["doc_ids"]), strict=True)}
 
     def next_shard_id(self) -> str:
         return f"shard-{len(self.entries):06d}"
@@ -168,11 +168,11 @@ class ShardSet:
 
 
 def _doc_columns(samples: list) -> dict:
-    """The manifest's doc_ids, sorted, and (only where a model version scored one) their versions beside."""
-    ordered = sorted(samples, key=lambda s: (s.doc_id, s.model_version))
+    """The manifest's doc_ids, sorted, and (only where one was sent again to be rescored) the version that asked."""
+    ordered = sorted(samples, key=lambda s: (s.doc_id, s.rescore))
     out: dict = {"doc_ids": [s.doc_id for s in ordered]}
-    if any(s.model_version for s in ordered):
-        out["doc_models"] = [s.model_version for s in ordered]
+    if any(s.rescore for s in ordered):
+        out["rescores"] = [s.rescore for s in ordered]
     return out
 
 

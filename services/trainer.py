@@ -222,6 +222,8 @@ def _build_model(cfg, cache_dir: Path, device: str, dtype):
             log.warning("flash-attn is not installed: block-diagonal masks through SDPA (O(T^2) memory)")
     config = AutoConfig.from_pretrained(model_dir(cfg.model, cache_dir))
     if cfg.rope_theta:  # before the model is built: its rotary embedding reads the base at construction
+        log.info("trainer: RoPE base %s for %s (its own: %s)", cfg.rope_theta, cfg.model,
+                 getattr(config, "rope_parameters", None) or getattr(config, "rope_theta", None))
         set_rope_theta(config, cfg.rope_theta)
     if cfg.from_scratch:  # the spec's architecture, freshly initialised with the usual small init
         config.initializer_range = 0.02

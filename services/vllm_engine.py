@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .flops import FlopModel
-from .lm import EngineBase, Scores, _Piece
+from .lm import EngineBase, EngineStateLost, Scores, _Piece
 from .vllm_entropy import GEMM_ENV, POSITIONS, entropy_architecture
 
 
@@ -41,7 +41,7 @@ class VLLMEngine(EngineBase):
         self.llm = _start_llm(path, config["architectures"][0], device, dtype, max_tokens,
                               max(batch_tokens, max_tokens), kv_cache_gib, gpu_memory_utilization,
                               prefix_caching)
-        self.path, self.shape = path, _shape(config)
+        self.path, self.shape = path, _shape(path)
 
     def reload_weights(self, path: Path) -> None:
         """Hold another model version's weights, loaded in place into the running engine (a second
@@ -50,17 +50,23 @@ class VLLMEngine(EngineBase):
         fails midway restores the weights the engine held, then raises. The prefix cache is emptied:
         keys and values of the old weights must not be read by the new."""
         path = Path(path)
-        other = _shape(json.loads((path / "config.json").read_text()))
+        other = _shape(path)
         if other != self.shape:
             differs = sorted(k for k in other.keys() | self.shape.keys() if other.get(k) != self.shape.get(k))
             raise ValueError(f"{path} differs from the running engine's model in {', '.join(differs)}: "
                              "a new engine is needed, not new weights")
         try:
             self.llm.collective_rpc("reload_weights", kwargs={"weights_path": str(path)})
-        except Exception:
-            self.llm.collective_rpc("reload_weights", kwargs={"weights_path": str(self.path)})
+        except Exception as exc:
+            try:
+                self.llm.collective_rpc("reload_weights", kwargs={"weights_path": str(self.path)})
+            except Exception as lost:
+                raise EngineStateLost(f"loading {path} failed ({exc}) and so did restoring {self.path} "
+                                      f"({lost}): the engine's weights are neither") from lost
             raise
-        self.llm.reset_prefix_cache()
+        if not self.llm.reset_prefix_cache():
+            raise EngineStateLost("vLLM did not empty its prefix cache after new weights: its blocks would "
+                                  "mix two versions' keys and values")
         self.path = path
 
     def _score_pieces(self, pieces: list[_Piece]) -> tuple[list[Scores], int]:
@@ -103,12 +109,24 @@ class VLLMEngine(EngineBase):
         return sum(r.num_cached_tokens or 0 for r in outputs)
 
 
-def _shape(config: dict) -> dict:
-    """What of a model's configuration its running engine is built for; the rest is weights."""
-    keys = ("architectures", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-            "num_key_value_heads", "head_dim", "vocab_size", "rope_theta", "rope_parameters", "rope_scaling",
-            "max_position_embeddings", "tie_word_embeddings")
-    return {k: config.get(k) for k in keys}
+def _shape(path: Path) -> dict:
+    """What of a model's configuration its running engine is built for (the rest is weights), as the
+    values take effect: a config.json saved by transformers 5 holds the RoPE base in rope_parameters
+    and writes head_dim out, an older one has rope_theta at the top and may leave head_dim implied."""
+    from transformers import AutoConfig
+
+    c = AutoConfig.from_pretrained(path)
+    rope = getattr(c, "rope_parameters", None)
+    rope = dict(rope) if isinstance(rope, dict) else {"rope_theta": getattr(c, "rope_theta", None),
+                                                      **(getattr(c, "rope_scaling", None) or {})}
+    rope.setdefault("rope_type", "default")
+    heads = c.num_attention_heads
+    return {"architectures": tuple(c.architectures or ()), "hidden_size": c.hidden_size,
+            "intermediate_size": getattr(c, "intermediate_size", None), "layers": c.num_hidden_layers,
+            "heads": heads, "kv_heads": getattr(c, "num_key_value_heads", None) or heads,
+            "head_dim": getattr(c, "head_dim", None) or c.hidden_size // heads, "vocab_size": c.vocab_size,
+            "rope": rope, "max_position_embeddings": getattr(c, "max_position_embeddings", None),
+            "tie_word_embeddings": bool(getattr(c, "tie_word_embeddings", False))}
 
 
 def _start_llm(path: Path, architecture: str, device: str, dtype: str, max_tokens: int,

@@ -329,7 +329,7 @@ class PolicyConfig(_Section):
     rescore_last_shards: int = Field(0, ge=0)
     """When a version is published, send the documents of the trainer's last this many shards through the
     pipeline again, to be scored, verified and packed with it (PolicyLong's rounds, made continuous); 0: only
-    new documents meet the new version."""
+    new documents meet the new version. Below trainer.publish_every."""
 
 
 class AgentsConfig(_Section):
@@ -455,6 +455,14 @@ class Config(_Section):
             raise ValueError("policy.follow needs trainer.publish_every > 0: without it no version is ever published")
         if p.rescore_last_shards and not p.follow:
             raise ValueError("policy.rescore_last_shards needs policy.follow = true")
+        if p.rescore_last_shards >= max(t.publish_every, 1):
+            # the shards the rescored documents fill would alone bring the next version, which sends them back
+            raise ValueError(f"policy.rescore_last_shards ({p.rescore_last_shards}) must be below "
+                             f"trainer.publish_every ({t.publish_every}), or rescoring never ends")
+        if p.follow and self.model.engine == "vllm" and t.rope_theta:
+            raise ValueError("policy.follow on vLLM cannot change the RoPE base (trainer.rope_theta): its engine "
+                             "loads new weights in place, not a new rotary base. Set the base in model.path's "
+                             "config.json (rope_theta) and leave trainer.rope_theta unset")
         return self
 
     # Stage versions: each hashes its own parameters plus its upstream stage's version.

@@ -114,9 +114,14 @@ def test_following_the_trainer_needs_it_to_train_and_publish_the_scoring_model()
     with pytest.raises(ConfigError, match="publish_every > 0"):
         load_config(overrides=follow | {"trainer.publish_every": 0})
     with pytest.raises(ConfigError, match="rescore_last_shards needs policy.follow"):
-        load_config(overrides={"policy.rescore_last_shards": 2})
+        load_config(overrides={"policy.rescore_last_shards": 1})
+    with pytest.raises(ConfigError, match="must be below trainer.publish_every"):  # it would never end
+        load_config(overrides=follow | {"policy.rescore_last_shards": 2})
+    with pytest.raises(ConfigError, match="cannot change the RoPE base"):
+        load_config(overrides=follow | {"model.engine": "vllm", "trainer.rope_theta": 5e5})
+    assert load_config(overrides=follow | {"trainer.rope_theta": 5e5}).trainer.rope_theta == 5e5
     # Following is another data set (new consumer groups, a new shard set); the versions it meets are not.
     frozen = Config()
     assert cfg.entropy_version() != frozen.entropy_version() and cfg.pack_version() != frozen.pack_version()
-    assert load_config(overrides=follow | {"policy.rescore_last_shards": 3}).entropy_version() == cfg.entropy_version()
+    assert load_config(overrides=follow | {"policy.rescore_last_shards": 1}).entropy_version() == cfg.entropy_version()
     assert load_config(overrides={"trainer.publish_every": 5}).entropy_version() == frozen.entropy_version()

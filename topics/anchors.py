@@ -29,7 +29,7 @@ class Anchor(Record):
 class AnchorsRecord(FromSource):
     # 2: no per-token entropy (schema 1's entropy_f16, which nothing read: 2 bytes a token)
     # 3: the entropy stage's LM cost of the document
-    # 4: the model version that scored it
+    # 4: the model version that scored it, the rescore marker
     SCHEMA_VERSION: ClassVar[int] = 4
     UPGRADES_FROM: ClassVar[tuple[int, ...]] = (1, 2, 3)
 
@@ -42,6 +42,7 @@ class AnchorsRecord(FromSource):
     config_version: str
     cost: LMCost | None = None  # None: written before costs were recorded (schema < 3)
     model_version: str = ""  # the published version that scored it (policy.follow); "": model.path itself
+    rescore: str = ""  # Doc.rescore: sent again to be scored by this version (policy.rescore_last_shards)
 
     @model_validator(mode="before")
     @classmethod

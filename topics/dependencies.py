@@ -52,7 +52,7 @@ class Screened(Record):
 
 class DependenciesRecord(FromSource):
     # 2: the LM cost of the document per stage, the screen's verdicts
-    # 3: the model version of each stage
+    # 3: the model version of each stage, the rescore marker
     SCHEMA_VERSION: ClassVar[int] = 3
     UPGRADES_FROM: ClassVar[tuple[int, ...]] = (1, 2)
 
@@ -70,6 +70,7 @@ class DependenciesRecord(FromSource):
     # The published model version that measured it, by stage ("entropy", "verify"; policy.follow);
     # {}: model.path itself, or written before versions were recorded (schema < 3).
     model_versions: dict[str, str] = {}
+    rescore: str = ""  # Doc.rescore, carried: the packer packs a document once per rescoring
 
     @model_validator(mode="after")
     def _consistent(self) -> DependenciesRecord:

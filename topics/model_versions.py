@@ -19,4 +19,6 @@ class ModelVersion(Record):
         return other is None or (self.shards_seen, self.step) > (other.shards_seen, other.step)
 
 
-MODEL_VERSIONS = TopicSpec("model-versions", ModelVersion, key_field="version", partitions=1)
+# Compacted, keyed by version: every version's announcement stays however long ago it was made (a worker
+# started a month after the last publication must still find it), re-announcements replace their own.
+MODEL_VERSIONS = TopicSpec("model-versions", ModelVersion, key_field="version", partitions=1, compacted=True)

@@ -4,8 +4,7 @@ topic up to its end and move the stage to the newest version announced for this 
 Reading up to the end offsets (not merely polling) is what makes a rescored document meet its
 version: the trainer announces a version before it sends the documents to score again with it, so
 a worker that took such a document has the announcement below the end offsets it reads next.
-A version that does not load leaves the worker on the one it has, and it says so; it tries the
-next announced version, not that one again.
+A version that does not load leaves the worker on the one it has, and it says so.
 """
 
 from __future__ import annotations
@@ -16,12 +15,14 @@ from typing import TypeVar
 
 from entropylong_streamer import metrics
 from entropylong_streamer.config import Config
+from entropylong_streamer.services.lm import EngineStateLost
 from entropylong_streamer.topics import MODEL_VERSIONS, ModelVersion, RecordError
 
 from . import kafka_clients as kc
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+LOAD_TRIES = 3
 
 
 class ModelFollower:
@@ -36,13 +37,13 @@ class ModelFollower:
         self.cons.assign(self.parts)
         self.cons.seek_to_beginning(*self.parts)
         self.newest: ModelVersion | None = None  # the newest announced for this configuration
-        self.refused: set[str] = set()
+        self.failures: dict[str, int] = {}  # version -> failed loads
 
     def announced(self, timeout_s: float = 10.0) -> ModelVersion | None:
         """Read every announcement up to the topic's end now; the newest for this configuration."""
         ends = self.cons.end_offsets(self.parts)
         for _ in range(max(1, int(timeout_s / 0.05))):
-            if all(self.cons.position(tp) >= ends[tp] for tp in self.parts):
+            if all((self.cons.position(tp) or 0) >= ends[tp] for tp in self.parts):
                 break
             for msgs in self.cons.poll(timeout_ms=50).values():
                 for msg in msgs:
@@ -64,17 +65,28 @@ class ModelFollower:
     def follow(self, stage: str, current: ModelVersion | None,
                load: Callable[[ModelVersion], T]) -> tuple[ModelVersion | None, T | None]:
         """(the version now held, what load made of it) when a newer one than current was announced and
-        loads; (current, None) otherwise. A version that fails to load is refused once and logged."""
-        newest = self.announced()
-        if newest is None or not newest.newer_than(current) or newest.version in self.refused:
+        loads; (current, None) otherwise: the worker goes on with what it has. A version that fails to load
+        is tried again at the next batches (a shared file system may show a directory late) up to
+        LOAD_TRIES times, one whose configuration the engine cannot take (ValueError) never again."""
+        try:
+            newest = self.announced()
+        except Exception as exc:  # the broker restarting: the stage's own consumer rides it out, so does this
+            log.warning("%s worker: model-versions unreadable (%s: %s); scoring on with %s", stage,
+                        type(exc).__name__, exc, current.version if current else "the base model")
+            return current, None
+        if newest is None or not newest.newer_than(current) or self.failures.get(newest.version, 0) >= LOAD_TRIES:
             return current, None
         try:
             loaded = load(newest)
+        except EngineStateLost:
+            raise  # neither version whole: the worker stops and starts afresh
         except Exception as exc:  # a torn or incompatible directory must not stop the worker
-            self.refused.add(newest.version)
+            tries = LOAD_TRIES if isinstance(exc, ValueError) else self.failures.get(newest.version, 0) + 1
+            self.failures[newest.version] = tries
             metrics.MODEL_VERSION_REFUSED.labels(stage).inc()
-            log.error("%s worker keeps model version %s: version %s (%s) does not load: %s: %s", stage,
-                      current.version if current else "base", newest.version, newest.path, type(exc).__name__, exc)
+            log.error("%s worker keeps model version %s: version %s (%s) does not load (%s): %s: %s", stage,
+                      current.version if current else "base", newest.version, newest.path,
+                      "refused" if tries >= LOAD_TRIES else f"try {tries} of {LOAD_TRIES}", type(exc).__name__, exc)
             return current, None
         metrics.MODEL_VERSION.labels(stage).set(newest.shards_seen)
         log.info("%s worker now scores with model version %s (%d shards, step %d)", stage, newest.version,

@@ -49,19 +49,21 @@ class Sample:
     offered: int = 0  # verified contexts the document had; len(context_ids) of them fit
     source_id: str = ""  # the document's own id in its source (JSONL/Parquet id, WARC-Record-ID)
     url: str = ""
-    model_version: str = ""  # the published version that chose its anchors (policy.follow); "": model.path
+    rescore: str = ""  # the model version that asked for the document again (policy.rescore_last_shards)
 
     @property
     def key(self) -> str:
-        return sample_key(self.doc_id, self.model_version)
+        return sample_key(self.doc_id, self.rescore)
 
     def __len__(self) -> int:
         return len(self.token_ids)
 
 
-def sample_key(doc_id: str, model_version: str) -> str:
-    """What the packer deduplicates by: a document scored again by a newer model version is a new sample."""
-    return f"{doc_id}@{model_version}" if model_version else doc_id
+def sample_key(doc_id: str, rescore: str) -> str:
+    """What the packer deduplicates by: the document, and the model version that asked for it again. Not the
+    version that scored it: a batch that comes again after its worker moved to a newer version is the same
+    sample, packed once."""
+    return f"{doc_id}@{rescore}" if rescore else doc_id
 
 
 class SampleTooLong(ValueError):

@@ -94,6 +94,6 @@ class EntropyStage:
         return AnchorsRecord(
             doc_id=doc.doc_id, text=doc.text, token_ids=tok.ids, token_offsets=tok.offsets,
             anchors=anchors, config_version=self.config_version, cost=cost, model_version=self.model_version,
-            **doc.origin(),
+            rescore=doc.rescore, **doc.origin(),
         )
 

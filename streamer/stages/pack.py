@@ -33,8 +33,7 @@ def sample_from(rec: DependenciesRecord, separator: tuple[int, ...], seed: int, 
     pieces = [Piece(c.context_id, tuple(c.token_ids), best[c.context_id], tuple(resolved[c.context_id]))
               for c in rec.contexts if c.context_id in best]
     sample = build_sample(rec.doc_id, tuple(rec.token_ids), pieces, separator, seed, sample_tokens)
-    return dataclasses.replace(sample, source_id=rec.source_id, url=rec.url,
-                               model_version=rec.model_versions.get("entropy", ""))
+    return dataclasses.replace(sample, source_id=rec.source_id, url=rec.url, rescore=rec.rescore)
 
 
 class PackStage:
@@ -58,11 +57,11 @@ class PackStage:
 
     def process(self, records: list[DependenciesRecord]) -> StageResult[DependenciesRecord, Sample]:
         """Build and buffer samples; duplicates (already in a shard or in the buffer) are skipped: the same
-        document measured by the same model version (a replay, a batch that came again)."""
+        document, unless a newer model version asked for it again (Sample.key)."""
         done = self.shards.sample_keys
 
         def one(rec: DependenciesRecord) -> Sample | None:
-            key = sample_key(rec.doc_id, rec.model_versions.get("entropy", ""))
+            key = sample_key(rec.doc_id, rec.rescore)
             if key in done or key in self.buffer:
                 self.stats["duplicates_skipped"] += 1
                 return None

@@ -93,8 +93,8 @@ class VerifyStage:
         """Documents whose anchors another model version scored get H and NLL at their anchors from this
         engine's model, in one call, so that every number of a pair (H, H', NLL, NLL', dI) is one model's;
         the anchors stay those the entropy stage chose. -> (records, by id of each rebaselined copy: what it was)."""
-        stale = [i for i, r in enumerate(records) if r.anchors.model_version != self.model_version
-                 and r.anchors.anchors and all(a.index < len(r.anchors.token_ids) for a in r.anchors.anchors)]
+        stale = [i for i, r in enumerate(records)
+                 if r.anchors.model_version != self.model_version and r.anchors.anchors and self._plannable(r)]
         if not stale:
             return records, {}
         k = len(self.separator)
@@ -126,11 +126,22 @@ class VerifyStage:
         kept = [(max(a - window[0], 0), b - window[0]) for a, b in spans if b > window[0] and a < window[1]]
         return cand.text[start:end], tok.ids[window[0] : window[1]], kept
 
-    def _plan(self, rec: CandidatesRecord) -> _Plan:
-        doc = rec.anchors
-        check_limits(doc, self.max_anchors, self.engine.vocab_size)
+    def _check(self, rec: CandidatesRecord) -> None:
+        """Refuse a record beyond what the upstream stages could produce, before any LM work on it."""
+        check_limits(rec.anchors, self.max_anchors, self.engine.vocab_size)
         if self.max_candidates is not None and len(rec.candidates) > self.max_candidates:
             raise StageError(f"too_many_candidates: {len(rec.candidates)} > {self.max_candidates}")
+
+    def _plannable(self, rec: CandidatesRecord) -> bool:
+        try:
+            self._check(rec)
+        except StageError:
+            return False  # _plan rejects it, with the reason
+        return True
+
+    def _plan(self, rec: CandidatesRecord) -> _Plan:
+        doc = rec.anchors
+        self._check(rec)
         anchors = {a.index for a in doc.anchors}
         plan = _Plan(rec, token_digest(doc.token_ids))
         for cand in rec.candidates:
@@ -325,7 +336,8 @@ class VerifyStage:
             costs["entropy"] = doc.cost
         return DependenciesRecord(doc_id=doc.doc_id, text=doc.text, token_ids=doc.token_ids, **doc.origin(),
                                   contexts=plan.contexts, pairs=pairs, config_version=self.config_version,
-                                  costs=costs, screened=plan.screened, model_versions=self._versions(plan))
+                                  costs=costs, screened=plan.screened, model_versions=self._versions(plan),
+                                  rescore=doc.rescore)
 
     def _versions(self, plan: _Plan) -> dict[str, str]:
         chosen_by = plan.record.anchors.model_version if plan.chosen_by is None else plan.chosen_by

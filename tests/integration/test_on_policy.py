@@ -29,6 +29,7 @@ from entropylong_streamer.topics import (
 
 TEXTS = {
     "d1": "The otter builds a den near the water and returns to it every night after fishing in the river.",
+    "d3": "The packer writes a shard atomically, then its manifest line, then announces it to the trainer.",
     "d2": "Milvus stores vectors for search; a query embeds the text and finds the nearest chunks in the pool.",
     "new": "Shards hold packed samples, and the rolling trainer reads each one as soon as it is announced.",
     "late": "A replay rebuilds the same sample from the same seed, so nothing is lost when a worker restarts.",
@@ -43,13 +44,13 @@ def send(cfg, spec, records):
     prod.close()
 
 
-def a_shard(cfg: Config) -> tuple[str, str]:
-    """One shard of d1 and d2, written by the packer (with its documents kept)."""
+def a_shard(cfg: Config, doc_ids: tuple[str, ...]):
+    """One shard of these documents, written by the packer (with its documents kept)."""
     tokenizer = Pipeline(cfg).engine_tokenizer()
     pipe = Pipeline(cfg)
     pack = pipe.pack(cfg.paths.shards, max_wait_s=0)
     records = []
-    for doc_id in ("d1", "d2"):
+    for doc_id in doc_ids:
         ids = tokenizer.tokenize(TEXTS[doc_id]).ids
         ctx = Context(context_id=f"{doc_id}-c", context_doc_id="o", text="c", token_ids=ids[:6])
         pair = Pair(context_id=ctx.context_id, anchor_index=len(ids) - 1, char_start=0, char_end=1, h=2.0, h_ctx=0.5,
@@ -68,7 +69,7 @@ def test_the_scorer_follows_the_trainer(tmp_path, broker, model_cache):
     cfg = Config().copy_with({
         "data_dir": str(data), "kafka.bootstrap_servers": broker, "kafka.topic_prefix": f"t{uuid.uuid4().hex[:6]}.",
         "kafka.partitions": 1, "kafka.idle_fetch_backoff_ms": 100, "model.path": "tiny", "model.max_tokens": 256,
-        "trainer.model": "tiny", "trainer.from_scratch": False, "trainer.publish_every": 1, "trainer.loss_chunk": 64,
+        "trainer.model": "tiny", "trainer.from_scratch": False, "trainer.publish_every": 2, "trainer.loss_chunk": 64,
         "pack.seq_len": 256, "policy.follow": True, "policy.rescore_last_shards": 1,
         "agents.measurement_cache": False, "agents.batch_wait_s": 0.2})
     ensure_pipeline_topics(cfg)
@@ -89,19 +90,21 @@ def test_the_scorer_follows_the_trainer(tmp_path, broker, model_cache):
         send(cfg, DOCS, [Doc(doc_id="new", text=TEXTS["new"])])
         wait_for("the base model's anchors", lambda: "new" in anchors(), [], timeout=120)
 
-        ready = a_shard(cfg)
-        send(cfg, SHARD_READY, [ready])
+        send(cfg, SHARD_READY, [a_shard(cfg, ("d3",)), a_shard(cfg, ("d1", "d2"))])
         versions = cfg.paths.model_versions(cfg.pack_version())
         assert run_loop(trainer_loop.run, cfg, until=lambda: len(published(versions)) == 1
                         and len([d for d in read_topic(cfg, DOCS) if d.rescore]) == 2) is None
         (v1,) = published(versions)
         announced = read_topic(cfg, MODEL_VERSIONS)
         assert [a.version for a in announced] == [v1.version] and announced[0].path == v1.path
+        assert v1.shards_seen == 2 and sorted(d.doc_id for d in read_topic(cfg, DOCS) if d.rescore) == ["d1", "d2"]
 
-        # The shard's documents come back, scored by the new version (announced before they were sent).
+        # The last shard's documents (rescore_last_shards = 1) come back, scored by the new version
+        # (announced before they were sent); the first shard's do not.
         wait_for("d1 and d2 scored by v1", lambda: {f"d1@{v1.version}", f"d2@{v1.version}"} <= set(anchors()), [],
                  timeout=120)
         scored = anchors()[f"d1@{v1.version}"]
+        assert scored.rescore == v1.version  # the marker the packer keys the new sample by
         doc = Doc(doc_id="d1", text=TEXTS["d1"])
         by_v1 = Pipeline(cfg, model_version=announced[0])
         assert by_v1.entropy().process([doc]).outputs[0].anchors == scored.anchors  # v1's weights scored it
@@ -116,6 +119,7 @@ def test_the_scorer_follows_the_trainer(tmp_path, broker, model_cache):
         send(cfg, DOCS, [Doc(doc_id="late", text=TEXTS["late"])])
         wait_for("late scored", lambda: any(k.startswith("late") for k in anchors()), [], timeout=120)
         assert f"late@{v1.version}" in anchors() and not errors and worker.is_alive()
+        assert anchors()[f"late@{v1.version}"].rescore == ""  # a new document: scored by the newest, not rescored
         assert REGISTRY.get_sample_value("elong_model_version_refused_total", {"stage": "entropy"}) >= 1
         assert anchors()["new"].model_version == ""  # scored before any version was published
 

@@ -50,7 +50,7 @@ def test_failed_shard_write_commits_nothing_and_a_restart_packs_each_record_once
     prod.flush()
     prod.close()
 
-    def disk_full(self, sequences, domain):
+    def disk_full(self, sequences, domain, documents=None):
         raise OSError("disk full")
 
     with monkeypatch.context() as m:

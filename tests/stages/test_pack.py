@@ -145,27 +145,30 @@ def test_the_shard_set_opens_as_one_dataset_while_it_grows(tmp_path):
     assert len(json.loads((again.dir / "index.json").read_text())["shards"]) == len(again.entries)
 
 
-def test_a_document_scored_again_by_a_newer_model_version_is_a_new_sample_and_its_text_is_kept(tmp_path):
-    """policy.follow: the same document measured by another model version packs again (once per version);
-    each shard keeps its samples' documents for a later rescoring (policy.rescore_last_shards)."""
+def test_a_document_sent_again_for_a_newer_model_version_is_a_new_sample_and_its_text_is_kept(tmp_path):
+    """policy.rescore_last_shards: a document the trainer sent back for version V packs again, once per V;
+    the same document scored by another version without being asked (a batch that came again after its
+    worker moved on) is a duplicate. Each shard keeps its samples' documents for that rescoring."""
     from entropylong_streamer.policy import rescore_documents
     from entropylong_streamer.services.shards import read_documents
 
-    def by(version, doc_id="d1"):
-        rec = deps(doc_id, 9).model_copy(update={"text": f"text of {doc_id}", "url": f"https://x/{doc_id}"})
+    def by(version, doc_id="d1", rescore=""):
+        rec = deps(doc_id, 9).model_copy(update={"text": f"text of {doc_id}", "url": f"https://x/{doc_id}",
+                                                 "rescore": rescore})
         return rec.model_copy(update={"model_versions": {"entropy": version, "verify": version}} if version else {})
 
     p = stage(tmp_path)
     p.process([by(""), by("", "d2")])
     p.flush()
-    p.process([by(""), by("v000002-ab"), by("v000002-ab")])  # the base again; v2 twice in one batch
-    assert p.stats["duplicates_skipped"] == 2 and list(p.buffer) == ["d1@v000002-ab"]
+    p.process([by(""), by("v000001-aa"), by("v000002-ab", rescore="v000002-ab"),
+               by("v000003-ab", rescore="v000002-ab")])  # the base again, a replay under v1; v2's rescoring twice
+    assert p.stats["duplicates_skipped"] == 3 and list(p.buffer) == ["d1@v000002-ab"]
     p.flush()
     reopened = stage(tmp_path)
-    reopened.process([by("v000002-ab"), by("v000004-cd")])
-    assert list(reopened.buffer) == ["d1@v000004-cd"]  # the manifest remembers which version packed what
+    reopened.process([by("v000002-ab", rescore="v000002-ab"), by("v000004-cd", rescore="v000004-cd")])
+    assert list(reopened.buffer) == ["d1@v000004-cd"]  # the manifest remembers what was packed for whom
     first, second = reopened.shards.entries
-    assert "doc_models" not in first and second["doc_ids"] == ["d1"] and second["doc_models"] == ["v000002-ab"]
+    assert "rescores" not in first and second["doc_ids"] == ["d1"] and second["rescores"] == ["v000002-ab"]
     assert read_documents(first["path"]) == [
         {"doc_id": "d1", "text": "text of d1", "url": "https://x/d1", "source": "", "source_id": ""},
         {"doc_id": "d2", "text": "text of d2", "url": "https://x/d2", "source": "", "source_id": ""}]
