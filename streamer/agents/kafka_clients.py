@@ -89,11 +89,11 @@ def commit(cons) -> bool:
     the packer and the trainer skip what they already made durable (the shard set, the checkpoint),
     the stages run them again (the packer drops the duplicates), so nothing is lost or doubled and
     the worker keeps running."""
-    from kafka.errors import CommitFailedError
+    from kafka.errors import CommitFailedError, RebalanceInProgressError
 
     try:
         cons.commit()
         return True
-    except CommitFailedError as exc:
+    except (CommitFailedError, RebalanceInProgressError) as exc:  # the second: a rebalance not yet finished
         log.warning("commit refused (%s): the uncommitted records come again after the rejoin", exc)
         return False

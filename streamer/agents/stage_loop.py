@@ -94,9 +94,11 @@ class Revoked(ConsumerRebalanceListener):
     def __init__(self) -> None:
         self.partitions: set[int] = set()
         self.dropped = 0  # records take_batch left to their partitions' next owner
+        self.rebalances = 0  # that took partitions from this consumer
 
     def on_partitions_revoked(self, revoked) -> None:
         self.partitions |= {tp.partition for tp in revoked}
+        self.rebalances += bool(revoked)
 
     def on_partitions_assigned(self, assigned) -> None:
         pass
@@ -107,8 +109,9 @@ def take_batch(cons, max_batch: int, wait_s: float, revoked: Revoked | None = No
     has passed since the first record arrived (nothing when the topic is quiet).
 
     A rebalance during a top-up poll revokes partitions whose records this batch already holds:
-    their offsets were not committed, so their next owner (this consumer again, perhaps) reads them
-    from the committed offset. They are dropped here, or both owners would process them."""
+    their offsets were not committed, so their next owner reads them from the committed offset. They
+    are dropped here, or both owners would process them; unless the partition came back to this
+    consumer, which then goes on from its position (tests/integration/test_stage_loop.py)."""
     msgs = kc.poll_messages(cons, max_records=max_batch)
     deadline = time.monotonic() + wait_s
     while msgs and len(msgs) < max_batch:
@@ -119,7 +122,12 @@ def take_batch(cons, max_batch: int, wait_s: float, revoked: Revoked | None = No
             revoked.partitions.clear()
         more = kc.poll_messages(cons, max_records=max_batch - len(msgs), timeout_ms=min(left_ms, 250))
         if revoked is not None and revoked.partitions:
-            kept = [m for m in msgs if m.partition not in revoked.partitions]
+            # A partition the rebalance gave back to this consumer keeps its position (kafka-python 3
+            # preserves the state of partitions in both assignments): its records stay in the batch,
+            # or they would be committed past unprocessed.
+            ours = {tp.partition for tp in cons.assignment()}
+            gone = revoked.partitions - ours
+            kept = [m for m in msgs if m.partition not in gone]
             revoked.dropped += len(msgs) - len(kept)
             msgs = kept
         msgs += more
