@@ -37,14 +37,11 @@ def test_batches_are_capped_topped_up_and_uncommitted_records_come_again(broker)
     prod.close()
 
 
-def test_records_of_partitions_revoked_while_a_batch_fills_are_left_to_their_new_owner(broker):
-    """A second worker joins while the first is topping up a batch: the rebalance takes a partition
-    whose records the batch already holds (uncommitted). The batch drops them; the new owner reads
-    them from the committed offset, so no record is processed by both."""
-    import threading
-
+def a_first_member_of_two_partitions(broker, topics: dict[str, int]):
+    """40 records over the 2 partitions of "in", and the first member of group "g" holding both from
+    offset 0 (nothing committed): (cfg, producer, consumer, its Revoked listener)."""
     cfg = load_config(None, {"kafka.bootstrap_servers": broker, "agents.session_timeout_s": 6.0})
-    ensure_topics(broker, {"in": 2})
+    ensure_topics(broker, topics)
     prod = kc.producer(cfg)
     for i in range(40):
         prod.send("in", value=str(i).encode(), partition=i % 2)
@@ -53,7 +50,17 @@ def test_records_of_partitions_revoked_while_a_batch_fills_are_left_to_their_new
     first = kc.consumer(cfg, "in", "g", revoked)
     while not first.assignment():  # the first member takes both partitions
         first.poll(timeout_ms=200, max_records=1)
-    first.seek_to_beginning()  # nothing committed: the batch below starts at offset 0 of both
+    first.seek_to_beginning()
+    return cfg, prod, first, revoked
+
+
+def test_records_of_partitions_revoked_while_a_batch_fills_are_left_to_their_new_owner(broker):
+    """A second worker joins while the first is topping up a batch: the rebalance takes a partition
+    whose records the batch already holds (uncommitted). The batch drops them; the new owner reads
+    them from the committed offset, so no record is processed by both."""
+    import threading
+
+    cfg, prod, first, revoked = a_first_member_of_two_partitions(broker, {"in": 2})
     joined, second_got, stop = threading.Event(), [], threading.Event()
 
     def second_member():
@@ -92,17 +99,7 @@ def test_records_of_partitions_a_rebalance_gives_back_stay_in_the_batch(broker):
     test_fault_injection that way). They stay: every record is processed, once."""
     import threading
 
-    cfg = load_config(None, {"kafka.bootstrap_servers": broker, "agents.session_timeout_s": 6.0})
-    ensure_topics(broker, {"in": 2, "other": 1})
-    prod = kc.producer(cfg)
-    for i in range(40):
-        prod.send("in", value=str(i).encode(), partition=i % 2)
-    prod.flush()
-    revoked = Revoked()
-    first = kc.consumer(cfg, "in", "g", revoked)
-    while not first.assignment():
-        first.poll(timeout_ms=200, max_records=1)
-    first.seek_to_beginning()
+    cfg, prod, first, revoked = a_first_member_of_two_partitions(broker, {"in": 2, "other": 1})
     stop = threading.Event()
 
     def member_for_another_topic():
