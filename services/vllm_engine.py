@@ -41,7 +41,7 @@ class VLLMEngine(EngineBase):
         self.llm = _start_llm(path, config["architectures"][0], device, dtype, max_tokens,
                               max(batch_tokens, max_tokens), kv_cache_gib, gpu_memory_utilization,
                               prefix_caching)
-        self.path, self.shape = path, _shape(path)
+        self.path = path  # whose weights it holds
 
     def reload_weights(self, path: Path) -> None:
         """Hold another model version's weights, loaded in place into the running engine (a second
@@ -50,9 +50,9 @@ class VLLMEngine(EngineBase):
         fails midway restores the weights the engine held, then raises. The prefix cache is emptied:
         keys and values of the old weights must not be read by the new."""
         path = Path(path)
-        other = _shape(path)
-        if other != self.shape:
-            differs = sorted(k for k in other.keys() | self.shape.keys() if other.get(k) != self.shape.get(k))
+        ours, other = _shape(self.path), _shape(path)  # read here, not at start-up: most engines never swap
+        if other != ours:
+            differs = sorted(k for k in other.keys() | ours.keys() if other.get(k) != ours.get(k))
             raise ValueError(f"{path} differs from the running engine's model in {', '.join(differs)}: "
                              "a new engine is needed, not new weights")
         try:

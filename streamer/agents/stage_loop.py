@@ -45,13 +45,13 @@ def run(cfg: Config, stage: str, stop: threading.Event | None = None) -> None:
     follower = ModelFollower(cfg) if cfg.policy.follow and spec.follows_model else None
 
     def load(version):  # the same stage on a published version's weights, keeping the measurement cache
-        if cfg.model.engine != "vllm":
-            return StageRunner.build(cfg, spec, Pipeline(cfg, model_version=version), runner.stage.cache)
-        # One engine per GPU: the running one takes the new weights, last, once the stage is built around it
-        # (what fails before leaves it as it was; a failed load restores its weights or raises EngineStateLost).
-        engine = runner.stage.engine
+        # vLLM, one engine per GPU: the running one takes the new weights, last, once the stage is built around
+        # it (what fails before leaves it as it was; a failed load restores its weights or raises
+        # EngineStateLost). transformers: the Pipeline loads a new engine from the version's directory.
+        engine = runner.stage.engine if cfg.model.engine == "vllm" else None
         built = StageRunner.build(cfg, spec, Pipeline(cfg, model_version=version, engine=engine), runner.stage.cache)
-        engine.reload_weights(version.path)
+        if engine is not None:
+            engine.reload_weights(version.path)
         return built
 
     version = None

@@ -38,9 +38,10 @@ def run(cfg: Config, stop: threading.Event | None = None) -> None:
         # A crash between a checkpoint and its publication, or between a publication and its
         # announcement, must not lose the version: publish what is due, announce every version again.
         trainer.publish_if_due()
-        kc.send_all(prod, prefix, [_announced(v, version) for v in published(versions)])
-        if (newest := (published(versions) or [None])[-1]) is not None:
-            _rescore(cfg, trainer, newest, prod)
+        on_disk = published(versions)
+        kc.send_all(prod, prefix, [_announced(v, version) for v in on_disk])
+        if on_disk:
+            _rescore(cfg, trainer, on_disk[-1], prod)
     metrics.READY.labels("trainer").set(1)
     log.info("trainer worker ready: trains shard set %s, state in %s", version, state)
     try:
