@@ -84,8 +84,9 @@ class ModelConfig(_Section):
     (services/null_models.py), to measure the plumbing alone; it enters every version."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """Where the scoring LM runs; auto: CUDA when there is a GPU."""
-    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
-    """auto: fp32 on CPU, bf16 on GPU"""
+    dtype: Literal["auto", "float32", "bfloat16", "float64"] = "auto"
+    """auto: fp32 on CPU, bf16 on GPU. float64 (transformers only, 2-4x slower): scores that differ across
+    batchings by their fp32 output rounding alone, for reference runs and the tests (docs/testing.md)"""
     max_tokens: int = Field(4096, ge=16)
     """Tokens one forward may see; longer documents are scored in overlapping windows of this size."""
     window_overlap: int | None = Field(None, ge=0)
@@ -117,6 +118,8 @@ class ModelConfig(_Section):
     def _overlap_fits(self) -> ModelConfig:
         if self.overlap >= self.max_tokens - 1:
             raise ValueError("model.window_overlap must be smaller than model.max_tokens - 1")
+        if self.dtype == "float64" and self.engine == "vllm":
+            raise ValueError("model.dtype = float64 is for the transformers engine: vLLM runs float32 or bfloat16")
         return self
 
     @property

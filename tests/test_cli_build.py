@@ -5,6 +5,7 @@ import re
 import statistics
 
 import pytest
+from noise import EXACT_DI
 from typer.testing import CliRunner
 
 from entropylong_streamer.cli import app
@@ -42,7 +43,8 @@ def test_build_writes_dependencies_with_anchor_spans_and_shards(tmp_path, model_
         start, end = r["anchor_span"]
         assert 0 <= start < end <= len(by_doc[r["doc_id"]])
         assert r["context_doc_id"] != r["doc_id"] and r["context_id"].startswith(r["context_doc_id"])
-        assert abs(r["dI"] - (r["H"] - r["H_ctx"]) / r["H"]) < 1e-6 and r["accepted"] == (r["dI"] > 0.1)
+        # the row's own numbers: dI from the same fp32 H and H' (tests/noise.py EXACT_DI)
+        assert abs(r["dI"] - (r["H"] - r["H_ctx"]) / r["H"]) < EXACT_DI and r["accepted"] == (r["dI"] > 0.1)
     shard_dirs = [p for p in (tmp_path / "out" / "shards").glob("*/shard-*") if p.is_dir()]
     packed = [d for s in shard_dirs for seq in read_shard(s) for d in seq["doc_ids"]]
     assert sorted(packed) == sorted(by_doc)
@@ -56,7 +58,8 @@ def test_build_writes_dependencies_with_anchor_spans_and_shards(tmp_path, model_
     assert f"dependency distance (context end to anchor) median {statistics.median(placed):,.0f}" in summary
     # what the LM work cost per emitted token, by stage
     said = re.search(r"LM cost: ([\d.]+) LM tokens per emitted token \(entropy ([\d.]+), verify ([\d.]+);", summary)
-    assert said and float(said[1]) == pytest.approx(float(said[2]) + float(said[3]), abs=0.011) and float(said[3]) > 0
+    # three figures printed to two decimals: their rounding adds up to 0.015 at most
+    assert said and float(said[1]) == pytest.approx(float(said[2]) + float(said[3]), abs=0.0151) and float(said[3]) > 0
 
     # The same build into the same --out: nothing packed twice, and the summary says where the set stands
     again = CliRunner().invoke(app, args)

@@ -125,3 +125,9 @@ def test_following_the_trainer_needs_it_to_train_and_publish_the_scoring_model()
     assert cfg.entropy_version() != frozen.entropy_version() and cfg.pack_version() != frozen.pack_version()
     assert load_config(overrides=follow | {"policy.rescore_last_shards": 1}).entropy_version() == cfg.entropy_version()
     assert load_config(overrides={"trainer.publish_every": 5}).entropy_version() == frozen.entropy_version()
+
+
+def test_float64_scoring_is_for_the_transformers_engine():
+    assert load_config(overrides={"model.dtype": "float64"}).model.dtype == "float64"
+    with pytest.raises(ConfigError, match="float64 is for the transformers engine"):
+        load_config(overrides={"model.dtype": "float64", "model.engine": "vllm"})

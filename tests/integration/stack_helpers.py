@@ -23,6 +23,7 @@ def small_config(data_dir: Path, model_cache: Path) -> Config:
         "kafka.idle_fetch_backoff_ms": 200,
         "milvus.uri": f"http://127.0.0.1:{stack.free_port()}",
         "model.path": "tiny",
+        "model.dtype": "float64",  # scores equal across batchings to their fp32 rounding (tests/noise.py)
         "model.max_tokens": 1024,
         "entropy.alpha": 1.0,
         "entropy.max_anchors": 3,

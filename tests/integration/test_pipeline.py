@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 
 import pytest
+from noise import EXACT_DI
 from stack_helpers import free_ports, jsonl_rows, quiet, read_topic, scrape_all, shard_samples, small_config
 
 from entropylong_streamer.agents import kafka_clients as kc
@@ -112,7 +113,8 @@ def test_streaming_delivers_every_document_once_and_matches_batch(tmp_path, corp
     rows = jsonl_rows(tmp_path / "batch" / "out" / "dependencies.jsonl")
     assert sorted((r["doc_id"], r["context_id"], r["anchor"], r["accepted"]) for r in rows) == stream_rows
     for r in rows:
-        assert abs(r["dI"] - stream_dI[(r["doc_id"], r["context_id"], r["anchor"])]) <= 1e-4
+        # the float64 tiny model: the two runs' dI differ by their scores' fp32 rounding (tests/noise.py)
+        assert abs(r["dI"] - stream_dI[(r["doc_id"], r["context_id"], r["anchor"])]) <= EXACT_DI
     assert report.documents == DOCS_N and rows
     assert shard_samples(bcfg.copy_with({"data_dir": str(tmp_path / "batch" / "out")})) == packed
 

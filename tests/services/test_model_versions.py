@@ -47,7 +47,8 @@ def test_continued_training_starts_from_the_weights_and_publishes_every_n_shards
     ids = torch.tensor([[0, 11, 42, 7, 99, 5]])
     t.model.eval()
     with torch.no_grad():
-        torch.testing.assert_close(loaded(ids).logits, t.model(ids).logits, atol=1e-5, rtol=1e-5)
+        # the same fp32 weights through the same forward: measured bit-identical
+        torch.testing.assert_close(loaded(ids).logits, t.model(ids).logits, atol=0, rtol=0)
     text = [0, 11, 42, 7, 99, 5, 3, 8]
     before = TransformersEngine("tiny", model_cache, 64).score(text)[0]
     after = TransformersEngine(v.path, model_cache, 64).score(text)[0]

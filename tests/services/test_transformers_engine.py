@@ -3,11 +3,11 @@
 import random
 import string
 
-import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from noise import TINY_DTYPE, assert_exact
 
 from entropylong_streamer.method.windows import plan_windows
 from entropylong_streamer.services.lm import ScoreRequest, TransformersEngine
@@ -17,7 +17,7 @@ SEP = 0
 
 @pytest.fixture(scope="module")
 def tiny(model_cache):
-    return TransformersEngine("tiny", model_cache, max_tokens=4096)
+    return TransformersEngine("tiny", model_cache, max_tokens=4096, dtype=TINY_DTYPE)
 
 
 @pytest.fixture(scope="module")
@@ -35,16 +35,9 @@ def reference(engine, ids):
     return h.numpy(), nll.numpy()
 
 
-# The tiny random model's logits reach |z| ~ 35 (std ~7.6): fp32 rounding that GEMM shape changes
-# (padding, batching, a cached prefix) move by ~1e-5 relative then shows as up to ~1.5e-4 nats of H
-# and NLL (seen in CI: 1.2e-4 on H, 3.4e-4 on an NLL of 23). The tiny model checks equivalence of the
-# plumbing at that scale; the 1e-4 bound on dI is held on SmolLM2 (tests/stages/test_verify.py).
-TINY_ATOL, TINY_RTOL = 3e-4, 2e-5
-
-
 def assert_close(h, nll, ref_h, ref_nll):
-    np.testing.assert_allclose(h, ref_h, atol=TINY_ATOL)
-    np.testing.assert_allclose(nll, ref_nll, atol=TINY_ATOL, rtol=TINY_RTOL)
+    assert_exact(h, ref_h)  # the tiny model runs in float64 here: tests/noise.py says why
+    assert_exact(nll, ref_nll)
 
 
 docs = st.lists(st.lists(st.integers(1, 49151), min_size=2, max_size=120), min_size=1, max_size=6)
@@ -65,15 +58,21 @@ prefixed = st.tuples(st.lists(st.integers(1, 49151), min_size=1, max_size=40),
                      st.lists(st.lists(st.integers(1, 49151), min_size=2, max_size=80), min_size=1, max_size=5))
 
 
+# picks: per request, offsets that become its scored positions (mod its length), so that a case is
+# an explicit value @example can pin.
+picks = st.lists(st.sets(st.integers(0, 79), min_size=1, max_size=8), min_size=5, max_size=5)
+
+
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(prefixed, st.data())
-def test_a_shared_prefix_is_computed_once_and_changes_no_score(tiny, case, data):
+@given(prefixed, picks)
+# CI drew this one in fp32: H 4.4e-4 from the plain forward (rounding: tests/noise.py)
+@example(([5313, 1, 1, 500, 44, 1, 953, 1, 1], [[15, 1]]), [{0}] * 5)
+def test_a_shared_prefix_is_computed_once_and_changes_no_score(tiny, case, picks):
     prefix, rests = case
     tiny.batch_tokens = 256
     head = [SEP, *prefix]
-    requests = [ScoreRequest([*head, *r], sorted(data.draw(st.sets(st.integers(len(head), len(head) + len(r) - 2),
-                                                                     min_size=1))), prefix=len(head))
-                for r in rests]
+    requests = [ScoreRequest([*head, *r], sorted({len(head) + x % (len(r) - 1) for x in pick}), prefix=len(head))
+                for r, pick in zip(rests, picks, strict=False)]
     other = ScoreRequest([SEP, 7, 8, 9, 10], prefix=2)  # its prefix is its own: a plain forward
     before = tiny.lm_tokens
     got = tiny.score_many([*requests, other])
@@ -92,14 +91,14 @@ def test_positions_subset_and_lm_token_count(tiny):
     full_h, _ = tiny.score(ids)
     before = tiny.lm_tokens
     h, _ = tiny.score(ids, [3, 10, 20])
-    np.testing.assert_allclose(h, full_h[[3, 10, 20]], atol=1e-5)
+    assert_exact(h, full_h[[3, 10, 20]])
     assert tiny.lm_tokens - before == 21  # only the prefix up to the last scored position runs
     with pytest.raises(ValueError, match="positions"):
         tiny.score(ids, [len(ids) - 1])
 
 
 def test_long_documents_are_scored_in_windows_not_truncated(model_cache):
-    engine = TransformersEngine("tiny", model_cache, max_tokens=64, overlap=16)
+    engine = TransformersEngine("tiny", model_cache, max_tokens=64, overlap=16, dtype=TINY_DTYPE)
     rng = random.Random(1)
     ids = [SEP] + [rng.randrange(1, 49152) for _ in range(300)]
     before = engine.lm_tokens
@@ -112,8 +111,8 @@ def test_long_documents_are_scored_in_windows_not_truncated(model_cache):
         got = slice(w.first, w.end - 1)
         assert_close(h[got], nll[got], ref_h[w.first - w.start :], ref_nll[w.first - w.start :])
     # The first window's positions see their whole prefix, exactly as an unlimited engine does.
-    wide = TransformersEngine("tiny", model_cache, max_tokens=4096)
-    np.testing.assert_allclose(h[:63], wide.score(ids)[0][:63], atol=1e-4)
+    wide = TransformersEngine("tiny", model_cache, max_tokens=4096, dtype=TINY_DTYPE)
+    assert_exact(h[:63], wide.score(ids)[0][:63])
 
 
 def test_smollm2_is_sure_of_repeated_text(smollm2):
@@ -174,7 +173,7 @@ def test_the_flop_model_counts_the_parameters_of_the_real_models(tiny, smollm2):
 
 def test_a_prefix_kept_across_calls_is_not_run_again_and_changes_no_score(model_cache, tiny):
     """model.prefix_cache_mib: the second call that starts with the same [sep C] runs only what follows it."""
-    kept = TransformersEngine("tiny", model_cache, max_tokens=4096, prefix_cache_bytes=64 << 20)
+    kept = TransformersEngine("tiny", model_cache, max_tokens=4096, prefix_cache_bytes=64 << 20, dtype=TINY_DTYPE)
     rng = random.Random(7)
     prefix = [rng.randrange(3, 4000) for _ in range(40)]
     requests = [ScoreRequest([*prefix, *[rng.randrange(3, 4000) for _ in range(12)]], [41, 50], prefix=40)
@@ -185,8 +184,7 @@ def test_a_prefix_kept_across_calls_is_not_run_again_and_changes_no_score(model_
     assert kept.lm_tokens == 51 + 11 and charges[0].lm_tokens == 11 and kept.prefix_tokens_reused == 40
     for got, req in zip([*first, *second], requests, strict=True):
         want = tiny.score(req.ids, req.positions)
-        np.testing.assert_allclose(got[0], want[0], atol=TINY_ATOL)
-        np.testing.assert_allclose(got[1], want[1], atol=TINY_ATOL, rtol=TINY_RTOL)
+        assert_close(got[0], got[1], want[0], want[1])
 
 
 @given(st.lists(st.tuples(st.integers(0, 9), st.integers(1, 50)), max_size=40), st.integers(1, 120))

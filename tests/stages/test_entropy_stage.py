@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from noise import TINY_DTYPE, assert_exact
 
 from entropylong_streamer.measurements import MemoryCache, scores_key, token_digest, unpack_scores
 from entropylong_streamer.method.anchors import AnchorParams, threshold
@@ -19,7 +20,7 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def engine(model_cache):
-    return TransformersEngine("tiny", model_cache, max_tokens=4096, batch_tokens=1024)
+    return TransformersEngine("tiny", model_cache, max_tokens=4096, batch_tokens=1024, dtype=TINY_DTYPE)
 
 
 def entropy_array(stage: EntropyStage, rec) -> np.ndarray:
@@ -43,7 +44,7 @@ def test_a_batch_equals_each_document_alone(engine):
     alone = [s.process([d]).outputs[0] for s, d in zip(alone_stages, docs(TEXTS), strict=True)]
     assert [r.doc_id for r in together] == [r.doc_id for r in alone]
     for a, b, by in zip(together, alone, alone_stages, strict=True):
-        np.testing.assert_allclose(entropy_array(stage, a), entropy_array(by, b), atol=1e-4)
+        assert_exact(entropy_array(stage, a), entropy_array(by, b))
         assert [x.index for x in a.anchors] == [x.index for x in b.anchors]
     assert stage.stats["lm_tokens"] == sum(len(r.token_ids) for r in together)
 
@@ -88,11 +89,11 @@ def test_a_text_separator_scores_the_document_after_all_its_tokens(engine):
                          config_version="v", cache=MemoryCache())
     (rec,) = stage.process(docs(TEXTS[:1])).outputs
     h, _ = engine.score([*sep, *rec.token_ids])
-    np.testing.assert_allclose(entropy_array(stage, rec), h[1:], atol=1e-4)  # position k - 1 + t predicts token t
+    assert_exact(entropy_array(stage, rec), h[1:])  # position k - 1 + t predicts token t
 
 
 def test_long_documents_use_windows_and_oversized_ones_are_refused(model_cache):
-    small = TransformersEngine("tiny", model_cache, max_tokens=32, overlap=8)
+    small = TransformersEngine("tiny", model_cache, max_tokens=32, overlap=8, dtype=TINY_DTYPE)
     long_text = " ".join(TEXTS[:3]) * 3
     stage = make_stage(small, max_doc_tokens=400)
     result = stage.process(docs([long_text, long_text * 4, "x"]))

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_verify import SEP, TEXTS, TINY_ATOL, make_record
+from noise import TINY_DTYPE, close
+from test_verify import SEP, TEXTS, make_record
 
 from entropylong_streamer.config import Config
 from entropylong_streamer.measurements import MemoryCache
@@ -27,7 +28,7 @@ LONG = " ".join(TEXTS) * 3  # a context long enough that its view is a small par
 
 @pytest.fixture(scope="module")
 def engine(model_cache):
-    return TransformersEngine("tiny", model_cache, max_tokens=1024)
+    return TransformersEngine("tiny", model_cache, max_tokens=1024, dtype=TINY_DTYPE)
 
 
 @pytest.fixture(scope="module")
@@ -114,9 +115,9 @@ def test_the_screens_numbers_are_the_plain_forwards_of_its_views(engine, records
         lo, hi = aligned_view(ids, [window(doc, t, 8) for t in s.anchors], 16) or (0, 16)
         for t, nll, nll_view in zip(s.anchors, s.nll, s.nll_view, strict=True):
             w = window(doc, t, 8)
-            assert nll == pytest.approx(float(engine.score([SEP, *w], [len(w) - 1])[1][0]), abs=TINY_ATOL)
+            assert close(nll, float(engine.score([SEP, *w], [len(w) - 1])[1][0]))
             plain = [SEP, *ids[lo:hi], SEP, *w]
-            assert nll_view == pytest.approx(float(engine.score(plain, [len(plain) - 2])[1][0]), abs=TINY_ATOL)
+            assert close(nll_view, float(engine.score(plain, [len(plain) - 2])[1][0]))
 
 
 def test_what_passes_is_measured_exactly_and_what_does_not_is_not_measured(engine, records):
@@ -131,7 +132,7 @@ def test_what_passes_is_measured_exactly_and_what_does_not_is_not_measured(engin
         assert not any(k[:3] in dropped for k in kept)
         # every pair it measured is the exact run's (the rivals it dropped may change a verdict: not here, epsilon)
         assert kept.keys() <= plain.keys()
-        assert all(abs(kept[k].nll_ctx - plain[k].nll_ctx) <= TINY_ATOL and kept[k].accepted == plain[k].accepted
+        assert all(close(kept[k].nll_ctx, plain[k].nll_ctx) and kept[k].accepted == plain[k].accepted
                    for k in kept)
         assert len(kept) + sum(1 for k in plain if k[:3] in dropped) == len(plain)
         if threshold == 0.99:  # next to nothing passes: the views cost less than the forwards they save
@@ -191,7 +192,7 @@ def test_under_the_specific_criterion_every_verdict_is_the_unscreened_builds(eng
         on = specific(ScreenParams(context_tokens=16, window=8, max_anchors=3, threshold=threshold))
         kept = pairs_of(on.process(records).outputs)
         assert kept.keys() <= plain.keys()
-        assert all(abs(kept[k].nll_ctx - plain[k].nll_ctx) <= TINY_ATOL and kept[k].accepted == plain[k].accepted
+        assert all(close(kept[k].nll_ctx, plain[k].nll_ctx) and kept[k].accepted == plain[k].accepted
                    for k in kept)
         # a rival is measured only where a pair is accepted, and only at that anchor
         assert on.stats["rival_pairs_measured"] <= sum(1 for k in kept if any(
