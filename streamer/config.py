@@ -477,7 +477,7 @@ class Config(_Section):
         # start new consumer groups over the whole topic.
         follow = ("follow", self.trainer.rope_theta, self.trainer.publish_every) if self.policy.follow else ()
         return _digest("entropy", m.path, m.dtype, m.max_tokens, m.overlap, self.entropy, self.pack.separator, *null,
-                       *follow)
+                       *follow, "no-layout-anchors")
 
     def index_version(self) -> str:
         """The pool's chunks: what the indexer writes depends on none of the thresholds."""

@@ -24,11 +24,20 @@ class AnchorParams:
 @dataclass(frozen=True)
 class Selection:
     """Anchors in document order; leaders[i] is the anchor whose query anchors[i] uses (itself for a
-    leader). capped: anchors above tau left out by max_anchors (the lowest-entropy ones)."""
+    leader). capped: anchors above tau left out by max_anchors (the lowest-entropy ones); layout:
+    positions above tau left out because their token is layout (is_layout)."""
 
     anchors: list[int]
     leaders: list[int]
     capped: int = 0
+    layout: int = 0
+
+
+def is_layout(token_text: str) -> bool:
+    """A token with no letter or digit: whitespace, punctuation, symbols, markup. Its entropy is layout
+    (a tab after a navigation bar, the newline that ends a list item, a closing bracket), which no
+    distant context resolves: it is never an anchor."""
+    return not any(c.isalnum() for c in token_text)
 
 
 def threshold(entropy: np.ndarray, alpha: float) -> float:
@@ -36,11 +45,13 @@ def threshold(entropy: np.ndarray, alpha: float) -> float:
     return float(entropy.mean() + alpha * entropy.std())
 
 
-def select_anchors(entropy: np.ndarray, params: AnchorParams) -> Selection:
-    """Token indices t with H_t > tau, t >= min_position; tau over those positions only.
+def select_anchors(entropy: np.ndarray, params: AnchorParams, layout: np.ndarray | None = None) -> Selection:
+    """Token indices t with H_t > tau, t >= min_position, not layout[t]; tau over positions >= min_position.
 
     The first positions are excluded from the statistics too: with almost no context their entropy
     is high in every document, and would lift tau above every later uncertainty in a short one.
+    Layout tokens stay in the statistics (tau is the paper's, over the whole document); they are
+    only never anchors.
 
     At most max_anchors of the highest entropy are kept. Taken in decreasing entropy, an anchor
     closer than merge_distance to an earlier leader shares that leader's query; otherwise it leads.
@@ -50,6 +61,11 @@ def select_anchors(entropy: np.ndarray, params: AnchorParams) -> Selection:
         return Selection([], [])
     tau = threshold(h[params.min_position :], params.alpha)
     above = np.flatnonzero(h[params.min_position :] > tau) + params.min_position
+    skipped = 0
+    if layout is not None:
+        content = ~np.asarray(layout, dtype=bool)[above]
+        skipped = int(above.size - content.sum())
+        above = above[content]
     ranked = sorted(above.tolist(), key=lambda i: (-h[i], i))
     kept = ranked[: params.max_anchors]
     leader_of: dict[int, int] = {}
@@ -61,7 +77,7 @@ def select_anchors(entropy: np.ndarray, params: AnchorParams) -> Selection:
             near = t
         leader_of[t] = near
     anchors = sorted(kept)
-    return Selection(anchors, [leader_of[t] for t in anchors], len(ranked) - len(kept))
+    return Selection(anchors, [leader_of[t] for t in anchors], len(ranked) - len(kept), skipped)
 
 
 def query_span(t: int, window: int, n_tokens: int) -> tuple[int, int]:

@@ -8,7 +8,7 @@ from typing import ClassVar
 import numpy as np
 
 from entropylong_streamer.measurements import MeasurementCache, pack_scores, scores_key, token_digest, unpack_scores
-from entropylong_streamer.method.anchors import AnchorParams, query_span, select_anchors
+from entropylong_streamer.method.anchors import AnchorParams, is_layout, query_span, select_anchors
 from entropylong_streamer.services.lm import LMEngine, ScoreRequest, Scores, Tokenized
 from entropylong_streamer.topics import Anchor, AnchorsRecord, Doc, LMCost
 
@@ -80,7 +80,9 @@ class EntropyStage:
     def _record(self, doc: Doc, tok: Tokenized, h: np.ndarray, nll: np.ndarray, cost: LMCost) -> AnchorsRecord:
         n = len(tok.ids)
         anchors = []
-        chosen = select_anchors(h, self.params)
+        layout = np.fromiter((is_layout(doc.text[a:b]) for a, b in tok.offsets), bool, n)
+        chosen = select_anchors(h, self.params, layout)
+        self.stats["layout_positions_skipped"] += chosen.layout
         if chosen.capped:
             self.stats["docs_capped"] += 1
             self.stats["anchors_capped"] += chosen.capped

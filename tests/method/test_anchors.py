@@ -2,7 +2,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from entropylong_streamer.method.anchors import AnchorParams, query_span, select_anchors, threshold
+from entropylong_streamer.method.anchors import AnchorParams, is_layout, query_span, select_anchors, threshold
 
 
 def test_spikes_above_tau_are_anchors_and_early_positions_excluded():
@@ -54,3 +54,22 @@ def test_anchor_invariants(values, alpha, min_pos, cap, merge):
 def test_query_span_clips_to_document():
     assert query_span(3, 16, 10) == (0, 10)
     assert query_span(50, 16, 100) == (34, 67)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(0, 10, allow_nan=False), min_size=0, max_size=120), st.data())
+def test_layout_tokens_are_never_anchors_and_leave_the_rest_as_they_were(h, data):
+    """Every position above tau that is not layout is an anchor as before; no layout position is one."""
+    layout = np.array(data.draw(st.lists(st.booleans(), min_size=len(h), max_size=len(h))), bool)
+    params = AnchorParams(alpha=0.5, min_position=2, max_anchors=10_000)
+    plain = select_anchors(np.array(h), params)
+    chosen = select_anchors(np.array(h), params, layout)
+    assert chosen.anchors == [t for t in plain.anchors if not layout[t]]
+    assert chosen.layout == sum(layout[t] for t in plain.anchors)
+
+
+def test_a_token_without_a_letter_or_digit_is_layout():
+    for text in ("\n", "\t\t", " ", "«", " |", "»", ")", " -->", "</", "...", " *", ""):
+        assert is_layout(text), text
+    for text in (" the", "5", " x", "é", "数", "_a", " 0x3f"):
+        assert not is_layout(text), text

@@ -51,10 +51,12 @@ def test_same_entropy_and_nll_as_transformers(engines):
         assert h.shape == h_ref.shape
         first += [abs(h[0] - h_ref[0]), abs(nll[0] - nll_ref[0])]
         rest.append(np.abs(np.concatenate([h[1:] - h_ref[1:], nll[1:] - nll_ref[1:]])))
+    # measured (tests/noise.py): 2.5e-5 at most here, 3.5e-5 on verification's pairs, 1.7e-5 after a reload
     assert np.concatenate(rest).max() < 1e-4  # nats, H and NLL alike
     # Position 0 sees the separator alone, SmolLM2's attention sink (hidden activations ~2e4): a
     # GEMM's tail block rounds its row differently and the sink amplifies that to ~1.6e-4 nats
-    # (transformers fp32 itself is 4.6e-5 from fp64 there). No anchor is ever taken there.
+    # (transformers fp32 itself is 4.6e-5 from fp64 there; measured 1.5e-4 with the max-shifted entropy).
+    # No anchor is ever taken there.
     assert max(first) < 3e-4
     assert vllm.lm_tokens == hf.lm_tokens
 

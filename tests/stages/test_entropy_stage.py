@@ -5,7 +5,7 @@ import pytest
 from noise import TINY_DTYPE, assert_exact
 
 from entropylong_streamer.measurements import MemoryCache, scores_key, token_digest, unpack_scores
-from entropylong_streamer.method.anchors import AnchorParams, threshold
+from entropylong_streamer.method.anchors import AnchorParams, is_layout, threshold
 from entropylong_streamer.services.lm import TransformersEngine
 from entropylong_streamer.stages.entropy import EntropyStage
 from entropylong_streamer.topics import Doc
@@ -73,7 +73,8 @@ def test_every_anchor_above_tau_is_kept_and_the_cap_is_counted(engine):
     full = stage(512)
     (rec,) = full.process(docs(TEXTS[:1])).outputs
     h = entropy_array(full, rec)
-    above = [t for t in range(2, len(h)) if h[t] > threshold(h[2:], 0.0) + 1e-2]
+    layout = [is_layout(rec.text[a:b]) for a, b in rec.token_offsets]
+    above = [t for t in range(2, len(h)) if h[t] > threshold(h[2:], 0.0) + 1e-2 and not layout[t]]
     assert set(above) <= {a.index for a in rec.anchors}  # merging shares queries, never drops an anchor
     assert sum(a.leader is None for a in rec.anchors) < len(rec.anchors)
     assert full.stats["anchors_capped"] == 0
@@ -132,3 +133,18 @@ def test_a_new_alpha_reselects_anchors_from_cached_scores_without_lm_work(engine
     other_model = make_stage(engine, cache=cache, model_key="other")
     other_model.process(docs(TEXTS[:1]))
     assert other_model.stats["docs_scored"] == 1  # the key names the model: no reuse across models
+
+
+def test_no_anchor_is_a_layout_token(engine):
+    """Navigation chrome: tabs, bars and arrows between words. Their entropy counts in tau but none of
+    them is an anchor."""
+    nav = "\n".join(f"«  Prev  |  Up  |  Chapter {i}. Data  |  Home  |  Next  »\n\t\t-- {i} --\n" for i in range(12))
+    stage = EntropyStage(engine, AnchorParams(alpha=-1.0, min_position=2, max_anchors=4096), window=3,
+                         separator=(0,), config_version="v", cache=MemoryCache())
+    (rec,) = stage.process(docs([nav])).outputs
+    assert rec.anchors and all(any(c.isalnum() for c in rec.text[a.char_start : a.char_end]) for a in rec.anchors)
+    assert stage.stats["layout_positions_skipped"] > 0
+    h = entropy_array(stage, rec)
+    layout = [is_layout(rec.text[a:b]) for a, b in rec.token_offsets]
+    tau = threshold(h[2:], -1.0)
+    assert {a.index for a in rec.anchors} == {t for t in range(2, len(h)) if h[t] > tau and not layout[t]}
