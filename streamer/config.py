@@ -194,7 +194,7 @@ SCREEN_SETTINGS = {"screen", "screen_context_tokens", "screen_window", "screen_t
 class VerifyConfig(_Section):
     epsilon: float = Field(0.4, ge=0, lt=1)
     """dI = (H - H') / H is at most 1"""
-    criterion: Literal["entropy", "entropy+loss", "loss", "specific"] = "specific"
+    criterion: Literal["entropy", "entropy+loss", "loss", "specific", "shared"] = "specific"
     """entropy (the paper), entropy+loss, loss or specific: see method/dependency.py Criterion. Default
     "specific" with nll_threshold 0.3, chosen on bench/dependencies.py (docs/method.md)."""
     nll_threshold: float = Field(0.3, ge=0, lt=1)
@@ -202,6 +202,10 @@ class VerifyConfig(_Section):
     max_sources: int = Field(1, ge=1)
     """"specific": at most this many contexts are accepted at one anchor (those that lower the true token's loss
     most, each by nll_threshold x NLL more than the next context beyond them)."""
+    rival_quantile: float = Field(0.75, ge=0, le=1)
+    """"shared": a pair must lower the true token's loss by nll_threshold x NLL more than this quantile of the
+    other contexts' gains at its anchor: a fact stated by fewer than (1 - rival_quantile) of the contexts measured
+    there is accepted from each of them; what most of them share is not."""
     all_anchors: bool = True
     """Measure each retrieved context at every anchor of the document, not only at those whose query retrieved
     it (same forwards, run to the document's last anchor)."""
@@ -232,6 +236,14 @@ class VerifyConfig(_Section):
     screen_max_share: float = Field(0.5, gt=0, le=1)
     """A context is screened only where its view costs at most this share of its exact forward's LM tokens
     (otherwise it is measured exactly at once: short contexts and documents gain nothing from a screen)."""
+
+    @model_validator(mode="after")
+    def _screen_rivals(self) -> VerifyConfig:
+        if self.screen == "on" and self.criterion == "shared":
+            # a removed context can lower a quantile as well as raise it: no rule says which to measure again
+            raise ValueError('verify.screen = "on" keeps every verdict exact under "specific", not "shared": use '
+                             '"shadow" or "off" with it')
+        return self
 
 
 class PackConfig(_Section):
@@ -494,7 +506,10 @@ class Config(_Section):
 
     def verify_version(self) -> str:
         # The screen's settings are part of the version only while it is on: off, the version is what it was.
-        v = self.verify.model_dump(mode="json", exclude=None if self.verify.screen != "off" else SCREEN_SETTINGS)
+        # rival_quantile only while "shared" decides: other criteria keep the versions they had.
+        unused = (set() if self.verify.screen != "off" else SCREEN_SETTINGS) | (
+            set() if self.verify.criterion == "shared" else {"rival_quantile"})
+        v = self.verify.model_dump(mode="json", exclude=unused or None)
         return _digest("verify", self.retrieval_version(), v, self.pack.separator)
 
     def pack_version(self) -> str:

@@ -22,7 +22,7 @@ from entropylong_streamer.topics import ModelVersion
 
 def criterion(cfg: Config) -> Criterion:
     v = cfg.verify
-    return Criterion(v.epsilon, v.criterion, v.nll_threshold, v.max_sources)
+    return Criterion(v.epsilon, v.criterion, v.nll_threshold, v.max_sources, v.rival_quantile)
 
 
 def screen_params(cfg: Config) -> ScreenParams | None:

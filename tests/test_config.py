@@ -131,3 +131,14 @@ def test_float64_scoring_is_for_the_transformers_engine():
     assert load_config(overrides={"model.dtype": "float64"}).model.dtype == "float64"
     with pytest.raises(ConfigError, match="float64 is for the transformers engine"):
         load_config(overrides={"model.dtype": "float64", "model.engine": "vllm"})
+
+
+def test_the_shared_criterion_has_its_quantile_in_its_version_and_refuses_the_screen():
+    shared = load_config(overrides={"verify.criterion": "shared"})
+    assert shared.verify_version() != load_config(overrides={"verify.criterion": "shared",
+                                                             "verify.rival_quantile": 0.5}).verify_version()
+    # under another criterion the quantile decides nothing, so it is no part of the version
+    assert Config().verify_version() == load_config(overrides={"verify.rival_quantile": 0.5}).verify_version()
+    assert load_config(overrides={"verify.criterion": "shared", "verify.screen": "shadow"}).verify.screen == "shadow"
+    with pytest.raises(ConfigError, match="not \"shared\""):
+        load_config(overrides={"verify.criterion": "shared", "verify.screen": "on"})

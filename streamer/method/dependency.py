@@ -29,16 +29,27 @@ class Criterion:
       Format and template knowledge (the leading digits of a year, a label every same-template
       document has) lowers the loss with many contexts and is accepted from none; a fact is
       accepted from the at most max_sources contexts that state it.
+    - "shared": the NLL fall beyond what the typical other context achieves at the same anchor:
+      (gain - the rival_quantile quantile of the other contexts' gains) / NLL > nll_threshold. A fact
+      that several pages state is accepted from each of them as long as they are fewer than
+      (1 - rival_quantile) of the contexts measured there; what most contexts share is not.
     """
 
     epsilon: float = 0.4
-    kind: Literal["entropy", "entropy+loss", "loss", "specific"] = "entropy"
+    kind: Literal["entropy", "entropy+loss", "loss", "specific", "shared"] = "entropy"
     nll_threshold: float = 0.2
     max_sources: int = 1
+    rival_quantile: float = 0.75
+
+    @property
+    def uses_rivals(self) -> bool:
+        """Does a pair's verdict depend on the other contexts measured at its anchor?"""
+        return self.kind in ("specific", "shared")
 
     def accepts(self, h: float, h_ctx: float, nll: float, nll_ctx: float, rival_gain: float = 0.0) -> bool:
-        """One pair; rival_gain: for "specific", the gain of the max_sources-th best other context."""
-        if self.kind == "specific":
+        """One pair; rival_gain: for "specific", the gain of the max_sources-th best other context; for
+        "shared", the rival_quantile quantile of the other contexts' gains."""
+        if self.uses_rivals:
             return nll > 0 and (nll - nll_ctx - max(rival_gain, 0.0)) / nll > self.nll_threshold
         likelier = relative_reduction(nll, nll_ctx) > self.nll_threshold
         if self.kind == "loss":
@@ -47,7 +58,7 @@ class Criterion:
 
     def decide(self, pairs: Sequence[Measured]) -> list[bool]:
         """Every measured pair of one document, all its contexts: accepted or not."""
-        if self.kind != "specific":
+        if not self.uses_rivals:
             return [self.accepts(h, hc, nll, nc) for _, h, hc, nll, nc in pairs]
         gains: dict[int, list[float]] = defaultdict(list)
         for t, _, _, nll, nc in pairs:
@@ -56,9 +67,20 @@ class Criterion:
         out = []
         for t, h, hc, nll, nc in pairs:
             best = ranked[t]
-            # the max_sources-th best gain among the OTHER contexts: skip this pair's own place once
+            # the OTHER contexts' gains: skip this pair's own place once
             mine = best.index(nll - nc)
-            others = best[:mine] + best[mine + 1 :]
-            rival = others[self.max_sources - 1] if len(others) >= self.max_sources else 0.0
-            out.append(self.accepts(h, hc, nll, nc, rival))
+            out.append(self.accepts(h, hc, nll, nc, self.rival(best[:mine] + best[mine + 1 :])))
         return out
+
+    def rival(self, others: Sequence[float]) -> float:
+        """The gain a pair must beat, from the other contexts' gains at its anchor, best first (0: none)."""
+        if self.kind == "specific":
+            return others[self.max_sources - 1] if len(others) >= self.max_sources else 0.0
+        if not others:
+            return 0.0
+        # the quantile of the gains in increasing order, interpolated (numpy's default)
+        at = self.rival_quantile * (len(others) - 1)
+        lo = int(at)
+        hi = min(lo + 1, len(others) - 1)
+        low, high = others[len(others) - 1 - lo], others[len(others) - 1 - hi]
+        return low + (high - low) * (at - lo)

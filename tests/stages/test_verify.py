@@ -110,7 +110,8 @@ def test_a_later_round_is_measured_only_at_anchors_the_earlier_rounds_left_unres
     rounds = [data.draw(st.lists(st.integers(1, 3), min_size=len(idx), max_size=len(idx)), label="rounds")
               for _, idx in contexts]
     crit = data.draw(st.sampled_from([Criterion(epsilon=0.05), Criterion(epsilon=0.3),
-                                      Criterion(kind="specific", nll_threshold=0.05)]), label="criterion")
+                                      Criterion(kind="specific", nll_threshold=0.05),
+                                      Criterion(kind="shared", nll_threshold=0.05)]), label="criterion")
     every = data.draw(st.booleans(), label="all_anchors")
     rec = make_record(engine, doc, anchors, contexts)
     rec = rec.model_copy(update={"candidates": [c.model_copy(update={"anchor_rounds": r})
@@ -164,6 +165,21 @@ def test_a_specific_dependency_beats_the_other_contexts_at_its_anchor():
     assert crit.decide([(2, 6.0, 1.0, 6.0, 0.5), (2, 6.0, 1.2, 6.0, 1.0)]) == [False, False]  # 0.5 nats of 6 apart
     assert crit.decide([(1, 4.0, 4.0, 9.0, 1.0)]) == [True]  # alone at its anchor: the plain loss criterion
     assert Criterion(kind="loss", nll_threshold=0.3).decide(pairs) == [True, True, True, True, False, False]
+
+
+def test_a_shared_fact_is_accepted_from_every_page_that_states_it_and_format_from_none():
+    crit = Criterion(kind="shared", nll_threshold=0.3, rival_quantile=0.75)
+    # anchor 9: three of twelve contexts state the fact (NLL 4 -> ~0.3), the others do nothing for it
+    fact = [(9, 3.0, 1.0, 4.0, 0.3), (9, 3.0, 1.1, 4.0, 0.4), (9, 3.0, 1.0, 4.0, 0.35)] + \
+        [(9, 3.0, 2.9, 4.0, 3.9 + 0.05 * k) for k in range(9)]
+    assert crit.decide(fact) == [True] * 3 + [False] * 9
+    assert Criterion(kind="specific", nll_threshold=0.3).decide(fact) == [False] * 12  # each has a rival as good
+    # anchor 5: a label every same-template context predicts (nine of twelve): accepted from none
+    label = [(5, 3.0, 1.0, 3.0, 0.5 + 0.01 * k) for k in range(9)] + [(5, 3.0, 2.9, 3.0, 2.9)] * 3
+    assert not any(crit.decide(label))
+    # a lookalike that makes the true token less likely gains nothing, whatever its entropy does
+    assert crit.decide([(2, 4.0, 0.5, 3.0, 6.0), (2, 4.0, 3.9, 3.0, 2.9)]) == [False, False]
+    assert crit.decide([(1, 4.0, 4.0, 9.0, 1.0)]) == [True]  # alone at its anchor: the plain loss criterion
 
 
 def test_a_template_anchors_dependencies_are_measured_but_never_accepted(engine):
