@@ -47,3 +47,59 @@ def index_once(pipe, docs: list, work: Path) -> None:
             index.process(docs[i : i + 32])
             progress.advance(task, len(docs[i : i + 32]))
     marker.write_text(json.dumps([d.doc_id for d in docs]))
+
+
+def body_links(path: Path) -> list[tuple[str, str]]:
+    """(target page file name, link text) of every link in the page's body, in order: links inside the
+    navigation header and footer (div.navheader / div.navfooter, Prev Up Home Next) are chrome and
+    left out, as are links to other sites and to the page itself."""
+    from html.parser import HTMLParser
+
+    class Links(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__(convert_charrefs=True)
+            self.out: list[tuple[str, str]] = []
+            self.divs: list[bool] = []  # for each open div: is it navigation?
+            self.href: str | None = None
+            self.text: list[str] = []
+
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if tag == "div":
+                self.divs.append(a.get("class", "") in ("navheader", "navfooter"))
+            elif tag == "a" and a.get("href") and not any(self.divs):
+                self.href, self.text = a["href"], []
+
+        def handle_endtag(self, tag):
+            if tag == "div" and self.divs:
+                self.divs.pop()
+            elif tag == "a" and self.href is not None:
+                target = self.href.split("#")[0]
+                if target and "/" not in target and target != path.name:
+                    self.out.append((target, " ".join("".join(self.text).split())))
+                self.href = None
+
+        def handle_data(self, data):
+            if self.href is not None:
+                self.text.append(data)
+
+    parser = Links()
+    parser.feed(path.read_text(errors="replace"))
+    return parser.out
+
+
+def link_spans(text: str, links: list[tuple[str, str]]) -> list[tuple[int, int, str]]:
+    """Each link's text found in the page's plain text, in order: (start, end, target). A link whose
+    text is not found after the previous one (extraction changed it) is left out."""
+    import re
+
+    out, at = [], 0
+    for target, words in links:
+        if not words:
+            continue
+        pattern = r"\s+".join(re.escape(w) for w in words.split())
+        m = re.compile(pattern).search(text, at) or re.compile(pattern).search(text)
+        if m:
+            out.append((m.start(), m.end(), target))
+            at = m.end() if m.start() >= at else at
+    return out

@@ -31,7 +31,8 @@ import statistics
 import time
 from pathlib import Path
 
-from debian_docs import PACKAGE, fetch_pages, index_once, page_text
+from debian_docs import PACKAGE, body_links, fetch_pages, index_once, link_spans, page_text
+from link_truth import HEADER, Page, PoolCounts, Truth, without_ngram_chrome
 from rich.progress import Progress
 
 from entropylong_streamer.config import load_config
@@ -49,7 +50,12 @@ CRITERIA = {
     "entropy+loss 0.2": Criterion(0.4, "entropy+loss", 0.2),
     "specific 0.3 (default)": Criterion(0.4, "specific", 0.3),
     "specific 0.3, 3 sources": Criterion(0.4, "specific", 0.3, max_sources=3),
+    **{f"shared 0.3, q {q}": Criterion(0.4, "shared", 0.3, rival_quantile=q) for q in (0.5, 0.75, 0.9)},
+    "shared 0.2, q 0.75": Criterion(0.4, "shared", 0.2, rival_quantile=0.75),
+    "shared 0.5, q 0.75": Criterion(0.4, "shared", 0.5, rival_quantile=0.75),
 }
+NGRAM_CHROME = ("paper (dI > 0.4)", "specific 0.3 (default)", "shared 0.3, q 0.75")  # replayed with 6-gram chrome too
+MIN_DOCS = 10  # retrieval.template_min_docs
 ROUND_CRITERIA = ("specific 0.3 (default)", "paper (dI > 0.4)")
 WORK = Path(".elong/bench-templates").resolve()  # shares the package, model and pool with bench/templates.py
 
@@ -86,10 +92,25 @@ def limit(rec: DependenciesRecord, sample, capped: bool, target: int) -> str:
 
 def corpus_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--pool", type=int, default=400, help="pool pages (>= 300)")
-    ap.add_argument("--targets", type=int, default=3)
+    ap.add_argument("--targets", type=int, default=6)
     ap.add_argument("--min-chars", type=int, default=1000)
     ap.add_argument("--target-min-chars", type=int, default=4000)
     ap.add_argument("--target-max-chars", type=int, default=9000, help="room for contexts within the verifier")
+
+
+def linked_pages(args) -> tuple[list[Page], list[Page]]:
+    """The pool as pool_and_targets takes it; the targets: the pages after it within the length bounds
+    whose body links name the most distinct pool pages (hyperlink truth needs links into the pool)."""
+    pages = [(p, t) for p, t in ((p, page_text(p)) for p in fetch_pages(WORK)) if len(t) >= args.min_chars]
+    pool = [Page(doc_id_for(t), p.name, t) for p, t in pages[: args.pool]]
+    names = {p.name for p in pool}
+    rest = []
+    for path, text in pages[args.pool :]:
+        if args.target_min_chars <= len(text) <= args.target_max_chars:
+            links = link_spans(text, body_links(path))
+            rest.append((-len({t for _, _, t in links if t in names}), path.name, Page(doc_id_for(text), path.name,
+                                                                                        text, tuple(links))))
+    return pool, [page for _, _, page in sorted(rest)[: args.targets]]
 
 
 def pool_and_targets(args) -> tuple[list[str], list[str]]:
@@ -113,10 +134,12 @@ def main() -> None:
     cfg = load_config(None, [f"model.path={args.model!r}", f"data_dir={str(WORK)!r}",
                              f"pack.sample_tokens={args.sample_tokens}", f"retrieval.max_contexts={args.max_contexts}",
                              *args.sets])
-    pool, targets = pool_and_targets(args)
+    pool_pages, target_pages = linked_pages(args)
+    pool, targets = [p.text for p in pool_pages], [p.text for p in target_pages]
     pipe = Pipeline(cfg, milvus_uri=str(WORK / "pool.db"))
     docs = [Doc(doc_id=doc_id_for(t), text=t) for t in targets]
     pool_docs = [Doc(doc_id=doc_id_for(t), text=t) for t in pool] + docs
+    truth = TruthSet(target_pages, pool_pages)
     pool_tokens = sum(len(pipe.engine_tokenizer().tokenize(t).ids) for t in pool)
     print(f"{PACKAGE}: pool {len(pool)} pages ({pool_tokens:,} tokens, mean {pool_tokens / len(pool):,.0f}), "
           f"{len(targets)} targets; sample_tokens {args.sample_tokens:,}, verifier context {cfg.model.max_tokens:,}, "
@@ -149,8 +172,17 @@ def main() -> None:
     entropy_lm = sum(len(a.token_ids) + k for a in anchors)
     print(f"\n{'criterion':<34}{'accepted':>9}{'rate':>7}{'dI':>6}{'tokens/sample':>15}{'contexts':>10}"
           f"{'distance (tokens)':>30}{'LM/emitted':>11}{'blank':>7}  limited by")
-    for name, crit in CRITERIA.items():
-        row(name, [replayed(r, crit) for r in deps], entropy_lm, capped, pipe, cfg)
+    replays = {name: [replayed(r, crit) for r in deps] for name, crit in CRITERIA.items()}
+    replays.update({f"{name} + 6-gram chrome": [without_ngram_chrome(r, truth.counts, MIN_DOCS) for r in replays[name]]
+                    for name in NGRAM_CHROME})
+    for name, recs in replays.items():
+        row(name, recs, entropy_lm, capped, pipe, cfg)
+    print(f"\nhyperlink truth ({truth.linked} body links from the {len(targets)} targets to pool pages) and "
+          f"chrome of the accepted pairs (line or word 6-gram that >= {MIN_DOCS} pool pages hold)")
+    print(f"{'criterion':<44}{HEADER}{'contexts/target (median)':>26}")
+    for name, recs in replays.items():
+        print(f"{name:<44}{truth.of(recs).cells()}"
+              f"{statistics.median(len({p.context_id for p in r.pairs if p.accepted}) for r in recs):>26}")
     for rounds in args.rounds:
         deeper = dataclasses.replace(retrieval, rounds=rounds)
         more = deeper.process(anchors).outputs
@@ -169,6 +201,22 @@ def main() -> None:
                 f"{stage.stats['accepted_after_round_1']} accepted after round 1 of {later:,} later pairs "
                 f"({sum(len(c.candidates) for c in more):,} contexts offered); "
                 f"this run {stage.stats['lm_tokens']:,} LM tokens")
+
+
+class TruthSet:
+    """The targets' links and the pool's line and 6-gram counts, for Truth rows."""
+
+    def __init__(self, targets: list[Page], pool: list[Page]) -> None:
+        self.targets = {p.doc_id: p for p in targets}
+        self.by_name = {p.name: p.doc_id for p in pool}
+        self.counts = PoolCounts([p.text for p in pool])
+        self.linked = sum(len({t for _, _, t in p.links if t in self.by_name}) for p in targets)
+
+    def of(self, recs: list[DependenciesRecord]) -> Truth:
+        truth = Truth()
+        for rec in recs:
+            truth.add(self.targets[rec.doc_id], rec, self.by_name, self.counts, MIN_DOCS)
+        return truth
 
 
 def row(name: str, recs: list[DependenciesRecord], entropy_lm: int, capped: dict[str, bool], pipe: Pipeline,

@@ -173,6 +173,11 @@ class RetrievalConfig(_Section):
     """An anchor on a line that at least this many pool documents hold (navigation, footers, licence blocks) is
     a template: nothing is retrieved for it and none of its dependencies is trained. 0: no template
     detection. Line counts grow with the pool, up to 64 documents a line (services/line_store.py)."""
+    template_ngram_words: int = Field(0, ge=0, le=16)
+    """Chrome below the line: an anchor inside a run of this many words that at least template_min_docs pool
+    documents hold is a template too (a navigation bar whose title changes per chapter). Counted in a fixed-size
+    sketch beside the pool (services/ngram_sketch.py), which the index and retrieval workers share through
+    data_dir. 0: lines only."""
     index_type: Literal["HNSW", "AUTOINDEX", "IVF_FLAT", "FLAT"] = "HNSW"
     """The pool's ANN index (Milvus) type."""
     index_params: dict[str, int | float | str] | None = None
@@ -496,7 +501,8 @@ class Config(_Section):
         r = self.retrieval
         d = self.door  # each chunk carries its document's MinHash signature
         return _digest("index", self.model.path, r.embedder, r.chunk_tokens, r.chunk_overlap, self.milvus.collection,
-                       d.shingle_words, d.minhash_permutations, "line-counts", "documents")
+                       d.shingle_words, d.minhash_permutations, "line-counts", "documents",
+                       *((f"ngram-counts-{r.template_ngram_words}",) if r.template_ngram_words else ()))
 
     def retrieval_version(self) -> str:
         # a document context is cut to the tokens verification holds: its cap is retrieval's too

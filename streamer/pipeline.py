@@ -12,6 +12,7 @@ from entropylong_streamer.method.dependency import Criterion
 from entropylong_streamer.method.near_dup import NearDuplicateRule
 from entropylong_streamer.method.samples import separator_ids
 from entropylong_streamer.method.screen import ScreenParams
+from entropylong_streamer.method.templates import NGRAM_WORDS
 from entropylong_streamer.stages.entropy import EntropyStage
 from entropylong_streamer.stages.index import IndexStage
 from entropylong_streamer.stages.pack import PackStage
@@ -110,6 +111,17 @@ class Pipeline:
         return MilvusLineStore(self.pool.client, f"{self.cfg.milvus.collection}_lines")
 
     @cached_property
+    def ngram_store(self):
+        """How many pool documents hold each word n-gram: a sketch beside a milvus-lite file, else in data_dir."""
+        from entropylong_streamer.services.ngram_sketch import SqliteNgramStore
+
+        uri = self.milvus_uri
+        local = not uri.startswith(("http://", "https://", "tcp://", "unix:"))
+        path = Path(f"{uri}.ngrams.sqlite") if local else Path(self.cfg.data_dir) / "pool-ngrams" / \
+            f"{self.cfg.milvus.collection}.sqlite"
+        return SqliteNgramStore(path)
+
+    @cached_property
     def doc_store(self):
         """The pool's documents whole (retrieval.context = "document"), beside its chunks."""
         from entropylong_streamer.services.doc_store import MilvusDocStore
@@ -149,7 +161,9 @@ class Pipeline:
     def index(self) -> IndexStage:
         r = self.cfg.retrieval
         return IndexStage(self.engine_tokenizer(), self.pool, r.chunk_tokens, r.chunk_overlap,
-                          self.near_duplicate_rule, self.line_store, self.doc_store)
+                          self.near_duplicate_rule, self.line_store, self.doc_store,
+                          ngrams=self.ngram_store if r.template_ngram_words else None,
+                          ngram_words=r.template_ngram_words or NGRAM_WORDS)
 
     def retrieval(self) -> RetrievalStage:
         r = self.cfg.retrieval
@@ -157,6 +171,8 @@ class Pipeline:
                               max_anchors=self.cfg.entropy.max_anchors,
                               lines=self.line_store if r.template_min_docs else None,
                               template_min_docs=r.template_min_docs, documents=self.document_contexts(),
+                              ngrams=self.ngram_store if r.template_min_docs and r.template_ngram_words else None,
+                              ngram_words=r.template_ngram_words or NGRAM_WORDS,
                               rounds=r.rounds)
 
     def document_contexts(self) -> DocumentContexts | None:

@@ -15,6 +15,8 @@ from bisect import bisect_right
 from dataclasses import dataclass
 
 _SPACE = re.compile(r"\s+")
+_WORD = re.compile(r"\w+")
+NGRAM_WORDS = 6  # the grain below the line: word 6-grams
 
 
 def normalize_line(line: str) -> str:
@@ -65,3 +67,46 @@ def split_lines(text: str) -> Lines:
 def template_spans(lines: Lines, counts: dict[int, int], min_docs: int) -> set[int]:
     """The hashes of the text's lines that at least min_docs pool documents hold."""
     return {h for h in lines.distinct() if counts.get(h, 0) >= min_docs}
+
+
+@dataclass(frozen=True)
+class Ngrams:
+    """A text's word n-grams: the character span of each word, and the hash of the n-gram that starts
+    at each word (len(words) - n + 1 of them; none in a text of fewer than n words)."""
+
+    n: int
+    word_starts: list[int]
+    word_ends: list[int]
+    hashes: list[int]
+
+    def covering(self, char_start: int, char_end: int) -> list[int]:
+        """The hashes of the n-grams holding a word that overlaps [char_start, char_end)."""
+        first = bisect_right(self.word_ends, char_start)  # the first word ending after char_start
+        out = []
+        w = first
+        while w < len(self.word_starts) and self.word_starts[w] < char_end:
+            out += self.hashes[max(0, w - self.n + 1) : w + 1]
+            w += 1
+        return sorted(set(out))
+
+    def distinct(self) -> set[int]:
+        return set(self.hashes)
+
+
+def split_ngrams(text: str, n: int = NGRAM_WORDS) -> Ngrams:
+    """Word n-grams (words: runs of letters, digits and underscores, case kept) with their hashes,
+    in a domain of their own (a one-line text of n words is not its line's hash)."""
+    words = list(_WORD.finditer(text))
+    tokens = [m.group() for m in words]
+    hashes = [_ngram_hash(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+    return Ngrams(n, [m.start() for m in words], [m.end() for m in words], hashes)
+
+
+def _ngram_hash(words: list[str]) -> int:
+    data = ("ngram\x00" + "\x00".join(words)).encode()
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little", signed=True)
+
+
+def in_template_ngram(ngrams: Ngrams, counts: dict[int, int], min_docs: int, char_start: int, char_end: int) -> bool:
+    """Does a token lie in a word n-gram that at least min_docs pool documents hold?"""
+    return any(counts.get(h, 0) >= min_docs for h in ngrams.covering(char_start, char_end))

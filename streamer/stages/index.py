@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
 from entropylong_streamer.method.near_dup import NearDuplicateRule
-from entropylong_streamer.method.templates import split_lines
+from entropylong_streamer.method.templates import NGRAM_WORDS, split_lines, split_ngrams
 from entropylong_streamer.services.doc_store import DocStore
 from entropylong_streamer.services.line_store import LineStore
 from entropylong_streamer.services.lm import Tokenized
@@ -58,6 +58,8 @@ class IndexStage:
     overlap: int
     rule: NearDuplicateRule = NearDuplicateRule()
     lines: LineStore | None = None  # each pool document's lines, counted for template detection
+    ngrams: LineStore | None = None  # and its word n-grams (services/ngram_sketch.py)
+    ngram_words: int = NGRAM_WORDS
     documents: DocStore | None = None  # each pool document whole: what a retrieved chunk's context is cut from
     stats: Stats = field(default_factory=Stats, init=False)
 
@@ -81,5 +83,8 @@ class IndexStage:
             self.sink.upsert(chunks)
         if self.lines is not None:
             self.lines.add_many({d.doc_id: split_lines(d.text).distinct() for d in docs if d.doc_id in indexed})
+        if self.ngrams is not None:
+            self.ngrams.add_many({d.doc_id: split_ngrams(d.text, self.ngram_words).distinct()
+                                  for d in docs if d.doc_id in indexed})
         self.stats["chunks"] += len(chunks)
         return StageResult(chunks, per_doc.rejects)

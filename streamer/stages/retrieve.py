@@ -11,7 +11,7 @@ import numpy as np
 
 from entropylong_streamer.method.context_window import char_window, context_window, token_spans
 from entropylong_streamer.method.near_dup import NearDuplicateRule
-from entropylong_streamer.method.templates import split_lines, template_spans
+from entropylong_streamer.method.templates import NGRAM_WORDS, split_lines, split_ngrams, template_spans
 from entropylong_streamer.services.doc_store import DocStore
 from entropylong_streamer.services.line_store import LineStore
 from entropylong_streamer.services.lm import Tokenized
@@ -89,8 +89,9 @@ def check_limits(rec: AnchorsRecord, max_anchors: int | None, vocab_size: int | 
 @dataclass(eq=False)
 class RetrievalStage:
     """Anchors -> candidates. With a line store, anchors on lines that at least template_min_docs
-    pool documents hold are templates (method/templates.py): they query nothing and no candidate is
-    retrieved for them; verify measures no dependency of theirs into a sample."""
+    pool documents hold are templates (method/templates.py), and with an n-gram store so are anchors
+    inside a word n-gram that many hold: they query nothing and no candidate is retrieved for them;
+    verify measures no dependency of theirs into a sample."""
 
     name: ClassVar[str] = "retrieval"
     embedder: Embedder
@@ -102,6 +103,8 @@ class RetrievalStage:
     max_anchors: int | None = None  # more anchors than the entropy stage keeps: bad input, refused
     lines: LineStore | None = None
     template_min_docs: int = 10
+    ngrams: LineStore | None = None  # how many pool documents hold each word n-gram (services/ngram_sketch.py)
+    ngram_words: int = NGRAM_WORDS
     documents: DocumentContexts | None = None  # None: the retrieved chunks are the contexts
     rounds: int = 1  # each anchor's top_k x rounds distinct contexts; verify measures round r + 1 if r resolved nothing
     stats: Stats = field(default_factory=Stats, init=False)
@@ -136,15 +139,27 @@ class RetrievalStage:
         return run_batch(self.name, records, one, self.stats)
 
     def _flag_templates(self, rec: AnchorsRecord) -> AnchorsRecord:
-        if self.lines is None or not rec.anchors:
+        """Anchors on a template line, or inside a word n-gram that template_min_docs pool documents
+        hold (chrome below the line: a navigation bar whose title changes per chapter)."""
+        if (self.lines is None and self.ngrams is None) or not rec.anchors:
             return rec
-        lines = split_lines(rec.text)
-        templates = template_spans(lines, self.lines.counts(lines.distinct()), self.template_min_docs)
-        if not templates:
+        on_line: set[int] = set()
+        in_gram: set[int] = set()
+        if self.lines is not None:
+            lines = split_lines(rec.text)
+            templates = template_spans(lines, self.lines.counts(lines.distinct()), self.template_min_docs)
+            on_line = {a.index for a in rec.anchors if lines.hash_of_token(a.char_start, a.char_end) in templates}
+        if self.ngrams is not None:
+            grams = split_ngrams(rec.text, self.ngram_words)
+            wanted = {a.index: grams.covering(a.char_start, a.char_end) for a in rec.anchors if a.index not in on_line}
+            counts = self.ngrams.counts(h for hs in wanted.values() for h in hs)
+            in_gram = {t for t, hs in wanted.items() if any(counts.get(h, 0) >= self.template_min_docs for h in hs)}
+        if not on_line and not in_gram:
             return rec
-        marked = [a.model_copy(update={"template": True}) if lines.hash_of_token(a.char_start, a.char_end)
-                  in templates else a for a in rec.anchors]
-        self.stats["template_anchors"] += sum(a.template for a in marked)
+        self.stats["template_anchors"] += len(on_line) + len(in_gram)
+        self.stats["template_anchors_line"] += len(on_line)
+        self.stats["template_anchors_ngram"] += len(in_gram)
+        marked = [a.model_copy(update={"template": True}) if a.index in on_line | in_gram else a for a in rec.anchors]
         return rec.model_copy(update={"anchors": marked})
 
     def _one(self, rec: AnchorsRecord, queried: list[Anchor], vectors: np.ndarray | None,

@@ -1,7 +1,13 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from entropylong_streamer.method.templates import line_hash, split_lines, template_spans
+from entropylong_streamer.method.templates import (
+    in_template_ngram,
+    line_hash,
+    split_lines,
+    split_ngrams,
+    template_spans,
+)
 
 
 def test_lines_are_found_by_any_character_and_blank_lines_are_none():
@@ -32,3 +38,35 @@ def test_every_character_belongs_to_its_own_line(parts, data):
         line_no = text.count("\n", 0, i)
         line = parts[line_no] if text[i] != "\n" else ""
         assert lines.hash_at(i) == (line_hash(line) if line.strip() else None)
+
+
+def test_a_token_is_in_every_ngram_that_holds_its_word():
+    text = "Prev  Up  Chapter 5. Data Definition  Home  Next\nThe otter eats fish."
+    grams = split_ngrams(text, 3)
+    words = ["Prev", "Up", "Chapter", "5", "Data", "Definition", "Home", "Next", "The", "otter", "eats", "fish"]
+    assert len(grams.hashes) == len(words) - 2
+    at = text.index("Home")
+    # " Home" as a token (its leading spaces included) lies in the 3-grams starting at Data, Definition, Home
+    assert grams.covering(at - 2, at + 4) == sorted({grams.hashes[4], grams.hashes[5], grams.hashes[6]})
+    assert grams.covering(at - 2, at) == []  # the spaces alone: no word
+    assert grams.covering(0, 1) == [grams.hashes[0]]
+    counts = {grams.hashes[6]: 10}  # "Home Next The" recurs in ten pool pages
+    assert in_template_ngram(grams, counts, 10, at, at + 4)
+    assert not in_template_ngram(grams, counts, 10, text.index("otter"), text.index("otter") + 5)
+    assert split_ngrams("two words", 3).hashes == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["a", "b", "cd", "e1"]), min_size=0, max_size=30), st.integers(1, 7), st.data())
+def test_covering_equals_the_ngrams_whose_words_overlap_the_span(words, n, data):
+    text = " ".join(words)
+    grams = split_ngrams(text, n)
+    lo = data.draw(st.integers(0, len(text)))
+    hi = data.draw(st.integers(lo, len(text)))
+    spans, at = [], 0
+    for w in words:
+        spans.append((at, at + len(w)))
+        at += len(w) + 1
+    touched = [i for i, (a, b) in enumerate(spans) if a < hi and lo < b]
+    want = {grams.hashes[g] for i in touched for g in range(max(0, i - n + 1), min(i, len(words) - n) + 1)}
+    assert grams.covering(lo, hi) == sorted(want)

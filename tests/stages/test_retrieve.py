@@ -132,6 +132,48 @@ def test_anchors_on_lines_many_pool_documents_hold_are_templates_and_query_nothi
     assert not any(a.template for a in out.anchors.anchors)  # 10 documents are not 11
 
 
+def test_anchors_inside_word_ngrams_many_pool_documents_hold_are_templates_below_the_line():
+    """A navigation bar whose title changes per chapter: no line recurs, its n-grams do."""
+    from entropylong_streamer.services.line_store import MemoryLineStore
+    from entropylong_streamer.services.ngram_sketch import MemoryNgramStore
+    from entropylong_streamer.stages.index import IndexStage
+    from entropylong_streamer.topics import Doc
+
+    def bar(title):
+        return f"Prev Up Home Next {title} Search Docs\n"
+
+    pool_pages = [(f"p{i}", bar(f"Chapter {i} on topic {i}") + f"page {i} text about thing {i}") for i in range(12)]
+    text = bar("Chapter 40 Indexes") + "the otter eats fish every morning"
+    emb = CountingEmbedder()
+    pool = ListPool([("a:0", "a", "otters eat fish and crabs")], emb)
+    lines, ngrams = MemoryLineStore(), MemoryNgramStore()
+    chunks = []
+    sink = type("Sink", (), {"upsert": lambda self, cs: chunks.extend(cs)})()
+    index = IndexStage(tokenizer=WordTokenizer(), sink=sink, size=64, overlap=8, lines=lines, ngrams=ngrams,
+                       ngram_words=3)
+    index.process([Doc(doc_id=d, text=t) for d, t in pool_pages])
+    index.process([Doc(doc_id=d, text=t) for d, t in pool_pages[:3]])  # a replay counts nothing again
+    nav_anchor = Anchor(index=2, char_start=text.index("Home") - 1, char_end=text.index("Home") + 4, entropy=3.0,
+                        nll=3.0, query="Prev Up Home")
+    fact_anchor = Anchor(index=12, char_start=text.index("otter") - 1, char_end=text.index("otter") + 5, entropy=3.0,
+                         nll=3.0, query="otter eats fish")
+    n = 16
+    rec = AnchorsRecord(doc_id="d", text=text, token_ids=[1] * n, token_offsets=[(0, 1)] * n,
+                        config_version="v", anchors=[nav_anchor, fact_anchor])
+    kw = dict(top_k=2, rule=RULE, config_version="v", lines=lines, template_min_docs=12)
+    line_only = RetrievalStage(emb, pool, **kw)
+    (out,) = line_only.process([rec]).outputs
+    assert not any(a.template for a in out.anchors.anchors)  # every page's bar line is its own
+    stage = RetrievalStage(emb, pool, **kw, ngrams=ngrams, ngram_words=3)
+    (out,) = stage.process([rec]).outputs
+    assert [a.template for a in out.anchors.anchors] == [True, False]
+    assert stage.stats["template_anchors_ngram"] == 1 and stage.stats["template_anchors_line"] == 0
+    assert stage.stats["queries"] == 1 and all(c.anchor_indices == [12] for c in out.candidates)
+    thirteen = RetrievalStage(emb, pool, **{**kw, "template_min_docs": 13}, ngrams=ngrams, ngram_words=3)
+    (out,) = thirteen.process([rec]).outputs
+    assert not any(a.template for a in out.anchors.anchors)  # 12 pages (the replay added none) are not 13
+
+
 def test_a_document_without_anchors_passes_with_no_candidates():
     emb = BagOfWordsEmbedder()
     stage = RetrievalStage(emb, ListPool([("a:0", "a", "x y")], emb), 2, RULE, "v")
