@@ -53,6 +53,9 @@ CRITERIA = {
     "specific 0.3": Criterion(0.4, "specific", 0.3),
     "specific 0.4": Criterion(0.4, "specific", 0.4),
     "specific 0.3, 2 sources": Criterion(0.4, "specific", 0.3, max_sources=2),
+    **{f"shared 0.3, q {q}": Criterion(0.4, "shared", 0.3, rival_quantile=q) for q in (0.5, 0.75, 0.9)},
+    "shared 0.2, q 0.75": Criterion(0.4, "shared", 0.2, rival_quantile=0.75),
+    "shared 0.5, q 0.75": Criterion(0.4, "shared", 0.5, rival_quantile=0.75),
 }
 
 

@@ -2,7 +2,7 @@
 # The two commands of the README:
 #   bash deploy/dev.sh demo   installs what is missing, runs the pipeline on the embedded stack
 #   bash deploy/dev.sh test   installs what is missing, runs the test suite
-#   bash deploy/dev.sh test fast   the fast tier: no servers, no real model (a few minutes)
+#   bash deploy/dev.sh test fast   the fast tier: no servers, no real model (its time: README.md)
 # Anything after the first word is passed on (to `elong demo` or to pytest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -73,15 +73,17 @@ case "$cmd" in
     ;;
   test)
     install
-    install_extra vllm deploy/requirements-vllm.lock
     install_extra test deploy/requirements-test.txt
-    install_prometheus
-    "$VENV/bin/ruff" check .
     # the slowest tests are printed after every run, so they stay visible
     if [ "${1:-}" = "fast" ]; then
+      # no server, no engine: the base install is enough (vLLM and Prometheus are for the full suite)
       shift
+      "$VENV/bin/ruff" check .
       exec "$VENV/bin/python" -m pytest -m "not slow and not integration" --durations=10 "$@"
     fi
+    install_extra vllm deploy/requirements-vllm.lock
+    install_prometheus
+    "$VENV/bin/ruff" check .
     exec "$VENV/bin/python" -m pytest --durations=15 "$@"
     ;;
   install)

@@ -58,9 +58,9 @@ class IndexStage:
     overlap: int
     rule: NearDuplicateRule = NearDuplicateRule()
     lines: LineStore | None = None  # each pool document's lines, counted for template detection
-    ngrams: LineStore | None = None  # and its word n-grams (services/ngram_sketch.py)
-    ngram_words: int = NGRAM_WORDS
     documents: DocStore | None = None  # each pool document whole: what a retrieved chunk's context is cut from
+    ngrams: LineStore | None = None  # each pool document's word n-grams (services/ngram_sketch.py)
+    ngram_words: int = NGRAM_WORDS
     stats: Stats = field(default_factory=Stats, init=False)
 
     def process(self, docs: list[Doc]) -> StageResult[Doc, Chunk]:
