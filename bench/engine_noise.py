@@ -4,10 +4,11 @@ The tests assert that batching, padding and a shared prefix change no score (H, 
 noise; this bench measures that noise so the tolerances are figures, not guesses. Over random
 requests shaped like the tests' (tests/services/test_transformers_engine.py), for each model:
 
-- batched: several requests in one padded forward (score_many) against the plain fp32 forward
-  (the tests' reference: one forward of the request alone, H and NLL in float64 from its logits);
+- batched: several requests in one padded forward (score_many) against the plain forward in the
+  engine's dtype (the tests' reference: one forward of the request alone, H and NLL in float64 from
+  its logits);
 - shared prefix: requests sharing a [sep C] prefix whose keys and values run once;
-- plain fp32 against the same forward with the model in float64 (the truth up to rounding);
+- the plain path (engine.score, one request) against the model in float64 (the truth up to rounding);
 - all of it again with the engine itself in float64: what is left there is the plumbing's own error;
 - each on random token ids (the tests' hypothesis cases) and on slices of real prose (the
   docstrings of this Python's standard library): a real model's rounding depends on its input.
@@ -125,8 +126,8 @@ def show(name: str, m: dict[str, np.ndarray]) -> None:
     print(f"\n{name}: {len(m['zmax']):,} positions; max|z| median {np.median(m['zmax']):.1f}, "
           f"max {m['zmax'].max():.1f}; NLL median {np.median(m['nll']):.1f}, max {m['nll'].max():.1f}")
     print(f"{'max(|dH|, |dNLL|)':<34}" + "".join(f"{f'q{q:g}':>11}" for q in QUANTILES) + f"{'/max|z| max':>13}")
-    labels = {"batched": "batched vs plain fp32 (test ref.)", "shared": "shared prefix vs plain fp32",
-              "plain_vs_f64": "plain fp32 vs float64 model", "shared_vs_f64": "shared prefix vs float64 model"}
+    labels = {"batched": "batched vs plain (tests' reference)", "shared": "shared prefix vs plain",
+              "plain_vs_f64": "plain vs float64 model", "shared_vs_f64": "shared prefix vs float64 model"}
     for key, label in labels.items():
         d = m[key]
         print(f"{label:<34}" + "".join(f"{np.quantile(d, q):>11.2e}" for q in QUANTILES)
