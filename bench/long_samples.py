@@ -2,8 +2,12 @@
 
 The PostgreSQL manual from Debian (bench/debian_docs.py) with its page chrome: a pool of pages is
 indexed whole (contexts are pool documents, cut around the retrieved chunks to the verifier's
-room), a few short target pages go through entropy, retrieval and verification with SmolLM2, and
-their samples are built at pack.sample_tokens (32768 here). Every criterion is a replay of the same
+room), target pages go through entropy, retrieval and verification with SmolLM2, and their samples
+are built at pack.sample_tokens (32768 here). The targets are the later pages (4-9K characters)
+whose body links name the most pool pages: each such link is a human-written dependency, the
+truth bench/link_truth.py scores every criterion against (linked pages retrieved and accepted,
+anchors inside link text, the share of accepted pairs whose context is linked), beside the share
+of accepted pairs in chrome at line and word 6-gram grain. Every criterion is a replay of the same
 measurements (H, H', NLL, NLL' per pair), so one LM run answers for all of them.
 
 Per criterion: acceptance, mean dI of the accepted pairs, samples' length (mean, median) and
