@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
+
 Measured = tuple[int, float, float, float, float]  # (anchor, H, H', NLL, NLL') of one (context, anchor) pair
 
 
@@ -76,11 +78,4 @@ class Criterion:
         """The gain a pair must beat, from the other contexts' gains at its anchor, best first (0: none)."""
         if self.kind == "specific":
             return others[self.max_sources - 1] if len(others) >= self.max_sources else 0.0
-        if not others:
-            return 0.0
-        # the quantile of the gains in increasing order, interpolated (numpy's default)
-        at = self.rival_quantile * (len(others) - 1)
-        lo = int(at)
-        hi = min(lo + 1, len(others) - 1)
-        low, high = others[len(others) - 1 - lo], others[len(others) - 1 - hi]
-        return low + (high - low) * (at - lo)
+        return float(np.quantile(others, self.rival_quantile)) if others else 0.0

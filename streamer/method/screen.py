@@ -15,7 +15,7 @@ The screen only ever removes candidates: what passes is measured exactly, as wit
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 
@@ -81,9 +81,10 @@ def passes(base_nll: Sequence[float], view_nll: Sequence[float], threshold: floa
 View = tuple[Sequence[int], Sequence[float], Sequence[float]]  # (anchors, baseline NLL, view NLL) of a context
 
 
-def rival_gains(views: Sequence[View], rank: int) -> list[list[float]]:
+def rival_gains(views: Sequence[View], rival: Callable[[Sequence[float]], float]) -> list[list[float]]:
     """For each context's view (anchors, baseline NLL, view NLL) of one document: at each of its
-    anchors, the rank-th best gain (baseline - view) among the OTHER contexts screened there (0: none)."""
+    anchors, rival(the gains (baseline - view) of the OTHER contexts screened there, best first):
+    the exact criterion's own rule (Criterion.rival), applied to the views."""
     at: dict[int, list[float]] = defaultdict(list)
     for anchors, base, view in views:
         for t, b, v in zip(anchors, base, view, strict=True):
@@ -95,6 +96,6 @@ def rival_gains(views: Sequence[View], rank: int) -> list[list[float]]:
         for t, b, v in zip(anchors, base, view, strict=True):
             others = list(ranked[t])
             others.remove(b - v)
-            mine.append(others[rank - 1] if len(others) >= rank else 0.0)
+            mine.append(rival(others))
         out.append(mine)
     return out

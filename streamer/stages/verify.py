@@ -282,7 +282,7 @@ class VerifyStage:
         for plan, contexts in views:
             judged = [(c, [t for t, _, _ in at], [nll_at[b] for _, _, b in at], [nll_at[i] for _, i, _ in at])
                       for c, at in contexts]
-            rivals = rival_gains([j[1:] for j in judged], self.criterion.max_sources) if specific else None
+            rivals = rival_gains([j[1:] for j in judged], self.criterion.rival) if specific else None
             for n, (c, anchors, base, view) in enumerate(judged):
                 ok = passes(base, view, sp.threshold, rivals[n] if rivals else None)
                 plan.screened.append(Screened(context_id=c.context_id, context_doc_id=c.context_doc_id,

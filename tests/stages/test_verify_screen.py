@@ -169,7 +169,7 @@ def test_each_contexts_rival_is_the_rank_th_best_other_gain_at_its_anchor(views,
         base = data.draw(st.lists(st.floats(0, 10), min_size=len(anchors), max_size=len(anchors)))
         view = data.draw(st.lists(st.floats(0, 10), min_size=len(anchors), max_size=len(anchors)))
         drawn.append((anchors, base, view))
-    got = rival_gains(drawn, rank)
+    got = rival_gains(drawn, Criterion(kind="specific", max_sources=rank).rival)
     for i, (anchors, _, _) in enumerate(drawn):
         for j, t in enumerate(anchors):
             others = sorted((b[k] - v[k] for m, (a, b, v) in enumerate(drawn) if m != i
