@@ -211,6 +211,14 @@ class VerifyConfig(_Section):
     """"shared": a pair must lower the true token's loss by nll_threshold x NLL more than this quantile of the
     other contexts' gains at its anchor: a fact stated by fewer than (1 - rival_quantile) of the contexts measured
     there is accepted from each of them; what most of them share is not."""
+    best_share: float = Field(0.0, ge=0, le=1)
+    """"shared": a pair's gain must also be at least this share of the best context's gain at its anchor (the pages
+    that state a fact each lower its loss about as much as the best of them; one that shares only its first pieces
+    does not)."""
+    span_tokens: int = Field(1, ge=1, le=64)
+    """The true tokens a pair's NLL and NLL' sum over: the anchor's, the rest of its word and the token that ends
+    it, at most this many (method/spans.py). 1: the anchor's alone. A context that shares only a fact's first
+    pieces predicts its own continuation, and its loss over the span rises where the words part."""
     all_anchors: bool = True
     """Measure each retrieved context at every anchor of the document, not only at those whose query retrieved
     it (same forwards, run to the document's last anchor)."""
@@ -512,9 +520,11 @@ class Config(_Section):
 
     def verify_version(self) -> str:
         # The screen's settings are part of the version only while it is on: off, the version is what it was.
-        # rival_quantile only while "shared" decides: other criteria keep the versions they had.
+        # rival_quantile and best_share only while "shared" decides, span_tokens only beyond the anchor alone:
+        # other settings keep the versions they had.
         unused = (set() if self.verify.screen != "off" else SCREEN_SETTINGS) | (
-            set() if self.verify.criterion == "shared" else {"rival_quantile"})
+            set() if self.verify.criterion == "shared" else {"rival_quantile", "best_share"}) | (
+            {"span_tokens"} if self.verify.span_tokens == 1 else set())
         v = self.verify.model_dump(mode="json", exclude=unused or None)
         return _digest("verify", self.retrieval_version(), v, self.pack.separator)
 

@@ -23,7 +23,7 @@ from entropylong_streamer.topics import ModelVersion
 
 def criterion(cfg: Config) -> Criterion:
     v = cfg.verify
-    return Criterion(v.epsilon, v.criterion, v.nll_threshold, v.max_sources, v.rival_quantile)
+    return Criterion(v.epsilon, v.criterion, v.nll_threshold, v.max_sources, v.rival_quantile, v.best_share)
 
 
 def screen_params(cfg: Config) -> ScreenParams | None:
@@ -189,7 +189,7 @@ class Pipeline:
                            model_key=self.model_key, cache=cache, max_anchors=self.cfg.entropy.max_anchors,
                            max_candidates=self.cfg.entropy.max_anchors * self.cfg.retrieval.top_k
                            * self.cfg.retrieval.rounds, screen=screen_params(self.cfg),
-                           model_version=self.version_name)
+                           model_version=self.version_name, span_tokens=v.span_tokens)
 
     def pack(self, shard_root: Path, max_wait_s: float | None = None) -> PackStage:
         """max_wait_s: pack.max_wait_s unless given (batch mode has all its input at once: inf)."""

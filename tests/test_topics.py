@@ -119,7 +119,7 @@ def test_records_written_before_costs_were_recorded_are_read_without_them():
     DEPS_REC = EXAMPLES["dependencies"][1]
     deps = DEPENDENCIES.decode(DEPENDENCIES.encode(DEPS_REC)).model_dump(mode="python", exclude={"costs"})
     rec = DEPENDENCIES.decode(msgpack.packb(deps | {"schema_version": 1}, use_bin_type=True))
-    assert rec.costs == {} and rec.schema_version == 3 and rec.pairs == DEPS_REC.pairs
+    assert rec.costs == {} and rec.schema_version == DependenciesRecord.SCHEMA_VERSION and rec.pairs == DEPS_REC.pairs
 
 
 def test_records_written_before_model_versions_read_as_measured_by_model_path():

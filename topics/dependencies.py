@@ -36,6 +36,8 @@ class Pair(Record):
     # The retrieval round that measured it (retrieval.rounds): > 1 only at an anchor no context of
     # the earlier rounds resolved.
     round: int = 1
+    # The true tokens nll and nll_ctx sum over: the anchor's span (verify.span_tokens); 1: the anchor's alone.
+    span_tokens: int = 1
 
 
 class Screened(Record):
@@ -53,10 +55,11 @@ class Screened(Record):
 class DependenciesRecord(FromSource):
     # 2: the LM cost of the document per stage, the screen's verdicts
     # 3: the model version of each stage, the rescore marker
-    SCHEMA_VERSION: ClassVar[int] = 3
-    UPGRADES_FROM: ClassVar[tuple[int, ...]] = (1, 2)
+    # 4: each pair's span_tokens
+    SCHEMA_VERSION: ClassVar[int] = 4
+    UPGRADES_FROM: ClassVar[tuple[int, ...]] = (1, 2, 3)
 
-    schema_version: int = 3
+    schema_version: int = 4
     doc_id: str
     text: str
     token_ids: list[int]

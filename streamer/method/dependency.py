@@ -34,7 +34,11 @@ class Criterion:
     - "shared": the NLL fall beyond what the typical other context achieves at the same anchor:
       (gain - the rival_quantile quantile of the other contexts' gains) / NLL > nll_threshold. A fact
       that several pages state is accepted from each of them as long as they are fewer than
-      (1 - rival_quantile) of the contexts measured there; what most contexts share is not.
+      (1 - rival_quantile) of the contexts measured there; what most contexts share is not. And the
+      gain must be at least best_share of the best context's there: the pages that state a fact each
+      lower its loss about as much as the best of them, a page that shares only its first pieces (another
+      name that starts the same way) does not.
+    Under verify.span_tokens > 1, NLL and NLL' are sums over the anchor's span (method/spans.py).
     """
 
     epsilon: float = 0.4
@@ -42,6 +46,7 @@ class Criterion:
     nll_threshold: float = 0.2
     max_sources: int = 1
     rival_quantile: float = 0.75
+    best_share: float = 0.0
 
     @property
     def uses_rivals(self) -> bool:
@@ -71,7 +76,8 @@ class Criterion:
             best = ranked[t]
             # the OTHER contexts' gains: skip this pair's own place once
             mine = best.index(nll - nc)
-            out.append(self.accepts(h, hc, nll, nc, self.rival(best[:mine] + best[mine + 1 :])))
+            near_best = self.kind != "shared" or nll - nc >= self.best_share * best[0]
+            out.append(near_best and self.accepts(h, hc, nll, nc, self.rival(best[:mine] + best[mine + 1 :])))
         return out
 
     def rival(self, others: Sequence[float]) -> float:

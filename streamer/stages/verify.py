@@ -5,6 +5,9 @@ separator's ids, exactly as the packer joins the sample) measures H' at all of t
 anchors at once; H comes from the anchors record, never recomputed.
 Pairs measured before (the measurement cache) are not measured again: a forward runs only up to
 the last anchor still missing, and a context with nothing missing runs none.
+Under span_tokens > 1 a pair is judged on the NLL summed over its anchor's span (method/spans.py):
+the same forwards score the span's positions too, and one forward per document over [sep D] gives
+their NLL without context (cached as a pair with the empty context).
 """
 
 from __future__ import annotations
@@ -24,11 +27,14 @@ from entropylong_streamer.method.screen import (
     view_cost,
     window,
 )
+from entropylong_streamer.method.spans import span_ends
 from entropylong_streamer.services.lm import Charge, LMEngine, ScoreRequest, Scores
 from entropylong_streamer.topics import Candidate, CandidatesRecord, Context, DependenciesRecord, Pair, Screened
 
 from .base import StageError, StageResult, Stats, cost_of, run_batch, score_counted
 from .retrieve import check_limits
+
+NO_CONTEXT = token_digest([])  # the key of a document's own NLL at a span position
 
 
 @dataclass(eq=False)
@@ -52,6 +58,7 @@ class VerifyStage:
     # A screen before the exact measurement (method/screen.py): None measures every candidate exactly.
     screen: ScreenParams | None = None
     model_version: str = ""  # the published version the engine holds (policy.follow); "": model.path
+    span_tokens: int = 1  # the tokens a pair's NLL sums over, at most (method/spans.py); 1: the anchor's
     stats: Stats = field(default_factory=Stats, init=False)
 
     def process(self, records: list[CandidatesRecord]) -> StageResult[CandidatesRecord, DependenciesRecord]:
@@ -67,6 +74,7 @@ class VerifyStage:
                 plan.charges.append(done.charge)
                 plan.chosen_by = done.given.anchors.model_version
         live, round_ = planned.outputs, 1
+        self._baselines(live)
         while live:
             if self.screen is not None:
                 self._screen(live, round_)
@@ -112,6 +120,48 @@ class VerifyStage:
             charged[id(out[i])] = _Rebaselined(records[i], charge)
         return out, charged
 
+    def _baselines(self, plans: list[_Plan]) -> None:
+        """Under span_tokens > 1: each document's NLL without context at every position of its anchors'
+        spans, from one forward over [sep D] (or the cache), as verification's own model computes it."""
+        k = len(self.separator)
+        requests, owners, fresh = [], [], {}
+        for plan in plans:
+            if not plan.spans:
+                continue
+            doc = plan.record.anchors
+            last = self.engine.max_tokens - k - 1  # what [sep D[:u + 1]] holds
+            keys = {u: pair_key(self.model_key, doc.doc_id, plan.doc_digest, NO_CONTEXT, u)
+                    for t, end in plan.spans.items() for u in range(t, min(end, last + 1))}
+            for u, key in keys.items():
+                if (m := self._cached(key)) is not None:
+                    plan.base[u] = float(m[1])
+            missing = sorted(u for u in keys if u not in plan.base)
+            if missing:
+                requests.append(ScoreRequest([*self.separator, *doc.token_ids[: missing[-1] + 1]],
+                                             positions=[k - 1 + u for u in missing]))
+                owners.append((plan, missing, keys))
+        if not requests:
+            return
+        scores, charges = score_counted(self.engine, requests, self.stats)
+        for (plan, missing, keys), (h, nll), charge in zip(owners, scores, charges, strict=True):
+            plan.charges.append(charge)
+            for u, hu, n in zip(missing, h, nll, strict=True):
+                plan.base[u] = float(n)
+                fresh[keys[u]] = (float(hu), float(n))
+        if self.cache is not None:
+            self.cache.put(fresh.items())
+
+    def _spans(self, doc) -> dict[int, int]:
+        """Each anchor's span end (exclusive); {} under span_tokens 1, or where the engine does not
+        tokenize the text into the record's tokens (counted: the pairs are judged at the anchor alone)."""
+        if self.span_tokens == 1:
+            return {}
+        tok = self.engine.tokenize(doc.text)
+        if list(tok.ids) != list(doc.token_ids):
+            self.stats["docs_without_spans"] += 1
+            return {}
+        return span_ends(doc.text, tok.offsets, [a.index for a in doc.anchors], self.span_tokens)
+
     def _context(self, cand: Candidate, room: int) -> tuple[str, list[int], list[tuple[int, int]]]:
         """What is measured, and so trained (the record carries it to the packer): the candidate's
         tokens within the cap and the room, around the spans its anchors' queries matched; and those
@@ -143,7 +193,7 @@ class VerifyStage:
         doc = rec.anchors
         self._check(rec)
         anchors = {a.index for a in doc.anchors}
-        plan = _Plan(rec, token_digest(doc.token_ids))
+        plan = _Plan(rec, token_digest(doc.token_ids), spans=self._spans(doc))
         for cand in rec.candidates:
             rounds = cand.rounds()
             if not rounds or any(t not in anchors for t in rounds):
@@ -209,16 +259,18 @@ class VerifyStage:
             idx = sorted(t for t in idx if t <= fits)
             if not idx:
                 continue
+            # the positions scored: each anchor's span, as far as the forward holds
+            positions = sorted({u for t in idx for u in range(t, min(plan.spans.get(t, t + 1), fits + 1))})
             if not c.measured:
                 plan.contexts.append(Context(context_id=c.context_id, context_doc_id=c.context_doc_id,
                                              text=c.text, token_ids=c.token_ids))
             c.measured.update(idx)
             self.stats[f"round_{round_}_pairs"] += len(idx)
             keys = {t: pair_key(self.model_key, doc.doc_id, plan.doc_digest, token_digest(c.token_ids), t)
-                    for t in idx}
-            known = {t: m for t, m in ((t, self._cached(keys[t])) for t in idx) if m is not None}
+                    for t in positions}
+            known = {t: m for t, m in ((t, self._cached(keys[t])) for t in positions) if m is not None}
             plan.reused += len(known)
-            missing = [t for t in idx if t not in known]
+            missing = [t for t in positions if t not in known]
             offset = 2 * k + len(c.token_ids) - 1  # logits at offset + t predict document token t
             seq = [*self.separator, *c.token_ids, *self.separator, *doc.token_ids[: missing[-1] + 1]] if missing else []
             forward = _Forward(c.context_id, round_, idx, set(c.rounds), known, keys, seq,
@@ -301,25 +353,35 @@ class VerifyStage:
         self.stats["pairs_cached" if found is not None else "pairs_measured"] += 1
         return found
 
-    def _measured(self, plan: _Plan) -> list[tuple[_Forward, Measured]]:
+    def _measured(self, plan: _Plan) -> list[tuple[_Forward, Measured, int]]:
+        """(forward, its pair's measurement, the tokens its NLL and NLL' sum over) of every pair so far."""
         anchors = {a.index: a for a in plan.record.anchors.anchors}
-        return [(f, (t, anchors[t].entropy, float(f.known[t][0]), anchors[t].nll, float(f.known[t][1])))
-                for f in plan.forwards for t in f.anchors]
+        out = []
+        for f in plan.forwards:
+            for t in f.anchors:
+                h, hc = anchors[t].entropy, float(f.known[t][0])
+                if not plan.spans:
+                    out.append((f, (t, h, hc, anchors[t].nll, float(f.known[t][1])), 1))
+                    continue
+                span = [u for u in range(t, plan.spans[t]) if u in f.known and u in plan.base]
+                out.append((f, (t, h, hc, sum(plan.base[u] for u in span), sum(float(f.known[u][1]) for u in span)),
+                            len(span)))
+        return out
 
     def _decided(self, plan: _Plan) -> list[tuple[int, bool, bool]]:
         """(anchor, accepted by the criterion, anchor is a template) of every pair measured so far."""
         measured = self._measured(plan)
         anchors = {a.index: a for a in plan.record.anchors.anchors}
-        decided = self.criterion.decide([m for _, m in measured])
-        return [(m[0], ok, anchors[m[0]].template) for (_, m), ok in zip(measured, decided, strict=True)]
+        decided = self.criterion.decide([m for _, m, _ in measured])
+        return [(m[0], ok, anchors[m[0]].template) for (_, m, _), ok in zip(measured, decided, strict=True)]
 
     def _record(self, plan: _Plan) -> DependenciesRecord:
         doc = plan.record.anchors
         anchors = {a.index: a for a in doc.anchors}
         measured = self._measured(plan)
-        decided = self.criterion.decide([m for _, m in measured])
+        decided = self.criterion.decide([m for _, m, _ in measured])
         pairs = []
-        for (forward, (t, h, hc, nll, nc)), accepted in zip(measured, decided, strict=True):
+        for (forward, (t, h, hc, nll, nc), span), accepted in zip(measured, decided, strict=True):
             a = anchors[t]
             if a.template and accepted:  # kept apart: a template dependency never fills a sample
                 self.stats["template_pairs_kept_apart"] += 1
@@ -327,7 +389,7 @@ class VerifyStage:
                 context_id=forward.context_id, anchor_index=t, char_start=a.char_start,
                 char_end=a.char_end, h=h, h_ctx=hc, nll=nll, nll_ctx=nc, d_i=relative_reduction(h, hc),
                 accepted=accepted and not a.template, retrieved=t in forward.retrieved, template=a.template,
-                round=forward.round,
+                round=forward.round, span_tokens=span,
             ))
         costs = {"verify": cost_of(plan.charges, plan.reused)}
         if self.screen is not None:
@@ -352,7 +414,7 @@ class _Forward:
 
     context_id: str
     round: int  # the retrieval round it measures
-    anchors: list[int]
+    anchors: list[int]  # the anchors it measures; it scores their spans' positions (known: by position)
     retrieved: set[int]  # the anchors whose query retrieved C
     known: dict[int, Measurement]
     keys: dict[int, bytes]
@@ -393,6 +455,8 @@ class _Candidate:
 class _Plan:
     record: CandidatesRecord
     doc_digest: bytes
+    spans: dict[int, int] = field(default_factory=dict)  # anchor -> its span's end (exclusive); {}: the anchor alone
+    base: dict[int, float] = field(default_factory=dict)  # span position -> NLL without context
     candidates: list[_Candidate] = field(default_factory=list)
     contexts: list[Context] = field(default_factory=list)  # in the order first measured
     forwards: list[_Forward] = field(default_factory=list)
