@@ -87,7 +87,7 @@ def evaluate(catalogue: Catalogue, records: list[DependenciesRecord], criterion:
         pairs = [p for p in rec.pairs if p.retrieved or not retrieved_only]
         hits: set[tuple[int, str]] = set()
         accepted_contexts = set()
-        decided = criterion.decide([(p.anchor_index, p.h, p.h_ctx, p.nll, p.nll_ctx) for p in pairs])
+        decided = criterion.decide([p.judged() for p in pairs])
         for p, ok in zip(pairs, decided, strict=True):
             if not ok:
                 continue

@@ -76,7 +76,7 @@ def measuring_tokens(rec: DependenciesRecord, sep: int) -> int:
 
 
 def replayed(rec: DependenciesRecord, crit: Criterion) -> DependenciesRecord:
-    decided = crit.decide([(p.anchor_index, p.h, p.h_ctx, p.nll, p.nll_ctx) for p in rec.pairs])
+    decided = crit.decide([p.judged() for p in rec.pairs])
     pairs = [p.model_copy(update={"accepted": ok and not p.template}) for p, ok in zip(rec.pairs, decided, strict=True)]
     return rec.model_copy(update={"pairs": pairs})
 

@@ -117,7 +117,7 @@ def main() -> None:
         cells = []
         for _, deps in runs:
             accepted = [(rec, p) for rec in deps for p, ok in zip(
-                rec.pairs, crit.decide([(p.anchor_index, p.h, p.h_ctx, p.nll, p.nll_ctx) for p in rec.pairs]),
+                rec.pairs, crit.decide([p.judged() for p in rec.pairs]),
                 strict=True) if ok and not p.template]
             lines = {rec.doc_id: split_lines(rec.text) for rec in deps}
             on = sum(counts[lines[r.doc_id].hash_of_token(p.char_start, p.char_end)] >= min_docs

@@ -38,8 +38,8 @@ def dependency_figures(records: Sequence[DependenciesRecord], criterion: Criteri
     kept_contexts = sum(len({p.context_id for p in r.pairs if p.accepted}) for r in records)
     template = [p for p in pairs if p.template]
     passing = [p for r in records if criterion is not None
-               for p, ok in zip(r.pairs, criterion.decide([(p.anchor_index, p.h, p.h_ctx, p.nll, p.nll_ctx)
-                                                           for p in r.pairs]), strict=True) if ok and p.template]
+               for p, ok in zip(r.pairs, criterion.decide([p.judged() for p in r.pairs]), strict=True)
+               if ok and p.template]
     return {
         "documents": len(records),
         "document_tokens": tokens,

@@ -353,33 +353,35 @@ class VerifyStage:
         self.stats["pairs_cached" if found is not None else "pairs_measured"] += 1
         return found
 
-    def _measured(self, plan: _Plan) -> list[tuple[_Forward, Measured, int]]:
-        """(forward, its pair's measurement, the tokens its NLL and NLL' sum over) of every pair so far."""
+    def _measured(self, plan: _Plan) -> list[tuple[_Forward, Measured, _Span | None]]:
+        """(forward, its pair at the anchor, its span's sums where spans are measured) of every pair so far."""
         anchors = {a.index: a for a in plan.record.anchors.anchors}
         out = []
         for f in plan.forwards:
             for t in f.anchors:
-                h, hc = anchors[t].entropy, float(f.known[t][0])
-                if not plan.spans:
-                    out.append((f, (t, h, hc, anchors[t].nll, float(f.known[t][1])), 1))
-                    continue
-                span = [u for u in range(t, plan.spans[t]) if u in f.known and u in plan.base]
-                out.append((f, (t, h, hc, sum(plan.base[u] for u in span), sum(float(f.known[u][1]) for u in span)),
-                            len(span)))
+                at = (t, anchors[t].entropy, float(f.known[t][0]), anchors[t].nll, float(f.known[t][1]))
+                span = [u for u in range(t, plan.spans.get(t, t)) if u in f.known and u in plan.base]
+                sums = _Span(len(span), sum(plan.base[u] for u in span), sum(float(f.known[u][1]) for u in span))
+                out.append((f, at, sums if plan.spans else None))
         return out
+
+    def _decide(self, measured: list[tuple[_Forward, Measured, _Span | None]]) -> list[bool]:
+        """The criterion's verdicts, on the span's NLL where measured."""
+        return self.criterion.decide([at if span is None else (*at[:3], span.nll, span.nll_ctx)
+                                      for _, at, span in measured])
 
     def _decided(self, plan: _Plan) -> list[tuple[int, bool, bool]]:
         """(anchor, accepted by the criterion, anchor is a template) of every pair measured so far."""
         measured = self._measured(plan)
         anchors = {a.index: a for a in plan.record.anchors.anchors}
-        decided = self.criterion.decide([m for _, m, _ in measured])
+        decided = self._decide(measured)
         return [(m[0], ok, anchors[m[0]].template) for (_, m, _), ok in zip(measured, decided, strict=True)]
 
     def _record(self, plan: _Plan) -> DependenciesRecord:
         doc = plan.record.anchors
         anchors = {a.index: a for a in doc.anchors}
         measured = self._measured(plan)
-        decided = self.criterion.decide([m for _, m, _ in measured])
+        decided = self._decide(measured)
         pairs = []
         for (forward, (t, h, hc, nll, nc), span), accepted in zip(measured, decided, strict=True):
             a = anchors[t]
@@ -389,7 +391,9 @@ class VerifyStage:
                 context_id=forward.context_id, anchor_index=t, char_start=a.char_start,
                 char_end=a.char_end, h=h, h_ctx=hc, nll=nll, nll_ctx=nc, d_i=relative_reduction(h, hc),
                 accepted=accepted and not a.template, retrieved=t in forward.retrieved, template=a.template,
-                round=forward.round, span_tokens=span,
+                round=forward.round,
+                **({} if span is None else {"span_tokens": span.tokens, "span_nll": span.nll,
+                                            "span_nll_ctx": span.nll_ctx}),
             ))
         costs = {"verify": cost_of(plan.charges, plan.reused)}
         if self.screen is not None:
@@ -429,6 +433,15 @@ class _Forward:
             t = pos - self.offset
             self.known[t] = (float(h), float(nll))
             self.fresh[self.keys[t]] = self.known[t]
+
+
+@dataclass(frozen=True)
+class _Span:
+    """A pair's NLL without and with the context, summed over the positions of its anchor's span."""
+
+    tokens: int
+    nll: float
+    nll_ctx: float
 
 
 @dataclass

@@ -55,17 +55,19 @@ def test_a_pairs_nll_is_the_naive_sum_over_its_anchors_word(engine):
         ctx = next(c for c in out.contexts if c.context_id == p.context_id).token_ids
         k = 2 * len(SEP) + len(ctx)
         h_ctx, with_ctx = engine.score([*SEP, *ctx, *SEP, *ids], [k - 1 + u for u in range(p.anchor_index, end)])
-        assert close(p.nll, float(sum(base[p.anchor_index : end])))
-        assert close(p.nll_ctx, float(sum(with_ctx)))
-        assert close(p.h_ctx, float(h_ctx[0]))  # H' stays the anchor's
-        assert p.accepted == ((p.nll - p.nll_ctx) / p.nll > 0.3)
+        assert close(p.span_nll, float(sum(base[p.anchor_index : end])))
+        assert close(p.span_nll_ctx, float(sum(with_ctx)))
+        assert close(p.h_ctx, float(h_ctx[0])) and close(p.nll_ctx, float(with_ctx[0]))  # the anchor's, as before
+        assert p.judged() == (p.anchor_index, p.h, p.h_ctx, p.span_nll, p.span_nll_ctx)
+        assert p.accepted == ((p.span_nll - p.span_nll_ctx) / p.span_nll > 0.3)
 
 
 def test_span_tokens_one_is_the_anchor_alone(engine):
     _, rec = record(engine)
     (one,) = stage(engine, 1).process([rec]).outputs
     nll = {a.index: a.nll for a in rec.anchors.anchors}
-    assert all(p.span_tokens == 1 and p.nll == nll[p.anchor_index] for p in one.pairs)
+    assert all(p.span_tokens == 1 and p.span_nll is None and p.nll == nll[p.anchor_index] for p in one.pairs)
+    assert all(p.judged() == (p.anchor_index, p.h, p.h_ctx, p.nll, p.nll_ctx) for p in one.pairs)
 
 
 def test_a_replay_of_span_pairs_runs_no_lm_token(engine):
@@ -77,8 +79,8 @@ def test_a_replay_of_span_pairs_runs_no_lm_token(engine):
     again = stage(engine, 8, cache)
     (replayed,) = again.process([rec]).outputs
     assert again.stats["lm_tokens"] == 0 and again.stats["pairs_measured"] == 0
-    assert [(p.nll, p.nll_ctx, p.span_tokens) for p in replayed.pairs] == [
-        (p.nll, p.nll_ctx, p.span_tokens) for p in out.pairs]
+    assert [(p.nll_ctx, p.span_nll, p.span_nll_ctx, p.span_tokens) for p in replayed.pairs] == [
+        (p.nll_ctx, p.span_nll, p.span_nll_ctx, p.span_tokens) for p in out.pairs]
 
 
 def test_tokens_the_engine_would_not_produce_are_judged_at_the_anchor_alone(engine):
@@ -86,7 +88,7 @@ def test_tokens_the_engine_would_not_produce_are_judged_at_the_anchor_alone(engi
     _, rec = record(engine, token_ids=list(reversed(tok.ids)))  # not what the text tokenizes to
     s = stage(engine, 8)
     (out,) = s.process([rec]).outputs
-    assert out.pairs and all(p.span_tokens == 1 for p in out.pairs)
+    assert out.pairs and all(p.span_tokens == 1 and p.span_nll is None for p in out.pairs)
     assert s.stats["docs_without_spans"] == 1
 
 
