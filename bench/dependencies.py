@@ -8,8 +8,10 @@ same-template lookalike entries per source (other names and numbers), a near cop
 document (the leakage guard must keep it out) and unrelated pages (the standard library's docs).
 
 For each separator the real batch build runs once (SmolLM2, every anchor measured against every
-retrieved context: verify.all_anchors); every criterion, and measuring only the pairs whose query
-retrieved the context, are replays of the same measurements (no LM work).
+retrieved context: verify.all_anchors, each pair's NLL also summed over its anchor's word:
+verify.span_tokens, --span-tokens); every criterion, judged at the anchor alone or on the word ("word"
+rows), and measuring only the pairs whose query retrieved the context, are replays of the same
+measurements (no LM work).
 
 - fact recall: (fact, its source) dependencies found, i.e. the source accepted at an anchor inside
   the fact's span (a token with a letter or digit: the dots of a version are format), over every
@@ -19,7 +21,8 @@ retrieved the context, are replays of the same measurements (no LM work).
 - sample precision: of the contexts a sample would hold (accepted at any anchor), the share that
   are a source of the document (what the trainer receives).
 
-    .venv/bin/python bench/dependencies.py [--docs 16] [--alpha 1.0] [--separator 0 --separator '"\\n\\n"']
+    .venv/bin/python bench/dependencies.py [--docs 16] [--alpha 1.0] [--separator 0 --separator '"\\n\\n"'] \
+        [--span-tokens 8]
 """
 
 from __future__ import annotations
@@ -43,19 +46,20 @@ from entropylong_streamer.quality.report import RECORDS_FILE, read_records
 from entropylong_streamer.stages.ingest import doc_id_for
 from entropylong_streamer.topics import DependenciesRecord
 
-CRITERIA = {
-    "paper (dI > 0.4)": Criterion(0.4),
-    "loss-aware 0.2": Criterion(0.4, "entropy+loss", 0.2),
-    "loss-aware 0.4": Criterion(0.4, "entropy+loss", 0.4),
-    "loss 0.5": Criterion(0.4, "loss", 0.5),
-    "loss 0.8": Criterion(0.4, "loss", 0.8),
-    "specific 0.2": Criterion(0.4, "specific", 0.2),
-    "specific 0.3": Criterion(0.4, "specific", 0.3),
-    "specific 0.4": Criterion(0.4, "specific", 0.4),
-    "specific 0.3, 2 sources": Criterion(0.4, "specific", 0.3, max_sources=2),
-    **{f"shared 0.3, q {q}": Criterion(0.4, "shared", 0.3, rival_quantile=q) for q in (0.5, 0.75, 0.9)},
-    "shared 0.2, q 0.75": Criterion(0.4, "shared", 0.2, rival_quantile=0.75),
-    "shared 0.5, q 0.75": Criterion(0.4, "shared", 0.5, rival_quantile=0.75),
+CRITERIA = {  # name -> (criterion, judged on the span's NLL (verify.span_tokens) or the anchor's alone)
+    "paper (dI > 0.4)": (Criterion(0.4), False),
+    "loss-aware 0.2": (Criterion(0.4, "entropy+loss", 0.2), False),
+    "loss 0.5": (Criterion(0.4, "loss", 0.5), False),
+    "loss 0.8": (Criterion(0.4, "loss", 0.8), False),
+    "specific 0.2": (Criterion(0.4, "specific", 0.2), False),
+    "specific 0.3": (Criterion(0.4, "specific", 0.3), False),
+    "specific 0.3, 2 sources": (Criterion(0.4, "specific", 0.3, max_sources=2), False),
+    **{f"shared 0.3, q {q}": (Criterion(0.4, "shared", 0.3, rival_quantile=q), False) for q in (0.5, 0.75)},
+    "specific 0.3, word": (Criterion(0.4, "specific", 0.3), True),
+    "loss 0.5, word": (Criterion(0.4, "loss", 0.5), True),
+    **{f"shared 0.3, q 0.75, word{f', best {b}' if b else ''}": (
+        Criterion(0.4, "shared", 0.3, rival_quantile=0.75, best_share=b), True) for b in (0.0, 0.75, 0.9, 0.95)},
+    "shared 0.2, q 0.75, word, best 0.9": (Criterion(0.4, "shared", 0.2, rival_quantile=0.75, best_share=0.9), True),
 }
 
 
@@ -72,7 +76,7 @@ class Scores:
 
 
 def evaluate(catalogue: Catalogue, records: list[DependenciesRecord], criterion: Criterion,
-             retrieved_only: bool) -> Scores:
+             retrieved_only: bool, spans: bool = True) -> Scores:
     docs = {doc_id_for(d.text): d for d in catalogue.docs}
     names = _names(catalogue)
     facts = found = 0
@@ -87,7 +91,7 @@ def evaluate(catalogue: Catalogue, records: list[DependenciesRecord], criterion:
         pairs = [p for p in rec.pairs if p.retrieved or not retrieved_only]
         hits: set[tuple[int, str]] = set()
         accepted_contexts = set()
-        decided = criterion.decide([p.judged() for p in pairs])
+        decided = criterion.decide([p.judged(spans) for p in pairs])
         for p, ok in zip(pairs, decided, strict=True):
             if not ok:
                 continue
@@ -133,19 +137,22 @@ def _kind_of(context: str, source: str) -> str:
 
 
 def forward_tokens(records: list[DependenciesRecord], sep_len: int) -> tuple[int, int]:
-    """LM tokens of one forward per context, [sep C sep D[:last measured anchor + 1]]: measuring every
-    anchor against every context, and only the anchors whose query retrieved it."""
+    """LM tokens of one forward per context, [sep C sep D[:last measured position + 1]] (an anchor's, or
+    its span's last), and under span_tokens one over [sep D] per document: measuring every anchor against
+    every context, and only the anchors whose query retrieved it."""
     every = retrieved = 0
     for rec in records:
         lengths = {c.context_id: len(c.token_ids) for c in rec.contexts}
         last: dict[str, int] = {}
         last_retrieved: dict[str, int] = {}
         for p in rec.pairs:
-            last[p.context_id] = max(last.get(p.context_id, -1), p.anchor_index)
+            end = p.anchor_index if p.span is None else max(p.anchor_index, p.span[1] - 1)
+            last[p.context_id] = max(last.get(p.context_id, -1), end)
             if p.retrieved:
-                last_retrieved[p.context_id] = max(last_retrieved.get(p.context_id, -1), p.anchor_index)
-        every += sum(2 * sep_len + lengths[c] + t + 1 for c, t in last.items())
-        retrieved += sum(2 * sep_len + lengths[c] + t + 1 for c, t in last_retrieved.items())
+                last_retrieved[p.context_id] = max(last_retrieved.get(p.context_id, -1), end)
+        baseline = sep_len + max(last.values()) + 1 if any(p.span_nll is not None for p in rec.pairs) else 0
+        every += baseline + sum(2 * sep_len + lengths[c] + t + 1 for c, t in last.items())
+        retrieved += baseline + sum(2 * sep_len + lengths[c] + t + 1 for c, t in last_retrieved.items())
     return every, retrieved
 
 
@@ -178,6 +185,7 @@ def main() -> None:
     ap.add_argument("--separator", action="append", default=[], help="a token id or a TOML string")
     ap.add_argument("--noise", type=int, default=16, help="unrelated standard-library pages in the pool")
     ap.add_argument("--model", default="smollm2")
+    ap.add_argument("--span-tokens", type=int, default=8, help="verify.span_tokens of the build (the word rows)")
     ap.add_argument("--set", dest="sets", action="append", default=[])
     args = ap.parse_args()
     separators = args.separator or ["0", '"\\n\\n"']
@@ -194,6 +202,7 @@ def main() -> None:
         for sep in separators:
             cfg = load_config(None, [f"model.path={args.model!r}", f"data_dir={str(data_dir)!r}",
                                      f"entropy.alpha={args.alpha}", "verify.all_anchors=true",
+                                     f"verify.span_tokens={args.span_tokens}",
                                      f"pack.separator={sep}", *args.sets])
             out = data_dir / f"out-sep{separators.index(sep)}"
             shutil.rmtree(out, ignore_errors=True)
@@ -215,12 +224,12 @@ def main() -> None:
             every, retrieved = forward_tokens(records, sep_len)
             print(f"  verify's exact token bound: every anchor {every:,} LM tokens, retrieved anchors only "
                   f"{retrieved:,} ({every / max(retrieved, 1):.2f}x)")
-            print(f"  {'criterion':<22}{'pairs':<10}{'fact recall':>12}{'fact prec.':>11}{'sample prec.':>13}"
+            print(f"  {'criterion':<38}{'pairs':<10}{'fact recall':>12}{'fact prec.':>11}{'sample prec.':>13}"
                   f"{'source recall':>14}{'ctx/doc':>8}{'accepted':>9}{'mean dI':>8}")
-            for name, crit in CRITERIA.items():
+            for name, (crit, spans) in CRITERIA.items():
                 for retrieved_only in (True, False):
-                    s = evaluate(catalogue, records, crit, retrieved_only)
-                    print(f"  {name:<22}{'retrieved' if retrieved_only else 'all':<10}{s.fact_recall:>12.3f}"
+                    s = evaluate(catalogue, records, crit, retrieved_only, spans)
+                    print(f"  {name:<38}{'retrieved' if retrieved_only else 'all':<10}{s.fact_recall:>12.3f}"
                           f"{s.fact_precision:>11.3f}{s.sample_precision:>13.3f}{s.sample_recall:>14.3f}"
                           f"{s.contexts_per_doc:>8.1f}{s.accepted_pairs:>9}{s.mean_d_i:>8.2f}  "
                           + ", ".join(f"{k} {v}" for k, v in sorted(s.false_by_kind.items())))

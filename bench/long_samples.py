@@ -8,7 +8,8 @@ whose body links name the most pool pages: each such link is a human-written dep
 truth bench/link_truth.py scores every criterion against (linked pages retrieved and accepted,
 anchors inside link text, the share of accepted pairs whose context is linked), beside the share
 of accepted pairs in chrome at line and word 6-gram grain. Every criterion is a replay of the same
-measurements (H, H', NLL, NLL' per pair), so one LM run answers for all of them.
+measurements (H, H', NLL, NLL' per pair, and the NLLs summed over the anchor's word: verify.span_tokens,
+--span-tokens; "word" rows judge on those), so one LM run answers for all of them.
 
 Per criterion: acceptance, mean dI of the accepted pairs, samples' length (mean, median) and
 verified contexts, the dependency distance (tokens from a context's end to its anchor in the
@@ -24,7 +25,7 @@ criterion accepted before, so each (criterion, rounds) is verified, not replayed
 from the measurement cache, and so do later rounds another criterion measured already.
 
     .venv/bin/python bench/long_samples.py [--pool 400] [--targets 3] [--sample-tokens 32768] \
-        [--rounds 2 3] [--set K=V ...]
+        [--rounds 2 3] [--span-tokens 8] [--set K=V ...]
 """
 
 from __future__ import annotations
@@ -49,34 +50,38 @@ from entropylong_streamer.stages.ingest import doc_id_for
 from entropylong_streamer.stages.pack import sample_from
 from entropylong_streamer.topics import DependenciesRecord, Doc
 
-CRITERIA = {
-    "paper (dI > 0.4)": Criterion(0.4),
-    "entropy+loss 0.2": Criterion(0.4, "entropy+loss", 0.2),
-    "specific 0.3 (default)": Criterion(0.4, "specific", 0.3),
-    "specific 0.3, 3 sources": Criterion(0.4, "specific", 0.3, max_sources=3),
-    **{f"shared 0.3, q {q}": Criterion(0.4, "shared", 0.3, rival_quantile=q) for q in (0.5, 0.75, 0.9)},
-    "shared 0.2, q 0.75": Criterion(0.4, "shared", 0.2, rival_quantile=0.75),
-    "shared 0.5, q 0.75": Criterion(0.4, "shared", 0.5, rival_quantile=0.75),
+CRITERIA = {  # name -> (criterion, judged on the span's NLL (verify.span_tokens) or the anchor's alone)
+    "paper (dI > 0.4)": (Criterion(0.4), False),
+    "entropy+loss 0.2": (Criterion(0.4, "entropy+loss", 0.2), False),
+    "specific 0.3": (Criterion(0.4, "specific", 0.3), False),
+    "specific 0.3, 3 sources": (Criterion(0.4, "specific", 0.3, max_sources=3), False),
+    **{f"shared 0.3, q {q}": (Criterion(0.4, "shared", 0.3, rival_quantile=q), False) for q in (0.5, 0.75)},
+    "specific 0.3, word": (Criterion(0.4, "specific", 0.3), True),
+    **{f"shared 0.3, q 0.75, word{f', best {b}' if b else ''}": (
+        Criterion(0.4, "shared", 0.3, rival_quantile=0.75, best_share=b), True) for b in (0.0, 0.75, 0.9, 0.95)},
+    "shared 0.2, q 0.75, word, best 0.9": (Criterion(0.4, "shared", 0.2, rival_quantile=0.75, best_share=0.9), True),
 }
-NGRAM_CHROME = ("paper (dI > 0.4)", "specific 0.3 (default)", "shared 0.3, q 0.75")  # replayed with 6-gram chrome too
+NGRAM_CHROME = ("paper (dI > 0.4)", "specific 0.3", "shared 0.3, q 0.75, word, best 0.9")  # with 6-gram chrome too
 MIN_DOCS = 10  # retrieval.template_min_docs
-ROUND_CRITERIA = ("specific 0.3 (default)", "paper (dI > 0.4)")
+ROUND_CRITERIA = ("specific 0.3", "shared 0.3, q 0.75, word, best 0.9", "paper (dI > 0.4)")
 WORK = Path(".elong/bench-templates").resolve()  # shares the package, model and pool with bench/templates.py
 
 
-def measuring_tokens(rec: DependenciesRecord, sep: int) -> int:
+def measuring_tokens(rec: DependenciesRecord, sep: int, spans: bool) -> int:
     """The exact tokens of the record's verification forwards on a cold run: one per context and
-    round, [sep C sep D[:t + 1]] up to the last anchor measured against it in that round."""
+    round, [sep C sep D[:t + 1]] up to the last position measured against it in that round (an
+    anchor's, or under spans its span's last), and under spans one [sep D] for the spans' own NLL."""
     size = {c.context_id: len(c.token_ids) for c in rec.contexts}
     last: dict[tuple[str, int], int] = {}
     for p in rec.pairs:
         key = (p.context_id, p.round)
-        last[key] = max(last.get(key, -1), p.anchor_index)
-    return sum(2 * sep + size[ctx] + t + 1 for (ctx, _), t in last.items())
+        last[key] = max(last.get(key, -1), p.span[1] - 1 if spans and p.span else p.anchor_index)
+    baseline = sep + max(last.values()) + 1 if spans and last else 0
+    return baseline + sum(2 * sep + size[ctx] + t + 1 for (ctx, _), t in last.items())
 
 
-def replayed(rec: DependenciesRecord, crit: Criterion) -> DependenciesRecord:
-    decided = crit.decide([p.judged() for p in rec.pairs])
+def replayed(rec: DependenciesRecord, crit: Criterion, spans: bool) -> DependenciesRecord:
+    decided = crit.decide([p.judged(spans) for p in rec.pairs])
     pairs = [p.model_copy(update={"accepted": ok and not p.template}) for p, ok in zip(rec.pairs, decided, strict=True)]
     return rec.model_copy(update={"pairs": pairs})
 
@@ -133,9 +138,11 @@ def main() -> None:
     ap.add_argument("--max-contexts", type=int, default=24, help="retrieval.max_contexts (LM cost on 2 cores)")
     ap.add_argument("--model", default="smollm2")
     ap.add_argument("--rounds", type=int, nargs="*", default=[2], help="retrieval.rounds to measure beyond 1")
+    ap.add_argument("--span-tokens", type=int, default=8, help="verify.span_tokens of the run (the word rows)")
     ap.add_argument("--set", dest="sets", action="append", default=[])
     args = ap.parse_args()
     cfg = load_config(None, [f"model.path={args.model!r}", f"data_dir={str(WORK)!r}",
+                             f"verify.span_tokens={args.span_tokens}",
                              f"pack.sample_tokens={args.sample_tokens}", f"retrieval.max_contexts={args.max_contexts}",
                              *args.sets])
     pool_pages, target_pages = linked_pages(args)
@@ -167,7 +174,7 @@ def main() -> None:
             progress.advance(task)
     write_records(WORK / "long-samples.msgpack", deps)  # for replays of other criteria
     k = len(pipe.separator)
-    lm = sum(len(a.token_ids) + k for a in anchors) + sum(measuring_tokens(r, k) for r in deps)
+    lm = sum(len(a.token_ids) + k for a in anchors) + sum(measuring_tokens(r, k, True) for r in deps)
     print(f"{time.perf_counter() - t0:.0f} s; {sum(len(a.anchors) for a in anchors)} anchors, "
           f"{sum(len(c.candidates) for c in candidates)} context documents ({retrieval.stats['contexts_cut']} cut "
           f"to the verifier's room, {retrieval.stats['contexts_capped']} over max_contexts), "
@@ -176,11 +183,11 @@ def main() -> None:
     entropy_lm = sum(len(a.token_ids) + k for a in anchors)
     print(f"\n{'criterion':<34}{'accepted':>9}{'rate':>7}{'dI':>6}{'tokens/sample':>15}{'contexts':>10}"
           f"{'distance (tokens)':>30}{'LM/emitted':>11}{'blank':>7}  limited by")
-    replays = {name: [replayed(r, crit) for r in deps] for name, crit in CRITERIA.items()}
+    replays = {name: [replayed(r, crit, spans) for r in deps] for name, (crit, spans) in CRITERIA.items()}
     replays.update({f"{name} + 6-gram chrome": [without_ngram_chrome(r, truth.counts, MIN_DOCS) for r in replays[name]]
                     for name in NGRAM_CHROME})
     for name, recs in replays.items():
-        row(name, recs, entropy_lm, capped, pipe, cfg)
+        row(name, recs, entropy_lm, capped, pipe, cfg, CRITERIA[name.removesuffix(" + 6-gram chrome")][1])
     print(f"\nhyperlink truth ({truth.linked} body links from the {len(targets)} targets to pool pages) and "
           f"chrome of the accepted pairs (line or word 6-gram that >= {MIN_DOCS} pool pages hold)")
     print(f"{'criterion':<44}{HEADER}{'contexts/target (median)':>26}")
@@ -192,7 +199,9 @@ def main() -> None:
         more = deeper.process(anchors).outputs
         capped = {c.doc_id: len(c.candidates) >= rounds * cfg.retrieval.max_contexts for c in more}
         for name in ROUND_CRITERIA:
-            stage = dataclasses.replace(verify, criterion=CRITERIA[name], max_candidates=None)
+            crit, spans = CRITERIA[name]
+            stage = dataclasses.replace(verify, criterion=crit, max_candidates=None,
+                                        span_tokens=verify.span_tokens if spans else 1)
             recs = []
             with Progress(transient=True) as progress:
                 task = progress.add_task(f"{name}, {rounds} rounds", total=len(more))
@@ -201,7 +210,7 @@ def main() -> None:
                     cache.save(WORK / "measurements.msgpack")
                     progress.advance(task)
             later = sum(p.round > 1 for r in recs for p in r.pairs)
-            row(f"{name}, {rounds} rounds", recs, entropy_lm, capped, pipe, cfg,
+            row(f"{name}, {rounds} rounds", recs, entropy_lm, capped, pipe, cfg, spans,
                 f"{stage.stats['accepted_after_round_1']} accepted after round 1 of {later:,} later pairs "
                 f"({sum(len(c.candidates) for c in more):,} contexts offered); "
                 f"this run {stage.stats['lm_tokens']:,} LM tokens")
@@ -224,9 +233,9 @@ class TruthSet:
 
 
 def row(name: str, recs: list[DependenciesRecord], entropy_lm: int, capped: dict[str, bool], pipe: Pipeline,
-        cfg, note: str = "") -> None:
+        cfg, spans: bool, note: str = "") -> None:
     k = len(pipe.separator)
-    lm = entropy_lm + sum(measuring_tokens(r, k) for r in recs)
+    lm = entropy_lm + sum(measuring_tokens(r, k, spans) for r in recs)
     samples = [sample_from(r, pipe.separator, cfg.pack.seed, cfg.pack.sample_length) for r in recs]
     accepted = [p for r in recs for p in r.pairs if p.accepted]
     # accepted at a whitespace anchor: the tabs of page navigation bars, format, not content

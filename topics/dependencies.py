@@ -36,16 +36,17 @@ class Pair(Record):
     # The retrieval round that measured it (retrieval.rounds): > 1 only at an anchor no context of
     # the earlier rounds resolved.
     round: int = 1
-    # Under verify.span_tokens > 1: the NLL without and with the context summed over the anchor's span
-    # (the anchor's token, the rest of its word, the token that ends it: span_tokens tokens), which the
-    # criterion judged; nll and nll_ctx stay the anchor's.
-    span_tokens: int = 1
+    # Under verify.span_tokens > 1: the NLL without and with the context summed over the anchor's word
+    # and the token that ends it (span: [start, end) in the document's tokens), which the criterion
+    # judged; nll and nll_ctx stay the anchor's.
+    span: tuple[int, int] | None = None
     span_nll: float | None = None
     span_nll_ctx: float | None = None
 
-    def judged(self) -> tuple[int, float, float, float, float]:
-        """(anchor, H, H', NLL, NLL') as the criterion judges the pair: over its span where measured."""
-        if self.span_nll is None or self.span_nll_ctx is None:
+    def judged(self, spans: bool = True) -> tuple[int, float, float, float, float]:
+        """(anchor, H, H', NLL, NLL') as the criterion judges the pair: over its span where measured (and
+        spans), else at the anchor alone."""
+        if not spans or self.span_nll is None or self.span_nll_ctx is None:
             return self.anchor_index, self.h, self.h_ctx, self.nll, self.nll_ctx
         return self.anchor_index, self.h, self.h_ctx, self.span_nll, self.span_nll_ctx
 
@@ -65,7 +66,7 @@ class Screened(Record):
 class DependenciesRecord(FromSource):
     # 2: the LM cost of the document per stage, the screen's verdicts
     # 3: the model version of each stage, the rescore marker
-    # 4: each pair's span (span_tokens, span_nll, span_nll_ctx)
+    # 4: each pair's span (span, span_nll, span_nll_ctx)
     SCHEMA_VERSION: ClassVar[int] = 4
     UPGRADES_FROM: ClassVar[tuple[int, ...]] = (1, 2, 3)
 

@@ -5,8 +5,8 @@ separator's ids, exactly as the packer joins the sample) measures H' at all of t
 anchors at once; H comes from the anchors record, never recomputed.
 Pairs measured before (the measurement cache) are not measured again: a forward runs only up to
 the last anchor still missing, and a context with nothing missing runs none.
-Under span_tokens > 1 a pair is judged on the NLL summed over its anchor's span (method/spans.py):
-the same forwards score the span's positions too, and one forward per document over [sep D] gives
+Under span_tokens > 1 a pair is judged on the NLL summed over its anchor's word (method/spans.py):
+the same forwards score the word's positions too, and one forward per document over [sep D] gives
 their NLL without context (cached as a pair with the empty context).
 """
 
@@ -27,7 +27,7 @@ from entropylong_streamer.method.screen import (
     view_cost,
     window,
 )
-from entropylong_streamer.method.spans import span_ends
+from entropylong_streamer.method.spans import word_spans
 from entropylong_streamer.services.lm import Charge, LMEngine, ScoreRequest, Scores
 from entropylong_streamer.topics import Candidate, CandidatesRecord, Context, DependenciesRecord, Pair, Screened
 
@@ -131,7 +131,7 @@ class VerifyStage:
             doc = plan.record.anchors
             last = self.engine.max_tokens - k - 1  # what [sep D[:u + 1]] holds
             keys = {u: pair_key(self.model_key, doc.doc_id, plan.doc_digest, NO_CONTEXT, u)
-                    for t, end in plan.spans.items() for u in range(t, min(end, last + 1))}
+                    for start, end in plan.spans.values() for u in range(start, min(end, last + 1))}
             for u, key in keys.items():
                 if (m := self._cached(key)) is not None:
                     plan.base[u] = float(m[1])
@@ -151,16 +151,16 @@ class VerifyStage:
         if self.cache is not None:
             self.cache.put(fresh.items())
 
-    def _spans(self, doc) -> dict[int, int]:
-        """Each anchor's span end (exclusive); {} under span_tokens 1, or where the engine does not
-        tokenize the text into the record's tokens (counted: the pairs are judged at the anchor alone)."""
+    def _spans(self, doc) -> dict[int, tuple[int, int]]:
+        """Each anchor's span [start, end); {} under span_tokens 1, or where the engine does not tokenize
+        the text into the record's tokens (counted: the pairs are judged at the anchor alone)."""
         if self.span_tokens == 1:
             return {}
         tok = self.engine.tokenize(doc.text)
         if list(tok.ids) != list(doc.token_ids):
             self.stats["docs_without_spans"] += 1
             return {}
-        return span_ends(doc.text, tok.offsets, [a.index for a in doc.anchors], self.span_tokens)
+        return word_spans(doc.text, tok.offsets, [a.index for a in doc.anchors], self.span_tokens)
 
     def _context(self, cand: Candidate, room: int) -> tuple[str, list[int], list[tuple[int, int]]]:
         """What is measured, and so trained (the record carries it to the packer): the candidate's
@@ -260,7 +260,7 @@ class VerifyStage:
             if not idx:
                 continue
             # the positions scored: each anchor's span, as far as the forward holds
-            positions = sorted({u for t in idx for u in range(t, min(plan.spans.get(t, t + 1), fits + 1))})
+            positions = sorted({u for t in idx for u in range(*plan.spans.get(t, (t, t + 1))) if u <= fits})
             if not c.measured:
                 plan.contexts.append(Context(context_id=c.context_id, context_doc_id=c.context_doc_id,
                                              text=c.text, token_ids=c.token_ids))
@@ -360,8 +360,9 @@ class VerifyStage:
         for f in plan.forwards:
             for t in f.anchors:
                 at = (t, anchors[t].entropy, float(f.known[t][0]), anchors[t].nll, float(f.known[t][1]))
-                span = [u for u in range(t, plan.spans.get(t, t)) if u in f.known and u in plan.base]
-                sums = _Span(len(span), sum(plan.base[u] for u in span), sum(float(f.known[u][1]) for u in span))
+                span = [u for u in range(*plan.spans.get(t, (t, t))) if u in f.known and u in plan.base]
+                where = (span[0], span[-1] + 1) if span else (t, t)  # a span the room cuts keeps its start
+                sums = _Span(where, sum(plan.base[u] for u in span), sum(float(f.known[u][1]) for u in span))
                 out.append((f, at, sums if plan.spans else None))
         return out
 
@@ -392,8 +393,7 @@ class VerifyStage:
                 char_end=a.char_end, h=h, h_ctx=hc, nll=nll, nll_ctx=nc, d_i=relative_reduction(h, hc),
                 accepted=accepted and not a.template, retrieved=t in forward.retrieved, template=a.template,
                 round=forward.round,
-                **({} if span is None else {"span_tokens": span.tokens, "span_nll": span.nll,
-                                            "span_nll_ctx": span.nll_ctx}),
+                **({} if span is None else {"span": span.where, "span_nll": span.nll, "span_nll_ctx": span.nll_ctx}),
             ))
         costs = {"verify": cost_of(plan.charges, plan.reused)}
         if self.screen is not None:
@@ -439,7 +439,7 @@ class _Forward:
 class _Span:
     """A pair's NLL without and with the context, summed over the positions of its anchor's span."""
 
-    tokens: int
+    where: tuple[int, int]  # [start, end) in the document's tokens
     nll: float
     nll_ctx: float
 
@@ -468,7 +468,7 @@ class _Candidate:
 class _Plan:
     record: CandidatesRecord
     doc_digest: bytes
-    spans: dict[int, int] = field(default_factory=dict)  # anchor -> its span's end (exclusive); {}: the anchor alone
+    spans: dict[int, tuple[int, int]] = field(default_factory=dict)  # anchor -> its span [start, end); {}: none
     base: dict[int, float] = field(default_factory=dict)  # span position -> NLL without context
     candidates: list[_Candidate] = field(default_factory=list)
     contexts: list[Context] = field(default_factory=list)  # in the order first measured

@@ -1,11 +1,11 @@
-"""verify.span_tokens: a pair judged on the NLL summed over its anchor's word, equal to the naive sums."""
+"""verify.span_tokens: a pair judged on the NLL summed over its anchor's whole word, equal to the naive sums."""
 
 import pytest
 from noise import TINY_DTYPE, close
 
 from entropylong_streamer.measurements import MemoryCache
 from entropylong_streamer.method.dependency import Criterion
-from entropylong_streamer.method.spans import word_span_end
+from entropylong_streamer.method.spans import word_span
 from entropylong_streamer.services.lm import TransformersEngine
 from entropylong_streamer.stages.verify import VerifyStage
 from entropylong_streamer.topics import Anchor, AnchorsRecord, Candidate, CandidatesRecord
@@ -48,16 +48,17 @@ def test_a_pairs_nll_is_the_naive_sum_over_its_anchors_word(engine):
     ids = tok.ids
     _, base = engine.score([*SEP, *ids], range(len(ids)))
     assert len(out.pairs) == len(rec.anchors.anchors) * len(CONTEXTS)
-    assert any(p.span_tokens > 1 for p in out.pairs)
+    assert any(p.span[1] - p.span[0] > 1 and p.span[0] < p.anchor_index for p in out.pairs)
     for p in out.pairs:
-        end = word_span_end(DOC, tok.offsets, p.anchor_index, 8)
-        assert p.span_tokens == end - p.anchor_index
+        start, end = word_span(DOC, tok.offsets, p.anchor_index, 8)
+        assert p.span == (start, end)
         ctx = next(c for c in out.contexts if c.context_id == p.context_id).token_ids
         k = 2 * len(SEP) + len(ctx)
-        h_ctx, with_ctx = engine.score([*SEP, *ctx, *SEP, *ids], [k - 1 + u for u in range(p.anchor_index, end)])
-        assert close(p.span_nll, float(sum(base[p.anchor_index : end])))
+        h_ctx, with_ctx = engine.score([*SEP, *ctx, *SEP, *ids], [k - 1 + u for u in range(start, end)])
+        assert close(p.span_nll, float(sum(base[start:end])))
         assert close(p.span_nll_ctx, float(sum(with_ctx)))
-        assert close(p.h_ctx, float(h_ctx[0])) and close(p.nll_ctx, float(with_ctx[0]))  # the anchor's, as before
+        at = p.anchor_index - start  # the anchor's own H' and NLL', as before
+        assert close(p.h_ctx, float(h_ctx[at])) and close(p.nll_ctx, float(with_ctx[at]))
         assert p.judged() == (p.anchor_index, p.h, p.h_ctx, p.span_nll, p.span_nll_ctx)
         assert p.accepted == ((p.span_nll - p.span_nll_ctx) / p.span_nll > 0.3)
 
@@ -66,7 +67,7 @@ def test_span_tokens_one_is_the_anchor_alone(engine):
     _, rec = record(engine)
     (one,) = stage(engine, 1).process([rec]).outputs
     nll = {a.index: a.nll for a in rec.anchors.anchors}
-    assert all(p.span_tokens == 1 and p.span_nll is None and p.nll == nll[p.anchor_index] for p in one.pairs)
+    assert all(p.span is None and p.span_nll is None and p.nll == nll[p.anchor_index] for p in one.pairs)
     assert all(p.judged() == (p.anchor_index, p.h, p.h_ctx, p.nll, p.nll_ctx) for p in one.pairs)
 
 
@@ -79,8 +80,8 @@ def test_a_replay_of_span_pairs_runs_no_lm_token(engine):
     again = stage(engine, 8, cache)
     (replayed,) = again.process([rec]).outputs
     assert again.stats["lm_tokens"] == 0 and again.stats["pairs_measured"] == 0
-    assert [(p.nll_ctx, p.span_nll, p.span_nll_ctx, p.span_tokens) for p in replayed.pairs] == [
-        (p.nll_ctx, p.span_nll, p.span_nll_ctx, p.span_tokens) for p in out.pairs]
+    assert [(p.nll_ctx, p.span_nll, p.span_nll_ctx, p.span) for p in replayed.pairs] == [
+        (p.nll_ctx, p.span_nll, p.span_nll_ctx, p.span) for p in out.pairs]
 
 
 def test_tokens_the_engine_would_not_produce_are_judged_at_the_anchor_alone(engine):
@@ -88,7 +89,7 @@ def test_tokens_the_engine_would_not_produce_are_judged_at_the_anchor_alone(engi
     _, rec = record(engine, token_ids=list(reversed(tok.ids)))  # not what the text tokenizes to
     s = stage(engine, 8)
     (out,) = s.process([rec]).outputs
-    assert out.pairs and all(p.span_tokens == 1 and p.span_nll is None for p in out.pairs)
+    assert out.pairs and all(p.span is None and p.span_nll is None for p in out.pairs)
     assert s.stats["docs_without_spans"] == 1
 
 
