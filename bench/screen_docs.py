@@ -55,8 +55,9 @@ def main() -> None:
     ap.add_argument("--screen-set", dest="screen_sets", action="append", default=[],
                     help="a setting of the screened verification only")
     args = ap.parse_args()
+    # the screen keeps every verdict exact under "specific" (the criterion it was built and measured for)
     base = [f"model.path={args.model!r}", f"data_dir={str(WORK)!r}", f"retrieval.max_contexts={args.max_contexts}",
-            *args.sets]
+            "verify.criterion='specific'", "verify.nll_threshold=0.3", "verify.span_tokens=1", *args.sets]
     cfg = load_config(None, base)
     pool, targets = pool_and_targets(args)
     pipe = Pipeline(cfg, milvus_uri=str(WORK / "pool.db"))

@@ -199,10 +199,12 @@ SCREEN_SETTINGS = {"screen", "screen_context_tokens", "screen_window", "screen_t
 class VerifyConfig(_Section):
     epsilon: float = Field(0.4, ge=0, lt=1)
     """dI = (H - H') / H is at most 1"""
-    criterion: Literal["entropy", "entropy+loss", "loss", "specific", "shared"] = "specific"
-    """entropy (the paper), entropy+loss, loss or specific: see method/dependency.py Criterion. Default
-    "specific" with nll_threshold 0.3, chosen on bench/dependencies.py (docs/method.md)."""
-    nll_threshold: float = Field(0.3, ge=0, lt=1)
+    criterion: Literal["entropy", "entropy+loss", "loss", "specific", "shared"] = "shared"
+    """entropy (the paper), entropy+loss, loss, specific or shared: see method/dependency.py Criterion. Default
+    "shared" with nll_threshold 0.2, rival_quantile 0.75, best_share 0.9 on each anchor's word (span_tokens 8),
+    chosen on the catalogue corpus (bench/dependencies.py) and the PostgreSQL manual (bench/long_samples.py):
+    docs/method.md. "specific" (at nll_threshold 0.3) keeps one source per fact."""
+    nll_threshold: float = Field(0.2, ge=0, lt=1)
     """a relative NLL reduction, at most 1"""
     max_sources: int = Field(1, ge=1)
     """"specific": at most this many contexts are accepted at one anchor (those that lower the true token's loss
@@ -211,14 +213,14 @@ class VerifyConfig(_Section):
     """"shared": a pair must lower the true token's loss by nll_threshold x NLL more than this quantile of the
     other contexts' gains at its anchor: a fact stated by fewer than (1 - rival_quantile) of the contexts measured
     there is accepted from each of them; what most of them share is not."""
-    best_share: float = Field(0.0, ge=0, le=1)
+    best_share: float = Field(0.9, ge=0, le=1)
     """"shared": a pair's gain must also be at least this share of the best context's gain at its anchor (the pages
     that state a fact each lower its loss about as much as the best of them; one that shares only its first pieces
     does not)."""
-    span_tokens: int = Field(1, ge=1, le=64)
-    """The true tokens a pair's NLL and NLL' sum over: the anchor's, the rest of its word and the token that ends
-    it, at most this many (method/spans.py). 1: the anchor's alone. A context that shares only a fact's first
-    pieces predicts its own continuation, and its loss over the span rises where the words part."""
+    span_tokens: int = Field(8, ge=1, le=64)
+    """The true tokens a pair's NLL and NLL' sum over: the anchor's whole word and the token that ends it, at most
+    this many (method/spans.py). 1: the anchor's alone. A context that shares only some of a fact's pieces (another
+    name that ends the same way) lowers the loss at the anchor as the source does, but not over the whole word."""
     all_anchors: bool = True
     """Measure each retrieved context at every anchor of the document, not only at those whose query retrieved
     it (same forwards, run to the document's last anchor)."""
@@ -254,8 +256,9 @@ class VerifyConfig(_Section):
     def _screen_rivals(self) -> VerifyConfig:
         if self.screen == "on" and self.criterion == "shared":
             # a removed context can lower a quantile as well as raise it: no rule says which to measure again
-            raise ValueError('verify.screen = "on" keeps every verdict exact under "specific", not "shared": use '
-                             '"shadow" or "off" with it')
+            raise ValueError('verify.screen = "on" keeps every verdict exact under "specific", not "shared" (the '
+                             'default): set verify.criterion = "specific" (measured at verify.nll_threshold = 0.3), '
+                             'or screen "shadow" or "off"')
         return self
 
 

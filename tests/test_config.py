@@ -133,12 +133,17 @@ def test_float64_scoring_is_for_the_transformers_engine():
         load_config(overrides={"model.dtype": "float64", "model.engine": "vllm"})
 
 
-def test_the_shared_criterion_has_its_quantile_in_its_version_and_refuses_the_screen():
+def test_the_shared_criterion_has_its_settings_in_its_version_and_refuses_the_screen():
     shared = load_config(overrides={"verify.criterion": "shared"})
-    assert shared.verify_version() != load_config(overrides={"verify.criterion": "shared",
-                                                             "verify.rival_quantile": 0.5}).verify_version()
-    # under another criterion the quantile decides nothing, so it is no part of the version
-    assert Config().verify_version() == load_config(overrides={"verify.rival_quantile": 0.5}).verify_version()
+    assert shared.verify.criterion == Config().verify.criterion  # the default
+    for setting, value in (("rival_quantile", 0.5), ("best_share", 0.5), ("span_tokens", 4)):
+        assert shared.verify_version() != load_config(overrides={"verify.criterion": "shared",
+                                                                 f"verify.{setting}": value}).verify_version()
+    # under another criterion the quantile and the best share decide nothing, so they are no part of its version
+    specific = {"verify.criterion": "specific"}
+    assert load_config(overrides=specific).verify_version() == load_config(
+        overrides=specific | {"verify.rival_quantile": 0.5, "verify.best_share": 0.5}).verify_version()
     assert load_config(overrides={"verify.criterion": "shared", "verify.screen": "shadow"}).verify.screen == "shadow"
     with pytest.raises(ConfigError, match="not \"shared\""):
-        load_config(overrides={"verify.criterion": "shared", "verify.screen": "on"})
+        load_config(overrides={"verify.screen": "on"})
+    assert load_config(overrides=specific | {"verify.screen": "on"}).verify.screen == "on"

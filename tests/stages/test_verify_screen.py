@@ -152,7 +152,7 @@ def test_a_context_is_not_screened_where_its_view_would_not_pay_or_its_pairs_are
 
 
 def test_the_screens_settings_are_part_of_the_verify_version_only_while_it_is_on():
-    cfg = Config()
+    cfg = Config().copy_with({"verify.criterion": "specific"})  # "on" is for the specific criterion
     assert cfg.copy_with({"verify.screen_window": 9}).verify_version() == cfg.verify_version()
     on = cfg.copy_with({"verify.screen": "on"})
     assert on.verify_version() != cfg.verify_version()
