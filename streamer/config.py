@@ -178,6 +178,10 @@ class RetrievalConfig(_Section):
     documents hold is a template too (a navigation bar whose title changes per chapter). Counted in a fixed-size
     sketch beside the pool (services/ngram_sketch.py), which the index and retrieval workers share through
     data_dir. 0: lines only."""
+    template_prefix_words: int = Field(0, ge=0, le=16)
+    """Labels: an anchor among the first this-many words of its line, when at least template_min_docs pool
+    documents open a line with the same words up to the anchor's ("Library in use:", a table's "Name" column), is
+    a template too, though the rest of each line differs. Counted with the lines. 0: not counted."""
     index_type: Literal["HNSW", "AUTOINDEX", "IVF_FLAT", "FLAT"] = "HNSW"
     """The pool's ANN index (Milvus) type."""
     index_params: dict[str, int | float | str] | None = None
@@ -513,12 +517,16 @@ class Config(_Section):
         d = self.door  # each chunk carries its document's MinHash signature
         return _digest("index", self.model.path, r.embedder, r.chunk_tokens, r.chunk_overlap, self.milvus.collection,
                        d.shingle_words, d.minhash_permutations, "line-counts", "documents",
-                       *((f"ngram-counts-{r.template_ngram_words}",) if r.template_ngram_words else ()))
+                       *((f"ngram-counts-{r.template_ngram_words}",) if r.template_ngram_words else ()),
+                       *((f"prefix-counts-{r.template_prefix_words}",) if r.template_prefix_words else ()))
 
     def retrieval_version(self) -> str:
         # a document context is cut to the tokens verification holds: its cap is retrieval's too
         cap = (self.verify.max_context_tokens,) if self.retrieval.context == "document" else ()
-        return _digest("retrieval", self.entropy_version(), self.retrieval, self.milvus.collection,
+        # a label rule switched off leaves the version what it was before the rule existed
+        r = self.retrieval.model_dump(mode="json", exclude={"template_prefix_words"} if not
+                                      self.retrieval.template_prefix_words else None)
+        return _digest("retrieval", self.entropy_version(), r, self.milvus.collection,
                        self.door.near_duplicate_rule(), *cap)
 
     def verify_version(self) -> str:

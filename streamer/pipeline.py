@@ -163,7 +163,7 @@ class Pipeline:
         return IndexStage(self.engine_tokenizer(), self.pool, r.chunk_tokens, r.chunk_overlap,
                           self.near_duplicate_rule, self.line_store, self.doc_store,
                           ngrams=self.ngram_store if r.template_ngram_words else None,
-                          ngram_words=r.template_ngram_words or NGRAM_WORDS)
+                          ngram_words=r.template_ngram_words or NGRAM_WORDS, prefix_words=r.template_prefix_words)
 
     def retrieval(self) -> RetrievalStage:
         r = self.cfg.retrieval
@@ -173,7 +173,7 @@ class Pipeline:
                               template_min_docs=r.template_min_docs, documents=self.document_contexts(),
                               ngrams=self.ngram_store if r.template_min_docs and r.template_ngram_words else None,
                               ngram_words=r.template_ngram_words or NGRAM_WORDS,
-                              rounds=r.rounds)
+                              prefix_words=r.template_prefix_words, rounds=r.rounds)
 
     def document_contexts(self) -> DocumentContexts | None:
         r = self.cfg.retrieval

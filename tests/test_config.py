@@ -147,3 +147,8 @@ def test_the_shared_criterion_has_its_settings_in_its_version_and_refuses_the_sc
     with pytest.raises(ConfigError, match="not \"shared\""):
         load_config(overrides={"verify.screen": "on"})
     assert load_config(overrides=specific | {"verify.screen": "on"}).verify.screen == "on"
+
+
+def test_the_label_rule_is_part_of_the_index_and_retrieval_versions():
+    off, on = Config(), load_config(overrides={"retrieval.template_prefix_words": 3})
+    assert on.index_version() != off.index_version() and on.retrieval_version() != off.retrieval_version()

@@ -1,4 +1,5 @@
-"""Templates: lines that recur across many pool documents (navigation, footers, licence blocks).
+"""Templates: lines that recur across many pool documents (navigation, footers, licence blocks), and
+below the line, word n-grams and the opening words of lines (labels) that do.
 
 A dependency whose anchor sits on such a line teaches a model to copy page chrome, not to use
 distant knowledge. A line is identified by the hash of its whitespace-normalised text; a line is a
@@ -105,6 +106,42 @@ def split_ngrams(text: str, n: int = NGRAM_WORDS) -> Ngrams:
 def _ngram_hash(words: list[str]) -> int:
     data = ("ngram\x00" + "\x00".join(words)).encode()
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little", signed=True)
+
+
+@dataclass(frozen=True)
+class LinePrefixes:
+    """Each line's opening words: a line's first k words (k <= n) have a hash (a domain of their own),
+    and a word among a line's first n words is held by the prefix that ends with it."""
+
+    n: int
+    word_starts: list[int]  # every word within a line's first n words, in text order
+    word_ends: list[int]
+    hashes: list[int]  # of the prefix that ends with that word
+
+    def of(self, char_start: int, char_end: int) -> int | None:
+        """The hash of the prefix ending with the first word that overlaps [char_start, char_end); None:
+        no such word among its line's first n words."""
+        w = bisect_right(self.word_ends, char_start)
+        return self.hashes[w] if w < len(self.word_starts) and self.word_starts[w] < char_end else None
+
+    def distinct(self) -> set[int]:
+        return set(self.hashes)
+
+
+def line_prefixes(text: str, n: int) -> LinePrefixes:
+    """The opening words of every line (a label such as "Library in use:" or a table's "Name" column that
+    many pool documents open a line with, while the rest of each line differs)."""
+    starts, ends, hashes = [], [], []
+    at = 0
+    for raw in text.splitlines(keepends=True):
+        words = list(_WORD.finditer(raw))[:n]
+        for k, m in enumerate(words):
+            starts.append(at + m.start())
+            ends.append(at + m.end())
+            data = ("prefix\x00" + "\x00".join(w.group() for w in words[: k + 1])).encode()
+            hashes.append(int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little", signed=True))
+        at += len(raw)
+    return LinePrefixes(n, starts, ends, hashes)
 
 
 def in_template_ngram(ngrams: Ngrams, counts: dict[int, int], min_docs: int, char_start: int, char_end: int) -> bool:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
 from entropylong_streamer.method.near_dup import NearDuplicateRule
-from entropylong_streamer.method.templates import NGRAM_WORDS, split_lines, split_ngrams
+from entropylong_streamer.method.templates import NGRAM_WORDS, line_prefixes, split_lines, split_ngrams
 from entropylong_streamer.services.doc_store import DocStore
 from entropylong_streamer.services.line_store import LineStore
 from entropylong_streamer.services.lm import Tokenized
@@ -61,7 +61,12 @@ class IndexStage:
     documents: DocStore | None = None  # each pool document whole: what a retrieved chunk's context is cut from
     ngrams: LineStore | None = None  # each pool document's word n-grams (services/ngram_sketch.py)
     ngram_words: int = NGRAM_WORDS
+    prefix_words: int = 0  # counted with the lines: each line's first 1..prefix_words words (labels); 0: none
     stats: Stats = field(default_factory=Stats, init=False)
+
+    def _line_hashes(self, text: str) -> set[int]:
+        hashes = split_lines(text).distinct()
+        return hashes | line_prefixes(text, self.prefix_words).distinct() if self.prefix_words else hashes
 
     def process(self, docs: list[Doc]) -> StageResult[Doc, Chunk]:
         rescored = sum(bool(d.rescore) for d in docs)
@@ -82,7 +87,7 @@ class IndexStage:
         if chunks:
             self.sink.upsert(chunks)
         if self.lines is not None:
-            self.lines.add_many({d.doc_id: split_lines(d.text).distinct() for d in docs if d.doc_id in indexed})
+            self.lines.add_many({d.doc_id: self._line_hashes(d.text) for d in docs if d.doc_id in indexed})
         if self.ngrams is not None:
             self.ngrams.add_many({d.doc_id: split_ngrams(d.text, self.ngram_words).distinct()
                                   for d in docs if d.doc_id in indexed})

@@ -11,7 +11,13 @@ import numpy as np
 
 from entropylong_streamer.method.context_window import char_window, context_window, token_spans
 from entropylong_streamer.method.near_dup import NearDuplicateRule
-from entropylong_streamer.method.templates import NGRAM_WORDS, split_lines, split_ngrams, template_spans
+from entropylong_streamer.method.templates import (
+    NGRAM_WORDS,
+    line_prefixes,
+    split_lines,
+    split_ngrams,
+    template_spans,
+)
 from entropylong_streamer.services.doc_store import DocStore
 from entropylong_streamer.services.line_store import LineStore
 from entropylong_streamer.services.lm import Tokenized
@@ -105,6 +111,7 @@ class RetrievalStage:
     template_min_docs: int = 10
     ngrams: LineStore | None = None  # how many pool documents hold each word n-gram (services/ngram_sketch.py)
     ngram_words: int = NGRAM_WORDS
+    prefix_words: int = 0  # an anchor among a line's first prefix_words words whose prefix is a template (labels)
     documents: DocumentContexts | None = None  # None: the retrieved chunks are the contexts
     rounds: int = 1  # each anchor's top_k x rounds distinct contexts; verify measures round r + 1 if r resolved nothing
     stats: Stats = field(default_factory=Stats, init=False)
@@ -139,27 +146,38 @@ class RetrievalStage:
         return run_batch(self.name, records, one, self.stats)
 
     def _flag_templates(self, rec: AnchorsRecord) -> AnchorsRecord:
-        """Anchors on a template line, or inside a word n-gram that template_min_docs pool documents
-        hold (chrome below the line: a navigation bar whose title changes per chapter)."""
+        """Anchors on a template line, among the opening words of lines that template_min_docs pool
+        documents open a line with (labels), or inside a word n-gram that many hold (chrome below the
+        line: a navigation bar whose title changes per chapter)."""
         if (self.lines is None and self.ngrams is None) or not rec.anchors:
             return rec
         on_line: set[int] = set()
+        labels: set[int] = set()
         in_gram: set[int] = set()
         if self.lines is not None:
             lines = split_lines(rec.text)
             templates = template_spans(lines, self.lines.counts(lines.distinct()), self.template_min_docs)
             on_line = {a.index for a in rec.anchors if lines.hash_of_token(a.char_start, a.char_end) in templates}
+            if self.prefix_words:
+                opening = line_prefixes(rec.text, self.prefix_words)
+                wanted = {a.index: h for a in rec.anchors if a.index not in on_line
+                          and (h := opening.of(a.char_start, a.char_end)) is not None}
+                counts = self.lines.counts(set(wanted.values()))
+                labels = {t for t, h in wanted.items() if counts.get(h, 0) >= self.template_min_docs}
         if self.ngrams is not None:
             grams = split_ngrams(rec.text, self.ngram_words)
-            wanted = {a.index: grams.covering(a.char_start, a.char_end) for a in rec.anchors if a.index not in on_line}
+            wanted = {a.index: grams.covering(a.char_start, a.char_end) for a in rec.anchors
+                      if a.index not in on_line | labels}
             counts = self.ngrams.counts(h for hs in wanted.values() for h in hs)
             in_gram = {t for t, hs in wanted.items() if any(counts.get(h, 0) >= self.template_min_docs for h in hs)}
-        if not on_line and not in_gram:
+        if not on_line and not labels and not in_gram:
             return rec
-        self.stats["template_anchors"] += len(on_line) + len(in_gram)
+        self.stats["template_anchors"] += len(on_line) + len(labels) + len(in_gram)
         self.stats["template_anchors_line"] += len(on_line)
+        self.stats["template_anchors_prefix"] += len(labels)
         self.stats["template_anchors_ngram"] += len(in_gram)
-        marked = [a.model_copy(update={"template": True}) if a.index in on_line | in_gram else a for a in rec.anchors]
+        marked = [a.model_copy(update={"template": True}) if a.index in on_line | labels | in_gram else a
+                  for a in rec.anchors]
         return rec.model_copy(update={"anchors": marked})
 
     def _one(self, rec: AnchorsRecord, queried: list[Anchor], vectors: np.ndarray | None,

@@ -4,6 +4,7 @@ from hypothesis import strategies as st
 from entropylong_streamer.method.templates import (
     in_template_ngram,
     line_hash,
+    line_prefixes,
     split_lines,
     split_ngrams,
     template_spans,
@@ -70,3 +71,38 @@ def test_covering_equals_the_ngrams_whose_words_overlap_the_span(words, n, data)
     touched = [i for i, (a, b) in enumerate(spans) if a < hi and lo < b]
     want = {grams.hashes[g] for i in touched for g in range(max(0, i - n + 1), min(i, len(words) - n) + 1)}
     assert grams.covering(lo, hi) == sorted(want)
+
+
+def test_a_labels_words_have_the_hash_of_the_lines_opening_up_to_them():
+    a = "Library in use: Falsorzan\nWritten by: Kawick Peshushu\n"
+    b = "Field log 2\nLibrary in use: Mirwickrro Tal\n"
+    pa, pb = line_prefixes(a, 3), line_prefixes(b, 3)
+    at = lambda text, word: (text.index(word), text.index(word) + len(word))  # noqa: E731
+    for word in ("Library", "in", "use"):
+        assert pa.of(*at(a, word)) == pb.of(*at(b, word)) is not None
+    assert pa.of(*at(a, "Library")) != pa.of(*at(a, "in"))  # "Library" and "Library in" are two prefixes
+    assert pa.of(*at(a, "Falsorzan")) is None  # the fourth word: beyond n
+    assert pa.of(*at(a, "Written")) != pb.of(*at(b, "Field"))
+    assert pa.of(a.index("\nWritten"), a.index("Written") + 3) == pa.of(*at(a, "Written"))  # "\nWri": its word
+    assert len(pa.distinct()) == 6 and len(line_prefixes(a, 0).distinct()) == 0
+
+
+@given(st.lists(st.lists(st.sampled_from(["Name", "Type", "the", "x1", "9"]), max_size=5), min_size=1, max_size=6),
+       st.integers(1, 4))
+def test_a_prefix_hash_depends_on_the_opening_words_alone(lines, n):
+    text = "\n".join(" ".join(ws) for ws in lines)
+    # the same lines in another order, spaced otherwise, each with more words after
+    other = "\n".join("  ".join(ws) + " | tail more" for ws in reversed(lines))
+
+    def per_line(hashes, counts):
+        out, at = [], 0
+        for c in counts:
+            out.append(hashes[at : at + c])
+            at += c
+        return out
+
+    mine = per_line(line_prefixes(text, n).hashes, [min(n, len(ws)) for ws in lines])
+    theirs = per_line(line_prefixes(other, n).hashes, [min(n, len(ws) + 2) for ws in reversed(lines)])[::-1]
+    for m, t in zip(mine, theirs, strict=True):
+        assert m == t[: len(m)]  # equal opening words, equal hashes, whatever follows
+        assert len(set(m)) == len(m)  # each longer opening is a prefix of its own

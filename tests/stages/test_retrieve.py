@@ -166,6 +166,42 @@ def test_anchors_inside_word_ngrams_many_pool_documents_hold_are_templates_below
     assert not any(a.template for a in out.anchors.anchors)  # 12 pages (the replay added none) are not 13
 
 
+def test_anchors_on_a_label_many_pool_documents_open_a_line_with_are_templates():
+    """A label ("Library in use: <name>"): no line recurs, the line's opening words do; the name does not."""
+    from entropylong_streamer.services.line_store import MemoryLineStore
+    from entropylong_streamer.stages.index import IndexStage
+    from entropylong_streamer.topics import Doc
+
+    pool_pages = [(f"p{i}", f"Field log {i}\nLibrary in use: Lib{i}\nthe otter {i}") for i in range(12)]
+    text = "Field log 40\nLibrary in use: Falsorzan\nthe otter eats fish"
+    emb = CountingEmbedder()
+    pool = ListPool([("a:0", "a", "Falsorzan is a library")], emb)
+    lines = MemoryLineStore()
+    sink = type("Sink", (), {"upsert": lambda self, cs: None})()
+    index = IndexStage(tokenizer=WordTokenizer(), sink=sink, size=64, overlap=8, lines=lines, prefix_words=3)
+    index.process([Doc(doc_id=d, text=t) for d, t in pool_pages])
+    index.process([Doc(doc_id=d, text=t) for d, t in pool_pages[:3]])  # a replay counts nothing again
+
+    def anchor(index, word):
+        at = text.index(word)
+        return Anchor(index=index, char_start=at - 1, char_end=at + len(word), entropy=3.0, nll=3.0, query=word)
+
+    n = 16
+    rec = AnchorsRecord(doc_id="d", text=text, token_ids=[1] * n, token_offsets=[(0, 1)] * n, config_version="v",
+                        anchors=[anchor(4, "Library"), anchor(6, "use"), anchor(8, "Falsorzan")])
+    kw = dict(top_k=2, rule=RULE, config_version="v", lines=lines, template_min_docs=12)
+    (out,) = RetrievalStage(emb, pool, **kw).process([rec]).outputs
+    assert not any(a.template for a in out.anchors.anchors)  # every page's label line is its own
+    stage = RetrievalStage(emb, pool, **kw, prefix_words=3)
+    (out,) = stage.process([rec]).outputs
+    assert [a.template for a in out.anchors.anchors] == [True, True, False]  # "Falsorzan": the fourth word
+    assert stage.stats["template_anchors_prefix"] == 2 and stage.stats["template_anchors_line"] == 0
+    assert all(c.anchor_indices == [8] for c in out.candidates)
+    thirteen = RetrievalStage(emb, pool, **{**kw, "template_min_docs": 13}, prefix_words=3)
+    (out,) = thirteen.process([rec]).outputs
+    assert not any(a.template for a in out.anchors.anchors)  # 12 pages (the replay added none) are not 13
+
+
 def test_a_document_without_anchors_passes_with_no_candidates():
     emb = BagOfWordsEmbedder()
     stage = RetrievalStage(emb, ListPool([("a:0", "a", "x y")], emb), 2, RULE, "v")
