@@ -99,12 +99,12 @@ def split_ngrams(text: str, n: int = NGRAM_WORDS) -> Ngrams:
     in a domain of their own (a one-line text of n words is not its line's hash)."""
     words = list(_WORD.finditer(text))
     tokens = [m.group() for m in words]
-    hashes = [_ngram_hash(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+    hashes = [_words_hash("ngram", tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
     return Ngrams(n, [m.start() for m in words], [m.end() for m in words], hashes)
 
 
-def _ngram_hash(words: list[str]) -> int:
-    data = ("ngram\x00" + "\x00".join(words)).encode()
+def _words_hash(domain: str, words: list[str]) -> int:
+    data = (domain + "\x00" + "\x00".join(words)).encode()
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little", signed=True)
 
 
@@ -138,8 +138,7 @@ def line_prefixes(text: str, n: int) -> LinePrefixes:
         for k, m in enumerate(words):
             starts.append(at + m.start())
             ends.append(at + m.end())
-            data = ("prefix\x00" + "\x00".join(w.group() for w in words[: k + 1])).encode()
-            hashes.append(int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little", signed=True))
+            hashes.append(_words_hash("prefix", [w.group() for w in words[: k + 1]]))
         at += len(raw)
     return LinePrefixes(n, starts, ends, hashes)
 
