@@ -12,28 +12,32 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
+def starts_word(text: str, offsets: Sequence[tuple[int, int]], i: int) -> bool:
+    """Token i starts with whitespace, or has no characters (a special token)."""
+    a, b = offsets[i]
+    return a >= b or text[a].isspace()
+
+
+def ends_with_space(text: str, offsets: Sequence[tuple[int, int]], i: int) -> bool:
+    """Token i ends with whitespace, or has no characters."""
+    a, b = offsets[i]
+    return a >= b or text[b - 1].isspace()
+
+
 def word_span(text: str, offsets: Sequence[tuple[int, int]], t: int, cap: int) -> tuple[int, int]:
     """[start, end) of anchor t's span: the tokens of its word (back to the one that starts it: a
     token that starts with whitespace, or follows one that ends with it) and the token that ends
     the word (one that starts with whitespace), at most cap tokens, the anchor always among them.
     A token without characters (a special token) starts and ends words. cap 1: the anchor alone."""
     cap = max(cap, 1)
-
-    def starts_word(i: int) -> bool:
-        a, b = offsets[i]
-        return a >= b or text[a].isspace()
-
-    def ends_with_space(i: int) -> bool:
-        a, b = offsets[i]
-        return a >= b or text[b - 1].isspace()
-
     start = t
-    while start > 0 and start > t - (cap - 1) and not starts_word(start) and not ends_with_space(start - 1):
+    while (start > 0 and start > t - (cap - 1) and not starts_word(text, offsets, start)
+           and not ends_with_space(text, offsets, start - 1)):
         start -= 1
     end = t + 1
     limit = min(start + cap, len(offsets))
     while end < limit:
-        ends_word = starts_word(end)
+        ends_word = starts_word(text, offsets, end)
         end += 1
         if ends_word:
             break

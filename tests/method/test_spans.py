@@ -1,6 +1,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
+from entropylong_streamer.method import spans
 from entropylong_streamer.method.spans import word_span, word_spans
 
 
@@ -45,12 +46,10 @@ def test_spans_are_word_bounded(pieces, cap, data):
     assert start <= t < end <= len(pieces) and end - start <= cap
 
     def starts_word(i: int) -> bool:
-        a, b = offsets[i]
-        return a >= b or text[a].isspace()
+        return spans.starts_word(text, offsets, i)
 
     def ends_with_space(i: int) -> bool:
-        a, b = offsets[i]
-        return a >= b or text[b - 1].isspace()
+        return spans.ends_with_space(text, offsets, i)
 
     # nothing between the word's start and the anchor starts a word; it stops at a word start or the cap
     assert not any(starts_word(i) or ends_with_space(i - 1) for i in range(start + 1, t + 1))
