@@ -48,6 +48,9 @@ def dependency_rows(rec: DependenciesRecord, sample: Sample | None = None) -> li
         "context_id": p.context_id, "context_doc_id": ctx_doc[p.context_id],
         "anchor": p.anchor_index, "anchor_span": [p.char_start, p.char_end], "H": p.h, "H_ctx": p.h_ctx,
         "NLL": p.nll, "NLL_ctx": p.nll_ctx, "dI": p.d_i, "accepted": p.accepted,
+        # the anchor's word, in the document's tokens, and its NLL without and with the context: what the
+        # criterion judged (verify.span_tokens > 1); null when it judged the anchor alone
+        "word_span": list(p.span) if p.span else None, "word_NLL": p.span_nll, "word_NLL_ctx": p.span_nll_ctx,
         "retrieved": p.retrieved, "template": p.template, "round": p.round,
         "in_sample": d is not None,
         "distance_from_context_end": d.from_end if d else None,
