@@ -59,7 +59,8 @@ CRITERIA = {  # name -> (criterion, judged on the span's NLL (verify.span_tokens
     "loss 0.5, word": (Criterion(0.4, "loss", 0.5), True),
     **{f"shared 0.3, q 0.75, word{f', best {b}' if b else ''}": (
         Criterion(0.4, "shared", 0.3, rival_quantile=0.75, best_share=b), True) for b in (0.0, 0.75, 0.9, 0.95)},
-    "shared 0.2, q 0.75, word, best 0.9": (Criterion(0.4, "shared", 0.2, rival_quantile=0.75, best_share=0.9), True),
+    **{f"shared 0.2, q 0.75, word, best {b}{' (default)' if b == 0.85 else ''}": (
+        Criterion(0.4, "shared", 0.2, rival_quantile=0.75, best_share=b), True) for b in (0.75, 0.85, 0.9)},
 }
 
 

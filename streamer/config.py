@@ -205,7 +205,7 @@ class VerifyConfig(_Section):
     """dI = (H - H') / H is at most 1"""
     criterion: Literal["entropy", "entropy+loss", "loss", "specific", "shared"] = "shared"
     """entropy (the paper), entropy+loss, loss, specific or shared: see method/dependency.py Criterion. Default
-    "shared" with nll_threshold 0.2, rival_quantile 0.75, best_share 0.9 on each anchor's word (span_tokens 8),
+    "shared" with nll_threshold 0.2, rival_quantile 0.75, best_share 0.85 on each anchor's word (span_tokens 8),
     chosen on the catalogue corpus (bench/dependencies.py) and the PostgreSQL manual (bench/long_samples.py):
     docs/method.md. "specific" (at nll_threshold 0.3) keeps one source per fact."""
     nll_threshold: float = Field(0.2, ge=0, lt=1)
@@ -217,7 +217,7 @@ class VerifyConfig(_Section):
     """"shared": a pair must lower the true token's loss by nll_threshold x NLL more than this quantile of the
     other contexts' gains at its anchor: a fact stated by fewer than (1 - rival_quantile) of the contexts measured
     there is accepted from each of them; what most of them share is not."""
-    best_share: float = Field(0.9, ge=0, le=1)
+    best_share: float = Field(0.85, ge=0, le=1)
     """"shared": a pair's gain must also be at least this share of the best context's gain at its anchor (the pages
     that state a fact each lower its loss about as much as the best of them; one that shares only its first pieces
     does not)."""
