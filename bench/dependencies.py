@@ -225,12 +225,12 @@ def main() -> None:
             every, retrieved = forward_tokens(records, sep_len)
             print(f"  verify's exact token bound: every anchor {every:,} LM tokens, retrieved anchors only "
                   f"{retrieved:,} ({every / max(retrieved, 1):.2f}x)")
-            print(f"  {'criterion':<38}{'pairs':<10}{'fact recall':>12}{'fact prec.':>11}{'sample prec.':>13}"
+            print(f"  {'criterion':<46}{'pairs':<10}{'fact recall':>12}{'fact prec.':>11}{'sample prec.':>13}"
                   f"{'source recall':>14}{'ctx/doc':>8}{'accepted':>9}{'mean dI':>8}")
             for name, (crit, spans) in CRITERIA.items():
                 for retrieved_only in (True, False):
                     s = evaluate(catalogue, records, crit, retrieved_only, spans)
-                    print(f"  {name:<38}{'retrieved' if retrieved_only else 'all':<10}{s.fact_recall:>12.3f}"
+                    print(f"  {name:<46}{'retrieved' if retrieved_only else 'all':<10}{s.fact_recall:>12.3f}"
                           f"{s.fact_precision:>11.3f}{s.sample_precision:>13.3f}{s.sample_recall:>14.3f}"
                           f"{s.contexts_per_doc:>8.1f}{s.accepted_pairs:>9}{s.mean_d_i:>8.2f}  "
                           + ", ".join(f"{k} {v}" for k, v in sorted(s.false_by_kind.items())))

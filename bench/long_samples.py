@@ -183,7 +183,7 @@ def main() -> None:
           f"{sum(len(r.pairs) for r in deps):,} pairs; LM tokens of a cold run {lm:,} "
           f"(this run: {verify.stats.get('lm_tokens', 0):,} verify)")
     entropy_lm = sum(len(a.token_ids) + k for a in anchors)
-    print(f"\n{'criterion':<34}{'accepted':>9}{'rate':>7}{'dI':>6}{'tokens/sample':>15}{'contexts':>10}"
+    print(f"\n{'criterion':<56}{'accepted':>9}{'rate':>7}{'dI':>6}{'tokens/sample':>15}{'contexts':>10}"
           f"{'distance (tokens)':>30}{'LM/emitted':>11}{'blank':>7}  limited by")
     replays = {name: [replayed(r, crit, spans) for r in deps] for name, (crit, spans) in CRITERIA.items()}
     replays.update({f"{name} + 6-gram chrome": [without_ngram_chrome(r, truth.counts, MIN_DOCS) for r in replays[name]]
@@ -192,9 +192,9 @@ def main() -> None:
         row(name, recs, entropy_lm, capped, pipe, cfg, CRITERIA[name.removesuffix(" + 6-gram chrome")][1])
     print(f"\nhyperlink truth ({truth.linked} body links from the {len(targets)} targets to pool pages) and "
           f"chrome of the accepted pairs (line or word 6-gram that >= {MIN_DOCS} pool pages hold)")
-    print(f"{'criterion':<44}{HEADER}{'contexts/target (median)':>26}")
+    print(f"{'criterion':<66}{HEADER}{'contexts/target (median)':>26}")
     for name, recs in replays.items():
-        print(f"{name:<44}{truth.of(recs).cells()}"
+        print(f"{name:<66}{truth.of(recs).cells()}"
               f"{statistics.median(len({p.context_id for p in r.pairs if p.accepted}) for r in recs):>26}")
     for rounds in args.rounds:
         deeper = dataclasses.replace(retrieval, rounds=rounds)
@@ -248,12 +248,12 @@ def row(name: str, recs: list[DependenciesRecord], entropy_lm: int, capped: dict
     why = [limit(r, s, capped[r.doc_id], cfg.pack.sample_length) for r, s in zip(recs, samples, strict=True)]
     mean_di = statistics.mean(p.d_i for p in accepted) if accepted else float("nan")
     distance = spread_text(spread(dist)).replace("median ", "")
-    print(f"{name:<34}{len(accepted):>9}{len(accepted) / max(pairs, 1):>7.3f}{mean_di:>6.2f}"
+    print(f"{name:<56}{len(accepted):>9}{len(accepted) / max(pairs, 1):>7.3f}{mean_di:>6.2f}"
           f"{statistics.mean(lengths):>8,.0f} ({statistics.median(lengths):,.0f})"
           f"{statistics.mean(len(s.context_ids) for s in samples):>10.1f}{distance:>30}"
           f"{lm / max(sum(lengths), 1):>11.1f}{blank / max(len(accepted), 1):>7.0%}  {'; '.join(why)}")
     if note:
-        print(f"{'':<34}{note}")
+        print(f"{'':<56}{note}")
 
 
 if __name__ == "__main__":
