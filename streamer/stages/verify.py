@@ -260,7 +260,8 @@ class VerifyStage:
             if not idx:
                 continue
             # the positions scored: each anchor's span, as far as the forward holds
-            positions = sorted({u for t in idx for u in range(*plan.spans.get(t, (t, t + 1))) if u <= fits})
+            span = {t: [u for u in range(*plan.spans.get(t, (t, t + 1))) if u <= fits] for t in idx}
+            positions = sorted({u for us in span.values() for u in us})
             if not c.measured:
                 plan.contexts.append(Context(context_id=c.context_id, context_doc_id=c.context_doc_id,
                                              text=c.text, token_ids=c.token_ids))
@@ -269,7 +270,10 @@ class VerifyStage:
             keys = {t: pair_key(self.model_key, doc.doc_id, plan.doc_digest, token_digest(c.token_ids), t)
                     for t in positions}
             known = {t: m for t, m in ((t, self._cached(keys[t])) for t in positions) if m is not None}
-            plan.reused += len(known)
+            reused = sum(all(u in known for u in span[t]) for t in idx)  # pairs the cache answers whole
+            plan.reused += reused
+            self.stats["pairs_cached"] += reused
+            self.stats["pairs_measured"] += len(idx) - reused
             missing = [t for t in positions if t not in known]
             offset = 2 * k + len(c.token_ids) - 1  # logits at offset + t predict document token t
             seq = [*self.separator, *c.token_ids, *self.separator, *doc.token_ids[: missing[-1] + 1]] if missing else []
@@ -349,9 +353,7 @@ class VerifyStage:
         return {a.index for a in plan.record.anchors.anchors if not a.template and a.index not in accepted}
 
     def _cached(self, key: bytes) -> Measurement | None:
-        found = self.cache.get(key) if self.cache is not None else None
-        self.stats["pairs_cached" if found is not None else "pairs_measured"] += 1
-        return found
+        return self.cache.get(key) if self.cache is not None else None
 
     def _measured(self, plan: _Plan) -> list[tuple[_Forward, Measured, _Span | None]]:
         """(forward, its pair at the anchor, its span's sums where spans are measured) of every pair so far."""

@@ -76,10 +76,11 @@ def test_a_replay_of_span_pairs_runs_no_lm_token(engine):
     _, rec = record(engine)
     first = stage(engine, 8, cache)
     (out,) = first.process([rec]).outputs
-    assert first.stats["lm_tokens"] > 0
+    assert first.stats["lm_tokens"] > 0 and first.stats["pairs_measured"] == len(out.pairs)  # pairs, not positions
     again = stage(engine, 8, cache)
     (replayed,) = again.process([rec]).outputs
     assert again.stats["lm_tokens"] == 0 and again.stats["pairs_measured"] == 0
+    assert again.stats["pairs_cached"] == len(out.pairs) == replayed.costs["verify"].reused
     assert [(p.nll_ctx, p.span_nll, p.span_nll_ctx, p.span) for p in replayed.pairs] == [
         (p.nll_ctx, p.span_nll, p.span_nll_ctx, p.span) for p in out.pairs]
 
