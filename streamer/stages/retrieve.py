@@ -166,8 +166,8 @@ class RetrievalStage:
                 labels = {t for t, h in wanted.items() if counts.get(h, 0) >= self.template_min_docs}
         if self.ngrams is not None:
             grams = split_ngrams(rec.text, self.ngram_words)
-            wanted = {a.index: grams.covering(a.char_start, a.char_end) for a in rec.anchors
-                      if a.index not in on_line | labels}
+            flagged = on_line | labels
+            wanted = {a.index: grams.covering(a.char_start, a.char_end) for a in rec.anchors if a.index not in flagged}
             counts = self.ngrams.counts(h for hs in wanted.values() for h in hs)
             in_gram = {t for t, hs in wanted.items() if any(counts.get(h, 0) >= self.template_min_docs for h in hs)}
         if not on_line and not labels and not in_gram:
@@ -176,8 +176,8 @@ class RetrievalStage:
         self.stats["template_anchors_line"] += len(on_line)
         self.stats["template_anchors_prefix"] += len(labels)
         self.stats["template_anchors_ngram"] += len(in_gram)
-        marked = [a.model_copy(update={"template": True}) if a.index in on_line | labels | in_gram else a
-                  for a in rec.anchors]
+        template = on_line | labels | in_gram
+        marked = [a.model_copy(update={"template": True}) if a.index in template else a for a in rec.anchors]
         return rec.model_copy(update={"anchors": marked})
 
     def _one(self, rec: AnchorsRecord, queried: list[Anchor], vectors: np.ndarray | None,

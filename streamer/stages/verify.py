@@ -124,12 +124,12 @@ class VerifyStage:
         """Under span_tokens > 1: each document's NLL without context at every position of its anchors'
         spans, from one forward over [sep D] (or the cache), as verification's own model computes it."""
         k = len(self.separator)
+        last = self.engine.max_tokens - k - 1  # the last position [sep D[:u + 1]] holds
         requests, owners, fresh = [], [], {}
         for plan in plans:
             if not plan.spans:
                 continue
             doc = plan.record.anchors
-            last = self.engine.max_tokens - k - 1  # what [sep D[:u + 1]] holds
             keys = {u: pair_key(self.model_key, doc.doc_id, plan.doc_digest, NO_CONTEXT, u)
                     for start, end in plan.spans.values() for u in range(start, min(end, last + 1))}
             for u, key in keys.items():
@@ -362,10 +362,13 @@ class VerifyStage:
         for f in plan.forwards:
             for t in f.anchors:
                 at = (t, anchors[t].entropy, float(f.known[t][0]), anchors[t].nll, float(f.known[t][1]))
-                span = [u for u in range(*plan.spans.get(t, (t, t))) if u in f.known and u in plan.base]
+                if not plan.spans:
+                    out.append((f, at, None))
+                    continue
+                span = [u for u in range(*plan.spans[t]) if u in f.known and u in plan.base]
                 where = (span[0], span[-1] + 1) if span else (t, t)  # a span the room cuts keeps its start
-                sums = _Span(where, sum(plan.base[u] for u in span), sum(float(f.known[u][1]) for u in span))
-                out.append((f, at, sums if plan.spans else None))
+                out.append((f, at, _Span(where, sum(plan.base[u] for u in span),
+                                         sum(float(f.known[u][1]) for u in span))))
         return out
 
     def _decide(self, measured: list[tuple[_Forward, Measured, _Span | None]]) -> list[bool]:
