@@ -94,7 +94,7 @@ def evaluate(catalogue: Catalogue, records: list[DependenciesRecord], criterion:
         accepted_contexts = set()
         decided = criterion.decide([p.judged(spans) for p in pairs])
         for p, ok in zip(pairs, decided, strict=True):
-            if not ok:
+            if not ok or p.template:  # the stage never accepts a template anchor's pairs
                 continue
             accepted_pairs += 1
             d_is.append(p.d_i)

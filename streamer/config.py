@@ -178,10 +178,11 @@ class RetrievalConfig(_Section):
     documents hold is a template too (a navigation bar whose title changes per chapter). Counted in a fixed-size
     sketch beside the pool (services/ngram_sketch.py), which the index and retrieval workers share through
     data_dir. 0: lines only."""
-    template_prefix_words: int = Field(0, ge=0, le=16)
+    template_prefix_words: int = Field(3, ge=0, le=16)
     """Labels: an anchor among the first this-many words of its line, when at least template_min_docs pool
     documents open a line with the same words up to the anchor's ("Library in use:", a table's "Name" column), is
-    a template too, though the rest of each line differs. Counted with the lines. 0: not counted."""
+    a template too, though the rest of each line differs. Counted with the lines (each line's first 1..N words).
+    0: not counted. 3: the benches' labels are all 1 to 3 words (bench/label_rule.py: 2 to 8 remove the same pairs)."""
     index_type: Literal["HNSW", "AUTOINDEX", "IVF_FLAT", "FLAT"] = "HNSW"
     """The pool's ANN index (Milvus) type."""
     index_params: dict[str, int | float | str] | None = None

@@ -150,5 +150,6 @@ def test_the_shared_criterion_has_its_settings_in_its_version_and_refuses_the_sc
 
 
 def test_the_label_rule_is_part_of_the_index_and_retrieval_versions():
-    off, on = Config(), load_config(overrides={"retrieval.template_prefix_words": 3})
+    off, on = load_config(overrides={"retrieval.template_prefix_words": 0}), Config()
+    assert on.retrieval.template_prefix_words == 3  # on by default
     assert on.index_version() != off.index_version() and on.retrieval_version() != off.retrieval_version()
