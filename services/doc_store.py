@@ -15,7 +15,7 @@ from typing import Protocol
 
 from prometheus_client import Counter
 
-from .milvus_collections import create_unless_exists
+from .milvus_collections import create_unless_exists, reloading
 
 PART_CHARS = 16383  # 4-byte UTF-8 characters included, a part fits the field
 DOCS_STORED = Counter("elong_pool_documents_stored_total", "Pool documents written whole to the document store")
@@ -79,8 +79,8 @@ class MilvusDocStore:
         for i in range(0, len(wanted), 16):  # at most 16 documents' text in one reply
             # filtered on a hex digest of the id: any id, control characters and quotes included
             expr = f"doc_key in {json.dumps([_key(d) for d in wanted[i : i + 16]])}"
-            rows = self.client.query(self.collection, filter=expr, output_fields=["doc_id", "part", "parts", "text"],
-                                     limit=16384)
+            rows = reloading(self.client, self.collection, lambda expr=expr: self.client.query(
+                self.collection, filter=expr, output_fields=["doc_id", "part", "parts", "text"], limit=16384))
             parts: dict[str, dict[int, str]] = {}
             count: dict[str, int] = {}
             for row in rows:

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from prometheus_client import Counter
 
-from .milvus_collections import create_unless_exists
+from .milvus_collections import create_unless_exists, reloading
 
 CAP = 64  # documents counted per line: the largest retrieval.template_min_docs
 
@@ -109,7 +109,8 @@ class MilvusLineStore:
         rows: list[dict] = []
         for i in range(0, len(values), step):
             part = json.dumps(values[i : i + step])  # a JSON list is a Milvus list literal, strings escaped
-            rows += self.client.query(self.collection, filter=f"{fld} in {part}", output_fields=output, limit=16384)
+            rows += reloading(self.client, self.collection, lambda part=part: self.client.query(
+                self.collection, filter=f"{fld} in {part}", output_fields=output, limit=16384))
         return rows
 
 

@@ -1,8 +1,28 @@
-"""Creating the pool's collections when several processes start at once."""
+"""Creating the pool's collections when several processes start at once, and reading them again
+after their server restarted."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+COLLECTION_NOT_LOADED = 101  # Milvus's error code for a read of a released collection
+
+
+def reloading(client, name: str, read: Callable[[], T]) -> T:
+    """read(), loading the collection first where a restarted server released it: milvus-lite loads no
+    collection when it starts, and a search then fails with code 101 ("call load() before search")."""
+    from pymilvus.exceptions import MilvusException
+
+    try:
+        return read()
+    except MilvusException as exc:
+        if exc.code != COLLECTION_NOT_LOADED:
+            raise
+    client.load_collection(name)
+    return read()
 
 
 def create_unless_exists(client, name: str, schema, index_params, *, wait_s: float = 60.0) -> None:

@@ -13,7 +13,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from entropylong_streamer.stages.index import Chunk
 from entropylong_streamer.stages.retrieve import Embedder, Hit
 
-from .milvus_collections import create_unless_exists
+from .milvus_collections import create_unless_exists, reloading
 
 # Characters of chunk text stored; the field holds 65,535 bytes (Milvus's VARCHAR limit), so even
 # 4-byte UTF-8 characters fit.
@@ -85,11 +85,11 @@ class MilvusPool:
         if "ef" in params:  # HNSW returns at most ef results
             params["ef"] = max(int(params["ef"]), k)
         t0 = time.perf_counter()
-        res = self.client.search(
+        res = reloading(self.client, self.collection, lambda: self.client.search(
             self.collection, data=[v.tolist() for v in vectors], limit=k,
             filter=f'doc_id != "{escaped}"', output_fields=["chunk_id", "doc_id", "text", "doc_signature"],
             search_params={"metric_type": "COSINE", "params": params},
-        )
+        ))
         SEARCH_SECONDS.observe(time.perf_counter() - t0)
         SEARCH_QUERIES.inc(len(vectors))
         return [[Hit(e["chunk_id"], e["doc_id"], e["text"], float(h["distance"]), tuple(e["doc_signature"] or ()))
@@ -124,7 +124,8 @@ class MilvusPool:
 
     def size(self) -> int:
         """Live chunks (a count query: a server's row_count also counts rows an upsert replaced)."""
-        rows = self.client.query(self.collection, filter="", output_fields=["count(*)"])
+        rows = reloading(self.client, self.collection,
+                         lambda: self.client.query(self.collection, filter="", output_fields=["count(*)"]))
         return int(rows[0]["count(*)"]) if rows else 0
 
     def flush(self) -> None:

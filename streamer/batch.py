@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from rich.progress import Progress
 
 from entropylong_streamer import registry
 from entropylong_streamer.agents.adapter import Produced, StageRunner, handle_batch
+from entropylong_streamer.agents.faults import Backoff, Blocked, retrying
 from entropylong_streamer.agents.memory_topics import MemoryTopics
 from entropylong_streamer.config import Config
 from entropylong_streamer.ingest_cmd import Ingest, bad_row_letter
@@ -96,8 +98,10 @@ def drive(runner: StageRunner, topics: MemoryTopics, batch: int, progress: Progr
     outputs and dead letters go to their topics."""
     msgs = topics.messages(runner.spec.source)
     task = progress.add_task(label, total=len(msgs))
+    # an outage (a full disk, the vector store) is waited out as a worker waits it out: nothing is dead-lettered
+    blocked, never = Blocked(runner.spec.name, Backoff()), threading.Event()
     for i in range(0, len(msgs), batch):
-        outs, dead = runner.run(msgs[i : i + batch])
+        outs, dead = retrying(lambda i=i: runner.run(msgs[i : i + batch]), blocked, never)
         topics.send(outs + dead)
         progress.advance(task, len(msgs[i : i + batch]))
 
@@ -180,7 +184,7 @@ def _collect_rows(report: BuildReport, topics: MemoryTopics, pool: MemoryTopics)
     report.dropped = [d.model_dump() for d in topics.records(DROPPED)]
     report.dead_letters = [
         {"stage": d.stage, "reason": d.reason, "doc_id": d.doc_id, "source_id": d.source_id, "input": name,
-         "topic": d.topic, "offset": d.offset}
+         "topic": d.topic, "offset": d.offset, "attempts": d.attempts}
         for name, t in (("docs", topics), ("corpus", pool)) for d in t.records(DEAD_LETTER)]
 
 

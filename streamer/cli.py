@@ -368,6 +368,48 @@ def status(config: ConfigOpt = None, set_: SetOpt = None,
     console.print(status_table(cfg, first)[0])
 
 
+@app.command("dead-letters")
+def dead_letters(config: ConfigOpt = None, set_: SetOpt = None,
+                 batch: Annotated[Path | None, typer.Option(help="an `elong build --out` directory (default: the "
+                                                                 "running stack's dead-letter topic)")] = None,
+                 redrive: Annotated[bool, typer.Option("--redrive", help=(
+                     "send the chosen letters' records back to their input topics"))] = False,
+                 stage: Annotated[str | None, typer.Option(help="only this stage's letters")] = None,
+                 reason: Annotated[str | None, typer.Option(help="only letters whose reason holds this text")] = None
+                 ) -> None:
+    """Dead letters by stage and reason; --redrive puts the original records back on their input topics
+    (after a fix; a record already packed is not packed twice)."""
+    from . import dead_letters as dl
+
+    cfg = _config(config, set_) if batch is not None else _stack_config(config, set_)
+    if batch is None:
+        _require_broker(cfg)
+    try:
+        letters = dl.from_batch(batch) if batch is not None else dl.from_topic(cfg)
+    except FileNotFoundError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    table = Table(title=f"{len(letters):,} dead letters", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("stage", "reason", "letters", "example"):
+        table.add_column(col, justify="right" if col == "letters" else "left")
+    for (st, kind), n in sorted(dl.by_reason(letters).items()):
+        first = next(x for x in letters if (x.stage, x.kind) == (st, kind))
+        table.add_row(st, kind, f"{n:,}", first.reason[:120] + (f" (attempts {first.attempts})"
+                                                                  if first.attempts > 1 else ""))
+    console.print(table)
+    if not redrive:
+        return
+    if batch is not None:
+        console.print("a build's dead letters are redriven by running the build again: its measurement caches "
+                      "make the rerun cost only what was not measured")
+        raise typer.Exit(1)
+    chosen, stuck = dl.redrivable(cfg, letters, stage, reason)
+    dl.redrive(cfg, chosen)
+    console.print(f"redriven: {len(chosen):,} records back to their input topics"
+                  + (f"; {stuck:,} matching letters have no record to send (ingest's bad rows: fix the file and "
+                     "ingest it again)" if stuck else ""))
+
+
 @app.command()
 def replay(config: ConfigOpt = None, set_: SetOpt = None,
            from_time: str | None = typer.Option(None, help="ISO 8601 time with zone: read records written since"),
@@ -483,7 +525,27 @@ def status_table(cfg: Config, previous: list | None = None) -> tuple[Table, list
                      f"{per_sample}, {s['tokens']} tokens; sample tokens {spread_text(s['sample_tokens'])}; "
                      f"dependency distance {spread_text(s['dependency_distance'])}; "
                      f"trainer consumed {s['trained_shards']} shards{loss}")
+    table.caption += "".join(f"\n{line}" for line in trouble_lines(cfg, rows is not None))
     return table, rows
+
+
+def trouble_lines(cfg: Config, broker_up: bool) -> list[str]:
+    """What the lag alone does not say: workers waiting out an outage (their batches uncommitted), and the
+    dead letters by stage and reason."""
+    from .status import dead_letter_counts, outages
+
+    lines = [f"[yellow]waiting[/yellow]: {o['stage']} on its {o['reason'].replace('_', ' ')} for "
+             f"{time.time() - o['since']:.0f} s ({o['tries']} tries): {o['error']}" for o in outages(cfg)]
+    if broker_up:
+        try:
+            dead = dead_letter_counts(cfg)
+        except Exception as exc:  # the table above says what is wrong with the broker
+            dead = None
+            lines.append(f"dead letters: unreadable ({type(exc).__name__})")
+        if dead:
+            lines.append(f"dead letters {sum(dead.values()):,}: " + ", ".join(
+                f"{stage} {reason} {n:,}" for (stage, reason), n in sorted(dead.items())))
+    return lines
 
 
 def watch(cfg: Config, until: int | None, workers: list | None = None) -> None:

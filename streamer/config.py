@@ -387,6 +387,15 @@ class AgentsConfig(_Section):
     partitions back at once, without a rebalance. Each concurrently running worker of a stage needs its own
     (`up` uses the worker's name; in Kubernetes, a StatefulSet pod name). None: a dynamic member. The
     embedded broker never expires a dead dynamic member: use static ids there."""
+    poison_attempts: int = Field(3, ge=1, le=100)
+    """A record on which its stage raises, run alone, this many times (and not because of an outage) goes to the
+    dead letters with the count."""
+    outage_backoff_s: float = Field(0.5, gt=0)
+    """The first wait before a batch that met an outage (the vector store, the broker, the engine, the file system)
+    runs again; each further try doubles it, jittered, up to outage_backoff_max_s. Nothing is committed meanwhile:
+    lag shows the outage, the dead letters do not."""
+    outage_backoff_max_s: float = Field(30.0, gt=0)
+    """The longest wait between tries of a batch during an outage."""
     measurement_cache: bool = True
     """Keep the LM's measurements (scores, pair measurements) in their changelog topics so that a replay reruns
     no measurement; costs each LM worker memory for its partitions' measurements."""

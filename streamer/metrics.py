@@ -56,6 +56,11 @@ DOOR = Counter("elong_door_documents_total", "Ingest's decisions: admitted, a dr
 
 READY = Gauge("elong_worker_ready", "1 once the worker has loaded what its stage needs (models, pool) "
               "and takes records", ["stage"])
+BLOCKED = Gauge("elong_stage_blocked", "1 while the stage's worker waits out an outage of this kind (vector_store, "
+                "broker, engine, filesystem, network): its batch uncommitted, tried again with back-off",
+                ["stage", "reason"])
+OUTAGE_RETRIES = Counter("elong_outage_retries_total", "Batches a stage ran again after an outage, by its kind",
+                         ["stage", "reason"])
 CONSUMER_LAG = Gauge("elong_consumer_lag_records", "Records in the stage's input topic its consumer group has "
                      "not committed yet (the whole group's lag: aggregate with max by stage)", ["stage"])
 

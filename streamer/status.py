@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,6 +124,38 @@ def _members(admin, groups: list[str]) -> dict[str, int]:
     except (KafkaError, AttributeError, ValueError):  # older clients or brokers: unknown, not an error
         return {}
     return {g: len(d.get("members") or []) for g, d in described.items() if not d.get("error")}
+
+
+def outages(cfg: Config) -> list[dict]:
+    """The embedded stack's workers waiting out an outage now, from the state files they keep in the run
+    directory (agents/faults.py); a file whose worker is gone says nothing."""
+    from entropylong_streamer.services.stack import pid_alive
+
+    out = []
+    for path in sorted(cfg.paths.run.glob("*.outage.json")):
+        try:
+            state = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(state, dict) and pid_alive(int(state.get("pid", 0))):
+            out.append(state)
+    return out
+
+
+def dead_letter_counts(cfg: Config) -> Counter[tuple[str, str]]:
+    """(stage, reason) -> dead letters in the topic; the reason is its head ("decode", "error", a rule)."""
+    from entropylong_streamer.quality.report import topic_messages
+    from entropylong_streamer.topics import DEAD_LETTER, RecordError
+
+    counts: Counter[tuple[str, str]] = Counter()
+    for msg in topic_messages(cfg, DEAD_LETTER):
+        try:
+            letter = DEAD_LETTER.decode(msg.value)
+        except RecordError:
+            counts[("?", "undecodable")] += 1
+            continue
+        counts[(letter.stage, letter.reason.split(":")[0])] += 1
+    return counts
 
 
 def shard_summary(cfg: Config) -> dict:

@@ -111,6 +111,11 @@ def test_a_build_that_reads_no_usable_document_exits_non_zero_with_the_reasons(t
     rows = [json.loads(line) for line in (tmp_path / "out" / "dead-letter.jsonl").read_text().splitlines()]
     assert len(rows) == 2 and all(r["stage"] == "ingest" for r in rows)
     assert not (tmp_path / "data" / "models").exists()  # no model was loaded
+    listed = CliRunner().invoke(app, ["dead-letters", "--batch", str(tmp_path / "out")])
+    table = " ".join(listed.output.split())
+    assert listed.exit_code == 0 and "2 dead letters" in table and "ingest" in table, listed.output
+    again = CliRunner().invoke(app, ["dead-letters", "--batch", str(tmp_path / "out"), "--redrive"])
+    assert again.exit_code == 1 and "running the build again" in " ".join(again.output.split())
 
 
 def test_help_answers_to_h_and_the_version_is_printed():
@@ -133,7 +138,7 @@ def test_commands_that_need_the_stack_say_in_one_line_that_no_broker_answers(tmp
     docs.write_text('{"id": "a", "text": "some words to ingest here"}\n')
     nowhere = ["--set", f"kafka.bootstrap_servers='127.0.0.1:{free_port()}'", "--set", f"data_dir='{tmp_path}'"]
     commands = (["status", "--interval", "0"], ["ingest", str(docs)], ["report"],
-                ["replay", "--set", "verify.epsilon=0.3"])
+                ["replay", "--set", "verify.epsilon=0.3"], ["dead-letters"])
     for args in commands:
         result = CliRunner().invoke(app, [*args, *nowhere])
         out = " ".join(result.output.split())

@@ -26,6 +26,19 @@ def exported() -> dict[str, set[str]]:
     return out
 
 
+def check_expr(title: str, expr: str, names: dict[str, set[str]]) -> None:
+    """expr names exported elong_ metrics, with labels they have."""
+    used = set(re.findall(r"\belong_[a-z_]+", expr))
+    assert used, f"{title}: no elong_ metric in {expr}"
+    for name in used:
+        assert name in names, f"{title}: {name} is not exported"
+        for label in re.findall(r"\b(\w+)\s*(?:=|!=|=~)\s*\"", expr):
+            assert label in names[name], f"{title}: {name} has no label {label}"
+    for label in re.findall(r"by \(([^)]*)\)", expr):
+        for lab in (x.strip() for x in label.split(",")):
+            assert any(lab in names[n] for n in used), f"{title}: nothing has label {lab}"
+
+
 def test_every_panel_queries_exported_metrics_and_labels():
     names = exported()
     panels = json.loads(DASHBOARD.read_text())["panels"]
@@ -33,13 +46,19 @@ def test_every_panel_queries_exported_metrics_and_labels():
     for panel in panels:
         assert panel["targets"], panel["title"]
         for target in panel["targets"]:
-            expr = target["expr"]
-            used = set(re.findall(r"\belong_[a-z_]+", expr))
-            assert used, f"{panel['title']}: no elong_ metric in {expr}"
-            for name in used:
-                assert name in names, f"{panel['title']}: {name} is not exported"
-                for label in re.findall(r"\b(\w+)\s*(?:=|!=|=~)\s*\"", expr):
-                    assert label in names[name], f"{panel['title']}: {name} has no label {label}"
-            for label in re.findall(r"by \(([^)]*)\)", expr):
-                for lab in (x.strip() for x in label.split(",")):
-                    assert any(lab in names[n] for n in used), f"{panel['title']}: nothing has label {lab}"
+            check_expr(panel["title"], target["expr"], names)
+
+
+def test_the_alerts_query_exported_metrics_and_kubernetes_ships_the_same_rules():
+    import yaml
+
+    deploy = DASHBOARD.parents[1]
+    groups = yaml.safe_load((deploy / "prometheus" / "alerts.yml").read_text())["groups"]
+    rules = [r for g in groups for r in g["rules"]]
+    assert {r["alert"] for r in rules} >= {"ElongStageBlocked", "ElongDeadLetters"}
+    for rule in rules:
+        check_expr(rule["alert"], rule["expr"], exported())
+    (k8s_rule,) = [d for d in yaml.safe_load_all((deploy / "k8s" / "monitoring.yaml").read_text())
+                   if d and d["kind"] == "PrometheusRule"]
+    assert k8s_rule["spec"]["groups"] == groups
+    assert "alerts.yml" in yaml.safe_load((deploy / "prometheus" / "prometheus.yml").read_text())["rule_files"]

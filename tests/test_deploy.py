@@ -414,12 +414,15 @@ def test_prometheus_scrapes_every_compose_worker_on_its_metrics_port():
     assert any(v.split(":")[0] == "./prometheus/prometheus.yml" for v in prom[0]["volumes"])
 
 
-def test_promtool_accepts_the_prometheus_config():
+def test_promtool_accepts_the_prometheus_config_and_its_alert_rules():
     promtool = ROOT / ".venv" / "prometheus" / "usr" / "bin" / "promtool"
     found = str(promtool) if promtool.exists() else shutil.which("promtool")
     if not found:
         pytest.skip("promtool not installed (bash deploy/dev.sh test installs it)")
     run = subprocess.run([found, "check", "config", str(DEPLOY / "prometheus" / "prometheus.yml")],
+                         capture_output=True, text=True, timeout=30)
+    assert run.returncode == 0, run.stdout + run.stderr
+    run = subprocess.run([found, "check", "rules", str(DEPLOY / "prometheus" / "alerts.yml")],
                          capture_output=True, text=True, timeout=30)
     assert run.returncode == 0, run.stdout + run.stderr
 

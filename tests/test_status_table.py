@@ -20,6 +20,8 @@ def test_the_status_table_fits_80_columns_with_large_counts(monkeypatch):
         "shards": 3, "samples": 24, "contexts": 10, "tokens": 9060, "trained_shards": 3, "loss_first": 10.8,
         "loss_last": 7.1, "sample_tokens": {"median": 378.0, "p90": 600.0, "max": 895},
         "dependency_distance": {"median": 245.0, "p90": 372.0, "max": 415}})
+    monkeypatch.setattr(status, "outages", lambda cfg: [])
+    monkeypatch.setattr(status, "dead_letter_counts", lambda cfg: {})
     console = Console(width=80, record=True, force_terminal=False)
     table, _ = status_table(cfg)
     console.print(table)
@@ -28,3 +30,21 @@ def test_the_status_table_fits_80_columns_with_large_counts(monkeypatch):
     for word in (*STAGES, *TOPICS, "workers", "committed", "12,000,000", "345,678", "1234.5"):
         assert word in out
     assert "sample tokens median 378" in " ".join(out.split())
+
+
+def test_status_says_which_stage_waits_on_an_outage_and_counts_dead_letters_by_stage_and_reason(monkeypatch):
+    import time
+
+    cfg = Config()
+    rows = [StageStatus("retrieval", cfg.kafka.topic_prefix + "anchors", "g", 40, 16, partitions=2, consumers=1)]
+    monkeypatch.setattr(status, "collect", lambda cfg: rows)
+    monkeypatch.setattr(status, "outages", lambda cfg: [{
+        "stage": "retrieval", "reason": "vector_store", "since": time.time() - 42, "tries": 7, "pid": 1,
+        "error": "vector_store: MilvusException: Fail connecting to server"}])
+    monkeypatch.setattr(status, "dead_letter_counts",
+                        lambda cfg: {("ingest", "empty text"): 2, ("entropy", "decode"): 1})
+    console = Console(width=80, record=True, force_terminal=False)
+    console.print(status_table(cfg)[0])
+    out = " ".join(console.export_text().split())
+    assert "waiting: retrieval on its vector store for 42 s (7 tries)" in out
+    assert "dead letters 3: entropy decode 1, ingest empty text 2" in out

@@ -15,6 +15,8 @@ from entropylong_streamer import metrics
 from entropylong_streamer.stages.base import StageResult
 from entropylong_streamer.topics import DEAD_LETTER, DeadLetter, RecordError, TopicSpec
 
+from .faults import as_outage
+
 if TYPE_CHECKING:
     from entropylong_streamer.config import Config
     from entropylong_streamer.registry import StageSpec
@@ -44,9 +46,12 @@ def handle_batch(
     process: Callable[[list[Any]], StageResult],
     expected_version: str | None = None,
     max_bytes: int | None = None,
+    attempts: int = 3,
 ) -> tuple[list[Produced], list[Produced]]:
     """-> (outputs for out_spec, dead letters). Nothing is lost: undecodable records, stage rejects
-    and records on which the stage raised unexpectedly all become dead letters with a reason.
+    and records on which the stage raised, alone, `attempts` times all become dead letters with a
+    reason. An outage (faults.py: the vector store, the broker, the engine, the file system) is no
+    record's fault: it raises Outage, and the caller runs the same batch again later.
 
     Records made under another config version than the one this stage consumes belong to another
     shard set and are skipped, so versions never mix after a replay. An output larger than
@@ -66,14 +71,20 @@ def handle_batch(
         decoded.append(rec)
     try:
         results = [process(decoded) if decoded else StageResult()]
-    except Exception:  # one bad record must not cost the batch: isolate it, one record at a time
+    except Exception as exc:  # one bad record must not cost the batch: isolate it, one record at a time
+        raise_outage(exc)
         results = []
         for rec in decoded:
-            try:
-                results.append(process([rec]))
-            except Exception as exc:
-                dead.append(dead_letter(stage_name, f"error: {type(exc).__name__}: {exc}", origin[id(rec)],
-                                        getattr(rec, "doc_id", ""), source_id_of(rec)))
+            for attempt in range(1, attempts + 1):
+                try:
+                    results.append(process([rec]))
+                    break
+                except Exception as alone:
+                    raise_outage(alone)
+                    if attempt == attempts:
+                        dead.append(dead_letter(stage_name, f"error: {type(alone).__name__}: {alone}",
+                                                origin[id(rec)], getattr(rec, "doc_id", ""), source_id_of(rec),
+                                                attempts))
     outputs = []
     for result in results:
         for rej in result.rejects:
@@ -93,9 +104,17 @@ def handle_batch(
     return outputs, dead
 
 
-def dead_letter(stage: str, reason: str, msg: Message, doc_id: str = "", source_id: str = "") -> Produced:
+def raise_outage(exc: BaseException) -> None:
+    """Raise Outage where exc is the infrastructure's fault (EngineLost where the engine is gone)."""
+    if (outage := as_outage(exc)) is not None:
+        raise outage from exc
+
+
+def dead_letter(stage: str, reason: str, msg: Message, doc_id: str = "", source_id: str = "",
+                attempts: int = 1) -> Produced:
     rec = DeadLetter(stage=stage, reason=reason[:2000], topic=msg.topic, partition=msg.partition,
-                     offset=msg.offset, key=msg.key, payload=msg.value or b"", doc_id=doc_id, source_id=source_id)
+                     offset=msg.offset, key=msg.key, payload=msg.value or b"", doc_id=doc_id, source_id=source_id,
+                     attempts=attempts)
     return Produced(DEAD_LETTER, DEAD_LETTER.key(rec), DEAD_LETTER.encode(rec))
 
 
@@ -115,6 +134,7 @@ class StageRunner:
         self.spec, self.stage = spec, stage
         self.expected = spec.consumes(cfg) if spec.consumes else None
         self.max_bytes = cfg.kafka.max_message_bytes
+        self.attempts = cfg.agents.poison_attempts
         self.meter = metrics.BatchMeter(spec.name, getattr(stage, "engine", None), stage.stats)
         self.last_log = ""
 
@@ -139,7 +159,7 @@ class StageRunner:
         if cache is not None:
             cache.catch_up({m.partition for m in msgs})
         outs, dead = handle_batch(self.spec.name, msgs, self.spec.source, self.spec.sink, self._process,
-                                  self.expected, self.max_bytes)
+                                  self.expected, self.max_bytes, self.attempts)
         if cache is not None:
             cache.flush({m.key.decode(errors="replace"): m.partition for m in msgs if m.key})
         self.last_log = self.meter.observe(len(msgs), len(outs), len(dead), time.perf_counter() - t0)

@@ -61,6 +61,22 @@ def send_all(prod, prefix: str, produced: list[Produced]) -> None:
         f.get(timeout=30)
 
 
+def rewind(cons, msgs: list[Message]) -> None:
+    """Seek each partition of the batch, where this consumer still owns it, back to the batch's first
+    record there: the next poll brings the same records again (a partition a rebalance took is read
+    by its next owner from the committed offset)."""
+    from kafka import TopicPartition
+
+    first: dict[TopicPartition, int] = {}
+    for m in msgs:
+        tp = TopicPartition(m.topic, m.partition)
+        first[tp] = min(first.get(tp, m.offset), m.offset)
+    owned = cons.assignment()
+    for tp, offset in first.items():
+        if tp in owned:
+            cons.seek(tp, offset)
+
+
 class KafkaTopics:
     """The broker as a transport: send() returns once every record is acknowledged."""
 

@@ -4,7 +4,8 @@ Take a batch (up to max_batch records, or what arrived within batch_wait_s), run
 its outputs and dead letters, wait for every acknowledgement, then commit the batch's offsets.
 A crash, a rebalance or a broker restart anywhere before the commit brings the batch again (at
 least once: the packer skips a document it has packed); no offset is committed whose record's
-outputs were not acknowledged.
+outputs were not acknowledged. An outage (agents/faults.py) is not the batch's fault: the loop seeks
+back to the batch, waits (capped, jittered back-off, elong_stage_blocked set) and runs it again.
 
 Not a Faust agent: faust-streaming 0.15.3 derives the offsets it commits from acked messages and
 "gaps" it infers from the offsets it reads, and around a rebalance (a broker restart) it
@@ -30,6 +31,7 @@ from . import kafka_clients as kc
 from . import worker_metrics
 from .adapter import Message, StageRunner
 from .broker_compat import install_backoff
+from .faults import Backoff, Blocked, Outage, as_outage, outage_file, retrying
 from .model_follower import ModelFollower
 
 log = logging.getLogger(__name__)
@@ -41,7 +43,13 @@ def run(cfg: Config, stage: str, stop: threading.Event | None = None) -> None:
     spec = registry.stage(stage)
     worker_metrics.serve(cfg, stage, stop)
     keep = spec.cache is not None and cfg.agents.measurement_cache
-    runner = StageRunner.build(cfg, spec, Pipeline(cfg), spec.cache(cfg) if keep else None)
+    blocked = Blocked(stage, Backoff(cfg.agents.outage_backoff_s, cfg.agents.outage_backoff_max_s),
+                      outage_file(cfg, stage))
+    pipe = Pipeline(cfg)
+    # a worker (re)started during an outage waits for its vector store, broker or model directory
+    runner = retrying(lambda: StageRunner.build(cfg, spec, pipe, spec.cache(cfg) if keep else None), blocked, stop)
+    if runner is None:
+        return
     follower = ModelFollower(cfg) if cfg.policy.follow and spec.follows_model else None
 
     def load(version):  # the same stage on a published version's weights, keeping the measurement cache
@@ -77,8 +85,17 @@ def run(cfg: Config, stage: str, stop: threading.Event | None = None) -> None:
                 continue
             if follower is not None:  # between batches, never within one: a document meets one version
                 follow()
-            outs, dead = runner.run(msgs)
-            kc.send_all(prod, prefix, outs + dead)
+            try:
+                outs, dead = runner.run(msgs)
+                kc.send_all(prod, prefix, outs + dead)
+            except Exception as exc:  # an outage: the same batch again after a wait, nothing committed
+                outage = exc if isinstance(exc, Outage) else as_outage(exc)
+                if outage is None:
+                    raise
+                kc.rewind(cons, msgs)
+                blocked.wait(outage, stop)
+                continue
+            blocked.clear()
             kc.commit(cons)  # refused after a rebalance: the batch comes again, nothing is lost
             log.info("%s", runner.last_log)
     finally:

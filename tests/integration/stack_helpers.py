@@ -139,7 +139,8 @@ def port_free(port: int) -> bool:
 
 
 def scrape_all(base: int, n: int) -> dict[tuple[str, str, str], float]:
-    """(sample name, stage, outcome or event) -> value summed over every worker's endpoint that answers."""
+    """(sample name, stage, outcome, event, bucket or reason) -> value summed over every worker's endpoint that
+    answers."""
     import urllib.request
 
     from prometheus_client.parser import text_string_to_metric_families
@@ -154,7 +155,7 @@ def scrape_all(base: int, n: int) -> dict[tuple[str, str, str], float]:
             for sample in family.samples:
                 if "stage" in sample.labels or sample.name.startswith("elong_trainer"):
                     kind = (sample.labels.get("outcome") or sample.labels.get("event")
-                            or sample.labels.get("bucket") or "")
+                            or sample.labels.get("bucket") or sample.labels.get("reason") or "")
                     key = (sample.name, sample.labels.get("stage", ""), kind)
                     out[key] = out.get(key, 0.0) + sample.value
     return out

@@ -6,8 +6,18 @@ from pathlib import Path
 
 import pytest
 from noise import EXACT_DI
-from stack_helpers import free_ports, jsonl_rows, quiet, read_topic, scrape_all, shard_samples, small_config
+from stack_helpers import (
+    free_ports,
+    jsonl_rows,
+    quiet,
+    read_topic,
+    scrape_all,
+    shard_samples,
+    small_config,
+    wait_for,
+)
 
+from entropylong_streamer import dead_letters as dl
 from entropylong_streamer.agents import kafka_clients as kc
 from entropylong_streamer.batch import build, dependency_rows
 from entropylong_streamer.demo_corpus import write_demo_corpus
@@ -101,6 +111,15 @@ def test_streaming_delivers_every_document_once_and_matches_batch(tmp_path, corp
         assert scraped[("elong_trainer_shards_total", "", "")] == s["shards"] == len(losses)
         assert scraped[("elong_trainer_tokens_total", "", "")] == sum(x["tokens"] for x in losses) > 0
         assert scraped[("elong_trainer_loss_by_position", "", "0")] > 0
+        # `elong dead-letters --redrive --stage entropy`: the junk record goes back to the docs topic, and the
+        # entropy worker dead-letters it again; ingest's bad row has no record to send back
+        letters = dl.from_topic(cfg)
+        chosen, stuck = dl.redrivable(cfg, letters, "entropy", None)
+        assert [(x.kind, x.payload) for x in chosen] == [("decode", b"\xc1 not msgpack")] and stuck == 0
+        assert dl.redrivable(cfg, letters, "ingest", None) == ([], 1)
+        dl.redrive(cfg, chosen)
+        wait_for("the redriven record dead-lettered again",
+                 lambda: dl.by_reason(dl.from_topic(cfg))[("entropy", "decode")] == 2, workers)
     finally:
         stop_all(cfg)
     for w in workers:

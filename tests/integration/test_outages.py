@@ -1,0 +1,68 @@
+"""An outage is not bad input: the vector store SIGKILLed while documents flow sends nothing to the dead
+letters; the stages that need it wait, uncommitted, with elong_stage_blocked set, and once it is back every
+document reaches exactly one sample."""
+
+import os
+import signal
+from pathlib import Path
+from urllib.parse import urlparse
+
+from stack_helpers import free_ports, quiet, read_topic, scrape_all, shard_samples, small_config, wait_for
+
+from entropylong_streamer.demo_corpus import write_demo_corpus
+from entropylong_streamer.ingest_cmd import ingest_paths
+from entropylong_streamer.pipeline import Pipeline
+from entropylong_streamer.services import stack
+from entropylong_streamer.stack_control import run_dir, start_servers, start_workers, stop_all
+from entropylong_streamer.stages.ingest import BadRow, read_documents
+from entropylong_streamer.status import collect, dead_letter_counts, outages, shard_summary
+from entropylong_streamer.topics import DEAD_LETTER
+
+DOCS_N = 12
+
+
+def test_a_killed_vector_store_is_waited_out_and_dead_letters_nothing(tmp_path, model_cache):
+    cfg = small_config(tmp_path / "data", model_cache).copy_with({
+        "metrics.port": free_ports(6), "retrieval.index_live_docs": True, "agents.outage_backoff_max_s": 1.0})
+    Path(cfg.data_dir).mkdir(parents=True)
+    (Path(cfg.data_dir) / "models").symlink_to(model_cache, target_is_directory=True)
+    corpus, bootstrap = tmp_path / "docs.jsonl", tmp_path / "pool.jsonl"
+    write_demo_corpus(corpus, DOCS_N, min_chars=300, max_chars=900)
+    write_demo_corpus(bootstrap, DOCS_N + 8, min_chars=300, max_chars=900)
+    expected = {d.doc_id for d in read_documents([corpus]) if not isinstance(d, BadRow)}
+    uri = urlparse(cfg.milvus.uri)
+    try:
+        servers = {p.name: p for p in start_servers(cfg)}
+        Pipeline(cfg).index().process([d for d in read_documents([bootstrap]) if not isinstance(d, BadRow)][DOCS_N:])
+        workers = start_workers(cfg)
+        ready = lambda: sum(v for (name, _, _), v in scrape_all(cfg.metrics.port, len(workers)).items()  # noqa: E731
+                            if name == "elong_worker_ready")
+        wait_for("the workers ready", lambda: ready() >= len(workers), workers)
+        os.killpg(servers["milvus"].pid, signal.SIGKILL)  # the server and whatever it started
+        servers["milvus"].popen.wait()
+        assert ingest_paths(cfg, [corpus], console=quiet())[0] == DOCS_N
+
+        def blocked() -> set[str]:
+            scraped = scrape_all(cfg.metrics.port, len(workers))
+            return {stage for (name, stage, reason), v in scraped.items()
+                    if name == "elong_stage_blocked" and reason == "vector_store" and v == 1}
+
+        # the stages that read or write the pool wait while the documents are there to process
+        wait_for("retrieval and index waiting on the vector store", lambda: {"retrieval", "index"} <= blocked(),
+                 workers)
+        assert {o["stage"] for o in outages(cfg) if o["reason"] == "vector_store"} >= {"retrieval", "index"}
+        stack.start_milvus(cfg.paths.milvus, uri.port, run_dir(cfg), host=uri.hostname)
+
+        def done() -> bool:
+            s = shard_summary(cfg)
+            return s["samples"] >= DOCS_N and not any(row.lag for row in collect(cfg))
+
+        wait_for("every document packed after the store came back", done, workers, timeout=600)
+        assert set(shard_samples(cfg)) == expected  # each once: shard_samples asserts no doubles
+        assert read_topic(cfg, DEAD_LETTER) == [] and not dead_letter_counts(cfg)
+        assert outages(cfg) == []  # `elong status` no longer says anyone waits
+        scraped = scrape_all(cfg.metrics.port, len(workers))
+        assert scraped[("elong_outage_retries_total", "retrieval", "vector_store")] >= 1
+        assert not blocked()  # the gauge fell back once the batches went through
+    finally:
+        stop_all(cfg)
