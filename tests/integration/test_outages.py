@@ -1,22 +1,43 @@
-"""An outage is not bad input: the vector store SIGKILLed while documents flow sends nothing to the dead
-letters; the stages that need it wait, uncommitted, with elong_stage_blocked set, and once it is back every
-document reaches exactly one sample."""
+"""An outage is not bad input: the vector store SIGKILLed while documents flow, or an engine out of memory,
+sends nothing to the dead letters; the stages wait, uncommitted, with elong_stage_blocked set, and once the
+outage is over every document goes on."""
 
 import os
 import signal
 from pathlib import Path
 from urllib.parse import urlparse
 
-from stack_helpers import free_ports, quiet, read_topic, scrape_all, shard_samples, small_config, wait_for
+import torch
+from prometheus_client import REGISTRY
+from stack_helpers import (
+    free_ports,
+    quiet,
+    read_topic,
+    run_loop,
+    scrape_all,
+    shard_samples,
+    small_config,
+    wait_for,
+)
 
+from entropylong_streamer.agents import kafka_clients as kc
+from entropylong_streamer.agents import stage_loop
 from entropylong_streamer.demo_corpus import write_demo_corpus
 from entropylong_streamer.ingest_cmd import ingest_paths
 from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.services import stack
+from entropylong_streamer.services.lm import TransformersEngine
 from entropylong_streamer.stack_control import run_dir, start_servers, start_workers, stop_all
 from entropylong_streamer.stages.ingest import BadRow, read_documents
-from entropylong_streamer.status import collect, dead_letter_counts, outages, shard_summary
-from entropylong_streamer.topics import DEAD_LETTER
+from entropylong_streamer.status import (
+    collect,
+    dead_letter_counts,
+    end_offsets,
+    ensure_pipeline_topics,
+    outages,
+    shard_summary,
+)
+from entropylong_streamer.topics import ANCHORS, DEAD_LETTER, DOCS
 
 DOCS_N = 12
 
@@ -66,3 +87,44 @@ def test_a_killed_vector_store_is_waited_out_and_dead_letters_nothing(tmp_path, 
         assert not blocked()  # the gauge fell back once the batches went through
     finally:
         stop_all(cfg)
+
+
+def test_an_engine_out_of_memory_for_several_batches_is_waited_out_and_dead_letters_nothing(
+        broker, tmp_path, model_cache, monkeypatch):
+    """The entropy worker's loop (agents/stage_loop.py, in-process) on the real broker and tiny model, whose
+    forwards raise torch's out-of-memory error for their first OOM_CALLS calls (fault injection)."""
+    oom_calls = 4
+    cfg = small_config(tmp_path / "data", model_cache).copy_with({
+        "kafka.bootstrap_servers": broker, "agents.outage_backoff_s": 0.05, "agents.outage_backoff_max_s": 0.2,
+        "agents.measurement_cache": False, "agents.max_batch": {"entropy": 4}, "metrics.port": 0})
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "models").symlink_to(model_cache, target_is_directory=True)
+    ensure_pipeline_topics(cfg)
+    corpus = tmp_path / "docs.jsonl"
+    write_demo_corpus(corpus, 8, min_chars=300, max_chars=900)
+    docs = [d for d in read_documents([corpus]) if not isinstance(d, BadRow)]
+    prod = kc.producer(cfg)
+    kc.send_all(prod, cfg.kafka.topic_prefix, [kc.Produced(DOCS, DOCS.key(d), DOCS.encode(d)) for d in docs])
+    prod.close()
+    real, raised = TransformersEngine.score_charged, []
+
+    def out_of_memory_first(self, requests):
+        if len(raised) < oom_calls:
+            raised.append(len(requests))
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB (injected)")
+        return real(self, requests)
+
+    monkeypatch.setattr(TransformersEngine, "score_charged", out_of_memory_first)
+
+    def retries() -> float:
+        return REGISTRY.get_sample_value("elong_outage_retries_total", {"stage": "entropy", "reason": "engine"}) or 0
+
+    retries_before = retries()
+    anchors = ANCHORS.full_name(cfg.kafka.topic_prefix)
+    error = run_loop(lambda c, stop: stage_loop.run(c, "entropy", stop), cfg,
+                     until=lambda: end_offsets(cfg, [anchors])[anchors] >= len(docs), timeout=300)
+    assert error is None, error
+    assert len(raised) == oom_calls
+    assert sorted(a.doc_id for a in read_topic(cfg, ANCHORS)) == sorted(d.doc_id for d in docs)
+    assert read_topic(cfg, DEAD_LETTER) == []
+    assert retries() - retries_before >= oom_calls
