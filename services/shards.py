@@ -10,6 +10,7 @@ their offsets were never committed.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import sys
@@ -22,6 +23,8 @@ from entropylong_streamer.method.packing import Sequence
 from entropylong_streamer.method.samples import sample_key
 
 from .durable import fsync_dir, fsync_files
+
+log = logging.getLogger(__name__)
 
 COLUMNS = {
     "input_ids": "ndarray:uint32",
@@ -104,11 +107,37 @@ class ShardSet:
     def write(self, sequences: list[Sequence], domain: str, documents: list[dict] | None = None) -> dict:
         """Write one MDS directory atomically, then record it in the manifest (fsynced). documents: the
         samples' documents (doc_id, text, url, source, source_id), kept beside the MDS files in
-        documents.jsonl for a later rescoring by a newer model version (policy.rescore_last_shards)."""
-        streaming = import_streaming()
+        documents.jsonl for a later rescoring by a newer model version (policy.rescore_last_shards).
+        A write the disk refuses (full, gone) raises with nothing of it visible and its space freed: the
+        caller writes the same shard again later."""
         shard_id = self.next_shard_id()
         tmp = self.dir / f".tmp-{shard_id}"
         shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            final = self._write_files(tmp, shard_id, sequences, domain, documents)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        entry = {
+            "shard_id": shard_id,
+            "path": str(final),
+            "sequences": len(sequences),
+            "samples": sum(len(s.samples) for s in sequences),
+            "tokens": sum(s.used for s in sequences),
+            "contexts": sum(len(x.context_ids) for q in sequences for x in q.samples),
+            **_doc_columns([s for q in sequences for s in q.samples]),
+            **shard_report(sequences),
+        }
+        try:
+            self._record(entry)
+        except BaseException:
+            shutil.rmtree(final, ignore_errors=True)  # not in the manifest: not a shard
+            raise
+        return entry
+
+    def _write_files(self, tmp: Path, shard_id: str, sequences: list[Sequence], domain: str,
+                     documents: list[dict] | None) -> Path:
+        streaming = import_streaming()
         with streaming.MDSWriter(out=str(tmp), columns=COLUMNS, size_limit=1 << 30) as writer:
             for seq in sequences:
                 ids = seq.token_ids()
@@ -130,23 +159,25 @@ class ShardSet:
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
         fsync_dir(self.dir)
-        entry = {
-            "shard_id": shard_id,
-            "path": str(final),
-            "sequences": len(sequences),
-            "samples": sum(len(s.samples) for s in sequences),
-            "tokens": sum(s.used for s in sequences),
-            "contexts": sum(len(x.context_ids) for q in sequences for x in q.samples),
-            **_doc_columns([s for q in sequences for s in q.samples]),
-            **shard_report(sequences),
-        }
-        with open(self.manifest_path, "a") as fh:
-            fh.write(json.dumps(entry) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        return final
+
+    def _record(self, entry: dict) -> None:
+        """Append the shard's manifest line, fsynced; a line the disk refused halfway is cut off again."""
+        size = self.manifest_path.stat().st_size if self.manifest_path.exists() else 0
+        try:
+            with open(self.manifest_path, "a") as fh:
+                fh.write(json.dumps(entry) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+        except BaseException:
+            with open(self.manifest_path, "r+") as fh:
+                fh.truncate(size)
+            raise
         self.entries.append(entry)
-        self._write_root_index()
-        return entry
+        try:
+            self._write_root_index()
+        except OSError as exc:  # derived from the manifest: written again with the next shard or at start
+            log.warning("the shard set's index.json was not rewritten (%s): it is at the next shard", exc)
 
     def _write_root_index(self) -> None:
         """mosaicml-streaming's merged index over the durable shards (the layout of its merge_index:

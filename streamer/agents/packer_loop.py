@@ -17,6 +17,7 @@ from . import kafka_clients as kc
 from . import worker_metrics
 from .adapter import Produced, handle_batch
 from .broker_compat import install_backoff
+from .faults import Backoff, Blocked, outage_file, retrying
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,17 @@ def run(cfg: Config, stop: threading.Event | None = None) -> None:
     # A crash between a shard's manifest line and its announcement must not hide it from the
     # trainer: announce every durable shard again at start (the trainer skips shards it has seen).
     kc.send_all(prod, prefix, [announcement(shard_ready(stage.shards.config_version, e)) for e in stage.shards.entries])
+    # A shard the disk refuses (full, gone) or an announcement the broker refuses is an outage: nothing is
+    # committed, nothing new is taken, and the same buffer is flushed again after a back-off. A wait past the
+    # consumer's max.poll.interval costs a rejoin: the records come again and are skipped as packed.
+    blocked = Blocked("pack", Backoff(cfg.agents.outage_backoff_s, cfg.agents.outage_backoff_max_s),
+                      outage_file(cfg, "pack"))
+
+    written: list[ShardReady] = []  # a durable shard whose announcement or commit has not gone through yet
+
+    def flush() -> None:
+        retrying(lambda: flush_and_commit(stage, cons, prod, prefix, written), blocked, stop)
+
     try:
         while not stop.is_set():
             quality.refresh()
@@ -46,10 +58,10 @@ def run(cfg: Config, stop: threading.Event | None = None) -> None:
             if msgs:  # samples leave in shards: counted as "out" by flush_and_commit
                 meter.observe(len(msgs), 0, len(dead), time.perf_counter() - t0)
             if stage.should_flush():
-                flush_and_commit(stage, cons, prod, prefix)
+                flush()
             elif not stage.buffer and msgs:
                 kc.commit(cons)  # everything consumed is in a shard, dead-lettered or a duplicate
-        flush_and_commit(stage, cons, prod, prefix)
+        flush()
     finally:
         cons.close(autocommit=False)
         prod.close()
@@ -59,12 +71,18 @@ def announcement(ready: ShardReady) -> Produced:
     return Produced(SHARD_READY, SHARD_READY.key(ready), SHARD_READY.encode(ready))
 
 
-def flush_and_commit(stage, cons, prod, prefix: str) -> None:
-    ready = stage.flush()
-    if ready is None:
+def flush_and_commit(stage, cons, prod, prefix: str, written: list[ShardReady] | None = None) -> None:
+    """Write the buffer's shard, announce it, commit. `written` carries a shard written by an earlier try
+    whose announcement met an outage: it is announced, not written twice."""
+    written = [] if written is None else written
+    if not written and (ready := stage.flush()) is not None:
+        written.append(ready)
+    if not written:
         return
+    ready = written[0]
     kc.send_all(prod, prefix, [announcement(ready)])
     kc.commit(cons)
+    written.clear()
     r = stage.shards.entries[-1]
     metrics.observe_shard(r)
     metrics.observe_samples(stage.flushed)

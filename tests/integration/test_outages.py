@@ -2,11 +2,14 @@
 sends nothing to the dead letters; the stages wait, uncommitted, with elong_stage_blocked set, and once the
 outage is over every document goes on."""
 
+import contextlib
 import os
 import signal
+import subprocess
 from pathlib import Path
 from urllib.parse import urlparse
 
+import pytest
 import torch
 from prometheus_client import REGISTRY
 from stack_helpers import (
@@ -21,12 +24,13 @@ from stack_helpers import (
 )
 
 from entropylong_streamer.agents import kafka_clients as kc
-from entropylong_streamer.agents import stage_loop
+from entropylong_streamer.agents import packer_loop, stage_loop
 from entropylong_streamer.demo_corpus import write_demo_corpus
 from entropylong_streamer.ingest_cmd import ingest_paths
 from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.services import stack
 from entropylong_streamer.services.lm import TransformersEngine
+from entropylong_streamer.services.shards import read_manifest
 from entropylong_streamer.stack_control import run_dir, start_servers, start_workers, stop_all
 from entropylong_streamer.stages.ingest import BadRow, read_documents
 from entropylong_streamer.status import (
@@ -37,7 +41,7 @@ from entropylong_streamer.status import (
     outages,
     shard_summary,
 )
-from entropylong_streamer.topics import ANCHORS, DEAD_LETTER, DOCS
+from entropylong_streamer.topics import ANCHORS, DEAD_LETTER, DEPENDENCIES, DOCS, SHARD_READY, DependenciesRecord
 
 DOCS_N = 12
 
@@ -128,3 +132,57 @@ def test_an_engine_out_of_memory_for_several_batches_is_waited_out_and_dead_lett
     assert sorted(a.doc_id for a in read_topic(cfg, ANCHORS)) == sorted(d.doc_id for d in docs)
     assert read_topic(cfg, DEAD_LETTER) == []
     assert retries() - retries_before >= oom_calls
+
+
+def test_a_full_disk_under_the_shard_set_commits_nothing_shows_no_partial_shard_and_resumes(
+        broker, tmp_path, model_cache):
+    """The packer's loop (in-process) on the real broker, its shard set on a 1 MiB tmpfs filled with ballast."""
+    if os.geteuid() != 0:
+        pytest.skip("a small tmpfs needs root to mount (CI runs as root)")
+    cfg = small_config(tmp_path / "data", model_cache).copy_with({
+        "kafka.bootstrap_servers": broker, "metrics.port": 0, "pack.max_wait_s": 0.5,
+        "agents.outage_backoff_s": 0.05, "agents.outage_backoff_max_s": 0.2})
+    root = cfg.paths.shards
+    root.mkdir(parents=True)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(root)]).returncode:
+        pytest.skip("mount -t tmpfs is not permitted here")
+    try:
+        ballast = root / "ballast"
+        with open(ballast, "wb") as fh, contextlib.suppress(OSError):  # until the disk is full
+            while True:
+                fh.write(b"\0" * 65536)
+                fh.flush()
+        ensure_pipeline_topics(cfg)
+        records = [DependenciesRecord(doc_id=f"doc-{i}", text=f"document {i}", token_ids=list(range(1, 150 + i)),
+                                      contexts=[], pairs=[], config_version=cfg.verify_version()) for i in range(6)]
+        prod = kc.producer(cfg)
+        kc.send_all(prod, cfg.kafka.topic_prefix,
+                    [kc.Produced(DEPENDENCIES, DEPENDENCIES.key(r), DEPENDENCIES.encode(r)) for r in records])
+        prod.close()
+        shard_set = cfg.paths.shard_set(cfg.pack_version())
+        seen_blocked = []
+
+        def lag() -> int:
+            return sum(row.lag for row in collect(cfg, {"pack"}))
+
+        def progress() -> bool:
+            if not seen_blocked:
+                if REGISTRY.get_sample_value("elong_stage_blocked", {"stage": "pack", "reason": "filesystem"}):
+                    visible = [p.name for p in shard_set.iterdir() if p.is_dir() and not p.name.startswith(".")]
+                    manifest = (shard_set / "manifest.jsonl").read_text() if (shard_set / "manifest.jsonl").exists() \
+                        else ""
+                    seen_blocked.append((visible, manifest, lag()))
+                    ballast.unlink()  # space again
+                return False
+            return bool(read_manifest(shard_set)) and lag() == 0
+
+        error = run_loop(lambda c, stop: packer_loop.run(c, stop), cfg, until=progress, timeout=300)
+        assert error is None, error
+        assert seen_blocked == [([], "", len(records))]  # while full: no shard, no manifest line, nothing committed
+        (entry,) = read_manifest(shard_set)
+        assert sorted(entry["doc_ids"]) == sorted(r.doc_id for r in records)
+        assert not [p for p in shard_set.iterdir() if p.name.startswith(".tmp")]
+        assert read_topic(cfg, DEAD_LETTER) == []
+        assert [r.shard_id for r in read_topic(cfg, SHARD_READY)] == [entry["shard_id"]]
+    finally:
+        subprocess.run(["umount", "-l", str(root)])
