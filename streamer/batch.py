@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -93,17 +94,55 @@ def load_pool(paths: Iterable[Path], cfg: Config) -> MemoryTopics:
     return pool
 
 
-def drive(runner: StageRunner, topics: MemoryTopics, batch: int, progress: Progress, label: str) -> None:
+def drive(runner: StageRunner, topics: MemoryTopics, batch: int, progress: Progress, label: str,
+          ledger: Ledger | None = None) -> None:
     """The stage over everything its source topic holds, batch by batch as its worker takes them;
-    outputs and dead letters go to their topics."""
+    outputs and dead letters go to their topics. With a ledger, records it holds are skipped (done by an
+    earlier, interrupted build) and each batch's are added to it once the batch went through."""
     msgs = topics.messages(runner.spec.source)
     task = progress.add_task(label, total=len(msgs))
+    if ledger is not None:
+        todo = [m for m in msgs if m.key is None or m.key.hex() not in ledger.keys]
+        runner.stage.stats["done_before"] += len(msgs) - len(todo)
+        progress.advance(task, len(msgs) - len(todo))
+        msgs = todo
     # an outage (a full disk, the vector store) is waited out as a worker waits it out: nothing is dead-lettered
     blocked, never = Blocked(runner.spec.name, Backoff()), threading.Event()
     for i in range(0, len(msgs), batch):
         outs, dead = retrying(lambda i=i: runner.run(msgs[i : i + batch]), blocked, never)
         topics.send(outs + dead)
+        if ledger is not None:
+            ledger.add(m.key.hex() for m in msgs[i : i + batch] if m.key is not None)
         progress.advance(task, len(msgs[i : i + batch]))
+
+
+class Ledger:
+    """The keys of records a stage finished, one per line, appended per batch and fsynced."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.keys = set(path.read_text().split()) if path.exists() else set()
+
+    def add(self, keys: Iterable[str]) -> None:
+        new = [k for k in keys if k not in self.keys]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a") as fh:
+            fh.write("".join(k + "\n" for k in new))
+            fh.flush()
+            os.fsync(fh.fileno())
+        self.keys.update(new)
+
+
+def index_ledger(milvus_uri: str, index_version: str) -> Ledger | None:
+    """The pool documents indexed into a local milvus-lite pool under this index version, kept beside it (a
+    build run again skips them); none for a server, whose pool another process may change."""
+    if "://" in milvus_uri:
+        return None
+    pool = Path(milvus_uri)
+    path = pool.with_name(f"{pool.name}.indexed-{index_version}")
+    if not pool.exists():  # a pool removed since: its ledger says nothing
+        path.unlink(missing_ok=True)
+    return Ledger(path)
 
 
 def build(cfg: Config, docs: list[Path], corpus: Iterable[Path], out: Path, milvus_uri: str | None = None,
@@ -127,6 +166,8 @@ def build(cfg: Config, docs: list[Path], corpus: Iterable[Path], out: Path, milv
     with Progress(disable=not show_progress) as progress:
         # The measurement caches outlive the run: a rebuild after a threshold change scores only the
         # documents and measures only the pairs no earlier build with this data_dir did.
+        Path(cfg.data_dir).mkdir(parents=True, exist_ok=True)
+        indexed = index_ledger(pipe.milvus_uri, cfg.index_version())  # before the pool is opened (created)
         caches: dict[str, MemoryCache] = {}
         runners: dict[str, StageRunner] = {}
         for spec in registry.active(cfg):
@@ -138,10 +179,9 @@ def build(cfg: Config, docs: list[Path], corpus: Iterable[Path], out: Path, milv
             runners[spec.name] = StageRunner.build(cfg, spec, pipe, cache)
         # the corpus is the pool before any document arrives, as `elong index` makes it for a stack
         indexer = runners.get("index") or StageRunner.build(cfg, registry.stage("index"), pipe)
-        drive(indexer, pool, cfg.agents.batch_size("index"), progress, "index (corpus)")
+        drive(indexer, pool, cfg.agents.batch_size("index"), progress, "index (corpus)", indexed)
         for name, runner in runners.items():
             drive(runner, topics, cfg.agents.batch_size(name), progress, name)
-        Path(cfg.data_dir).mkdir(parents=True, exist_ok=True)
         for name, cache in caches.items():
             cache.save(cfg.paths.cache(name))
         # the packer's rule, without its wait: a batch has all its input at once
@@ -169,7 +209,8 @@ def build(cfg: Config, docs: list[Path], corpus: Iterable[Path], out: Path, milv
     write_records(out / RECORDS_FILE, deps)  # whole records, for `elong report`
     _collect_rows(report, topics, pool)
     _write_rows(out, report)
-    report.stats = {name: dict(r.stage.stats) for name, r in runners.items()} | {"pack": dict(pack.stats)}
+    report.stats = ({"index": dict(indexer.stage.stats)} | {name: dict(r.stage.stats) for name, r in runners.items()}
+                    | {"pack": dict(pack.stats)})
     report.samples = sample_summary(list(samples.values()))
     report.cost = cost_figures([r for r in deps if r.doc_id in samples], sum(len(s) for s in samples.values()),
                                sum(len(s.dependencies) for s in samples.values()))

@@ -59,13 +59,17 @@ class MeasurementCache(Protocol):
 
 
 class MemoryCache:
-    """A dict of measurements (tuples of floats or bytes); save()/load() keep it in one msgpack
-    file between batch runs."""
+    """A dict of measurements (tuples of floats or bytes), kept between batch runs in one msgpack file
+    (save() writes it whole) and, once loaded from a path, a log beside it (PATH.log) to which flush()
+    appends each batch's new measurements, fsynced: a build killed half-way keeps what it measured, and
+    the next load reads the file and then the log (a record torn by the kill is cut off)."""
 
-    def __init__(self) -> None:
+    def __init__(self, path: Path | None = None) -> None:
         self.data: dict[bytes, tuple] = {}
         self.hits = 0
         self.misses = 0
+        self.path = path
+        self._unlogged: list[tuple[bytes, tuple]] = []
 
     def __len__(self) -> int:
         return len(self.data)
@@ -79,29 +83,59 @@ class MemoryCache:
         return found
 
     def put(self, items: Iterable[tuple[bytes, tuple]]) -> None:
+        items = list(items)
         self.data.update(items)
+        if self.path is not None:
+            self._unlogged.extend(items)
 
     # A worker's cache reads up before a batch and makes the batch's measurements durable after it
-    # (agents/changelog_cache.py); in one process the dict is all there is, saved at the end.
+    # (agents/changelog_cache.py); in one process the log beside the file does the second.
     def catch_up(self, partitions: set[int]) -> int:
         return 0
 
-    def flush(self, partition_of: dict[str, int]) -> None:
-        pass
+    def flush(self, partition_of: dict[str, int] | None = None) -> None:
+        if self.path is None or not self._unlogged:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(_log_path(self.path), "ab") as fh:
+            for key, value in self._unlogged:
+                fh.write(msgpack.packb([key, list(value)], use_bin_type=True))
+            fh.flush()
+            os.fsync(fh.fileno())
+        self._unlogged.clear()
 
     def save(self, path: Path) -> None:
+        """The whole cache in one file, written atomically; the log beside it is then folded in."""
         tmp = path.with_name(path.name + ".tmp")
         with open(tmp, "wb") as fh:
             msgpack.pack([[k, list(v)] for k, v in self.data.items()], fh, use_bin_type=True)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+        _log_path(path).unlink(missing_ok=True)
+        if path == self.path:
+            self._unlogged.clear()
 
     @classmethod
     def load(cls, path: Path) -> MemoryCache:
-        cache = cls()
+        cache = cls(path)
         if path.exists():
             with open(path, "rb") as fh:
                 rows = msgpack.unpack(fh, raw=False)
             cache.data = {bytes(k): tuple(v) for k, v in rows}
+        log = _log_path(path)
+        if log.exists():
+            with open(log, "r+b") as fh:
+                unpacker = msgpack.Unpacker(fh, raw=False)
+                kept = 0
+                for row in unpacker:
+                    if not (isinstance(row, list) and len(row) == 2 and isinstance(row[0], bytes)):
+                        break
+                    cache.data[row[0]] = tuple(row[1])
+                    kept = unpacker.tell()
+                fh.truncate(kept)  # a record torn by a kill: appends go on after the last whole one
         return cache
+
+
+def _log_path(path: Path) -> Path:
+    return path.with_name(path.name + ".log")
