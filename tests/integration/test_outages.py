@@ -25,11 +25,12 @@ from stack_helpers import (
 
 from entropylong_streamer.agents import kafka_clients as kc
 from entropylong_streamer.agents import packer_loop, stage_loop
+from entropylong_streamer.agents.faults import EngineLost
 from entropylong_streamer.demo_corpus import write_demo_corpus
 from entropylong_streamer.ingest_cmd import ingest_paths
 from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.services import stack
-from entropylong_streamer.services.lm import TransformersEngine
+from entropylong_streamer.services.lm import EngineStateLost, TransformersEngine
 from entropylong_streamer.services.shards import read_manifest
 from entropylong_streamer.stack_control import run_dir, start_servers, start_workers, stop_all
 from entropylong_streamer.stages.ingest import BadRow, read_documents
@@ -93,11 +94,10 @@ def test_a_killed_vector_store_is_waited_out_and_dead_letters_nothing(tmp_path, 
         stop_all(cfg)
 
 
-def test_an_engine_out_of_memory_for_several_batches_is_waited_out_and_dead_letters_nothing(
-        broker, tmp_path, model_cache, monkeypatch):
+def entropy_loop_with(exc: BaseException, calls: int, broker, tmp_path, model_cache, monkeypatch):
     """The entropy worker's loop (agents/stage_loop.py, in-process) on the real broker and tiny model, whose
-    forwards raise torch's out-of-memory error for their first OOM_CALLS calls (fault injection)."""
-    oom_calls = 4
+    forwards raise exc for their first `calls` calls (fault injection), until every document has its anchors
+    or the loop ends: (the loop's error, the documents, the calls that raised, the engine's outage retries)."""
     cfg = small_config(tmp_path / "data", model_cache).copy_with({
         "kafka.bootstrap_servers": broker, "agents.outage_backoff_s": 0.05, "agents.outage_backoff_max_s": 0.2,
         "agents.measurement_cache": False, "agents.max_batch": {"entropy": 4}, "metrics.port": 0})
@@ -112,26 +112,40 @@ def test_an_engine_out_of_memory_for_several_batches_is_waited_out_and_dead_lett
     prod.close()
     real, raised = TransformersEngine.score_charged, []
 
-    def out_of_memory_first(self, requests):
-        if len(raised) < oom_calls:
+    def failing_first(self, requests):
+        if len(raised) < calls:
             raised.append(len(requests))
-            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB (injected)")
+            raise exc
         return real(self, requests)
 
-    monkeypatch.setattr(TransformersEngine, "score_charged", out_of_memory_first)
+    monkeypatch.setattr(TransformersEngine, "score_charged", failing_first)
 
     def retries() -> float:
         return REGISTRY.get_sample_value("elong_outage_retries_total", {"stage": "entropy", "reason": "engine"}) or 0
 
-    retries_before = retries()
+    before = retries()
     anchors = ANCHORS.full_name(cfg.kafka.topic_prefix)
     error = run_loop(lambda c, stop: stage_loop.run(c, "entropy", stop), cfg,
                      until=lambda: end_offsets(cfg, [anchors])[anchors] >= len(docs), timeout=300)
+    return cfg, error, docs, raised, retries() - before
+
+
+def test_an_engine_out_of_memory_for_several_batches_is_waited_out_and_dead_letters_nothing(
+        broker, tmp_path, model_cache, monkeypatch):
+    oom = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB (injected)")
+    cfg, error, docs, raised, retries = entropy_loop_with(oom, 4, broker, tmp_path, model_cache, monkeypatch)
     assert error is None, error
-    assert len(raised) == oom_calls
+    assert len(raised) == 4 and retries >= 4
     assert sorted(a.doc_id for a in read_topic(cfg, ANCHORS)) == sorted(d.doc_id for d in docs)
     assert read_topic(cfg, DEAD_LETTER) == []
-    assert retries() - retries_before >= oom_calls
+
+
+def test_an_engine_that_lost_its_state_ends_the_worker_uncommitted(broker, tmp_path, model_cache, monkeypatch):
+    lost = EngineStateLost("loading the new weights failed and so did restoring the old ones (injected)")
+    cfg, error, docs, raised, _ = entropy_loop_with(lost, 1, broker, tmp_path, model_cache, monkeypatch)
+    assert isinstance(error, EngineLost) and len(raised) == 1  # the process exits non-zero: its supervisor
+    assert read_topic(cfg, ANCHORS) == [] and read_topic(cfg, DEAD_LETTER) == []  # restarts it
+    assert sum(row.lag for row in collect(cfg, {"entropy"})) == len(docs)  # nothing committed
 
 
 def test_a_full_disk_under_the_shard_set_commits_nothing_shows_no_partial_shard_and_resumes(
