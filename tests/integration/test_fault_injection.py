@@ -20,7 +20,7 @@ from entropylong_streamer.stages.ingest import BadRow, read_documents
 from entropylong_streamer.status import collect, end_offsets, shard_summary
 from entropylong_streamer.topics import ANCHORS, DEAD_LETTER, DOCS
 
-KILLS = 12
+KILLS = 20
 REPORT = os.environ.get("ENTROPYLONG_FAULT_REPORT")  # where to write the figures (the README quotes them)
 
 
