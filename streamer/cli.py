@@ -496,9 +496,10 @@ def demo(config: ConfigOpt = None, set_: SetOpt = None,
             console.print("stopping: " + ", ".join(stop_all(cfg)))
 
 
-def status_table(cfg: Config, previous: list | None = None) -> tuple[Table, list | None]:
+def status_table(cfg: Config, previous: list | None = None, letters: bool = True) -> tuple[Table, list | None]:
     """The status table and the snapshot it shows (None: broker unreachable); given an earlier
-    snapshot, the records/s column too."""
+    snapshot, the records/s column too; `letters`: the dead letters by stage and reason (a read of the
+    whole dead-letter topic: not at every refresh of a live view)."""
     from entropylong_streamer.services.shards import spread_text
 
     from .status import collect, shard_summary, with_rates
@@ -525,18 +526,18 @@ def status_table(cfg: Config, previous: list | None = None) -> tuple[Table, list
                      f"{per_sample}, {s['tokens']} tokens; sample tokens {spread_text(s['sample_tokens'])}; "
                      f"dependency distance {spread_text(s['dependency_distance'])}; "
                      f"trainer consumed {s['trained_shards']} shards{loss}")
-    table.caption += "".join(f"\n{line}" for line in trouble_lines(cfg, rows is not None))
+    table.caption += "".join(f"\n{line}" for line in trouble_lines(cfg, rows is not None and letters))
     return table, rows
 
 
-def trouble_lines(cfg: Config, broker_up: bool) -> list[str]:
+def trouble_lines(cfg: Config, read_letters: bool) -> list[str]:
     """What the lag alone does not say: workers waiting out an outage (their batches uncommitted), and the
     dead letters by stage and reason."""
     from .status import dead_letter_counts, outages
 
     lines = [f"[yellow]waiting[/yellow]: {o['stage']} on its {o['reason'].replace('_', ' ')} for "
              f"{time.time() - o['since']:.0f} s ({o['tries']} tries): {o['error']}" for o in outages(cfg)]
-    if broker_up:
+    if read_letters:
         try:
             dead = dead_letter_counts(cfg)
         except Exception as exc:  # the table above says what is wrong with the broker
@@ -557,11 +558,11 @@ def watch(cfg: Config, until: int | None, workers: list | None = None) -> None:
     from .status import collect, end_offsets, shard_summary
 
     away = [t.full_name(cfg.kafka.topic_prefix) for t in (DEAD_LETTER, DROPPED)]
-    table, rows = status_table(cfg)
+    table, rows = status_table(cfg, letters=False)
     with Live(table, console=console, refresh_per_second=1) as live:
         while True:
             time.sleep(2)  # a display refresh interval, not synchronisation
-            table, rows = status_table(cfg, rows)
+            table, rows = status_table(cfg, rows, letters=False)
             live.update(table)
             dead = [w for w in workers or [] if not w.alive()]
             if dead:
