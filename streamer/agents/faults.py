@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 VECTOR_STORE, BROKER, ENGINE, FILESYSTEM, NETWORK = "vector_store", "broker", "engine", "filesystem", "network"
-REASONS = (VECTOR_STORE, BROKER, ENGINE, FILESYSTEM, NETWORK)
 # pymilvus codes of a store that is down, restarting or refusing work for now (not the request's fault)
 _MILVUS_OUTAGE_CODES = {2, 8, 9, 101}  # connect failed, rate limited, writes denied, collection not loaded
 _MILVUS_INPUT_ERRORS = {"ParamError", "DataTypeNotMatchException", "DataNotMatchException", "PrimaryKeyException",
