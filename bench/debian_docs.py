@@ -1,6 +1,8 @@
 """Real documentation no one here wrote: the PostgreSQL manual from Debian's postgresql-doc-15
-package, fetched with `apt-get download` and unpacked with `dpkg -x` (no root), pages as text with
-resiliparse keeping the page chrome (navigation bars, headings, footers) as crawled pages have it."""
+package (and, for pools of thousands of pages, the Linux kernel's and Python's documentation from
+linux-doc-6.1 and python3.11-doc), fetched with `apt-get download` and unpacked with `dpkg -x` (no
+root), pages as text with resiliparse keeping the page chrome (navigation bars, headings, footers)
+as crawled pages have it."""
 
 from __future__ import annotations
 
@@ -8,20 +10,24 @@ import subprocess
 from pathlib import Path
 
 PACKAGE = "postgresql-doc-15"
+# package -> its HTML folder once unpacked; the kernel's and Python's are trees of Sphinx pages
+HTML_DIRS = {PACKAGE: f"usr/share/doc/{PACKAGE}/html", "linux-doc-6.1": "usr/share/doc/linux-doc-6.1/html",
+             "python3.11-doc": "usr/share/doc/python3.11/html"}
 
 
-def fetch_pages(work: Path) -> list[Path]:
-    """The package's HTML pages, downloaded and unpacked once into work/."""
-    root = work / "pkg"
-    html = root / "usr/share/doc" / PACKAGE / "html"
+def fetch_pages(work: Path, package: str = PACKAGE) -> list[Path]:
+    """The package's HTML pages, downloaded and unpacked once into work/ (the PostgreSQL manual into
+    work/pkg, as the benches have always had it; another package into work/pkg-<package>)."""
+    root = work / ("pkg" if package == PACKAGE else f"pkg-{package}")
+    html = root / HTML_DIRS[package]
     if not html.is_dir():
         work.mkdir(parents=True, exist_ok=True)
-        if subprocess.run(["apt-get", "download", PACKAGE], cwd=work, capture_output=True).returncode != 0:
+        if subprocess.run(["apt-get", "download", package], cwd=work, capture_output=True).returncode != 0:
             subprocess.run(["apt-get", "update", "-qq"], capture_output=True)
-            subprocess.run(["apt-get", "download", PACKAGE], cwd=work, check=True, capture_output=True)
-        (deb,) = work.glob(f"{PACKAGE}_*.deb")
+            subprocess.run(["apt-get", "download", package], cwd=work, check=True, capture_output=True)
+        (deb,) = work.glob(f"{package}_*.deb")
         subprocess.run(["dpkg", "-x", str(deb), str(root)], check=True)
-    return sorted(html.glob("*.html"))
+    return sorted(html.rglob("*.html"))
 
 
 def page_text(path: Path) -> str:

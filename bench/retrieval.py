@@ -96,7 +96,7 @@ def main() -> None:
         vectors = emb.embed(queries)
         at = 0
         for rec in records:
-            ann.search(vectors[at : at + len(rec.anchors)], k, rec.doc_id)
+            ann.search([a.query for a in rec.anchors], vectors[at : at + len(rec.anchors)], k, rec.doc_id)
             at += len(rec.anchors)
         bare = time.perf_counter() - t0
 
@@ -125,7 +125,8 @@ def recall_at(ann, exact, records, vectors, ks) -> dict[int, list[float]]:
         v = vectors[at : at + len(rec.anchors)]
         at += len(rec.anchors)
         for kk in recalls:
-            for got, want in zip(ann.search(v, kk, rec.doc_id), exact.search(v, kk, rec.doc_id), strict=True):
+            q = [a.query for a in rec.anchors]
+            for got, want in zip(ann.search(q, v, kk, rec.doc_id), exact.search(q, v, kk, rec.doc_id), strict=True):
                 truth = {h.chunk_id for h in want}
                 if truth:
                     recalls[kk].append(len(truth & {h.chunk_id for h in got}) / len(truth))

@@ -147,8 +147,16 @@ class EntropyConfig(_Section):
 
 
 class RetrievalConfig(_Section):
+    mode: Literal["dense", "lexical", "hybrid"] = "dense"
+    """How the pool is searched: "dense", by the embedder's vectors (cosine); "lexical", by the chunk's words
+    (Milvus's BM25 function: no embedder runs, so indexing is as fast as Milvus takes rows); "hybrid", both, fused
+    by reciprocal rank (Milvus's hybrid_search). Lexical and hybrid need Milvus 2.5 or later, or milvus-lite. A
+    pool holds what its mode searches: another mode needs another milvus.collection (docs/method.md: which
+    finds what)."""
+    rrf_k: int = Field(60, ge=1)
+    """Hybrid mode: the reciprocal-rank constant k of score = sum 1 / (k + rank) over the two searches."""
     embedder: str = "minilm"
-    """"minilm", a local sentence-transformers directory, or "null" (hashed words)"""
+    """"minilm", a local sentence-transformers directory, or "null" (hashed words). Unused in lexical mode."""
     top_k: int = Field(5, ge=1)
     """Distinct pool documents retrieved per anchor query (the pool is searched by chunk)."""
     context: Literal["document", "chunk"] = "document"
@@ -525,17 +533,26 @@ class Config(_Section):
         """The pool's chunks: what the indexer writes depends on none of the thresholds."""
         r = self.retrieval
         d = self.door  # each chunk carries its document's MinHash signature
-        return _digest("index", self.model.path, r.embedder, r.chunk_tokens, r.chunk_overlap, self.milvus.collection,
+        # a dense pool's version is what it was before the modes existed; lexical has no embedder
+        fields = () if r.mode == "dense" else (f"mode-{r.mode}",)
+        embedder = "" if r.mode == "lexical" else r.embedder
+        return _digest("index", self.model.path, embedder, r.chunk_tokens, r.chunk_overlap, self.milvus.collection,
                        d.shingle_words, d.minhash_permutations, "line-counts", "documents",
                        *((f"ngram-counts-{r.template_ngram_words}",) if r.template_ngram_words else ()),
-                       *((f"prefix-counts-{r.template_prefix_words}",) if r.template_prefix_words else ()))
+                       *((f"prefix-counts-{r.template_prefix_words}",) if r.template_prefix_words else ()), *fields)
 
     def retrieval_version(self) -> str:
         # a document context is cut to the tokens verification holds: its cap is retrieval's too
         cap = (self.verify.max_context_tokens,) if self.retrieval.context == "document" else ()
         # a label rule switched off leaves the version what it was before the rule existed
-        r = self.retrieval.model_dump(mode="json", exclude={"template_prefix_words"} if not
-                                      self.retrieval.template_prefix_words else None)
+        # so do the modes in dense mode
+        skip = {"mode", "rrf_k"} if self.retrieval.mode == "dense" else {"rrf_k"} if self.retrieval.mode == "lexical" \
+            else set()
+        if not self.retrieval.template_prefix_words:
+            skip.add("template_prefix_words")
+        if self.retrieval.mode == "lexical":
+            skip.add("embedder")
+        r = self.retrieval.model_dump(mode="json", exclude=skip or None)
         return _digest("retrieval", self.entropy_version(), r, self.milvus.collection,
                        self.door.near_duplicate_rule(), *cap)
 

@@ -98,10 +98,11 @@ class Pipeline:
         from entropylong_streamer.services.pool import MilvusPool
 
         r = self.cfg.retrieval
-        return MilvusPool(self.milvus_uri, self.cfg.milvus.collection, self.embedder, self.embedder.dim,
+        embedder = None if r.mode == "lexical" else self.embedder  # BM25 needs no model
+        return MilvusPool(self.milvus_uri, self.cfg.milvus.collection, embedder, embedder.dim if embedder else 0,
                           token=self.cfg.milvus.token, index_type=r.index_type,
                           index_params=r.index_params, search_params=r.search_params,
-                          signature_length=self.cfg.door.minhash_permutations)
+                          signature_length=self.cfg.door.minhash_permutations, mode=r.mode, rrf_k=r.rrf_k)
 
     @cached_property
     def line_store(self):
@@ -167,7 +168,8 @@ class Pipeline:
 
     def retrieval(self) -> RetrievalStage:
         r = self.cfg.retrieval
-        return RetrievalStage(self.embedder, self.pool, r.top_k, self.near_duplicate_rule, self.cfg.retrieval_version(),
+        return RetrievalStage(self.pool.embedder, self.pool, r.top_k, self.near_duplicate_rule,
+                              self.cfg.retrieval_version(),
                               max_anchors=self.cfg.entropy.max_anchors,
                               lines=self.line_store if r.template_min_docs else None,
                               template_min_docs=r.template_min_docs, documents=self.document_contexts(),

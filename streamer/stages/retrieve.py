@@ -40,7 +40,10 @@ class Embedder(Protocol):
 
 
 class Pool(Protocol):
-    def search(self, vectors: np.ndarray, k: int, exclude_doc_id: str) -> list[list[Hit]]: ...
+    needs_vectors: bool  # False: a lexical pool searches the query texts alone, nothing is embedded
+
+    def search(self, queries: list[str], vectors: np.ndarray | None, k: int,
+               exclude_doc_id: str) -> list[list[Hit]]: ...
 
 
 class Tokenizer(Protocol):
@@ -100,7 +103,7 @@ class RetrievalStage:
     verify measures no dependency of theirs into a sample."""
 
     name: ClassVar[str] = "retrieval"
-    embedder: Embedder
+    embedder: Embedder | None  # None where the pool searches by words alone (retrieval.mode lexical)
     pool: Pool
     top_k: int
     rule: NearDuplicateRule
@@ -117,8 +120,9 @@ class RetrievalStage:
     stats: Stats = field(default_factory=Stats, init=False)
 
     def process(self, records: list[AnchorsRecord]) -> StageResult[AnchorsRecord, CandidatesRecord]:
-        # Every query of the batch in one embedding call; then one search per document, since each
-        # excludes its own document. Records refused by the limits embed nothing.
+        # Every query of the batch in one embedding call (where the pool searches by vector); then one
+        # search per document, since each excludes its own document. Records refused by the limits
+        # embed nothing.
         flagged: dict[int, AnchorsRecord] = {}
         for rec in records:
             try:
@@ -128,7 +132,7 @@ class RetrievalStage:
             flagged[id(rec)] = self._flag_templates(rec)
         queried = {key: _queried(rec) for key, rec in flagged.items()}
         queries = [a.query for leaders in queried.values() for a in leaders]
-        vectors = self.embedder.embed(queries) if queries else None
+        vectors = self.embedder.embed(queries) if queries and self.pool.needs_vectors else None
         self.stats["queries"] += len(queries)
         starts, at = {}, 0
         for key, leaders in queried.items():
@@ -140,8 +144,8 @@ class RetrievalStage:
         def one(rec: AnchorsRecord) -> CandidatesRecord:
             check_limits(rec, self.max_anchors)
             leaders, start = queried[id(rec)], starts[id(rec)]
-            return self._one(flagged[id(rec)], leaders, vectors[start : start + len(leaders)] if leaders else None,
-                             tokens)
+            return self._one(flagged[id(rec)], leaders, None if vectors is None or not leaders
+                             else vectors[start : start + len(leaders)], tokens)
 
         return run_batch(self.name, records, one, self.stats)
 
@@ -184,7 +188,8 @@ class RetrievalStage:
              tokens: dict[str, Tokenized]) -> CandidatesRecord:
         if not queried:
             return CandidatesRecord(anchors=rec, candidates=[], config_version=self.config_version)
-        found = self.pool.search(vectors, self.top_k * self.rounds * self.overfetch, exclude_doc_id=rec.doc_id)
+        found = self.pool.search([a.query for a in queried], vectors, self.top_k * self.rounds * self.overfetch,
+                                 exclude_doc_id=rec.doc_id)
         hits_of = {a.index: hits for a, hits in zip(queried, found, strict=True)}
         doc_sig = self.rule.signature(rec.text)
         by_context: dict[str, _Found] = {}

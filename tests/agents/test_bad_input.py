@@ -54,8 +54,10 @@ class Embedder:
 
 
 class Pool:
-    def search(self, vectors, k, exclude_doc_id):
-        return [[Hit("c0", "other", "an unrelated chunk of text about rivers", 0.5)][:k] for _ in vectors]
+    needs_vectors = True
+
+    def search(self, queries, vectors, k, exclude_doc_id):
+        return [[Hit("c0", "other", "an unrelated chunk of text about rivers", 0.5)][:k] for _ in queries]
 
 
 @pytest.fixture(scope="module")

@@ -34,17 +34,22 @@ def main() -> None:
         pool.upsert(data)
         pool.upsert(data[:30])  # a replay
         pool.flush()
-        (hits,) = pool.search(emb.embed(["otter river lake"]), 10, exclude_doc_id="doc3")
+        (hits,) = pool.search(["otter river lake"], emb.embed(["otter river lake"]), 10, exclude_doc_id="doc3")
         try:
             MilvusPool(uri, "pool", emb, emb.dim, index_type="FLAT")
             refused = False
         except ValueError:
             refused = True
+        lexical_refusal = ""
+        try:
+            MilvusPool(uri, "pool_hybrid", emb, emb.dim, mode="hybrid")
+        except ValueError as exc:
+            lexical_refusal = str(exc)
         print(json.dumps({
             "interfaces": [line.split(":")[1].strip() for line in links.splitlines()],
             "size": pool.size(), "hits": len(hits), "doc_ids": sorted({h.doc_id for h in hits}),
             "sorted": [h.score for h in hits] == sorted((h.score for h in hits), reverse=True),
-            "other_index_refused": refused,
+            "other_index_refused": refused, "lexical_refusal": lexical_refusal,
         }))
     finally:
         server.stop()

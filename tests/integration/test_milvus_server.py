@@ -31,3 +31,5 @@ def test_pool_against_a_real_milvus_server():
     assert found["size"] == 60  # the replayed upsert duplicated nothing
     assert found["hits"] == 10 and "doc3" not in found["doc_ids"] and found["sorted"]
     assert found["other_index_refused"]
+    # a 2.3 server has no BM25: lexical and hybrid retrieval are refused in one line that says why
+    assert "need Milvus 2.5 or later" in found["lexical_refusal"] and "\n" not in found["lexical_refusal"]

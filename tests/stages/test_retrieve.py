@@ -35,7 +35,10 @@ class ListPool:
         self.vecs = embedder.embed([c[2] for c in chunks])
         self.sigs = [tuple(int(x) for x in RULE.signature(c[2])) for c in chunks]
 
-    def search(self, vectors, k, exclude_doc_id):
+    needs_vectors = True
+
+    def search(self, queries, vectors, k, exclude_doc_id):
+        assert len(queries) == len(vectors)
         out = []
         for v in vectors:
             order = np.argsort(-(self.vecs @ v))
