@@ -153,3 +153,19 @@ def test_the_label_rule_is_part_of_the_index_and_retrieval_versions():
     off, on = load_config(overrides={"retrieval.template_prefix_words": 0}), Config()
     assert on.retrieval.template_prefix_words == 3  # on by default
     assert on.index_version() != off.index_version() and on.retrieval_version() != off.retrieval_version()
+
+
+def test_the_retrieval_mode_is_part_of_the_versions_and_settings_it_ignores_are_not():
+    dense, lexical, hybrid = (load_config(overrides={"retrieval.mode": m}) for m in ("dense", "lexical", "hybrid"))
+    assert len({c.index_version() for c in (dense, lexical, hybrid)}) == 3  # each mode's pool is its own
+    assert len({c.retrieval_version() for c in (dense, lexical, hybrid)}) == 3
+    # what a mode does not use is no part of its versions: the embedder in lexical, the fusion constant outside hybrid
+    other_embedder = {"retrieval.embedder": "null"}
+    assert load_config(overrides={"retrieval.mode": "lexical", **other_embedder}).index_version() \
+        == lexical.index_version()
+    assert load_config(overrides=other_embedder).index_version() != dense.index_version()
+    assert load_config(overrides={"retrieval.rrf_k": 10}).retrieval_version() == dense.retrieval_version()
+    assert load_config(overrides={"retrieval.mode": "hybrid", "retrieval.rrf_k": 10}).retrieval_version() \
+        != hybrid.retrieval_version()
+    with pytest.raises(ConfigError, match="retrieval.mode"):
+        load_config(overrides={"retrieval.mode": "sparse"})

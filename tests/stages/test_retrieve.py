@@ -349,3 +349,19 @@ def test_more_rounds_only_add_later_pairs_and_leave_round_one_as_it_was(data):
              for c in many.candidates if min(c.rounds().values()) == 1]
     assert first == [(c.context_id, c.text, c.spans, c.score, c.anchor_indices) for c in one.candidates]
     assert all(r <= rounds for c in many.candidates for r in c.rounds().values())
+
+
+def test_a_lexical_pool_is_searched_by_the_query_words_and_nothing_is_embedded(tmp_path):
+    from entropylong_streamer.services.pool import MilvusPool
+    from entropylong_streamer.stages.index import Chunk
+
+    pool = MilvusPool(str(tmp_path / "pool.db"), "c", None, 0, mode="lexical")
+    texts = {"a": "otters eat fish and crabs; an otter den is called a holt",
+             "b": "cold lake region weather in the morning is foggy", "d": DOC}
+    pool.upsert([Chunk(chunk_id=f"{d}:0", doc_id=d, text=t, doc_signature=tuple(int(x) for x in RULE.signature(t)))
+                 for d, t in texts.items()])
+    pool.flush()
+    stage = RetrievalStage(None, pool, top_k=1, rule=RULE, config_version="v")
+    (out,) = stage.process([record([(5, "what is an otter holt"), (9, "foggy lake weather")])]).outputs
+    assert stage.stats["queries"] == 2
+    assert {c.context_doc_id: c.anchor_indices for c in out.candidates} == {"a": [5], "b": [9]}
