@@ -116,3 +116,51 @@ class MilvusLineStore:
 
 def _key(line_hash: int, doc_id: str) -> str:
     return f"{line_hash}:{doc_id}"[:300]
+
+
+class SqliteLineStore:
+    """The same rows in one SQLite file beside a local pool (a milvus-lite file): milvus-lite filters
+    a collection in Python, so its line counts were most of the indexer's time on a growing pool;
+    here one indexed lookup per batch. Shared by the index and retrieval workers like the n-gram
+    sketch; the cap is exact, since a batch adds its rows under SQLite's one writer."""
+
+    VARIABLES = 900  # SQLite's host-parameter limit is 999 on older builds
+
+    def __init__(self, path, cap: int = CAP) -> None:
+        from .shared_sqlite import connect
+
+        self.cap = cap
+        self.db = connect(path)
+        self.db.execute("CREATE TABLE IF NOT EXISTS lines (line_hash INTEGER, doc_id TEXT, "
+                        "PRIMARY KEY (line_hash, doc_id)) WITHOUT ROWID")
+
+    def add_many(self, docs: dict[str, Iterable[int]]) -> None:
+        from .shared_sqlite import write_transaction
+
+        lines = {d: {_signed(h) for h in hs} for d, hs in docs.items()}
+        wanted = sorted({h for hs in lines.values() for h in hs})
+        with write_transaction(self.db):
+            present = set(self._select("SELECT line_hash, doc_id FROM lines WHERE line_hash IN ({})", wanted))
+            counts = dict(self._select("SELECT line_hash, COUNT(*) FROM lines WHERE line_hash IN ({}) "
+                                       "GROUP BY line_hash", wanted))
+            rows = rows_to_add(lines, counts, present, self.cap)
+            self.db.executemany("INSERT OR IGNORE INTO lines VALUES (?, ?)", rows)
+        LINES_ADDED.inc(len(rows))
+
+    def counts(self, hashes: Iterable[int]) -> dict[int, int]:
+        wanted = sorted({_signed(h): h for h in hashes}.items())
+        found = dict(self._select("SELECT line_hash, COUNT(*) FROM lines WHERE line_hash IN ({}) GROUP BY line_hash",
+                                  [s for s, _ in wanted]))
+        return {h: found[s] for s, h in wanted if s in found}
+
+    def _select(self, sql: str, values: list) -> list[tuple]:
+        out: list[tuple] = []
+        for i in range(0, len(values), self.VARIABLES):
+            part = values[i : i + self.VARIABLES]
+            out += self.db.execute(sql.format(",".join("?" * len(part))), part).fetchall()
+        return out
+
+
+def _signed(h: int) -> int:
+    """SQLite integers are signed 64-bit; line hashes may use the whole unsigned range."""
+    return h - (1 << 64) if h >= 1 << 63 else h

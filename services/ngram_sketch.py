@@ -16,12 +16,12 @@ written in one transaction per batch, which readers load again only when it chan
 from __future__ import annotations
 
 import hashlib
-import sqlite3
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+
+from .shared_sqlite import connect, write_transaction
 
 SATURATE = 255
 
@@ -94,13 +94,9 @@ class SqliteNgramStore:
 
     def __init__(self, path: Path | str, depth: int = 4, width: int = 1 << 22) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(path), timeout=120, isolation_level=None)
-        # a rollback journal, not WAL: WAL's shared memory needs every process on one host, and the
-        # index and retrieval workers may share this file over a network volume (POSIX locks suffice)
-        self.db.execute("PRAGMA journal_mode=DELETE")
+        self.db = connect(path)
         self.db.executescript(SCHEMA)
-        with self._write():
+        with write_transaction(self.db):
             shape = self.db.execute("SELECT depth, width FROM shape").fetchone()
             if shape is None:
                 self.db.execute("INSERT INTO shape VALUES (?, ?)", (depth, width))
@@ -112,7 +108,7 @@ class SqliteNgramStore:
         ids = list(docs)
         if not ids:
             return
-        with self._write():  # read, add and write back under SQLite's one writer: no lost update
+        with write_transaction(self.db):
             self._load(force=True)
             marks = ",".join("?" * len(ids))
             seen = {r[0] for r in self.db.execute(f"SELECT doc_id FROM counted WHERE doc_id IN ({marks})", ids)}
@@ -139,13 +135,3 @@ class SqliteNgramStore:
         for row, blob in self.db.execute("SELECT row, counters FROM rows"):
             self.sketch.counters[row] = np.frombuffer(blob, np.uint8)
         self._version = version
-
-    @contextmanager
-    def _write(self) -> Iterator[None]:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")

@@ -106,20 +106,28 @@ class Pipeline:
 
     @cached_property
     def line_store(self):
-        """How many pool documents hold each line (template detection), beside the pool's chunks."""
-        from entropylong_streamer.services.line_store import MilvusLineStore
+        """How many pool documents hold each line (template detection), beside the pool's chunks: in
+        SQLite beside a local milvus-lite file (milvus-lite filters in Python: those counts were most
+        of the indexer's time), else in a collection on the Milvus server the workers share."""
+        from entropylong_streamer.services.line_store import MilvusLineStore, SqliteLineStore
 
-        return MilvusLineStore(self.pool.client, f"{self.cfg.milvus.collection}_lines")
+        collection = f"{self.cfg.milvus.collection}_lines"
+        # a local pool whose counts an earlier version kept in Milvus keeps them there
+        if self._local_pool and not self.pool.client.has_collection(collection):
+            return SqliteLineStore(Path(f"{self.milvus_uri}.lines.sqlite"))
+        return MilvusLineStore(self.pool.client, collection)
+
+    @property
+    def _local_pool(self) -> bool:
+        return not self.milvus_uri.startswith(("http://", "https://", "tcp://", "unix:"))
 
     @cached_property
     def ngram_store(self):
         """How many pool documents hold each word n-gram: a sketch beside a milvus-lite file, else in data_dir."""
         from entropylong_streamer.services.ngram_sketch import SqliteNgramStore
 
-        uri = self.milvus_uri
-        local = not uri.startswith(("http://", "https://", "tcp://", "unix:"))
-        path = Path(f"{uri}.ngrams.sqlite") if local else Path(self.cfg.data_dir) / "pool-ngrams" / \
-            f"{self.cfg.milvus.collection}.sqlite"
+        path = Path(f"{self.milvus_uri}.ngrams.sqlite") if self._local_pool else \
+            Path(self.cfg.data_dir) / "pool-ngrams" / f"{self.cfg.milvus.collection}.sqlite"
         return SqliteNgramStore(path)
 
     @cached_property

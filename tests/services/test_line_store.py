@@ -1,4 +1,5 @@
-"""Line counts in Milvus Lite equal the in-memory ones; a replay adds nothing; the cap bounds rows."""
+"""Line counts in Milvus Lite and in SQLite equal the in-memory ones; a replay adds nothing; the cap
+bounds rows."""
 
 import random
 
@@ -6,12 +7,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pymilvus import MilvusClient
 
-from entropylong_streamer.services.line_store import MemoryLineStore, MilvusLineStore
+from entropylong_streamer.services.line_store import MemoryLineStore, MilvusLineStore, SqliteLineStore
 
 
-def test_milvus_counts_equal_memory_counts_and_replays_add_nothing(tmp_path):
+def test_milvus_and_sqlite_counts_equal_memory_counts_and_replays_add_nothing(tmp_path):
     client = MilvusClient(uri=str(tmp_path / "pool.db"))
-    stores = [MemoryLineStore(cap=5), MilvusLineStore(client, "pool_lines", cap=5)]
+    stores = [MemoryLineStore(cap=5), MilvusLineStore(client, "pool_lines", cap=5),
+              SqliteLineStore(tmp_path / "pool.db.lines.sqlite", cap=5)]
     rng = random.Random(0)
     hashes = [rng.randrange(-2**63, 2**63) for _ in range(40)]
     docs = {f"doc{i}": rng.sample(hashes, rng.randint(1, 12)) for i in range(30)}
@@ -19,14 +21,15 @@ def test_milvus_counts_equal_memory_counts_and_replays_add_nothing(tmp_path):
     for store in stores:
         for i in range(0, 30, 7):  # batches, as the indexer adds them
             store.add_many({d: docs[d] for d in names[i : i + 7]})
-        store.add("doc0", docs["doc0"])  # a replayed document
+        store.add_many({"doc0": docs["doc0"]})  # a replayed document
         store.add_many({"doc1": docs["doc1"], "doc2": docs["doc2"]})  # a replayed batch
-    memory, milvus = (s.counts(hashes + [1, 2]) for s in stores)
-    assert memory == milvus
+    memory, milvus, sqlite = (s.counts(hashes + [1, 2]) for s in stores)
+    assert memory == milvus == sqlite
     every = {h: sum(h in hs for hs in docs.values()) for h in hashes}
     assert all(memory[h] == min(n, 5) for h, n in every.items() if n)
     rows = client.query("pool_lines", filter="", output_fields=["count(*)"])[0]["count(*)"]
     assert rows == sum(min(n, 5) for n in every.values())  # never more than the cap a line
+    assert stores[2].db.execute("SELECT COUNT(*) FROM lines").fetchone()[0] == rows
 
 
 
@@ -83,3 +86,18 @@ def test_adding_a_batch_counts_as_adding_its_documents_one_by_one(batches, cap):
         batched.add_many(docs)
     assert batched.docs == one_by_one.docs
     assert all(len(ds) <= cap for ds in batched.docs.values())
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.dictionaries(st.integers(0, 9), st.sets(st.integers(-2**63, 2**64 - 1), max_size=5), max_size=6),
+                max_size=5), st.integers(1, 4))
+def test_the_sqlite_store_counts_as_the_memory_store_does(tmp_path_factory, batches, cap):
+    """Any batches of documents (replays included), hashes over the whole signed and unsigned 64-bit range."""
+    memory = MemoryLineStore(cap=cap)
+    sqlite = SqliteLineStore(tmp_path_factory.mktemp("lines") / "lines.sqlite", cap=cap)
+    for batch in batches:
+        docs = {f"d{d}": lines for d, lines in batch.items()}
+        memory.add_many(docs)
+        sqlite.add_many(docs)
+    every = {h for batch in batches for lines in batch.values() for h in lines}
+    assert sqlite.counts(every) == memory.counts(every)
