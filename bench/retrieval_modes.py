@@ -1,0 +1,139 @@
+"""Which retrieval mode brings the pages a document depends on: dense, lexical (BM25) or hybrid?
+
+The PostgreSQL manual as bench/long_samples.py takes it (the same pool pages, the same targets:
+later pages whose body links name the most pool pages; a body link is a human-written dependency,
+bench/link_truth.py). For each retrieval.mode the pool is indexed into its own collection and the
+targets' anchors (SmolLM2's, from the shared entropy cache) are retrieved at the same top_k:
+
+- linked pages retrieved: distinct (target, linked pool page) pairs among the contexts retrieval
+  hands to verification, over all such pairs; and the same within the first max_contexts contexts
+  (what verification measures);
+- indexing rate: pool pages per second, each mode indexing the same first --rate-pages pages in
+  this run, side by side (the embedder is what dense and hybrid pay);
+- search rate: anchor queries per second through the retrieval stage.
+
+With --verify, each mode's contexts are verified too (the measurement cache makes pairs another mode
+measured free) and the accepted linked pages and accepted contexts per target are printed.
+
+    .venv/bin/python bench/retrieval_modes.py [--pool 400] [--targets 6] [--modes dense lexical hybrid] \
+        [--top-k 5] [--rate-pages 40] [--verify]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from debian_docs import PACKAGE, index_once
+from long_samples import WORK, corpus_arguments, linked_pages
+from rich.progress import Progress
+
+from entropylong_streamer.config import load_config
+from entropylong_streamer.measurements import MemoryCache
+from entropylong_streamer.pipeline import Pipeline
+from entropylong_streamer.topics import Doc
+
+
+def mode_config(mode: str, args, data_dir: Path):
+    # the dense pool keeps the default collection name: it is the index long_samples.py built
+    collection = "elong_pool" if mode == "dense" else f"elong_pool_{mode}"
+    return load_config(None, [f"model.path={args.model!r}", f"data_dir={str(data_dir)!r}",
+                              f"retrieval.mode={mode!r}", f"retrieval.top_k={args.top_k}",
+                              f"retrieval.max_contexts={args.max_contexts}", f"milvus.collection={collection!r}",
+                              "verify.span_tokens=8", *args.sets])
+
+
+def index_rate(mode: str, args, docs: list[Doc]) -> float:
+    """Pool pages per second into a fresh collection of this mode."""
+    with tempfile.TemporaryDirectory() as tmp:
+        pipe = Pipeline(mode_config(mode, args, Path(tmp)), milvus_uri=str(Path(tmp) / "rate.db"))
+        index = pipe.index()
+        index.process(docs[:2])  # load the embedder and create the collection outside the clock
+        t0 = time.perf_counter()
+        for i in range(2, len(docs), 16):
+            index.process(docs[i : i + 16])
+        rate = (len(docs) - 2) / (time.perf_counter() - t0)
+        pipe.pool.client.close()
+    return rate
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    corpus_arguments(ap)
+    ap.add_argument("--modes", nargs="+", default=["dense", "lexical", "hybrid"])
+    ap.add_argument("--top-k", type=int, default=5)
+    ap.add_argument("--max-contexts", type=int, default=24)
+    ap.add_argument("--rate-pages", type=int, default=40, help="0: no indexing rates")
+    ap.add_argument("--model", default="smollm2")
+    ap.add_argument("--verify", action="store_true")
+    ap.add_argument("--set", dest="sets", action="append", default=[])
+    args = ap.parse_args()
+
+    pool_pages, target_pages = linked_pages(args)
+    targets = {p.doc_id: p for p in target_pages}
+    by_name = {p.name: p.doc_id for p in pool_pages}
+    linked = {p.doc_id: {by_name[t] for _, _, t in p.links if t in by_name} for p in target_pages}
+    n_linked = sum(len(v) for v in linked.values())
+    docs = [Doc(doc_id=p.doc_id, text=p.text) for p in target_pages]
+    pool_docs = [Doc(doc_id=p.doc_id, text=p.text) for p in pool_pages] + docs
+    print(f"{PACKAGE}: pool {len(pool_pages)} pages, {len(docs)} targets with {n_linked} body links to pool pages; "
+          f"top_k {args.top_k}, max_contexts {args.max_contexts}")
+
+    rates = {mode: index_rate(mode, args, pool_docs[: args.rate_pages]) if args.rate_pages else float("nan")
+             for mode in args.modes}
+    scores = MemoryCache.load(WORK / "scores.msgpack")
+    cache = MemoryCache.load(WORK / "measurements.msgpack") if args.verify else None
+    anchors = None
+    rows = []
+    for mode in args.modes:
+        pipe = Pipeline(mode_config(mode, args, WORK), milvus_uri=str(WORK / "pool.db" if mode == "dense"
+                                                                      else WORK / f"pool-{mode}.db"))
+        t0 = time.perf_counter()
+        index_once(pipe, pool_docs, WORK)
+        indexed_s = time.perf_counter() - t0
+        if anchors is None:
+            anchors = pipe.entropy(scores).process(docs).outputs
+            scores.save(WORK / "scores.msgpack")
+        retrieval = pipe.retrieval()
+        t0 = time.perf_counter()
+        candidates = retrieval.process(anchors).outputs
+        search_s = time.perf_counter() - t0
+        found = sum(len(linked[c.doc_id] & {x.context_doc_id for x in c.candidates}) for c in candidates)
+        row = {"mode": mode, "rate": rates[mode], "indexed_s": indexed_s, "queries": retrieval.stats["queries"],
+               "qps": retrieval.stats["queries"] / search_s, "found": found,
+               "contexts": statistics.mean(len(c.candidates) for c in candidates)}
+        if cache is not None:
+            verify = pipe.verify(cache)
+            deps = []
+            with Progress(transient=True) as progress:
+                task = progress.add_task(f"verify ({mode})", total=len(candidates))
+                for c in candidates:
+                    deps += verify.process([c]).outputs
+                    cache.save(WORK / "measurements.msgpack")
+                    progress.advance(task)
+            accepted = {r.doc_id: {p.context_doc_id for p in r.pairs if p.accepted} for r in deps}
+            row["accepted_linked"] = sum(len(linked[d] & accepted.get(d, set())) for d in targets)
+            row["accepted_contexts"] = statistics.median(len(accepted.get(d, ())) for d in targets)
+        rows.append(row)
+        pipe.pool.client.close()
+
+    dense = next((r for r in rows if r["mode"] == "dense"), None)
+    print(f"\n{'mode':<9}{'index pages/s':>14}{'(x dense)':>10}{'queries/s':>11}{'contexts/target':>17}"
+          f"{'linked pages retrieved':>24}{'(x dense)':>10}" + (f"{'linked accepted':>17}{'accepted/target':>17}"
+                                                            if args.verify else ""))
+    for r in rows:
+        ratio = f"{r['rate'] / dense['rate']:.1f}x" if dense else ""
+        found = f"{r['found'] / dense['found']:.2f}x" if dense and dense["found"] else ""
+        line = (f"{r['mode']:<9}{r['rate']:>14.1f}{ratio:>10}{r['qps']:>11.1f}{r['contexts']:>17.1f}"
+                f"{r['found']:>14} of {n_linked:<4} ({r['found'] / n_linked:.0%}){found:>5}")
+        if args.verify:
+            line += f"{r['accepted_linked']:>11} of {n_linked:<4}{r['accepted_contexts']:>12}"
+        print(line)
+    print(f"(indexing rates on the first {args.rate_pages} pool pages, each mode in a fresh collection, this run)")
+
+
+if __name__ == "__main__":
+    main()
