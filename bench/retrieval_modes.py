@@ -114,7 +114,8 @@ def main() -> None:
                     deps += verify.process([c]).outputs
                     cache.save(WORK / "measurements.msgpack")
                     progress.advance(task)
-            accepted = {r.doc_id: {p.context_doc_id for p in r.pairs if p.accepted} for r in deps}
+            # a document context's id is its document's id
+            accepted = {r.doc_id: {p.context_id for p in r.pairs if p.accepted} for r in deps}
             row["accepted_linked"] = sum(len(linked[d] & accepted.get(d, set())) for d in targets)
             row["accepted_contexts"] = statistics.median(len(accepted.get(d, ())) for d in targets)
         rows.append(row)

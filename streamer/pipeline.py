@@ -107,14 +107,15 @@ class Pipeline:
     @cached_property
     def line_store(self):
         """How many pool documents hold each line (template detection), beside the pool's chunks: in
-        SQLite beside a local milvus-lite file (milvus-lite filters in Python: those counts were most
-        of the indexer's time), else in a collection on the Milvus server the workers share."""
+        SQLite where the pool is milvus-lite (beside its file, or in data_dir for its server; milvus-lite
+        filters in Python, and those counts were most of the indexer's time), else in a collection on
+        the Milvus server, which workers on any machine share."""
         from entropylong_streamer.services.line_store import MilvusLineStore, SqliteLineStore
 
         collection = f"{self.cfg.milvus.collection}_lines"
-        # a local pool whose counts an earlier version kept in Milvus keeps them there
-        if self._local_pool and not self.pool.client.has_collection(collection):
-            return SqliteLineStore(Path(f"{self.milvus_uri}.lines.sqlite"))
+        # a pool whose counts an earlier version kept in Milvus keeps them there
+        if self._milvus_lite and not self.pool.client.has_collection(collection):
+            return SqliteLineStore(self._beside_pool("lines"))
         return MilvusLineStore(self.pool.client, collection)
 
     @property
@@ -122,13 +123,22 @@ class Pipeline:
         return not self.milvus_uri.startswith(("http://", "https://", "tcp://", "unix:"))
 
     @cached_property
+    def _milvus_lite(self) -> bool:
+        return self._local_pool or str(self.pool.client.get_server_version()).startswith("milvus_lite")
+
+    def _beside_pool(self, what: str) -> Path:
+        """A file of the pool's counts: beside a local pool file, else in data_dir, which the index and
+        retrieval workers of one machine share."""
+        if self._local_pool:
+            return Path(f"{self.milvus_uri}.{what}.sqlite")
+        return Path(self.cfg.data_dir) / f"pool-{what}" / f"{self.cfg.milvus.collection}.sqlite"
+
+    @cached_property
     def ngram_store(self):
         """How many pool documents hold each word n-gram: a sketch beside a milvus-lite file, else in data_dir."""
         from entropylong_streamer.services.ngram_sketch import SqliteNgramStore
 
-        path = Path(f"{self.milvus_uri}.ngrams.sqlite") if self._local_pool else \
-            Path(self.cfg.data_dir) / "pool-ngrams" / f"{self.cfg.milvus.collection}.sqlite"
-        return SqliteNgramStore(path)
+        return SqliteNgramStore(self._beside_pool("ngrams"))
 
     @cached_property
     def doc_store(self):

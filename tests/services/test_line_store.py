@@ -101,3 +101,19 @@ def test_the_sqlite_store_counts_as_the_memory_store_does(tmp_path_factory, batc
         sqlite.add_many(docs)
     every = {h for batch in batches for lines in batch.values() for h in lines}
     assert sqlite.counts(every) == memory.counts(every)
+
+
+def test_the_pipeline_counts_lines_in_sqlite_beside_a_milvus_lite_pool_and_keeps_an_earlier_pools_counts(tmp_path):
+    from entropylong_streamer.config import Config
+    from entropylong_streamer.pipeline import Pipeline
+
+    cfg = Config().copy_with({"data_dir": str(tmp_path), "retrieval.embedder": "null"})
+    fresh = Pipeline(cfg, milvus_uri=str(tmp_path / "pool.db")).line_store
+    assert isinstance(fresh, SqliteLineStore)
+    assert (tmp_path / "pool.db.lines.sqlite").exists()
+    # a pool built when the counts lived in Milvus: they stay there, not an empty file beside it
+    client = MilvusClient(uri=str(tmp_path / "old.db"))
+    MilvusLineStore(client, f"{cfg.milvus.collection}_lines").add_many({"d": [1, 2]})
+    client.close()
+    kept = Pipeline(cfg, milvus_uri=str(tmp_path / "old.db")).line_store
+    assert isinstance(kept, MilvusLineStore) and kept.counts([1, 2, 3]) == {1: 1, 2: 1}
