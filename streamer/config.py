@@ -156,7 +156,9 @@ class RetrievalConfig(_Section):
     rrf_k: int = Field(60, ge=1)
     """Hybrid mode: the reciprocal-rank constant k of score = sum 1 / (k + rank) over the two searches."""
     embedder: str = "minilm"
-    """"minilm", a local sentence-transformers directory, or "null" (hashed words). Unused in lexical mode."""
+    """"minilm", "minilm-static" (MiniLM distilled once by model2vec into a static embedder: a lookup, not a
+    forward; for dense pools of thousands of pages on a CPU), a local sentence-transformers directory, or "null"
+    (hashed words). Unused in lexical mode."""
     top_k: int = Field(5, ge=1)
     """Distinct pool documents retrieved per anchor query (the pool is searched by chunk)."""
     context: Literal["document", "chunk"] = "document"

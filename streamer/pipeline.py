@@ -89,8 +89,10 @@ class Pipeline:
             from entropylong_streamer.services.null_models import NullEmbedder
 
             return NullEmbedder()
-        from entropylong_streamer.services.embedder import SentenceEmbedder
+        from entropylong_streamer.services.embedder import STATIC, SentenceEmbedder, StaticEmbedder
 
+        if self.cfg.retrieval.embedder == STATIC:
+            return StaticEmbedder(self.cache_dir)
         return SentenceEmbedder(self.cfg.retrieval.embedder)
 
     @cached_property
