@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 import time
-from pathlib import Path
 
 from debian_docs import PACKAGE, fetch_pages, page_text
 from long_samples import WORK, corpus_arguments, linked_pages
-from retrieval_modes import mode_config
+from retrieval_modes import index_rate, mode_config, retrieve_linked
 from rich.progress import Progress
 
 from entropylong_streamer.measurements import MemoryCache
@@ -76,19 +74,6 @@ def indexed(pipe: Pipeline, docs: list[Doc], label: str) -> float:
     return seconds
 
 
-def rate(mode: str, args, docs: list[Doc]) -> float:
-    with tempfile.TemporaryDirectory() as tmp:
-        pipe = Pipeline(mode_config(mode, args, Path(tmp)), milvus_uri=str(Path(tmp) / "rate.db"))
-        index = pipe.index()
-        index.process(docs[:2])  # load the embedder and create the collection outside the clock
-        t0 = time.perf_counter()
-        for i in range(2, len(docs), 16):
-            index.process(docs[i : i + 16])
-        pages_per_s = (len(docs) - 2) / (time.perf_counter() - t0)
-        pipe.pool.client.close()
-    return pages_per_s
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     corpus_arguments(ap)
@@ -113,9 +98,9 @@ def main() -> None:
           + ", ".join(f"{n:,} {p}" for p, n in per_package.items())
           + f"; {len(docs)} targets with {n_linked} body links to pool pages; mode {args.mode}, top_k {args.top_k}")
 
-    rates = {m: rate(m, args, pool[: args.rate_pages]) for m in dict.fromkeys(("dense", args.mode))}
+    rates = {m: index_rate(m, args, pool[: args.rate_pages]) for m in dict.fromkeys(("dense", args.mode))}
     if args.embedder != "minilm":  # the dense rate with MiniLM beside it
-        rates["dense, minilm"] = rate("dense", argparse.Namespace(**{**vars(args), "embedder": "minilm"}),
+        rates["dense, minilm"] = index_rate("dense", argparse.Namespace(**{**vars(args), "embedder": "minilm"}),
                                       pool[: args.rate_pages])
     big = f"big-{args.mode}" + ("" if args.embedder == "minilm" or args.mode == "lexical" else f"-{args.embedder}")
     collection_args = argparse.Namespace(**{**vars(args), "sets": [*args.sets,
@@ -126,11 +111,7 @@ def main() -> None:
     scores = MemoryCache.load(WORK / "scores.msgpack")
     anchors = pipe.entropy(scores).process(docs).outputs
     scores.save(WORK / "scores.msgpack")
-    retrieval = pipe.retrieval()
-    t0 = time.perf_counter()
-    candidates = retrieval.process(anchors).outputs
-    search_s = time.perf_counter() - t0
-    found = sum(len(linked[c.doc_id] & {x.context_doc_id for x in c.candidates}) for c in candidates)
+    retrieval, _, search_s, found = retrieve_linked(pipe, anchors, linked)
     print(f"\nindexed {len(pool) + len(docs):,} pages ({chunks:,} chunks) in {seconds / 60:.1f} min "
           f"({(len(pool) + len(docs)) / seconds:.1f} pages/s); goal: 3,000 pages within 15 min")
     for m, r in rates.items():

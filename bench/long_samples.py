@@ -204,18 +204,25 @@ def main() -> None:
             crit, spans = CRITERIA[name]
             stage = dataclasses.replace(verify, criterion=crit, max_candidates=None,
                                         span_tokens=verify.span_tokens if spans else 1)
-            recs = []
-            with Progress(transient=True) as progress:
-                task = progress.add_task(f"{name}, {rounds} rounds", total=len(more))
-                for c in more:
-                    recs += stage.process([c]).outputs
-                    cache.save(WORK / "measurements.msgpack")
-                    progress.advance(task)
+            recs = verified(stage, more, cache, f"{name}, {rounds} rounds")
             later = sum(p.round > 1 for r in recs for p in r.pairs)
             row(f"{name}, {rounds} rounds", recs, entropy_lm, capped, pipe, cfg, spans,
                 f"{stage.stats['accepted_after_round_1']} accepted after round 1 of {later:,} later pairs "
                 f"({sum(len(c.candidates) for c in more):,} contexts offered); "
                 f"this run {stage.stats['lm_tokens']:,} LM tokens")
+
+
+def verified(stage, candidates: list, cache: MemoryCache, label: str) -> list[DependenciesRecord]:
+    """Each document's candidates verified in turn, the measurement cache saved after each (an
+    interrupted bench resumes from there), with a progress bar."""
+    recs: list[DependenciesRecord] = []
+    with Progress(transient=True) as progress:
+        task = progress.add_task(label, total=len(candidates))
+        for c in candidates:
+            recs += stage.process([c]).outputs
+            cache.save(WORK / "measurements.msgpack")
+            progress.advance(task)
+    return recs
 
 
 class TruthSet:

@@ -28,8 +28,7 @@ import time
 from pathlib import Path
 
 from debian_docs import PACKAGE, index_once
-from long_samples import WORK, corpus_arguments, linked_pages
-from rich.progress import Progress
+from long_samples import WORK, corpus_arguments, linked_pages, verified
 
 from entropylong_streamer.config import load_config
 from entropylong_streamer.measurements import MemoryCache
@@ -65,6 +64,17 @@ def index_rate(mode: str, args, docs: list[Doc]) -> float:
         rate = (len(docs) - 2) / (time.perf_counter() - t0)
         pipe.pool.client.close()
     return rate
+
+
+def retrieve_linked(pipe: Pipeline, anchors: list, linked: dict[str, set[str]]):
+    """The retrieval stage over the targets' anchors, timed: (stage, candidates, seconds, linked pages
+    among the candidates)."""
+    retrieval = pipe.retrieval()
+    t0 = time.perf_counter()
+    candidates = retrieval.process(anchors).outputs
+    seconds = time.perf_counter() - t0
+    found = sum(len(linked[c.doc_id] & {x.context_doc_id for x in c.candidates}) for c in candidates)
+    return retrieval, candidates, seconds, found
 
 
 def main() -> None:
@@ -106,23 +116,12 @@ def main() -> None:
         if anchors is None:
             anchors = pipe.entropy(scores).process(docs).outputs
             scores.save(WORK / "scores.msgpack")
-        retrieval = pipe.retrieval()
-        t0 = time.perf_counter()
-        candidates = retrieval.process(anchors).outputs
-        search_s = time.perf_counter() - t0
-        found = sum(len(linked[c.doc_id] & {x.context_doc_id for x in c.candidates}) for c in candidates)
+        retrieval, candidates, search_s, found = retrieve_linked(pipe, anchors, linked)
         row = {"mode": mode, "rate": rates[mode], "indexed_s": indexed_s, "queries": retrieval.stats["queries"],
                "qps": retrieval.stats["queries"] / search_s, "found": found,
                "contexts": statistics.mean(len(c.candidates) for c in candidates)}
         if cache is not None:
-            verify = pipe.verify(cache)
-            deps = []
-            with Progress(transient=True) as progress:
-                task = progress.add_task(f"verify ({mode})", total=len(candidates))
-                for c in candidates:
-                    deps += verify.process([c]).outputs
-                    cache.save(WORK / "measurements.msgpack")
-                    progress.advance(task)
+            deps = verified(pipe.verify(cache), candidates, cache, f"verify ({mode})")
             # a document context's id is its document's id
             accepted = {r.doc_id: {p.context_id for p in r.pairs if p.accepted} for r in deps}
             row["accepted_linked"] = sum(len(linked[d] & accepted.get(d, set())) for d in targets)
