@@ -77,6 +77,18 @@ def retrieve_linked(pipe: Pipeline, anchors: list, linked: dict[str, set[str]]):
     return retrieval, candidates, seconds, found
 
 
+def linked_pages_near_anchors(targets, by_name: dict[str, str], anchors: list,
+                              near_chars: int) -> dict[str, set[str]]:
+    """Per target, the linked pool pages one of whose link texts holds an anchor or has one within
+    near_chars characters: the links the method can ask about at all."""
+    spans = {rec.doc_id: [(a.char_start, a.char_end) for a in rec.anchors] for rec in anchors}
+    out: dict[str, set[str]] = {}
+    for page in targets:
+        out[page.doc_id] = {by_name[t] for start, end, t in page.links if t in by_name and any(
+            a < end + near_chars and b > start - near_chars for a, b in spans.get(page.doc_id, ()))}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     corpus_arguments(ap)
@@ -86,6 +98,7 @@ def main() -> None:
     ap.add_argument("--rate-pages", type=int, default=40, help="0: no indexing rates")
     ap.add_argument("--model", default="smollm2")
     ap.add_argument("--verify", action="store_true")
+    ap.add_argument("--near-chars", type=int, default=0, help="an anchor this close to a link text counts as on it")
     ap.add_argument("--embedder", default="minilm", help="retrieval.embedder of dense and hybrid (minilm-static)")
     ap.add_argument("--set", dest="sets", action="append", default=[])
     args = ap.parse_args()
@@ -106,6 +119,7 @@ def main() -> None:
     cache = MemoryCache.load(WORK / "measurements.msgpack") if args.verify else None
     anchors = None
     rows = []
+    reached: dict[str, set[str]] = {}  # linked pages some mode retrieved, per target
     for mode in args.modes:
         name = pool_name(mode, args.embedder)
         pipe = Pipeline(mode_config(mode, args, WORK), milvus_uri=str(WORK / ("pool.db" if name == "elong_pool" else
@@ -117,6 +131,8 @@ def main() -> None:
             anchors = pipe.entropy(scores).process(docs).outputs
             scores.save(WORK / "scores.msgpack")
         retrieval, candidates, search_s, found = retrieve_linked(pipe, anchors, linked)
+        for c in candidates:
+            reached.setdefault(c.doc_id, set()).update(linked[c.doc_id] & {x.context_doc_id for x in c.candidates})
         row = {"mode": mode, "rate": rates[mode], "indexed_s": indexed_s, "queries": retrieval.stats["queries"],
                "qps": retrieval.stats["queries"] / search_s, "found": found,
                "contexts": statistics.mean(len(c.candidates) for c in candidates)}
@@ -142,6 +158,12 @@ def main() -> None:
             line += f"{r['accepted_linked']:>11} of {n_linked:<4}{r['accepted_contexts']:>12}"
         print(line)
     print(f"(indexing rates on the first {args.rate_pages} pool pages, each mode in a fresh collection, this run)")
+    near = linked_pages_near_anchors(target_pages, by_name, anchors, args.near_chars)
+    never = {d: linked[d] - reached.get(d, set()) for d in linked}
+    print(f"linked pages with an anchor inside or within {args.near_chars} characters of a link to them: "
+          f"{sum(len(v) for v in near.values())} of {n_linked}; retrieved by no mode: "
+          f"{sum(len(v) for v in never.values())}, of which {sum(len(never[d] & near[d]) for d in never)} "
+          f"have such an anchor (what a better search could still find)")
 
 
 if __name__ == "__main__":
