@@ -230,9 +230,12 @@ def spread(values: list[int]) -> dict:
     return {"median": float(np.median(v)), "p90": float(np.percentile(v, 90)), "max": int(v.max())}
 
 
-def spread_text(s: dict) -> str:
-    """A spread as every summary prints it: "median 2,440, p90 19,679, max 27,065" ("none" when empty)."""
-    return "none" if s["max"] is None else f"median {s['median']:,.0f}, p90 {s['p90']:,.0f}, max {s['max']:,.0f}"
+def spread_text(s: dict, unit: str = "") -> str:
+    """A spread as every summary prints it: "median 2,440, p90 19,679, max 27,065 tokens" ("none" when
+    empty: the unit goes with the figures, never after "none")."""
+    if s["max"] is None:
+        return "none"
+    return f"median {s['median']:,.0f}, p90 {s['p90']:,.0f}, max {s['max']:,.0f}" + (f" {unit}" if unit else "")
 
 
 def shard_report(sequences: list[Sequence]) -> dict:

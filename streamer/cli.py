@@ -61,7 +61,7 @@ def _stack_config(config: Path | None, overrides: list[str] | None) -> Config:
     if config is None and saved.exists():
         console.print(f"[dim]configuration: the running stack's, {saved}[/dim]")
         return _config(saved, overrides)
-    console.print(f"[dim]configuration: {config or 'defaults'} (no running stack's found at {saved})[/dim]"
+    console.print(f"[dim]configuration: the defaults (no running stack's configuration at {saved})[/dim]"
                   if config is None else f"[dim]configuration: {config}[/dim]")
     return given
 
@@ -184,13 +184,15 @@ def ingest(paths: Annotated[list[Path] | None, typer.Argument()] = None, config:
         metrics.serve(cfg.metrics.host, cfg.metrics.port)
         stop = kc.stop_event()
         run = follow_dir(cfg, follow, console, stop)
-        console.print(f"stopped: {run.sent} documents sent, {run.dropped} dropped at the door, {run.bad} bad rows")
+        console.print(f"stopped: {run.sent} documents sent, {run.dropped} dropped at the door, "
+                      f"{run.bad} bad row{'' if run.bad == 1 else 's'}")
         return
     if not paths:
         console.print("[red]give files or directories to ingest, or --follow DIR[/red]")
         raise typer.Exit(2)
     sent, dropped, bad = ingest_paths(cfg, paths, console)
-    console.print(f"ingested {sent} documents ({dropped} dropped at the door, {bad} bad rows dead-lettered)")
+    console.print(f"ingested {sent} documents ({dropped} dropped at the door, "
+                  f"{bad} bad row{'' if bad == 1 else 's'} dead-lettered)")
 
 
 @app.command()
@@ -298,8 +300,9 @@ def _print_build_summary(report, out: Path) -> None:
         console.print(f"  shard set {sset['dir']}: {sset['shards']} shards, {sset['samples']} samples{again}")
     if report.samples.get("samples"):
         s = report.samples
-        console.print(f"  samples: {spread_text(s['tokens'])} tokens; {spread_text(s['contexts'])} verified contexts; "
-                      f"dependency distance (context end to anchor) {spread_text(s['distance'])} tokens")
+        console.print(f"  samples: {spread_text(s['tokens'], 'tokens')}; "
+                      f"{spread_text(s['contexts'], 'verified contexts')}; "
+                      f"dependency distance (context end to anchor) {spread_text(s['distance'], 'tokens')}")
     if report.cost.get("emitted_tokens"):
         from entropylong_streamer.quality.command import cost_line
 
@@ -524,7 +527,7 @@ def status_table(cfg: Config, previous: list | None = None, letters: bool = True
     per_sample = f" ({s['contexts'] / s['samples']:.1f} per sample)" if s["samples"] else ""
     table.caption = (f"{s['shards']} shards, {s['samples']} samples with {s['contexts']} verified contexts"
                      f"{per_sample}, {s['tokens']} tokens; sample tokens {spread_text(s['sample_tokens'])}; "
-                     f"dependency distance {spread_text(s['dependency_distance'])}; "
+                     f"dependency distance {spread_text(s['dependency_distance'], 'tokens')}; "
                      f"trainer consumed {s['trained_shards']} shards{loss}")
     table.caption += "".join(f"\n{line}" for line in trouble_lines(cfg, rows is not None and letters))
     return table, rows
