@@ -20,10 +20,9 @@ import argparse
 import json
 import time
 
-from debian_docs import PACKAGE, fetch_pages, page_text
+from debian_docs import PACKAGE, fetch_pages, index_all, page_text
 from long_samples import WORK, corpus_arguments, linked_pages
 from retrieval_modes import index_rate, mode_config, retrieve_linked
-from rich.progress import Progress
 
 from entropylong_streamer.measurements import MemoryCache
 from entropylong_streamer.pipeline import Pipeline
@@ -61,13 +60,8 @@ def indexed(pipe: Pipeline, docs: list[Doc], label: str) -> float:
     ids = [d.doc_id for d in docs]
     if marker.exists() and json.loads(marker.read_text())["ids"] == ids:
         return json.loads(marker.read_text())["seconds"]
-    index = pipe.index()
     t0 = time.perf_counter()
-    with Progress() as progress:
-        task = progress.add_task(f"index ({label})", total=len(docs))
-        for i in range(0, len(docs), 32):
-            index.process(docs[i : i + 32])
-            progress.advance(task, len(docs[i : i + 32]))
+    index_all(pipe, docs, f"index ({label})")
     pipe.pool.flush()
     seconds = time.perf_counter() - t0
     marker.write_text(json.dumps({"ids": ids, "seconds": seconds}))

@@ -41,18 +41,23 @@ def index_once(pipe, docs: list, work: Path) -> None:
     version (a marker file in work/), with a progress bar."""
     import json
 
-    from rich.progress import Progress
-
     marker = work / f"indexed-{pipe.cfg.index_version()}.json"
     if marker.exists() and json.loads(marker.read_text()) == [d.doc_id for d in docs]:
         return
+    index_all(pipe, docs, "index")
+    marker.write_text(json.dumps([d.doc_id for d in docs]))
+
+
+def index_all(pipe, docs: list, label: str) -> None:
+    """The pipeline's index stage over the documents, 32 at a time, with a progress bar."""
+    from rich.progress import Progress
+
     index = pipe.index()
     with Progress() as progress:
-        task = progress.add_task("index", total=len(docs))
+        task = progress.add_task(label, total=len(docs))
         for i in range(0, len(docs), 32):
             index.process(docs[i : i + 32])
             progress.advance(task, len(docs[i : i + 32]))
-    marker.write_text(json.dumps([d.doc_id for d in docs]))
 
 
 def body_links(path: Path) -> list[tuple[str, str]]:

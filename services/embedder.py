@@ -50,10 +50,10 @@ class StaticEmbedder:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from model2vec import StaticModel
 
-        from .models import _build_once
+        from .models import build_once
 
-        self.model = StaticModel.from_pretrained(str(_build_once(Path(cache_dir) / f"{STATIC}-{STATIC_DIMS}",
-                                                                 _distill_minilm)))
+        self.model = StaticModel.from_pretrained(str(build_once(Path(cache_dir) / f"{STATIC}-{STATIC_DIMS}",
+                                                                _distill_minilm)))
         self.dim = int(self.model.dim)
         self.texts_embedded = 0
 

@@ -9,6 +9,7 @@ past the cap; the count only says "at least".
 
 from __future__ import annotations
 
+import collections
 import json
 from collections import defaultdict
 from collections.abc import Iterable
@@ -17,6 +18,7 @@ from typing import Protocol
 from prometheus_client import Counter
 
 from .milvus_collections import create_unless_exists, reloading
+from .shared_sqlite import connect, write_transaction
 
 CAP = 64  # documents counted per line: the largest retrieval.template_min_docs
 
@@ -127,23 +129,18 @@ class SqliteLineStore:
     VARIABLES = 900  # SQLite's host-parameter limit is 999 on older builds
 
     def __init__(self, path, cap: int = CAP) -> None:
-        from .shared_sqlite import connect
-
         self.cap = cap
         self.db = connect(path)
         self.db.execute("CREATE TABLE IF NOT EXISTS lines (line_hash INTEGER, doc_id TEXT, "
                         "PRIMARY KEY (line_hash, doc_id)) WITHOUT ROWID")
 
     def add_many(self, docs: dict[str, Iterable[int]]) -> None:
-        from .shared_sqlite import write_transaction
-
         lines = {d: {_signed(h) for h in hs} for d, hs in docs.items()}
         wanted = sorted({h for hs in lines.values() for h in hs})
         with write_transaction(self.db):
-            present = set(self._select("SELECT line_hash, doc_id FROM lines WHERE line_hash IN ({})", wanted))
-            counts = dict(self._select("SELECT line_hash, COUNT(*) FROM lines WHERE line_hash IN ({}) "
-                                       "GROUP BY line_hash", wanted))
-            rows = rows_to_add(lines, counts, present, self.cap)
+            # a line's rows stop at the cap, so its stored rows are both its count and what is there
+            stored = self._select("SELECT line_hash, doc_id FROM lines WHERE line_hash IN ({})", wanted)
+            rows = rows_to_add(lines, collections.Counter(h for h, _ in stored), set(stored), self.cap)
             self.db.executemany("INSERT OR IGNORE INTO lines VALUES (?, ?)", rows)
         LINES_ADDED.inc(len(rows))
 

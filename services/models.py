@@ -46,7 +46,7 @@ def smollm2_gguf() -> Path:
     raise RuntimeError(f"{SMOLLM2_GGUF} not found in {list(spec.submodule_search_locations)}")
 
 
-def _build_once(target: Path, build: Callable[[Path], None]) -> Path:
+def build_once(target: Path, build: Callable[[Path], None]) -> Path:
     """Build a directory once: under a file lock, into a temp dir beside it, renamed into place.
 
     Concurrent callers wait on the lock and then find the finished directory; the rename means no
@@ -173,7 +173,7 @@ def model_dir(spec: str, cache_dir: Path) -> Path:
         raise ValueError(problem)
     cache_dir = Path(cache_dir)
     if spec == "smollm2":
-        return _build_once(cache_dir / "smollm2", _convert_smollm2)
+        return build_once(cache_dir / "smollm2", _convert_smollm2)
     if spec == "tiny":
-        return _build_once(cache_dir / "tiny", _make_tiny(cache_dir))
+        return build_once(cache_dir / "tiny", _make_tiny(cache_dir))
     return Path(spec).expanduser()

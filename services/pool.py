@@ -100,8 +100,8 @@ class MilvusPool:
                 if needed and field_name not in fields:
                     raise ValueError(f"collection {collection!r} holds no {what}, which retrieval.mode {mode!r} "
                                      "searches: use another milvus.collection for this mode, or drop it")
-            built = self.client.describe_index(collection, "vector").get("index_type") if self.dense else None
-            if self.dense and built != index_type:
+            if self.dense and (built := self.client.describe_index(collection, "vector").get("index_type")) \
+                    != index_type:
                 raise ValueError(f"collection {collection!r} has a {built} index, the configuration asks "
                                  f"for {index_type}: use another milvus.collection or drop it")
         self.client.load_collection(collection)
@@ -138,17 +138,19 @@ class MilvusPool:
         if self.dense and vectors is None:
             raise ValueError(f"retrieval.mode {self.mode!r} searches by vector: embed the queries")
         t0 = time.perf_counter()
-        if self.mode == "dense":
-            call = lambda: self.client.search(self.collection, data=[v.tolist() for v in vectors], limit=k,  # noqa: E731
-                                              filter=where, output_fields=outputs, search_params=dense)
-        elif self.mode == "lexical":
-            call = lambda: self.client.search(self.collection, data=list(queries), anns_field="sparse",  # noqa: E731
-                                              limit=k, filter=where, output_fields=outputs, search_params=lexical)
-        else:
-            requests = [AnnSearchRequest([v.tolist() for v in vectors], "vector", dense, k, expr=where),
-                        AnnSearchRequest(list(queries), "sparse", lexical, k, expr=where)]
-            call = lambda: self.client.hybrid_search(self.collection, requests, RRFRanker(self.rrf_k),  # noqa: E731
-                                                     limit=k, output_fields=outputs)
+        by_vector = ([v.tolist() for v in vectors], "vector", dense) if self.dense else None
+        by_words = (list(queries), "sparse", lexical) if self.lexical else None
+
+        def call():
+            if self.mode == "hybrid":
+                requests = [AnnSearchRequest(data, field, params, k, expr=where) for data, field, params in
+                            (by_vector, by_words)]
+                return self.client.hybrid_search(self.collection, requests, RRFRanker(self.rrf_k), limit=k,
+                                                 output_fields=outputs)
+            data, field, params = by_vector or by_words
+            return self.client.search(self.collection, data=data, anns_field=field, limit=k, filter=where,
+                                      output_fields=outputs, search_params=params)
+
         res = reloading(self.client, self.collection, call)
         SEARCH_SECONDS.observe(time.perf_counter() - t0)
         SEARCH_QUERIES.inc(len(queries))

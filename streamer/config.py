@@ -546,14 +546,13 @@ class Config(_Section):
     def retrieval_version(self) -> str:
         # a document context is cut to the tokens verification holds: its cap is retrieval's too
         cap = (self.verify.max_context_tokens,) if self.retrieval.context == "document" else ()
-        # a label rule switched off leaves the version what it was before the rule existed
-        # so do the modes in dense mode
-        skip = {"mode", "rrf_k"} if self.retrieval.mode == "dense" else {"rrf_k"} if self.retrieval.mode == "lexical" \
-            else set()
-        if not self.retrieval.template_prefix_words:
-            skip.add("template_prefix_words")
-        if self.retrieval.mode == "lexical":
-            skip.add("embedder")
+        # a label rule switched off, and dense mode, leave the version what it was before they existed;
+        # what a mode does not use is no part of it
+        mode = self.retrieval.mode
+        skip = {name for name, unused in (("mode", mode == "dense"), ("rrf_k", mode != "hybrid"),
+                                          ("embedder", mode == "lexical"),
+                                          ("template_prefix_words", not self.retrieval.template_prefix_words))
+                if unused}
         r = self.retrieval.model_dump(mode="json", exclude=skip or None)
         return _digest("retrieval", self.entropy_version(), r, self.milvus.collection,
                        self.door.near_duplicate_rule(), *cap)
