@@ -147,7 +147,7 @@ class EntropyConfig(_Section):
 
 
 class RetrievalConfig(_Section):
-    mode: Literal["dense", "lexical", "hybrid"] = "dense"
+    mode: Literal["dense", "lexical", "hybrid"] = "lexical"
     """How the pool is searched: "dense", by the embedder's vectors (cosine); "lexical", by the chunk's words
     (Milvus's BM25 function: no embedder runs, so indexing is as fast as Milvus takes rows); "hybrid", both, fused
     by reciprocal rank (Milvus's hybrid_search). Lexical and hybrid need Milvus 2.5 or later, or milvus-lite. A

@@ -163,8 +163,11 @@ def test_the_retrieval_mode_is_part_of_the_versions_and_settings_it_ignores_are_
     other_embedder = {"retrieval.embedder": "null"}
     assert load_config(overrides={"retrieval.mode": "lexical", **other_embedder}).index_version() \
         == lexical.index_version()
-    assert load_config(overrides=other_embedder).index_version() != dense.index_version()
-    assert load_config(overrides={"retrieval.rrf_k": 10}).retrieval_version() == dense.retrieval_version()
+    assert load_config(overrides={"retrieval.mode": "dense", **other_embedder}).index_version() \
+        != dense.index_version()
+    assert load_config(overrides={"retrieval.rrf_k": 10}).retrieval_version() == lexical.retrieval_version()
+    assert load_config(overrides={"retrieval.mode": "dense", "retrieval.rrf_k": 10}).retrieval_version() \
+        == dense.retrieval_version()
     assert load_config(overrides={"retrieval.mode": "hybrid", "retrieval.rrf_k": 10}).retrieval_version() \
         != hybrid.retrieval_version()
     with pytest.raises(ConfigError, match="retrieval.mode"):
