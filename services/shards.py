@@ -39,6 +39,11 @@ COLUMNS = {
     # samples, in sequence positions: the anchor token depends on tokens [start, end). JSON, since
     # MDS refuses an empty array and a sequence may hold none.
     "dependencies": "json",
+    # The depth of each of those (1: a context of the sample's document; 2: a context of one of its
+    # contexts, pack.depth), in the same order.
+    "dependency_depths": "json",
+    # One [context id, start, end, depth] per context of the sequence's samples, in sequence positions.
+    "contexts": "json",
 }
 
 
@@ -151,6 +156,8 @@ class ShardSet:
                     "urls": [s.url for s in seq.samples],
                     "config_version": self.config_version,
                     "dependencies": sequence_dependencies(seq),
+                    "dependency_depths": [d.depth for s in seq.samples for d in s.dependencies],
+                    "contexts": sequence_contexts(seq),
                 })
         if documents is not None:
             (tmp / DOCUMENTS).write_text("".join(json.dumps(d) + "\n" for d in documents))
@@ -220,6 +227,12 @@ def sequence_dependencies(seq: Sequence) -> list[list[int]]:
     """[anchor, context start, context end] of every dependency in the sequence, in its positions."""
     return [[start + d.anchor, start + d.context_start, start + d.context_end]
             for (start, _), s in zip(seq.spans(), seq.samples, strict=True) for d in s.dependencies]
+
+
+def sequence_contexts(seq: Sequence) -> list[list]:
+    """[context id, start, end, depth] of every context in the sequence, in its positions."""
+    return [[c, start + a, start + b, k] for (start, _), s in zip(seq.spans(), seq.samples, strict=True)
+            for c, (a, b), k in zip(s.context_ids, s.context_spans, s.context_depths, strict=True)]
 
 
 def spread(values: list[int]) -> dict:

@@ -29,7 +29,7 @@ from entropylong_streamer.agents.memory_topics import MemoryTopics
 from entropylong_streamer.config import Config
 from entropylong_streamer.ingest_cmd import Ingest, bad_row_letter
 from entropylong_streamer.measurements import MemoryCache
-from entropylong_streamer.method.samples import Sample
+from entropylong_streamer.method.samples import Dependency, Sample
 from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.quality.figures import cost_figures
 from entropylong_streamer.quality.report import RECORDS_FILE, write_records
@@ -38,28 +38,45 @@ from entropylong_streamer.services.shards import spread
 from entropylong_streamer.stages.door import Door
 from entropylong_streamer.stages.ingest import BadRow, iter_paths, read_documents
 from entropylong_streamer.stages.pack import sample_from
-from entropylong_streamer.topics import DEAD_LETTER, DEPENDENCIES, DOCS, DROPPED, DependenciesRecord, ShardReady
+from entropylong_streamer.topics import DEAD_LETTER, DEPENDENCIES, DOCS, DROPPED, DependenciesRecord, Pair, ShardReady
 
 
-def dependency_rows(rec: DependenciesRecord, sample: Sample | None = None) -> list[dict]:
+def dependency_rows(rec: DependenciesRecord, sample: Sample | None = None,
+                    records: dict[str, DependenciesRecord] | None = None) -> list[dict]:
     """One line per measured (document, context, anchor): the dependencies.jsonl format. An accepted
-    pair whose context the document's sample holds says how far apart they are there, in tokens."""
-    ctx_doc = {c.context_id: c.context_doc_id for c in rec.contexts}
-    placed = {(d.context_id, d.anchor_index): d for d in (sample.dependencies if sample else ())}
-    return [{
+    pair whose context the document's sample holds says how far apart they are there, in tokens. A
+    sample of more than one hop (pack.depth) adds a line per deeper edge it holds: the pair as the
+    record of the document whose anchor it is (in `records`) measured it, with the sample's document,
+    the edge's depth and its distance in the sample."""
+    placed = {(d.context_id, d.anchor_index): d for d in (sample.dependencies if sample else ()) if d.depth == 1}
+    rows = [_row(rec, p, placed.get((p.context_id, p.anchor_index)), rec.doc_id) for p in rec.pairs]
+    for d in sample.dependencies if sample else ():
+        target = (records or {}).get(d.target_id) if d.depth > 1 else None
+        pair = next((p for p in target.pairs if (p.context_id, p.anchor_index) == (d.context_id, d.anchor_index)),
+                    None) if target else None
+        if pair is not None:
+            rows.append(_row(target, pair, d, rec.doc_id))
+    return rows
+
+
+def _row(rec: DependenciesRecord, p: Pair, d: Dependency | None, sample_doc_id: str) -> dict:
+    return {
         "doc_id": rec.doc_id, "source_id": rec.source_id, "url": rec.url, "source": rec.source,
-        "context_id": p.context_id, "context_doc_id": ctx_doc[p.context_id],
+        "context_id": p.context_id, "context_doc_id": rec.context(p.context_id).context_doc_id,
         "anchor": p.anchor_index, "anchor_span": [p.char_start, p.char_end], "H": p.h, "H_ctx": p.h_ctx,
         "NLL": p.nll, "NLL_ctx": p.nll_ctx, "dI": p.d_i, "accepted": p.accepted,
         # the anchor's word, in the document's tokens, and its NLL without and with the context: what the
         # criterion judged (verify.span_tokens > 1); null when it judged the anchor alone
         "word_span": list(p.span) if p.span else None, "word_NLL": p.span_nll, "word_NLL_ctx": p.span_nll_ctx,
         "retrieved": p.retrieved, "template": p.template, "round": p.round,
+        # the sample it is placed in: the document's own, or, for depth > 1, the sample of a document
+        # that holds this document's window (and this context before it)
+        "sample_doc_id": sample_doc_id, "depth": d.depth if d else 1,
         "in_sample": d is not None,
         "distance_from_context_end": d.from_end if d else None,
         "distance_from_context_start": d.from_start if d else None,
         "config_version": rec.config_version,
-    } for p in rec.pairs for d in (placed.get((p.context_id, p.anchor_index)),)]
+    }
 
 
 @dataclass
@@ -188,6 +205,8 @@ def build(cfg: Config, docs: list[Path], corpus: Iterable[Path], out: Path, milv
         pack = pipe.pack(out / "shards", max_wait_s=math.inf)
         samples: dict[str, Sample] = {}
         msgs = topics.messages(DEPENDENCIES)
+        # a batch has every document's record before it packs any: each multi-hop sample may use them all
+        pack.remember([r for r in topics.records(DEPENDENCIES) if r.config_version == cfg.verify_version()])
         packing, step = progress.add_task("pack", total=len(msgs)), cfg.agents.batch_size("pack")
         for i in range(0, len(msgs), step):
             _, dead = handle_batch("pack", msgs[i : i + step], DEPENDENCIES, None, pack.process, cfg.verify_version())
@@ -201,10 +220,12 @@ def build(cfg: Config, docs: list[Path], corpus: Iterable[Path], out: Path, milv
         packed = pack.shards.doc_ids
         for rec in deps:  # packed by an earlier build into this --out: the same sample, rebuilt to describe it
             if rec.doc_id not in samples and rec.doc_id in packed:
-                samples[rec.doc_id] = sample_from(rec, pack.separator, pack.seed, pack.sample_tokens)
+                samples[rec.doc_id] = sample_from(rec, pack.separator, pack.seed, pack.sample_tokens,
+                                                  pack.known.get if pack.known else None, pack.depth)
+    by_doc = {rec.doc_id: rec for rec in deps}
     with open(out / "dependencies.jsonl", "w") as fh:
         for rec in deps:
-            for row in dependency_rows(rec, samples.get(rec.doc_id)):
+            for row in dependency_rows(rec, samples.get(rec.doc_id), by_doc):
                 fh.write(json.dumps(row) + "\n")
     write_records(out / RECORDS_FILE, deps)  # whole records, for `elong report`
     _collect_rows(report, topics, pool)

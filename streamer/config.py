@@ -288,6 +288,11 @@ class PackConfig(_Section):
     context and the document: a text, tokenised by the model's tokenizer ("\n\n"), or a token id (0:
     SmolLM2's end-of-text, before which a base model learned to discount text). It changes every measurement
     (docs/method.md: the separator, measured)."""
+    depth: int = Field(1, ge=1, le=8)
+    """How many hops of verified dependencies a sample holds: 1, the document's own verified contexts; 2, also
+    theirs (the contexts verified for the documents those windows are cut from, where they went through the
+    pipeline too and resolve an anchor inside the window), and so on, while sample_tokens has room; each
+    before the piece it resolves, no document twice (docs/method.md: multi-hop samples)."""
     seed: int = 0
     """Seed of the order in which samples are packed."""
     sequences_per_shard: int = Field(8, ge=1)
@@ -570,7 +575,8 @@ class Config(_Section):
     def pack_version(self) -> str:
         p = self.pack
         return _digest("pack", self.verify_version(), p.seq_len, p.separator, p.seed, p.domain,
-                       *(() if p.sample_tokens is None else (p.sample_tokens,)))
+                       *(() if p.sample_tokens is None else (p.sample_tokens,)),
+                       *(() if p.depth == 1 else (f"depth-{p.depth}",)))
 
     def stage_versions(self) -> dict[str, str]:
         return {

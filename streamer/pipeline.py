@@ -220,7 +220,7 @@ class Pipeline:
         p = self.cfg.pack
         return PackStage(ShardSet(shard_root, self.cfg.pack_version()), p.seq_len, self.separator, p.seed,
                          p.sequences_per_shard, p.max_wait_s if max_wait_s is None else max_wait_s, p.domain,
-                         p.sample_length)
+                         p.sample_length, p.depth)
 
     def engine_tokenizer(self):
         """The indexer and retrieval need only the LM's tokenizer (chunks and context windows are

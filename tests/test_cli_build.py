@@ -16,7 +16,7 @@ from entropylong_streamer.stages.ingest import doc_id_for
 FIELDS = {"doc_id", "source_id", "url", "source", "context_id", "context_doc_id", "anchor", "anchor_span", "H",
           "H_ctx", "NLL", "NLL_ctx", "dI", "accepted", "retrieved", "template", "round", "in_sample",
           "distance_from_context_end", "distance_from_context_start", "config_version", "word_span", "word_NLL",
-          "word_NLL_ctx"}
+          "word_NLL_ctx", "sample_doc_id", "depth"}
 
 
 def test_build_writes_dependencies_with_anchor_spans_and_shards(tmp_path, model_cache):

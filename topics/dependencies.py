@@ -95,5 +95,8 @@ class DependenciesRecord(FromSource):
             raise ValueError(f"a pair's anchor is beyond the document's {len(self.token_ids)} tokens")
         return self
 
+    def context(self, context_id: str) -> Context:
+        return next(c for c in self.contexts if c.context_id == context_id)
+
 
 DEPENDENCIES = TopicSpec("dependencies", DependenciesRecord)

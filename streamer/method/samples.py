@@ -10,6 +10,8 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .hops import Node, Verified, best_first, grow
+
 
 @dataclass(frozen=True)
 class Piece:
@@ -17,6 +19,11 @@ class Piece:
     token_ids: tuple[int, ...]
     score: float = 0.0  # best dI of the context; decides which contexts stay when space is short
     anchors: tuple[int, ...] = ()  # the document tokens it was accepted at (the anchors it resolves)
+    doc_id: str = ""  # the document it is cut from, where that is not piece_id (retrieval.context "chunk")
+
+    @property
+    def source_doc(self) -> str:
+        return self.doc_id or self.piece_id
 
 
 @dataclass(frozen=True)
@@ -24,10 +31,12 @@ class Dependency:
     """A verified (context, anchor) pair as the sample holds it: positions in the sample's tokens."""
 
     context_id: str
-    anchor_index: int  # the anchor's token in the document
+    anchor_index: int  # the anchor's token in the document (in target_id's, for a deeper one)
     anchor: int  # ... and in the sample
     context_start: int  # the context's first token (after its separator)
     context_end: int  # one past its last
+    target_id: str = ""  # the document whose anchor it resolves (anchor_index is in its tokens); "": the sample's
+    depth: int = 1  # 1: a context of the document; 2: a context of one of those; ...
 
     @property
     def from_end(self) -> int:
@@ -46,10 +55,17 @@ class Sample:
     context_ids: tuple[str, ...]
     context_scores: tuple[float, ...] = ()  # the kept contexts' best dI, in context_ids order
     dependencies: tuple[Dependency, ...] = ()  # every accepted pair of a kept context, by position
-    offered: int = 0  # verified contexts the document had; len(context_ids) of them fit
+    offered: int = 0  # verified contexts the document had; `direct` of them fit
     source_id: str = ""  # the document's own id in its source (JSONL/Parquet id, WARC-Record-ID)
     url: str = ""
     rescore: str = ""  # the model version that asked for the document again (policy.rescore_last_shards)
+    context_depths: tuple[int, ...] = ()  # each context's depth, in context_ids order (1: the document's own)
+    context_spans: tuple[tuple[int, int], ...] = ()  # each context's [start, end) tokens, in context_ids order
+
+    @property
+    def direct(self) -> int:
+        """The document's own verified contexts the sample holds (depth 1)."""
+        return sum(d == 1 for d in self.context_depths) if self.context_depths else len(self.context_ids)
 
     @property
     def key(self) -> str:
@@ -92,33 +108,55 @@ def build_sample(
     separator: tuple[int, ...],
     seed: int,
     max_len: int,
+    known: Callable[[str], Verified | None] | None = None,
+    depth: int = 1,
 ) -> Sample:
     """Contexts in a seeded random order, then the document; each piece starts with the separator.
 
     As many contexts as fit in max_len (pack.sample_tokens), chosen best first: highest dI, then
-    the most anchors resolved; the document itself is never cut.
+    the most anchors resolved; the document itself is never cut. With `known` (what is known of the
+    documents the contexts are cut from) and depth > 1, the room left takes, level by level, the
+    verified contexts of the pieces already in (method/hops.py), each placed before the piece it
+    resolves, no document twice; depth 1 is the sample without them.
     """
     k = len(separator)
     if len(doc_tokens) + k > max_len:
         raise SampleTooLong(f"document of {len(doc_tokens)} tokens does not fit a {max_len}-token sequence")
     budget = max_len - len(doc_tokens) - k
-    kept: list[Piece] = []
-    for piece in sorted(contexts, key=lambda p: (-p.score, -len(p.anchors), p.piece_id)):
+    roots: list[Node] = []
+    for piece in sorted(contexts, key=best_first):
         if len(piece.token_ids) + k <= budget:
-            kept.append(piece)
+            roots.append(Node(piece, 1))
             budget -= len(piece.token_ids) + k
-    kept.sort(key=lambda p: p.piece_id)
-    random.Random(document_seed(doc_id, seed)).shuffle(kept)
+    if known is not None and depth > 1:
+        grow(roots, doc_id, known, depth, budget, k)
     tokens: list[int] = []
-    spans = []
-    for piece in kept:
-        tokens.extend(separator)
-        spans.append((piece, len(tokens), len(tokens) + len(piece.token_ids)))
-        tokens.extend(piece.token_ids)
+    placed: list[tuple[Node, int, int]] = []
+
+    def emit(children: list[Node], key: str) -> None:
+        children = sorted(children, key=lambda n: n.piece.piece_id)
+        random.Random(document_seed(key, seed)).shuffle(children)
+        for node in children:
+            emit(node.children, f"{key}/{node.piece.piece_id}")  # what it rests on comes before it
+            tokens.extend(separator)
+            placed.append((node, len(tokens), len(tokens) + len(node.piece.token_ids)))
+            tokens.extend(node.piece.token_ids)
+
+    emit(roots, doc_id)
     tokens.extend(separator)
     doc_start = len(tokens)
     tokens.extend(doc_tokens)
-    deps = sorted((Dependency(p.piece_id, t, doc_start + t, start, end)
-                   for p, start, end in spans for t in set(p.anchors)), key=lambda d: (d.anchor, d.context_start))
-    return Sample(doc_id, tuple(tokens), tuple(p.piece_id for p in kept), tuple(p.score for p in kept),
-                  tuple(deps), len(contexts))
+    start_of = {id(node): start for node, start, _ in placed}
+    deps = []
+    for node, start, end in placed:
+        if node.parent is None:  # it resolves anchors of the document: anchor indices in doc_tokens
+            deps += [Dependency(node.piece.piece_id, t, doc_start + t, start, end) for t in set(node.piece.anchors)]
+        else:  # anchors of the piece it was verified for, as indices in that piece's document
+            at = start_of[id(node.parent)] - node.parent_offset
+            deps += [Dependency(node.piece.piece_id, t, at + t, start, end, node.parent.piece.source_doc, node.depth)
+                     for t in set(node.piece.anchors)]
+    deps.sort(key=lambda d: (d.anchor, d.context_start))
+    pieces = [node.piece for node, _, _ in placed]
+    return Sample(doc_id, tuple(tokens), tuple(p.piece_id for p in pieces), tuple(p.score for p in pieces),
+                  tuple(deps), len(contexts), context_depths=tuple(node.depth for node, _, _ in placed),
+                  context_spans=tuple((start, end) for _, start, end in placed))

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 
+from entropylong_streamer.method.hops import Verified
 from entropylong_streamer.method.packing import pack
 from entropylong_streamer.method.samples import Piece, Sample, SampleTooLong, build_sample, sample_key
 from entropylong_streamer.services.shards import ShardSet
+from entropylong_streamer.services.verified_store import FILE as VERIFIED_FILE
+from entropylong_streamer.services.verified_store import VerifiedStore
 from entropylong_streamer.topics import DependenciesRecord, ShardReady
 
 from .base import StageError, StageResult, Stats, run_batch
@@ -19,8 +23,8 @@ from .base import StageError, StageResult, Stats, run_batch
 UINT32 = 1 << 32
 
 
-def sample_from(rec: DependenciesRecord, separator: tuple[int, ...], seed: int, sample_tokens: int) -> Sample:
-    """The document's sample: its verified contexts, best first, as many as sample_tokens holds."""
+def pieces_of(rec: DependenciesRecord) -> list[Piece]:
+    """The record's verified contexts as pieces: each with its best dI and the anchors it resolves."""
     ids = (rec.token_ids, *(c.token_ids for c in rec.contexts))
     if any(t < 0 or t >= UINT32 for piece in ids for t in piece):
         raise StageError("bad_token_id: token ids must fit uint32")
@@ -30,9 +34,22 @@ def sample_from(rec: DependenciesRecord, separator: tuple[int, ...], seed: int, 
         if p.accepted:
             best[p.context_id] = max(best.get(p.context_id, p.d_i), p.d_i)
             resolved.setdefault(p.context_id, []).append(p.anchor_index)
-    pieces = [Piece(c.context_id, tuple(c.token_ids), best[c.context_id], tuple(resolved[c.context_id]))
-              for c in rec.contexts if c.context_id in best]
-    sample = build_sample(rec.doc_id, tuple(rec.token_ids), pieces, separator, seed, sample_tokens)
+    return [Piece(c.context_id, tuple(c.token_ids), best[c.context_id], tuple(resolved[c.context_id]),
+                  "" if c.context_doc_id == c.context_id else c.context_doc_id)
+            for c in rec.contexts if c.context_id in best]
+
+
+def verified_of(rec: DependenciesRecord) -> Verified:
+    """What a later sample needs of this document to hold its verified contexts (pack.depth > 1)."""
+    return Verified(rec.doc_id, tuple(rec.token_ids), tuple(pieces_of(rec)))
+
+
+def sample_from(rec: DependenciesRecord, separator: tuple[int, ...], seed: int, sample_tokens: int,
+                known: Callable[[str], Verified | None] | None = None, depth: int = 1) -> Sample:
+    """The document's sample: its verified contexts, best first, as many as sample_tokens holds (and,
+    to `depth`, the verified contexts of those that `known` knows)."""
+    sample = build_sample(rec.doc_id, tuple(rec.token_ids), pieces_of(rec), separator, seed, sample_tokens,
+                          known, depth)
     return dataclasses.replace(sample, source_id=rec.source_id, url=rec.url, rescore=rec.rescore)
 
 
@@ -40,8 +57,12 @@ class PackStage:
     name = "pack"
 
     def __init__(self, shards: ShardSet, seq_len: int, separator: tuple[int, ...], seed: int,
-                 sequences_per_shard: int, max_wait_s: float, domain: str, sample_tokens: int | None = None) -> None:
+                 sequences_per_shard: int, max_wait_s: float, domain: str, sample_tokens: int | None = None,
+                 depth: int = 1) -> None:
         self.shards = shards
+        self.depth = depth
+        # what is known of the documents verification finished: the contexts of a sample's contexts
+        self.known = VerifiedStore(shards.dir / VERIFIED_FILE) if depth > 1 else None
         self.seq_len = seq_len
         self.sample_tokens = min(sample_tokens or seq_len, seq_len)
         self.separator = separator
@@ -59,6 +80,7 @@ class PackStage:
         """Build and buffer samples; duplicates (already in a shard or in the buffer) are skipped: the same
         document, unless a newer model version asked for it again (Sample.key)."""
         done = self.shards.sample_keys
+        self.remember(records)
 
         def one(rec: DependenciesRecord) -> Sample | None:
             key = sample_key(rec.doc_id, rec.rescore)
@@ -66,20 +88,34 @@ class PackStage:
                 self.stats["duplicates_skipped"] += 1
                 return None
             try:
-                sample = sample_from(rec, self.separator, self.seed, self.sample_tokens)
+                sample = sample_from(rec, self.separator, self.seed, self.sample_tokens,
+                                     self.known.get if self.known else None, self.depth)
             except SampleTooLong as exc:
                 raise StageError(f"too_long: {exc}") from exc
             self.buffer[key] = sample
             self.documents[key] = {"doc_id": rec.doc_id, "text": rec.text, **rec.origin()}
             self.stats["contexts_packed"] += len(sample.context_ids)
             # verified contexts the sample had no room for (pack.sample_tokens): what limits its length
-            self.stats["contexts_left_out"] += sample.offered - len(sample.context_ids)
+            self.stats["contexts_left_out"] += sample.offered - sample.direct
             return sample
 
         result = run_batch(self.name, records, one, self.stats)
         if self.buffer and self.first_buffered_at is None:
             self.first_buffered_at = time.monotonic()
         return result
+
+    def remember(self, records: list[DependenciesRecord]) -> None:
+        """Keep what later samples of more than one hop need of these documents (their bad records
+        are the dead letters process() writes)."""
+        if self.known is None:
+            return
+        good = []
+        for rec in records:
+            try:
+                good.append(verified_of(rec))
+            except StageError:
+                continue
+        self.known.add(good)
 
     @property
     def buffered_tokens(self) -> int:

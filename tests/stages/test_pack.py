@@ -176,3 +176,33 @@ def test_a_document_sent_again_for_a_newer_model_version_is_a_new_sample_and_its
     assert [(d.doc_id, d.text, d.rescore) for d in docs] == [("d1", "text of d1", "v000004-cd"),
                                                               ("d2", "text of d2", "v000004-cd")]
     assert missing == 0
+
+
+def chain(doc_id, tokens, context_doc, window, anchors):
+    """A record whose one verified context is `window` of context_doc, resolving `anchors`."""
+    ctx = Context(context_id=context_doc, context_doc_id=context_doc, text="w", token_ids=list(window))
+    pairs = [Pair(context_id=context_doc, anchor_index=a, char_start=0, char_end=1, h=2.0, h_ctx=0.5, nll=2.0,
+                  nll_ctx=0.5, d_i=0.75, accepted=True) for a in anchors]
+    return DependenciesRecord(doc_id=doc_id, text="t", token_ids=list(tokens), contexts=[ctx], pairs=pairs,
+                              config_version="v")
+
+
+def test_depth_two_puts_a_contexts_own_context_before_it_from_what_any_earlier_batch_made_known(tmp_path):
+    a, b, c = range(100, 140), range(200, 230), range(300, 320)
+    # D rests on b[5:15]; b, packed earlier by a packer since restarted, rests on c[0:8] at b's token 9
+    first = PackStage(ShardSet(tmp_path, "v1"), 256, (SEP,), 0, 1, 60, "test", depth=2)
+    first.process([chain("b", b, "c", c[0:8], [9]), chain("a", a, "c", c[0:4], [1])])
+    first.flush()
+    restarted = PackStage(ShardSet(tmp_path, "v1"), 256, (SEP,), 0, 1, 60, "test", depth=2)
+    restarted.process([chain("d", range(1, 9), "b", b[5:15], [3])])
+    ready = restarted.flush()
+    (seq,) = read_shard(ready.path)
+    ids = seq["input_ids"].tolist()
+    assert ids == [SEP, *c[0:8], SEP, *b[5:15], SEP, *range(1, 9)]
+    assert seq["contexts"] == [["c", 1, 9, 2], ["b", 10, 20, 1]]
+    deps_by_depth = dict(zip(seq["dependency_depths"], seq["dependencies"], strict=True))
+    assert deps_by_depth[2] == [10 + 4, 1, 9] and ids[10 + 4] == b[9]  # b's token 9, resolved by c
+    assert deps_by_depth[1] == [21 + 3, 10, 20]
+    flat = PackStage(ShardSet(tmp_path / "flat", "v1"), 256, (SEP,), 0, 1, 60, "test")
+    flat.process([chain("d", range(1, 9), "b", b[5:15], [3])])
+    assert read_shard(flat.flush().path)[0]["input_ids"].tolist() == ids[9:]
