@@ -15,6 +15,7 @@ from entropylong_streamer.topics import (
     MODEL_VERSIONS,
     SCORES,
     SHARD_READY,
+    VERIFIED,
     Anchor,
     AnchorsRecord,
     Candidate,
@@ -31,6 +32,8 @@ from entropylong_streamer.topics import (
     RecordError,
     Scored,
     ShardReady,
+    VerifiedContext,
+    VerifiedRecord,
 )
 
 ANCHORS_REC = AnchorsRecord(
@@ -58,6 +61,9 @@ EXAMPLES = {
                                                     config_version="v", step=8, shards_seen=2, last_shard="v/s1")),
     "dropped": (DROPPED, DroppedDoc(doc_id="d", url="u", source="f.jsonl:3", rule="near_duplicate",
                                     detail="estimated Jaccard 0.91", duplicate_of="e")),
+    "verified": (VERIFIED, VerifiedRecord(doc_id="d", config_version="v3", token_ids=b"\x01\x00\x00\x00", contexts=[
+        VerifiedContext(context_id="c:0", context_doc_id="c", token_ids=b"\x04\x00\x00\x00", score=0.5,
+                        anchors=[0])])),
 }
 
 

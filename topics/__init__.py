@@ -11,14 +11,15 @@ from .dropped import DROPPED, DroppedDoc
 from .measurements import MEASUREMENTS, SCORES, Measured, Scored
 from .model_versions import MODEL_VERSIONS, ModelVersion
 from .shard_ready import SHARD_READY, ShardReady
+from .verified import VERIFIED, VerifiedContext, VerifiedRecord
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (DOCS, ANCHORS, CANDIDATES, DEPENDENCIES, SHARD_READY, DEAD_LETTER,
-                                     MEASUREMENTS, SCORES, DROPPED, MODEL_VERSIONS)
+                                     MEASUREMENTS, SCORES, DROPPED, MODEL_VERSIONS, VERIFIED)
 
 __all__ = [
     "ALL_TOPICS", "ANCHORS", "CANDIDATES", "DEAD_LETTER", "DEPENDENCIES", "DOCS", "DROPPED", "MEASUREMENTS",
-    "MODEL_VERSIONS", "SCORES", "SHARD_READY", "DroppedDoc",
+    "MODEL_VERSIONS", "SCORES", "SHARD_READY", "VERIFIED", "DroppedDoc",
     "Anchor", "AnchorsRecord", "Candidate", "CandidatesRecord", "Context", "DeadLetter",
     "DependenciesRecord", "Doc", "LMCost", "Measured", "ModelVersion", "Pair", "Scored", "Record", "RecordError",
-    "Screened", "ShardReady", "TopicSpec",
+    "Screened", "ShardReady", "TopicSpec", "VerifiedContext", "VerifiedRecord",
 ]

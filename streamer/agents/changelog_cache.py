@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import cached_property
 
 from entropylong_streamer.config import Config
 from entropylong_streamer.measurements import MemoryCache, key_doc_id
@@ -37,9 +38,18 @@ class ChangelogCache(MemoryCache):
         self.spec, self._to_value, self._to_record = spec, to_value, to_record
         self.topic = spec.full_name(cfg.kafka.topic_prefix)
         self._consumer = KafkaConsumer(enable_auto_commit=False, **kc.client_kwargs(cfg))
-        self._producer = kc.producer(cfg)
+        self._cfg = cfg
         self._read_to: dict[int, int] = {}  # measurements partition -> next offset to read
         self._pending: list[tuple[bytes, tuple]] = []
+
+    @cached_property
+    def _producer(self):
+        return kc.producer(self._cfg)
+
+    def close(self) -> None:
+        self._consumer.close(autocommit=False)
+        if "_producer" in self.__dict__:
+            self._producer.close()
 
     def put(self, items) -> None:
         items = list(items)

@@ -11,13 +11,14 @@ from entropylong_streamer.config import Config
 from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.quality.gauges import REPORT_FILE, ReportGauges, report_dir
 from entropylong_streamer.stages.pack import shard_ready
-from entropylong_streamer.topics import DEPENDENCIES, SHARD_READY, ShardReady
+from entropylong_streamer.topics import DEPENDENCIES, SHARD_READY, VERIFIED, ShardReady
 
 from . import kafka_clients as kc
 from . import worker_metrics
 from .adapter import Produced, handle_batch
 from .broker_compat import install_backoff
 from .faults import Backoff, Blocked, outage_file, retrying
+from .verified_follower import VerifiedFollower
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,8 @@ def run(cfg: Config, stop: threading.Event | None = None) -> None:
     meter = metrics.BatchMeter("pack", stats=stage.stats)
     quality = ReportGauges(report_dir(cfg) / REPORT_FILE)  # `elong report` writes it; shown on change
     cons = kc.consumer(cfg, DEPENDENCIES.full_name(prefix), registry.stage("pack").group(cfg))
+    # pack.depth > 1: what every packer made known of the documents it packed
+    peers = None if stage.known is None else VerifiedFollower(cfg, stage.known, cfg.verify_version())
     prod = kc.producer(cfg)
     # A crash between a shard's manifest line and its announcement must not hide it from the
     # trainer: announce every durable shard again at start (the trainer skips shards it has seen).
@@ -53,8 +56,11 @@ def run(cfg: Config, stop: threading.Event | None = None) -> None:
             quality.refresh()
             msgs = kc.poll_messages(cons)
             t0 = time.perf_counter()
+            if peers is not None and msgs:
+                retrying(peers.catch_up_all, blocked, stop)
             _, dead = handle_batch("pack", msgs, DEPENDENCIES, None, stage.process, cfg.verify_version())
-            kc.send_all(prod, prefix, dead)
+            known, stage.outbox = [Produced(VERIFIED, VERIFIED.key(r), VERIFIED.encode(r)) for r in stage.outbox], []
+            kc.send_all(prod, prefix, dead + known)
             if msgs:  # samples leave in shards: counted as "out" by flush_and_commit
                 meter.observe(len(msgs), 0, len(dead), time.perf_counter() - t0)
             if stage.should_flush():
@@ -64,6 +70,8 @@ def run(cfg: Config, stop: threading.Event | None = None) -> None:
         flush()
     finally:
         cons.close(autocommit=False)
+        if peers is not None:
+            peers.close()
         prod.close()
 
 

@@ -15,8 +15,8 @@ from entropylong_streamer.method.packing import pack
 from entropylong_streamer.method.samples import Piece, Sample, SampleTooLong, build_sample, sample_key
 from entropylong_streamer.services.shards import ShardSet
 from entropylong_streamer.services.verified_store import FILE as VERIFIED_FILE
-from entropylong_streamer.services.verified_store import VerifiedStore
-from entropylong_streamer.topics import DependenciesRecord, ShardReady
+from entropylong_streamer.services.verified_store import VerifiedStore, verified_record
+from entropylong_streamer.topics import DependenciesRecord, ShardReady, VerifiedRecord
 
 from .base import StageError, StageResult, Stats, run_batch
 
@@ -39,11 +39,6 @@ def pieces_of(rec: DependenciesRecord) -> list[Piece]:
             for c in rec.contexts if c.context_id in best]
 
 
-def verified_of(rec: DependenciesRecord) -> Verified:
-    """What a later sample needs of this document to hold its verified contexts (pack.depth > 1)."""
-    return Verified(rec.doc_id, tuple(rec.token_ids), tuple(pieces_of(rec)))
-
-
 def sample_from(rec: DependenciesRecord, separator: tuple[int, ...], seed: int, sample_tokens: int,
                 known: Callable[[str], Verified | None] | None = None, depth: int = 1) -> Sample:
     """The document's sample: its verified contexts, best first, as many as sample_tokens holds (and,
@@ -63,6 +58,7 @@ class PackStage:
         self.depth = depth
         # what is known of the documents verification finished: the contexts of a sample's contexts
         self.known = VerifiedStore(shards.dir / VERIFIED_FILE) if depth > 1 else None
+        self.outbox: list[VerifiedRecord] = []  # what this packer made known, for its peers (the verified topic)
         self.seq_len = seq_len
         self.sample_tokens = min(sample_tokens or seq_len, seq_len)
         self.separator = separator
@@ -112,10 +108,11 @@ class PackStage:
         good = []
         for rec in records:
             try:
-                good.append(verified_of(rec))
+                good.append(verified_record(rec, pieces_of(rec)))
             except StageError:
                 continue
         self.known.add(good)
+        self.outbox += good
 
     @property
     def buffered_tokens(self) -> int:

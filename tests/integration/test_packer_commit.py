@@ -11,7 +11,7 @@ from entropylong_streamer import registry
 from entropylong_streamer.agents import kafka_clients as kc
 from entropylong_streamer.agents import packer_loop
 from entropylong_streamer.config import Config
-from entropylong_streamer.services.shards import ShardSet
+from entropylong_streamer.services.shards import ShardSet, read_shard
 from entropylong_streamer.status import ensure_pipeline_topics
 from entropylong_streamer.topics import DEPENDENCIES, Context, DependenciesRecord, Pair
 
@@ -69,3 +69,45 @@ def test_failed_shard_write_commits_nothing_and_a_restart_packs_each_record_once
     shards = ShardSet(shard_dir.parent, cfg.pack_version())
     packed = [d for e in shards.entries for d in e["doc_ids"]]
     assert sorted(packed) == [f"d{i}" for i in range(6)]
+
+
+def chain_record(doc_id: str, tokens: list[int], context_doc: str, window: list[int], anchor: int,
+                 version: str) -> DependenciesRecord:
+    ctx = Context(context_id=context_doc, context_doc_id=context_doc, text="w", token_ids=window)
+    pair = Pair(context_id=context_doc, anchor_index=anchor, char_start=0, char_end=1, h=2.0, h_ctx=0.4, nll=2.0,
+                nll_ctx=0.4, d_i=0.8, accepted=True)
+    return DependenciesRecord(doc_id=doc_id, text="t", token_ids=tokens, contexts=[ctx], pairs=[pair],
+                              config_version=version)
+
+
+def test_a_packer_builds_two_hops_from_what_another_packer_made_known(tmp_path, broker):
+    """pack.depth 2: packer A packs b (b rests on c); packer B, with a disk of its own, packs d (d rests on a
+    window of b) and puts c's window before b's from the verified topic A published."""
+    prefix = f"t{uuid.uuid4().hex[:6]}."
+    base = {"kafka.bootstrap_servers": broker, "kafka.topic_prefix": prefix, "kafka.partitions": 2,
+            "kafka.idle_fetch_backoff_ms": 100, "pack.seq_len": 128, "pack.sequences_per_shard": 1,
+            "pack.max_wait_s": 0.5, "pack.depth": 2}
+    a, b = (Config().copy_with({**base, "data_dir": str(tmp_path / name)}) for name in ("a", "b"))
+    version = a.verify_version()
+    topic = DEPENDENCIES.full_name(prefix)
+    ensure_pipeline_topics(a)
+
+    def send(rec: DependenciesRecord) -> None:
+        prod = kc.producer(a)
+        prod.send(topic, key=DEPENDENCIES.key(rec), value=DEPENDENCIES.encode(rec))
+        prod.flush()
+        prod.close()
+
+    b_tokens, c_tokens = list(range(200, 230)), list(range(300, 320))
+    send(chain_record("b", b_tokens, "c", c_tokens[:8], 9, version))
+    assert run_packer(a, until=lambda: committed(a) == 1) is None
+    send(chain_record("d", list(range(1, 9)), "b", b_tokens[5:15], 3, version))
+    assert run_packer(b, until=lambda: committed(b) == 2) is None
+    shards = ShardSet(tmp_path / "b" / "shards", b.pack_version())
+    (entry,) = shards.entries
+    (seq,) = read_shard(entry["path"])
+    assert seq["doc_ids"] == ["d"]
+    ids = seq["input_ids"].tolist()
+    i, j = ids.index(c_tokens[0]), ids.index(b_tokens[5])
+    assert ids[i : i + 8] == c_tokens[:8] and i + 8 < j and ids[j : j + 10] == b_tokens[5:15]
+    assert [[c, k] for c, _, _, k in seq["contexts"]] == [["c", 2], ["b", 1]]
