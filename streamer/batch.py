@@ -95,10 +95,16 @@ class BuildReport:
 
 def sample_summary(samples: list[Sample]) -> dict:
     """Tokens per sample, verified contexts per sample and dependency distances (context end to
-    anchor), as median / p90 / max."""
+    anchor), as median / p90 / max; with contexts deeper than 1 (pack.depth), the documents a sample
+    joins and the contexts and edge distances of each depth."""
+    depths = sorted({k for s in samples for k in s.context_depths})
     return {"samples": len(samples), "tokens": spread([len(s) for s in samples]),
             "contexts": spread([len(s.context_ids) for s in samples]),
-            "distance": spread([d.from_end for s in samples for d in s.dependencies])}
+            "distance": spread([d.from_end for s in samples for d in s.dependencies]),
+            "documents": spread([1 + len(s.context_ids) for s in samples]),
+            "by_depth": {k: {"contexts": spread([s.context_depths.count(k) for s in samples]),
+                             "distance": spread([d.from_end for s in samples for d in s.dependencies if d.depth == k])}
+                         for k in depths}}
 
 
 def load_pool(paths: Iterable[Path], cfg: Config) -> MemoryTopics:

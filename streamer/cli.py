@@ -303,6 +303,10 @@ def _print_build_summary(report, out: Path) -> None:
         console.print(f"  samples: {spread_text(s['tokens'], 'tokens')}; "
                       f"{spread_text(s['contexts'], 'verified contexts')}; "
                       f"dependency distance (context end to anchor) {spread_text(s['distance'], 'tokens')}")
+        if len(s["by_depth"]) > 1:  # pack.depth > 1 put contexts of contexts in
+            console.print(f"  documents a sample joins: {spread_text(s['documents'], 'documents')}; " + "; ".join(
+                f"depth {k}: {spread_text(v['contexts'], 'contexts')}, "
+                f"edges {spread_text(v['distance'], 'tokens')} apart" for k, v in s["by_depth"].items()))
     if report.cost.get("emitted_tokens"):
         from entropylong_streamer.quality.command import cost_line
 

@@ -156,8 +156,14 @@ def lengths_line(s: dict) -> str:
         return spread_text({"median": q.get("50"), "p90": q.get("90"), "max": dist["max"] if q else None})
 
     far = s["dependency_distance"]["from_context_end"]
-    return (f"tokens per sample: {spread(s['tokens_per_sample'])}; dependency distance (tokens from the context's "
+    line = (f"tokens per sample: {spread(s['tokens_per_sample'])}; dependency distance (tokens from the context's "
             f"end to its anchor, {far['count']} verified pairs in samples): {spread(far)}")
+    by_depth = s.get("contexts_by_depth", {})
+    if len(by_depth) > 1:  # pack.depth > 1 put contexts of contexts in
+        line += ("; documents per sample: " + spread(s["documents_per_sample"]) + "; by depth: " + ", ".join(
+            f"{k}: {_f(v['mean'], digits=1)} contexts a sample, edges {spread(s['edge_distance_by_depth'][k])} "
+            "tokens apart" for k, v in by_depth.items()))
+    return line
 
 
 def cost_line(c: dict) -> str:

@@ -64,11 +64,20 @@ def dependency_figures(records: Sequence[DependenciesRecord], criterion: Criteri
 
 
 def sample_figures(contexts_per_sample: Sequence[int], tokens_per_sample: Sequence[int],
-                   manifest: Sequence[dict], distances: Sequence[tuple[int, int]] = ()) -> dict:
-    """Sample lengths and contexts; `distances`: (from the context's end, from its start) to the
-    anchor, in tokens of the sample, for every verified pair the samples hold."""
+                   manifest: Sequence[dict], distances: Sequence[tuple[int, ...]] = (),
+                   per_sample: Sequence[dict] = ()) -> dict:
+    """Sample lengths and contexts; `distances`: (from the context's end, from its start[, depth]) to the
+    anchor, in tokens of the sample, for every verified edge the samples hold; `per_sample`: the report's
+    line per sample (quality/report.sample_row), kept whole and summarised by depth."""
     fill = [e["fill_ratio"] for e in manifest if "fill_ratio" in e]
+    depths = sorted({int(k) for row in per_sample for k in row["contexts_by_depth"]})
     return {
+        "documents_per_sample": distribution([row["documents"] for row in per_sample]),
+        "contexts_by_depth": {str(k): distribution([row["contexts_by_depth"].get(str(k), 0) for row in per_sample])
+                              for k in depths},
+        "edge_distance_by_depth": {str(k): distribution([d[0] for d in distances if (d[2:] or (1,))[0] == k],
+                                                        TOKEN_EDGES) for k in depths},
+        "per_sample": list(per_sample),
         "samples": len(tokens_per_sample),
         "contexts_per_sample": distribution(contexts_per_sample),
         "tokens_per_sample": distribution(tokens_per_sample, TOKEN_EDGES),

@@ -32,10 +32,25 @@ RECORDS_FILE = "dependencies.msgpack"  # what `elong build` writes beside depend
 
 @dataclass
 class ShardSetView:
-    """doc_id -> its sample's tokens, as the shards hold them; the manifest's entries."""
+    """doc_id -> its sample's tokens, as the shards hold them; the manifest's entries; and, from shards
+    that record them, each sample's contexts (id, start, end, depth) and verified edges (anchor, context
+    start, context end, depth), in the sample's positions."""
 
     samples: dict[str, list[int]] = field(default_factory=dict)
     manifest: list[dict] = field(default_factory=list)
+    contexts: dict[str, list[tuple[str, int, int, int]]] = field(default_factory=dict)
+    edges: dict[str, list[tuple[int, int, int, int]]] = field(default_factory=dict)
+
+    def depth_one(self, doc_id: str, separator: int) -> list[int]:
+        """The sample without its contexts deeper than 1 (pack.depth), each with the separator before it:
+        what the document's own record rebuilds, whatever was known of the others when it was packed."""
+        ids = self.samples[doc_id]
+        cut = sorted((a - separator, b) for _, a, b, depth in self.contexts.get(doc_id, ()) if depth > 1)
+        out, at = [], 0
+        for a, b in cut:
+            out += ids[at:a]
+            at = b
+        return out + ids[at:]
 
 
 def read_shard_set(shard_dir: Path) -> ShardSetView:
@@ -47,9 +62,34 @@ def read_shard_set(shard_dir: Path) -> ShardSetView:
     for entry in view.manifest:
         for seq in read_shard(Path(entry["path"])):
             ids = seq["input_ids"].tolist()
-            for doc_id, (start, end) in zip(seq["doc_ids"], seq["indices"].reshape(-1, 2), strict=True):
-                view.samples[doc_id] = ids[int(start):int(end)]
+            spans = seq["indices"].reshape(-1, 2).tolist()
+            for doc_id, (start, end) in zip(seq["doc_ids"], spans, strict=True):
+                view.samples[doc_id] = ids[start:end]
+            if "contexts" not in seq:  # written before shards recorded them
+                continue
+
+            def owner(position: int, spans=spans, doc_ids=seq["doc_ids"]) -> tuple[str, int]:
+                i = next(i for i, (a, b) in enumerate(spans) if a <= position < b)
+                return doc_ids[i], spans[i][0]
+
+            for c, a, b, depth in seq["contexts"]:
+                doc_id, start = owner(a)
+                view.contexts.setdefault(doc_id, []).append((c, a - start, b - start, depth))
+            for (anchor, a, b), depth in zip(seq["dependencies"], seq["dependency_depths"], strict=True):
+                doc_id, start = owner(anchor)
+                view.edges.setdefault(doc_id, []).append((anchor - start, a - start, b - start, depth))
     return view
+
+
+def sample_row(doc_id: str, tokens: int, contexts: list[tuple[str, int, int, int]],
+               edges: list[tuple[int, int, int, int]]) -> dict:
+    """One sample as the report lists it: its length, its contexts by depth and every verified edge's
+    depth and distance (tokens from the context's end to the anchor)."""
+    by_depth: dict[str, int] = {}
+    for *_, depth in contexts:
+        by_depth[str(depth)] = by_depth.get(str(depth), 0) + 1
+    return {"doc_id": doc_id, "tokens": tokens, "documents": 1 + len(contexts), "contexts_by_depth": by_depth,
+            "edges": [[depth, anchor - end] for anchor, _, end, depth in sorted(edges)]}
 
 
 def write_records(path: Path, records: Iterable[DependenciesRecord]) -> int:
@@ -129,17 +169,24 @@ def build_figures(cfg: Config, records: Iterable[DependenciesRecord], shards: Sh
             continue
         latest[rec.doc_id] = rec
     matched, mismatched, contexts, tokens, distances, dependencies = [], [], [], [], [], 0
+    per_sample = []
     for doc_id in sorted(set(latest) & set(shards.samples)):
         rec = latest[doc_id]
         sample = sample_from(rec, separator, p.seed, p.sample_length)
-        if list(sample.token_ids) != shards.samples[doc_id]:
+        if list(sample.token_ids) != shards.depth_one(doc_id, len(separator)):
             mismatched.append(doc_id)  # packed under settings these records do not reproduce
             continue
         matched.append(rec)
-        contexts.append(len(sample.context_ids))
-        tokens.append(len(sample))
-        distances += [(d.from_end, d.from_start) for d in sample.dependencies]
-        dependencies += len(sample.dependencies)
+        # what the shard holds: with pack.depth > 1, more than the record rebuilds
+        pieces = shards.contexts.get(doc_id) or [(c, a, b, 1) for c, (a, b) in
+                                                 zip(sample.context_ids, sample.context_spans, strict=True)]
+        edges = shards.edges.get(doc_id) or [(d.anchor, d.context_start, d.context_end, 1)
+                                             for d in sample.dependencies]
+        contexts.append(len(pieces))
+        tokens.append(len(shards.samples[doc_id]))
+        distances += [(anchor - b, anchor - a, depth) for anchor, a, b, depth in edges]
+        dependencies += len(edges)
+        per_sample.append(sample_row(doc_id, len(shards.samples[doc_id]), pieces, edges))
     report: dict = {
         "created_unix": time.time(),
         "config": {"schema_version": cfg.schema_version, "stage_versions": cfg.stage_versions(),
@@ -151,7 +198,7 @@ def build_figures(cfg: Config, records: Iterable[DependenciesRecord], shards: Sh
                    "records_not_yet_in_a_shard": len(set(latest) - set(shards.samples)),
                    "records_disagreeing_with_shard": len(mismatched), "records_undecodable": undecodable},
         "dependencies": dependency_figures(matched, criterion(cfg)),
-        "samples": sample_figures(contexts, tokens, shards.manifest, distances),
+        "samples": sample_figures(contexts, tokens, shards.manifest, distances, per_sample),
         "cost": cost_figures(matched, sum(tokens), dependencies),
     }
     with_context = {r.doc_id: r for r, c in zip(matched, contexts, strict=True) if c}

@@ -100,6 +100,11 @@ def test_the_figures_agree_with_the_records_they_came_from(built):
 def test_outputs_json_plots_and_gauges(built):
     _, _, report, paths, _ = built
     assert json.loads(paths[0].read_text()) == json.loads(json.dumps(report))
+    # one row per sample: its length, its contexts by depth, each verified edge's depth and distance
+    rows = report["samples"]["per_sample"]
+    assert sum(r["tokens"] for r in rows) == report["samples"]["tokens_per_sample"]["mean"] * len(rows)
+    assert [sum(r["contexts_by_depth"].values()) for r in rows if r["contexts_by_depth"]]
+    assert sum(len(r["edges"]) for r in rows) == report["samples"]["dependency_distance"]["from_context_end"]["count"]
     pngs = [p for p in paths if p.suffix == ".png"]
     assert {p.name for p in pngs} == {"ce_vs_context_all.png", "ce_vs_context_anchors.png", "d_i.png",
                                      "lengths.png"}
