@@ -9,7 +9,7 @@ sample is joined to D by a chain of verified dependencies, and each edge lies in
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -37,7 +37,6 @@ class Node:
     depth: int
     parent: Node | None = None
     parent_offset: int = 0
-    children: list[Node] = field(default_factory=list)
 
 
 def best_first(piece: Piece) -> tuple:
@@ -58,12 +57,12 @@ def locate(window: tuple[int, ...], tokens: tuple[int, ...]) -> int | None:
 
 
 def grow(roots: list[Node], doc_id: str, known: Callable[[str], Verified | None], depth: int, budget: int,
-         sep: int) -> int:
-    """Add, level by level up to `depth`, the verified contexts of the last level's pieces whose anchors
-    lie inside those pieces, best first, while `budget` tokens (each piece plus its `sep` separator
-    tokens) hold them; no document twice. Returns the budget left."""
+         sep: int) -> list[list[Node]]:
+    """The levels 2 to `depth` (the non-empty ones): the verified contexts of the last level's pieces
+    whose anchors lie inside those pieces, best first, while `budget` tokens (each piece plus its `sep`
+    separator tokens) hold them; no document twice."""
     used = {doc_id} | {n.piece.source_doc for n in roots}
-    level = roots
+    level, levels = roots, []
     for d in range(2, depth + 1):
         offers: list[tuple[Piece, Node, int]] = []
         for node in sorted(level, key=lambda n: n.piece.piece_id):
@@ -79,11 +78,10 @@ def grow(roots: list[Node], doc_id: str, known: Callable[[str], Verified | None]
         for piece, node, at in sorted(offers, key=lambda o: (*best_first(o[0]), o[1].piece.piece_id)):
             if piece.source_doc in used or len(piece.token_ids) + sep > budget:
                 continue
-            child = Node(piece, d, node, at)
-            node.children.append(child)
-            level.append(child)
+            level.append(Node(piece, d, node, at))
             used.add(piece.source_doc)
             budget -= len(piece.token_ids) + sep
         if not level:
             break
-    return budget
+        levels.append(level)
+    return levels

@@ -116,8 +116,10 @@ def build_sample(
     As many contexts as fit in max_len (pack.sample_tokens), chosen best first: highest dI, then
     the most anchors resolved; the document itself is never cut. With `known` (what is known of the
     documents the contexts are cut from) and depth > 1, the room left takes, level by level, the
-    verified contexts of the pieces already in (method/hops.py), each placed before the piece it
-    resolves, no document twice; depth 1 is the sample without them.
+    verified contexts of the pieces already in (method/hops.py), no document twice. The deepest level
+    comes first, each level in its own seeded order, so every piece stands before the piece it
+    resolves, with the rest of its level and the level after it between them (a dependency as far
+    back as the sample allows, not beside its target); depth 1 is the sample without them.
     """
     k = len(separator)
     if len(doc_tokens) + k > max_len:
@@ -128,21 +130,19 @@ def build_sample(
         if len(piece.token_ids) + k <= budget:
             roots.append(Node(piece, 1))
             budget -= len(piece.token_ids) + k
+    levels = [roots] if roots else []
     if known is not None and depth > 1:
-        grow(roots, doc_id, known, depth, budget, k)
+        levels += grow(roots, doc_id, known, depth, budget, k)
     tokens: list[int] = []
     placed: list[tuple[Node, int, int]] = []
-
-    def emit(children: list[Node], key: str) -> None:
-        children = sorted(children, key=lambda n: n.piece.piece_id)
-        random.Random(document_seed(key, seed)).shuffle(children)
-        for node in children:
-            emit(node.children, f"{key}/{node.piece.piece_id}")  # what it rests on comes before it
+    for level in reversed(levels):
+        nodes = sorted(level, key=lambda n: n.piece.piece_id)
+        key = doc_id if nodes[0].depth == 1 else f"{doc_id}/{nodes[0].depth}"
+        random.Random(document_seed(key, seed)).shuffle(nodes)
+        for node in nodes:
             tokens.extend(separator)
             placed.append((node, len(tokens), len(tokens) + len(node.piece.token_ids)))
             tokens.extend(node.piece.token_ids)
-
-    emit(roots, doc_id)
     tokens.extend(separator)
     doc_start = len(tokens)
     tokens.extend(doc_tokens)

@@ -81,6 +81,7 @@ def test_every_piece_is_joined_to_the_document_by_edges_that_lie_inside_the_samp
     assert build_sample("d0", d.token_ids, list(d.contexts), (SEP,), seed, max_len, known.get, 1) == flat
     assert {c for c, k in zip(s.context_ids, s.context_depths, strict=True) if k == 1} == set(flat.context_ids)
     assert all(k <= depth for k in s.context_depths)
+    assert list(s.context_depths) == sorted(s.context_depths, reverse=True)  # the deepest level first
     sources = [c for c, k in zip(s.context_ids, s.context_depths, strict=True) if k > 1]
     assert len(set(sources)) == len(sources) and "d0" not in sources
     spans = {}
