@@ -13,14 +13,17 @@ accepted pairs the samples hold (anchors on a line or in a word 6-gram that >= 1
 The measurements are cached (scores, verify pairs): a second run costs retrieval only.
 
     .venv/bin/python bench/multihop_samples.py [--pool 3000] [--targets 6] [--depth 3] [--hop-docs 48]
+    .venv/bin/python bench/multihop_samples.py --records OUT/dependencies.msgpack --targets-file T.jsonl
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 from collections import Counter
+from pathlib import Path
 
 from big_pool import big_pool, indexed
 from link_truth import PoolCounts
@@ -30,8 +33,10 @@ from rich.progress import Progress
 
 from entropylong_streamer.measurements import MemoryCache
 from entropylong_streamer.pipeline import Pipeline
+from entropylong_streamer.quality.report import read_records
 from entropylong_streamer.services.shards import spread, spread_text
 from entropylong_streamer.services.verified_store import VerifiedStore, verified_record
+from entropylong_streamer.stages.ingest import doc_id_for
 from entropylong_streamer.stages.pack import pieces_of, sample_from
 from entropylong_streamer.topics import DependenciesRecord, Doc
 
@@ -70,7 +75,11 @@ def main() -> None:
     ap.add_argument("--max-contexts", type=int, default=24)
     ap.add_argument("--model", default="smollm2")
     ap.add_argument("--set", dest="sets", action="append", default=[])
+    ap.add_argument("--records", type=Path, help="an elong build's dependencies.msgpack: its table, no LM work")
+    ap.add_argument("--targets-file", type=Path, help="with --records: the JSONL of the targets")
     args = ap.parse_args()
+    if args.records:
+        return from_build(args.records, args.targets_file, args.sample_tokens, args.depth)
 
     targets = linked_pages(argparse.Namespace(**{**vars(args), "pool": args.target_pool}))[1]
     pool, _, per_package = big_pool(args, {p.doc_id for p in targets})
@@ -99,28 +108,46 @@ def main() -> None:
         if not frontier:
             break
 
+    depth_table(records, [d.doc_id for d in target_docs], pipe.separator, cfg.pack.seed, args.sample_tokens,
+                args.depth, PoolCounts([d.text for d in pool]))
+
+
+def depth_table(records: dict[str, DependenciesRecord], targets: list[str], separator: tuple[int, ...], seed: int,
+                sample_tokens: int, depth: int, counts: PoolCounts | None = None) -> None:
+    """The targets' samples packed at each depth from 1 to `depth`, knowing every record."""
     known = VerifiedStore()
     known.add(verified_record(r, pieces_of(r)) for r in records.values())
-    counts = PoolCounts([d.text for d in pool])
-    print(f"\n{'depth':<6}{'tokens/sample':>28}{'documents/sample':>24}{'contexts by depth (mean)':>30}"
-          f"{'edge distance (median, p90)':>32}{'chrome line/6-gram':>20}")
-    for depth in range(1, args.depth + 1):
-        samples = [sample_from(records[d.doc_id], pipe.separator, cfg.pack.seed, args.sample_tokens, known.get, depth)
-                   for d in target_docs if d.doc_id in records]
+    print(f"\n{len(targets)} targets, {len(records)} documents verified, sample_tokens {sample_tokens:,}")
+    print(f"{'depth':<6}{'tokens/sample':>28}{'documents/sample':>18}{'contexts by depth (mean)':>36}"
+          f"{'edge distance (median, p90)':>30}{'by depth (median)':>40}{'chrome line/6-gram':>20}")
+    for d in range(1, depth + 1):
+        samples = [sample_from(records[t], separator, seed, sample_tokens, known.get, d)
+                   for t in targets if t in records]
         by_depth = Counter(k for s in samples for k in s.context_depths)
-        edges = [dep for s in samples for dep in s.dependencies]
+        far = spread([e.from_end for s in samples for e in s.dependencies])
+        apart: dict[int, list[int]] = {}
+        for s in samples:
+            for e in s.dependencies:
+                apart.setdefault(e.depth, []).append(e.from_end)
         chrome = [counts.chrome(rec.text, [(p.char_start, p.char_end)], MIN_DOCS)[0]
-                  for s in samples for dep in s.dependencies
-                  for rec in (records[dep.target_id or s.doc_id],)
-                  for p in rec.pairs if (p.context_id, p.anchor_index) == (dep.context_id, dep.anchor_index)]
-        far = spread([d.from_end for d in edges])
-        print(f"{depth:<6}{spread_text(spread([len(s) for s in samples]), 'tokens'):>28}"
-              f"{statistics.median(1 + len(s.context_ids) for s in samples):>24}"
-              f"{', '.join(f'{k}: {n / len(samples):.1f}' for k, n in sorted(by_depth.items())):>30}"
-              f"{far['median'] or 0:>22,.0f}{far['p90'] or 0:>10,.0f}"
-              f"{sum(c[0] for c in chrome) / max(len(chrome), 1):>13.1%}"
-              f"{sum(c[1] for c in chrome) / max(len(chrome), 1):>7.1%}")
+                  for s in samples for e in s.dependencies for rec in (records[e.target_id or s.doc_id],)
+                  for p in rec.pairs if (p.context_id, p.anchor_index) == (e.context_id, e.anchor_index)
+                  ] if counts else []
+        print(f"{d:<6}{spread_text(spread([len(s) for s in samples]), 'tokens'):>28}"
+              f"{statistics.median(1 + len(s.context_ids) for s in samples):>18}"
+              f"{', '.join(f'{k}: {n / len(samples):.1f}' for k, n in sorted(by_depth.items())):>36}"
+              f"{far['median'] or 0:>20,.0f}{far['p90'] or 0:>10,.0f}"
+              f"{', '.join(f'{k}: {statistics.median(v):,.0f}' for k, v in sorted(apart.items())):>40}"
+              + (f"{sum(c[0] for c in chrome) / max(len(chrome), 1):>13.1%}"
+                 f"{sum(c[1] for c in chrome) / max(len(chrome), 1):>7.1%}" if counts else f"{'-':>20}"))
 
+
+def from_build(path: Path, targets_file: Path, sample_tokens: int, depth: int) -> None:
+    """The table over the records of an `elong build` (OUT/dependencies.msgpack) whose --docs held the
+    targets (a JSONL file) and the documents their contexts come from; separator "\n\n" as one token."""
+    records = {r.doc_id: r for r in read_records(path)}
+    targets = [doc_id_for(json.loads(line)["text"]) for line in targets_file.read_text().splitlines() if line]
+    depth_table(records, targets, (0,), 0, sample_tokens, depth)
 
 if __name__ == "__main__":
     main()
