@@ -8,7 +8,8 @@ from entropylong_streamer.stack_control import start_servers, start_worker, stop
 
 
 def test_a_worker_that_cannot_build_its_stage_exits_with_status_1(tmp_path, model_cache):
-    cfg = small_config(tmp_path / "fail", model_cache)
+    # a dense pool built with another index type (the lexical default refuses it for its missing BM25 terms)
+    cfg = small_config(tmp_path / "fail", model_cache).copy_with({"retrieval.mode": "dense"})
     Path(cfg.data_dir).mkdir(parents=True)
     (Path(cfg.data_dir) / "models").symlink_to(model_cache, target_is_directory=True)
     write_worker_config(cfg)
@@ -16,7 +17,7 @@ def test_a_worker_that_cannot_build_its_stage_exits_with_status_1(tmp_path, mode
         start_servers(cfg)
         from pymilvus import DataType, MilvusClient
 
-        client = MilvusClient(uri=cfg.milvus.uri)  # a pool built with another index type
+        client = MilvusClient(uri=cfg.milvus.uri)
         schema = client.create_schema(auto_id=False)
         schema.add_field("chunk_id", DataType.VARCHAR, is_primary=True, max_length=64)
         schema.add_field("doc_signature", DataType.ARRAY, element_type=DataType.INT64, max_capacity=128)
