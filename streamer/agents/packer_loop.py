@@ -36,6 +36,8 @@ def run(cfg: Config, stop: threading.Event | None = None) -> None:
     cons = kc.consumer(cfg, DEPENDENCIES.full_name(prefix), registry.stage("pack").group(cfg))
     # pack.depth > 1: what every packer made known of the documents it packed
     peers = None if stage.known is None else VerifiedFollower(cfg, stage.known, cfg.verify_version())
+    if peers is not None:
+        stage.outbox = []
     prod = kc.producer(cfg)
     # A crash between a shard's manifest line and its announcement must not hide it from the
     # trainer: announce every durable shard again at start (the trainer skips shards it has seen).
@@ -59,7 +61,9 @@ def run(cfg: Config, stop: threading.Event | None = None) -> None:
             if peers is not None and msgs:
                 retrying(peers.catch_up_all, blocked, stop)
             _, dead = handle_batch("pack", msgs, DEPENDENCIES, None, stage.process, cfg.verify_version())
-            known, stage.outbox = [Produced(VERIFIED, VERIFIED.key(r), VERIFIED.encode(r)) for r in stage.outbox], []
+            known = [Produced(VERIFIED, VERIFIED.key(r), VERIFIED.encode(r)) for r in stage.outbox or ()]
+            if stage.outbox:
+                stage.outbox = []
             kc.send_all(prod, prefix, dead + known)
             if msgs:  # samples leave in shards: counted as "out" by flush_and_commit
                 meter.observe(len(msgs), 0, len(dead), time.perf_counter() - t0)

@@ -58,7 +58,9 @@ class PackStage:
         self.depth = depth
         # what is known of the documents verification finished: the contexts of a sample's contexts
         self.known = VerifiedStore(shards.dir / VERIFIED_FILE) if depth > 1 else None
-        self.outbox: list[VerifiedRecord] = []  # what this packer made known, for its peers (the verified topic)
+        # what this packer made known, for its peers: collected only where a loop publishes it (the verified
+        # topic); None in batch mode, which knows every record already
+        self.outbox: list[VerifiedRecord] | None = None
         self.seq_len = seq_len
         self.sample_tokens = min(sample_tokens or seq_len, seq_len)
         self.separator = separator
@@ -112,7 +114,8 @@ class PackStage:
             except StageError:
                 continue
         self.known.add(good)
-        self.outbox += good
+        if self.outbox is not None:
+            self.outbox += good
 
     @property
     def buffered_tokens(self) -> int:
