@@ -1,7 +1,8 @@
 """Batch mode: the same stages in one process, over in-memory topics instead of Kafka.
 
 build(docs, corpus) -> OUT/shards/<version>/..., OUT/dependencies.jsonl, OUT/dead-letter.jsonl,
-OUT/dropped.jsonl (documents the door turned away).
+OUT/dropped.jsonl (documents the door turned away), OUT/config.json (the resolved settings, secrets
+masked: what `report --batch OUT` and a build into the same OUT start from).
 Documents pass the door as `ingest` passes them (ingest_cmd.Ingest); every stage runs through the
 adapter its worker uses (agents/adapter.StageRunner over agents/memory_topics.MemoryTopics), in the
 registry's order and at the workers' batch sizes (agents.max_batch); the packer packs by its
@@ -12,6 +13,7 @@ streaming mode yields.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import threading
@@ -32,13 +34,27 @@ from entropylong_streamer.measurements import MemoryCache
 from entropylong_streamer.method.samples import Dependency, Sample
 from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.quality.figures import cost_figures
-from entropylong_streamer.quality.report import RECORDS_FILE, write_records
+from entropylong_streamer.quality.report import RECORDS_FILE, read_records, write_records
 from entropylong_streamer.services.door_index import DoorIndex
 from entropylong_streamer.services.shards import spread
 from entropylong_streamer.stages.door import Door
 from entropylong_streamer.stages.ingest import BadRow, iter_paths, read_documents
 from entropylong_streamer.stages.pack import sample_from
-from entropylong_streamer.topics import DEAD_LETTER, DEPENDENCIES, DOCS, DROPPED, DependenciesRecord, Pair, ShardReady
+from entropylong_streamer.topics import (
+    DEAD_LETTER,
+    DEPENDENCIES,
+    DOCS,
+    DROPPED,
+    DependenciesRecord,
+    Pair,
+    RecordError,
+    ShardReady,
+)
+
+log = logging.getLogger(__name__)
+
+
+BUILD_CONFIG = "config.json"
 
 
 def dependency_rows(rec: DependenciesRecord, sample: Sample | None = None,
@@ -172,6 +188,7 @@ def build(cfg: Config, docs: list[Path], corpus: Iterable[Path], out: Path, milv
           show_progress: bool = True, pipeline: Pipeline | None = None) -> BuildReport:
     """`pipeline`: one whose models are already loaded (its pool is used as it is)."""
     out.mkdir(parents=True, exist_ok=True)
+    (out / BUILD_CONFIG).write_text(json.dumps(cfg.masked(), indent=1) + "\n")
     report = BuildReport()
     topics = MemoryTopics()
     # The door of a build remembers this build only (an in-memory index): a rebuild decides the same.
@@ -233,7 +250,7 @@ def build(cfg: Config, docs: list[Path], corpus: Iterable[Path], out: Path, milv
         for rec in deps:
             for row in dependency_rows(rec, samples.get(rec.doc_id), by_doc):
                 fh.write(json.dumps(row) + "\n")
-    write_records(out / RECORDS_FILE, deps)  # whole records, for `elong report`
+    write_records(out / RECORDS_FILE, with_earlier(out / RECORDS_FILE, deps))  # whole records, for `elong report`
     _collect_rows(report, topics, pool)
     _write_rows(out, report)
     report.stats = ({"index": dict(indexer.stage.stats)} | {name: dict(r.stage.stats) for name, r in runners.items()}
@@ -245,6 +262,20 @@ def build(cfg: Config, docs: list[Path], corpus: Iterable[Path], out: Path, milv
     report.shard_set = {"dir": str(pack.shards.dir), "shards": len(pack.shards.entries),
                         "samples": sum(e["samples"] for e in pack.shards.entries)}
     return report
+
+
+def with_earlier(path: Path, deps: list[DependenciesRecord]) -> list[DependenciesRecord]:
+    """The records earlier builds into this --out wrote that this build did not measure again, then this
+    build's: `elong report` speaks of a whole shard set, whose samples several builds packed."""
+    if not path.exists():
+        return deps
+    new = {(r.config_version, r.doc_id) for r in deps}
+    try:
+        earlier = [r for r in read_records(path) if (r.config_version, r.doc_id) not in new]
+    except RecordError as exc:  # not ours to keep: the report will say which documents lack a record
+        log.warning("%s: the earlier builds' records are not kept: %s", path, exc)
+        earlier = []
+    return earlier + deps
 
 
 def _collect_rows(report: BuildReport, topics: MemoryTopics, pool: MemoryTopics) -> None:

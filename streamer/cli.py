@@ -51,19 +51,32 @@ def _config(config: Path | None, overrides: list[str] | None) -> Config:
         raise typer.Exit(2) from exc
 
 
-def _stack_config(config: Path | None, overrides: list[str] | None) -> Config:
+def _stack_config(config: Path | None, overrides: list[str] | None, note: Console | None = None) -> Config:
     """The configuration of the running stack: what `up` saved in data_dir/run/config.json (its
     resolved settings: ports, flags), unless --config names a file; --set applies on top. Says which."""
     from .stack_control import run_dir
 
-    given = _config(config, overrides)
-    saved = run_dir(given) / "config.json"
+    return _saved_config(config, overrides, run_dir(_config(config, overrides)) / "config.json",
+                         "the running stack's", note)
+
+
+def _build_config(config: Path | None, overrides: list[str] | None, out: Path) -> Config:
+    """The configuration of a build folder: what `elong build` saved in OUT/config.json (its resolved
+    settings, secrets masked), unless --config names a file; --set applies on top. Says which."""
+    from .batch import BUILD_CONFIG
+
+    return _saved_config(config, overrides, out / BUILD_CONFIG, "the build's")
+
+
+def _saved_config(config: Path | None, overrides: list[str] | None, saved: Path, whose: str,
+                  note: Console | None = None) -> Config:
+    flags = ", --set on top" if overrides else ""
     if config is None and saved.exists():
-        console.print(f"[dim]configuration: the running stack's, {saved}[/dim]")
+        (note or console).print(f"[dim]configuration: {whose}, {saved}{flags} (--config names another)[/dim]")
         return _config(saved, overrides)
-    console.print(f"[dim]configuration: the defaults (no running stack's configuration at {saved})[/dim]"
-                  if config is None else f"[dim]configuration: {config}[/dim]")
-    return given
+    where = str(config) if config is not None else f"the defaults (none at {saved})"
+    (note or console).print(f"[dim]configuration: {where}{flags}[/dim]")
+    return _config(config, overrides)
 
 
 @app.command()
@@ -113,14 +126,11 @@ def down(config: ConfigOpt = None, set_: SetOpt = None) -> None:
 
 @app.command("config")
 def show_config(config: ConfigOpt = None, set_: SetOpt = None) -> None:
-    """Print the configuration as it resolves (file, environment, flags; secrets masked) and the
-    version each stage's output will carry (docs/configuration.md describes every setting)."""
-    cfg = _config(config, set_)
-    data = cfg.model_dump(mode="json")
-    for section, key in (("kafka", "sasl_password"), ("milvus", "token")):
-        if data[section][key] is not None:
-            data[section][key] = "***"
-    typer.echo(json.dumps({"config": data, "versions": cfg.stage_versions()}, indent=2))
+    """Print the configuration as it resolves (the running stack's or a file, then environment and flags;
+    secrets masked) and the version each stage's output will carry (docs/configuration.md describes every
+    setting). Which configuration it started from goes to standard error."""
+    cfg = _stack_config(config, set_, Console(stderr=True))
+    typer.echo(json.dumps({"config": cfg.masked(), "versions": cfg.stage_versions()}, indent=2))
 
 
 @app.command()
@@ -262,7 +272,7 @@ def build(docs: Annotated[list[Path], typer.Option("--docs", metavar="PATH", hel
     """Batch mode: the same stages in one process, no Kafka; shards + OUT/dependencies.jsonl."""
     from .batch import build as run_build
 
-    cfg = _config(config, set_)
+    cfg = _build_config(config, set_, out)
     _check_build_inputs(cfg, [*docs, *(corpus or [])], out)
     report = run_build(cfg, docs, corpus or [], out)
     _print_build_summary(report, out)
@@ -344,7 +354,7 @@ def report(config: ConfigOpt = None, set_: SetOpt = None,
     from .quality.command import run_report
     from .topics import RecordError
 
-    cfg = _config(config, set_) if batch is not None else _stack_config(config, set_)
+    cfg = _build_config(config, set_, batch) if batch is not None else _stack_config(config, set_)
     if batch is None:  # the running stack's topics
         _require_broker(cfg)
     try:
@@ -388,7 +398,7 @@ def dead_letters(config: ConfigOpt = None, set_: SetOpt = None,
     (after a fix; a record already packed is not packed twice)."""
     from . import dead_letters as dl
 
-    cfg = _config(config, set_) if batch is not None else _stack_config(config, set_)
+    cfg = _build_config(config, set_, batch) if batch is not None else _stack_config(config, set_)
     if batch is None:
         _require_broker(cfg)
     try:

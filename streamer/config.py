@@ -22,6 +22,10 @@ from entropylong_streamer.method.windows import default_overlap
 
 CONFIG_SCHEMA = 1
 ENV_PREFIX = "ELONG_"
+SECRETS = ("kafka.sasl_password", "milvus.token")
+MASK = "***"
+"""what a written configuration holds in place of a secret's value; read back, the secret comes from the
+environment (or stays unset)"""
 
 
 class _Section(BaseModel):
@@ -591,6 +595,15 @@ class Config(_Section):
         """Where everything under data_dir lives."""
         return DataDir(Path(self.data_dir))
 
+    def masked(self) -> dict[str, Any]:
+        """The settings as JSON data, each secret that is set replaced by MASK: what may be printed or kept."""
+        data = self.model_dump(mode="json")
+        for key in SECRETS:
+            section, name = key.split(".")
+            if data[section][name] is not None:
+                data[section][name] = MASK
+        return data
+
     def copy_with(self, overrides: dict[str, Any]) -> Config:
         """A new validated config with dotted-key overrides applied ({"verify.epsilon": 0.3})."""
         data = self.model_dump(mode="json")
@@ -687,6 +700,8 @@ def load_config(
         except (OSError, ValueError) as exc:
             raise ConfigError(f"cannot read config file {path}: {exc}") from exc
         for key, value in _flatten(file_data, data):
+            if key in SECRETS and value == MASK:  # a written configuration's masked secret: not a value
+                continue
             _set_dotted(data, key, value, f"file {path}")
             origins[key] = f"file {path}"
     env = os.environ if environ is None else environ

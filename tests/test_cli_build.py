@@ -70,13 +70,34 @@ def test_build_writes_dependencies_with_anchor_spans_and_shards(tmp_path, model_
     assert f"{len(by_doc)} of these documents were in it already" in said
     assert [json.loads(line) for line in (tmp_path / "out" / "dependencies.jsonl").read_text().splitlines()] == rows
 
-    # `elong report` over the build's output: every record matched to its sample, a report written
-    report = CliRunner().invoke(app, ["report", "--batch", str(tmp_path / "out"), "--max-docs", "2",
-                                      *(x for s in sets for x in ("--set", s))])
+    # `elong report` over the build's output, with no --set: the build's own configuration (its folder keeps
+    # it) finds the shard set; every record matched to its sample, a report written
+    kept = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert kept["model"]["path"] == "tiny" and kept["verify"]["criterion"] == "entropy"
+    report = CliRunner().invoke(app, ["report", "--batch", str(tmp_path / "out"), "--max-docs", "2"])
     assert report.exit_code == 0, report.output
+    said = " ".join(report.output.split())
+    assert f"configuration: the build's, {tmp_path / 'out' / 'config.json'}" in said
     written = json.loads((tmp_path / "out" / "report" / "report.json").read_text())
     assert written["inputs"]["matched"] == len(by_doc) and written["dependencies"]["pairs"] == len(rows)
     assert "data quality" in report.output
+
+    # Two more documents, built into the same --out with no --set: the build's configuration again, the same
+    # shard set grows, and the report speaks of the whole set (every build's documents), as it says
+    more = tmp_path / "more.jsonl"
+    write_demo_corpus(more, 6, min_chars=400, max_chars=900)
+    more.write_text("".join(more.read_text().splitlines(keepends=True)[4:]))
+    grown = CliRunner().invoke(app, ["build", "--docs", str(more), "--corpus", str(docs),
+                                     "--out", str(tmp_path / "out")])
+    assert grown.exit_code == 0, grown.output
+    assert "configuration: the build's" in " ".join(grown.output.split())
+    added = {doc_id_for(json.loads(line)["text"]) for line in more.read_text().splitlines()}
+    assert len(added) == 2 and not added & set(by_doc)
+    report = CliRunner().invoke(app, ["report", "--batch", str(tmp_path / "out"), "--max-docs", "2"])
+    assert report.exit_code == 0, report.output
+    written = json.loads((tmp_path / "out" / "report" / "report.json").read_text())
+    assert written["inputs"]["matched"] == written["scope"]["samples"] == len(by_doc) + 2
+    assert f"{len(by_doc) + 2} samples; {len(by_doc) + 2} of them measured here" in " ".join(report.output.split())
 
 
 def test_report_without_a_build_says_what_is_missing(tmp_path):

@@ -3,6 +3,7 @@ secrets never appear in a repr, a log line or the CLI's output. (Every server bi
 is checked on a running stack in tests/integration/test_prometheus.py.)"""
 
 import ast
+import json
 import logging
 from pathlib import Path
 
@@ -110,3 +111,31 @@ def test_secrets_never_appear_in_reprs_logs_or_cli_output(caplog, tmp_path):
         res = CliRunner().invoke(app, ["status", "-c", str(conf), "--interval", "0"], env={"COLUMNS": "300"})
     assert res.exit_code == 1 and "no Kafka broker answers" in res.output
     assert SECRET not in res.output and SECRET not in caplog.text
+
+
+def test_a_build_folder_keeps_its_configuration_with_secrets_masked(tmp_path):
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text('{"id": 1}\n')  # no usable document: the build stops before any model or pool
+    out = tmp_path / "out"
+    conf = tmp_path / "c.json"
+    conf.write_text(secure_config(**{"data_dir": str(tmp_path), "verify.epsilon": 0.3}).model_dump_json())
+    res = CliRunner().invoke(app, ["build", "--docs", str(docs), "--out", str(out), "-c", str(conf)])
+    assert res.exit_code == 1 and SECRET not in res.output
+    kept = (out / "config.json").read_text()
+    assert SECRET not in kept and json.loads(kept)["milvus"]["token"] == "***"
+    # read back, a masked secret is no value: it comes from the environment, or stays unset
+    assert load_config(out / "config.json", environ={}).milvus.token is None
+    again = load_config(out / "config.json", environ={"ELONG_MILVUS__TOKEN": "root:fromenv"})
+    assert again.milvus.token == "root:fromenv" and again.verify.epsilon == 0.3
+
+
+def test_elong_config_says_which_configuration_it_shows_and_masks_secrets(tmp_path):
+    conf = tmp_path / "c.json"
+    conf.write_text(secure_config(**{"data_dir": str(tmp_path)}).model_dump_json())
+    res = CliRunner().invoke(app, ["config", "-c", str(conf)])
+    assert res.exit_code == 0 and SECRET not in res.output
+    shown = json.loads(res.stdout)  # standard output is the JSON alone; which configuration goes to stderr
+    assert shown["config"]["kafka"]["sasl_password"] == "***"
+    assert f"configuration: {conf}" in " ".join(res.stderr.split())
+    bare = CliRunner().invoke(app, ["config", "--set", f"data_dir='{tmp_path}'"])
+    assert "configuration: the defaults (none at" in " ".join(bare.stderr.split()) and json.loads(bare.stdout)

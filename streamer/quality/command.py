@@ -67,6 +67,7 @@ def run_report(cfg: Config, console: Console, batch_dir: Path | None = None, out
         pool = [PoolChunk(h.doc_id, tuple(t.ids[: cfg.verify.max_context_tokens]))
                 for h, t in zip(hits, tokens, strict=True)]
     report, docs = build_figures(cfg, records, shards, pool, pipe.separator, max_docs, len(undecodable))
+    report["scope"] = {"shard_set": str(shard_dir), "shards": len(shards.manifest), "samples": len(shards.samples)}
     paths = write_report(report, out)  # an interrupted report still leaves these
     print_summary(report, console)
     if not reuse_scores:
@@ -187,6 +188,12 @@ def cost_line(c: dict) -> str:
 
 def print_summary(report: dict, console: Console) -> None:
     d, s = report["dependencies"], report["samples"]
+    if scope := report.get("scope"):
+        i = report["inputs"]
+        missing = i["shard_samples_without_record"] + i["records_disagreeing_with_shard"]
+        console.print(f"scope: the shard set {scope['shard_set']}, {scope['shards']:,} shards, {scope['samples']:,} "
+                      f"samples; {i['matched']:,} of them measured here with their document's record"
+                      + (f" ({missing:,} without one this report can use)" if missing else ""))
     console.print(
         f"[bold]data quality[/bold] of pack version {report['config']['stage_versions']['pack']}: "
         f"{d['documents']} documents, {d['anchors_per_1k_tokens']:.1f} anchors per 1K tokens, "

@@ -93,12 +93,14 @@ def sample_row(doc_id: str, tokens: int, contexts: list[tuple[str, int, int, int
 
 
 def write_records(path: Path, records: Iterable[DependenciesRecord]) -> int:
-    """A msgpack stream of dependencies records (each the topic's own encoding)."""
+    """A msgpack stream of dependencies records (each the topic's own encoding), replacing `path` whole."""
     n = 0
-    with open(path, "wb") as fh:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
         for rec in records:
             fh.write(DEPENDENCIES.encode(rec))
             n += 1
+    tmp.replace(path)
     return n
 
 
