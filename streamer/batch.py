@@ -33,7 +33,7 @@ from entropylong_streamer.ingest_cmd import Ingest, bad_row_letter
 from entropylong_streamer.measurements import MemoryCache
 from entropylong_streamer.method.samples import Dependency, Sample
 from entropylong_streamer.pipeline import Pipeline
-from entropylong_streamer.quality.figures import cost_figures
+from entropylong_streamer.quality.figures import cost_figures, distinct_tokens
 from entropylong_streamer.quality.report import RECORDS_FILE, read_records, write_records
 from entropylong_streamer.services.door_index import DoorIndex
 from entropylong_streamer.services.shards import spread
@@ -257,7 +257,10 @@ def build(cfg: Config, docs: list[Path], corpus: Iterable[Path], out: Path, milv
                     | {"pack": dict(pack.stats)})
     report.samples = sample_summary(list(samples.values()))
     report.cost = cost_figures([r for r in deps if r.doc_id in samples], sum(len(s) for s in samples.values()),
-                               sum(len(s.dependencies) for s in samples.values()))
+                               sum(len(s.dependencies) for s in samples.values()),
+                               distinct_tokens((len(s), [(c, b - a) for c, (a, b) in zip(s.context_ids, s.context_spans,
+                                                                                        strict=True)])
+                                               for s in samples.values()))
     report.already_packed = pack.stats["duplicates_skipped"]
     report.shard_set = {"dir": str(pack.shards.dir), "shards": len(pack.shards.entries),
                         "samples": sum(e["samples"] for e in pack.shards.entries)}

@@ -58,9 +58,11 @@ def test_build_writes_dependencies_with_anchor_spans_and_shards(tmp_path, model_
     summary = " ".join(result.output.split())
     assert f"dependency distance (context end to anchor) median {statistics.median(placed):,.0f}" in summary
     # what the LM work cost per emitted token, by stage
-    said = re.search(r"LM cost: ([\d.]+) LM tokens per emitted token \(entropy ([\d.]+), verify ([\d.]+);", summary)
+    said = re.search(r"LM cost: ([\d.]+) LM tokens per emitted token \(entropy ([\d.]+), verify ([\d.]+); "
+                     r"floor ([\d.]+): each distinct token", summary)
     # three figures printed to two decimals: their rounding adds up to 0.015 at most
     assert said and float(said[1]) == pytest.approx(float(said[2]) + float(said[3]), abs=0.0151) and float(said[3]) > 0
+    assert 0 < float(said[4]) <= 1 and float(said[1]) >= float(said[4])  # a cold run costs at least its floor
 
     # The same build into the same --out: nothing packed twice, and the summary says where the set stands
     again = CliRunner().invoke(app, args)
@@ -68,6 +70,7 @@ def test_build_writes_dependencies_with_anchor_spans_and_shards(tmp_path, model_
     said = " ".join(again.output.split())
     assert "-> 0 new shards (0 samples)" in said and f"{len(shard_dirs)} shards, {len(by_doc)} samples;" in said
     assert f"{len(by_doc)} of these documents were in it already" in said
+    assert "LM cost: nothing run, every measurement read from the cache (entropy 4 documents" in said
     assert [json.loads(line) for line in (tmp_path / "out" / "dependencies.jsonl").read_text().splitlines()] == rows
 
     # `elong report` over the build's output, with no --set: the build's own configuration (its folder keeps

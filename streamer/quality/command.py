@@ -168,21 +168,32 @@ def lengths_line(s: dict) -> str:
 
 
 def cost_line(c: dict) -> str:
-    """LM work per emitted token and per verified dependency, beside the floor."""
+    """The LM work per emitted token and per verified dependency: what was run, and what was read from the
+    measurement caches instead. Beside the floor only where nothing was read: a figure with reads is this
+    run's work, not the cost, and may lie under the floor."""
     if not c["emitted_tokens"]:
         return "LM cost: no samples matched yet"
-    pt, pd = c["per_emitted_token"], c["per_dependency"]
+    pt, pd, floor = c["per_emitted_token"], c["per_dependency"], c["floor_lm_tokens_per_emitted_token"]
     by_stage = ", ".join(f"{stage} {v['lm_tokens'] / c['emitted_tokens']:.2f}"
-                         for stage, v in sorted(c["stages"].items()))
-    line = (f"LM cost: {pt['lm_tokens']:.2f} LM tokens per emitted token ({by_stage}; floor 1: each emitted token read "
-            f"once), {pt['flops'] / 1e9:.2f} GFLOP and {1e3 * pt['seconds']:.2f} ms of LM time per emitted token")
+                         for stage, v in sorted(c["stages"].items()) if v["lm_tokens"])
+    floor_text = f"{floor:.2f}: each distinct token of the samples read once"
+    read = ", ".join(f"{stage} {v['reused']:,} {'documents' if stage == 'entropy' else 'pairs'}"
+                     for stage, v in sorted(c["stages"].items()) if v["reused"])
+    if not c["total"]["lm_tokens"] and read:
+        return (f"LM cost: nothing run, every measurement read from the cache ({read}); a cold run costs at least "
+                f"the floor, {floor_text}")
+    rate = (f"{pt['lm_tokens']:.2f} LM tokens per emitted token ({by_stage}"
+            + (f"; floor {floor_text})" if not read else ")")
+            + f", {pt['flops'] / 1e9:.2f} GFLOP and {1e3 * pt['seconds']:.2f} ms of LM time per emitted token")
+    line = f"LM cost: {rate}" if not read else f"LM work this run: {rate}"
     if pd["lm_tokens"] is not None:
         line += f"; {pd['lm_tokens']:,.0f} LM tokens per verified dependency ({c['dependencies']:,} in the samples)"
+    if read:
+        line += (f"; read from the measurement cache instead of run: {read} (a cold run costs more, at least the "
+                 f"floor, {floor_text})")
     if c["documents_without_costs"]:
         line += (f"; {c['documents_without_costs']} of {c['documents']} records carry no cost (written before "
                  "costs were recorded)")
-    if c["measurements_reused"]:
-        line += f"; {c['measurements_reused']:,} measurements read from the cache, not run (a cold run costs more)"
     return line
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -91,11 +91,26 @@ def sample_figures(contexts_per_sample: Sequence[int], tokens_per_sample: Sequen
     }
 
 
-def cost_figures(records: Sequence[DependenciesRecord], emitted_tokens: int, dependencies: int) -> dict:
+def distinct_tokens(samples: Iterable[tuple[int, Iterable[tuple[str, int]]]]) -> int:
+    """Tokens of the samples (each given as its length and its contexts' ids and lengths) with each context
+    window counted once however many samples hold it: what a cold run reads at least once (every document
+    token is scored, every context verified; a window several samples share may be read once, its KV kept)."""
+    seen: set[str] = set()
+    total = 0
+    for length, contexts in samples:
+        total += length
+        for context_id, n in contexts:
+            total -= n if context_id in seen else 0
+            seen.add(context_id)
+    return total
+
+
+def cost_figures(records: Sequence[DependenciesRecord], emitted_tokens: int, dependencies: int,
+                 distinct: int | None = None) -> dict:
     """What the LM work on these documents cost (the records' costs, by stage) per emitted training
-    token and per verified dependency their samples hold. The floor: every emitted token read once
-    by the target model, 1 LM token per emitted token. Measurements read from a cache cost nothing
-    here (`reused`): a cold run costs more."""
+    token and per verified dependency their samples hold. The floor: each `distinct` token of the samples
+    (distinct_tokens; default: every emitted token) read once by the target model. Measurements read from
+    a cache cost nothing here (`reused`): then the figures are this run's work, not a cold run's cost."""
     stages: dict[str, dict[str, float]] = {}
     for rec in records:
         for stage, cost in rec.costs.items():
@@ -117,6 +132,8 @@ def cost_figures(records: Sequence[DependenciesRecord], emitted_tokens: int, dep
         "total": total,
         "per_emitted_token": per_token,
         "per_dependency": per(dependencies),
-        "floor_lm_tokens_per_emitted_token": 1.0,
+        "distinct_tokens": emitted_tokens if distinct is None else distinct,
+        "floor_lm_tokens_per_emitted_token": ((emitted_tokens if distinct is None else distinct) / emitted_tokens
+                                              if emitted_tokens else None),
         "measurements_reused": total["reused"],
     }

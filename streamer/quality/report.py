@@ -24,7 +24,7 @@ from entropylong_streamer.topics.base import RecordError, TopicSpec
 
 from .contexts import CONDITIONS, PoolChunk, Prefixes, prefixes
 from .curves import FULL, DocCurves, Plan, fit_budget, length_grid, measure, room_beside, summarize
-from .figures import cost_figures, dependency_figures, sample_figures
+from .figures import cost_figures, dependency_figures, distinct_tokens, sample_figures
 from .gauges import REPORT_FILE
 
 RECORDS_FILE = "dependencies.msgpack"  # what `elong build` writes beside dependencies.jsonl
@@ -171,7 +171,7 @@ def build_figures(cfg: Config, records: Iterable[DependenciesRecord], shards: Sh
             continue
         latest[rec.doc_id] = rec
     matched, mismatched, contexts, tokens, distances, dependencies = [], [], [], [], [], 0
-    per_sample = []
+    per_sample, held = [], []
     for doc_id in sorted(set(latest) & set(shards.samples)):
         rec = latest[doc_id]
         sample = sample_from(rec, separator, p.seed, p.sample_length)
@@ -189,6 +189,7 @@ def build_figures(cfg: Config, records: Iterable[DependenciesRecord], shards: Sh
         distances += [(anchor - b, anchor - a, depth) for anchor, a, b, depth in edges]
         dependencies += len(edges)
         per_sample.append(sample_row(doc_id, len(shards.samples[doc_id]), pieces, edges))
+        held.append((len(shards.samples[doc_id]), [(c, b - a) for c, a, b, _ in pieces]))
     report: dict = {
         "created_unix": time.time(),
         "config": {"schema_version": cfg.schema_version, "stage_versions": cfg.stage_versions(),
@@ -201,7 +202,7 @@ def build_figures(cfg: Config, records: Iterable[DependenciesRecord], shards: Sh
                    "records_disagreeing_with_shard": len(mismatched), "records_undecodable": undecodable},
         "dependencies": dependency_figures(matched, criterion(cfg)),
         "samples": sample_figures(contexts, tokens, shards.manifest, distances, per_sample),
-        "cost": cost_figures(matched, sum(tokens), dependencies),
+        "cost": cost_figures(matched, sum(tokens), dependencies, distinct_tokens(held)),
     }
     with_context = {r.doc_id: r for r, c in zip(matched, contexts, strict=True) if c}
     docs = [prefixes(with_context[d], shards.samples[d], pool, separator, p.seed)

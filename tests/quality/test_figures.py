@@ -1,15 +1,18 @@
 """The report's figures are what the dependencies records and the manifest say, recomputed plainly."""
 
 import math
+import re
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import records
 
+from entropylong_streamer.quality.command import cost_line
 from entropylong_streamer.quality.figures import (
     DI_EDGES,
     cost_figures,
     dependency_figures,
+    distinct_tokens,
     distribution,
     sample_figures,
 )
@@ -109,3 +112,36 @@ def test_cost_figures_sum_the_records_costs_by_stage(recs, data, emitted, depend
     assert per is None if not emitted else math.isclose(per, total / emitted, rel_tol=1e-9, abs_tol=1e-12)
     per = c["per_dependency"]["flops"]
     assert (per is None) == (dependencies == 0)
+
+
+@given(st.dictionaries(st.sampled_from("abcdef"), st.integers(1, 400), min_size=1),
+       st.lists(st.tuples(st.integers(1, 2000), st.lists(st.integers(0, 5), max_size=4, unique=True)), max_size=12))
+def test_distinct_tokens_count_each_context_window_once(windows, drawn):
+    ids = sorted(windows)
+    samples = [(doc + sum(windows[ids[i % len(ids)]] for i in held), [(ids[i % len(ids)], windows[ids[i % len(ids)]])
+                                                                        for i in held])
+               for doc, held in drawn]
+    samples = [(n, list(dict(c).items())) for n, c in samples]  # a sample holds a window once
+    docs = sum(n - sum(k for _, k in c) for n, c in samples)
+    once = sum(windows[w] for w in {w for _, c in samples for w, _ in c})
+    assert distinct_tokens(samples) == docs + once <= sum(n for n, _ in samples)
+
+
+@given(record_sets(), st.data(), st.integers(1, 10**6), st.integers(0, 500), st.floats(0.05, 1.0))
+@settings(max_examples=100, deadline=None)
+def test_the_cost_line_says_what_was_run_and_read_and_states_the_floor_only_for_a_cold_run(
+        recs, data, emitted, dependencies, share):
+    recs = [r.model_copy(update={"costs": data.draw(st.dictionaries(st.sampled_from(["entropy", "verify"]), costs))})
+            for r in recs]
+    c = cost_figures(recs, emitted, dependencies, max(1, int(emitted * share)))
+    line = cost_line(c)
+    floor = f"{c['floor_lm_tokens_per_emitted_token']:.2f}: each distinct token of the samples read once"
+    if c["measurements_reused"]:
+        assert "read from the" in line and f"at least the floor, {floor}" in line
+        assert not re.search(r"floor [\d.]+:", line)  # no figure of this run beside a floor it may lie under
+        if not c["total"]["lm_tokens"]:
+            assert line.startswith("LM cost: nothing run")
+        else:
+            assert line.startswith("LM work this run: ")
+    else:
+        assert line.startswith("LM cost: ") and f"floor {floor}" in line and "cache" not in line
