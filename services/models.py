@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import fcntl
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
@@ -160,11 +161,26 @@ def load_tokenizer(spec: str, cache_dir: Path) -> Any:
 
 
 def unknown_model_spec(spec: str) -> str | None:
-    """Why spec names no model (None: it does): checked before anything is loaded or converted."""
-    if spec in ("smollm2", "tiny") or Path(spec).expanduser().is_dir():
+    """Why spec names no model (None: it does): checked before anything is loaded or converted. A directory
+    must hold what loading reads: config.json naming its model_type, safetensors weights, a tokenizer."""
+    if spec in ("smollm2", "tiny"):
         return None
-    return f"model spec {spec!r} is neither 'smollm2', 'tiny' nor a model directory: {Path(spec).expanduser()} " \
-           "does not exist"
+    path = Path(spec).expanduser()
+    if not path.is_dir():
+        return f"model spec {spec!r} is neither 'smollm2', 'tiny' nor a model directory: {path} does not exist"
+    try:
+        typed = "model_type" in json.loads((path / "config.json").read_text())
+    except (OSError, ValueError):
+        typed = False
+    missing = [what for what, there in (
+        ("config.json with a model_type", typed),
+        ("*.safetensors weights", any(path.glob("*.safetensors"))),
+        ("tokenizer.json or tokenizer_config.json", (path / "tokenizer.json").exists()
+         or (path / "tokenizer_config.json").exists())) if not there]
+    if missing:
+        return (f"{path} is a directory but not a Hugging Face model: it has no {', no '.join(missing)} "
+                "(give such a directory, 'smollm2' or 'tiny')")
+    return None
 
 
 def model_dir(spec: str, cache_dir: Path) -> Path:

@@ -106,6 +106,7 @@ class BuildReport:
     cost: dict = field(default_factory=dict)  # the LM work per emitted token (quality/figures.cost_figures)
     shard_set: dict = field(default_factory=dict)  # the whole set after this build: dir, shards, samples
     already_packed: int = 0  # documents an earlier build into the same --out had packed already
+    files: int = 0  # files --docs named or held
     records: dict[str, int] = field(default_factory=dict)  # records each in-memory topic received
 
 
@@ -195,6 +196,7 @@ def build(cfg: Config, docs: list[Path], corpus: Iterable[Path], out: Path, milv
     ingest = Ingest(cfg, Console(quiet=True), Door(cfg.door, DoorIndex(":memory:")), transport=topics)
     for path in iter_paths(docs):
         ingest.file(path)
+        report.files += 1
     ingest.close(ok=True)
     pool = load_pool(iter_paths(list(corpus)), cfg)
     report.documents = ingest.sent

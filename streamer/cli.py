@@ -16,6 +16,7 @@ from rich.live import Live
 from rich.table import Table
 
 from entropylong_streamer.config import Config, ConfigError, load_config
+from entropylong_streamer.logs import counted
 from entropylong_streamer.quality import DEFAULT_MAX_LM_TOKENS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -91,6 +92,7 @@ def up(config: ConfigOpt = None, set_: SetOpt = None,
     from .status import ensure_pipeline_topics
 
     cfg = _config(config, set_)
+    _refuse_unknown_model(cfg)
     cfg = cfg if external else embedded(cfg)
     try:
         with console.status("starting ..."):
@@ -195,14 +197,14 @@ def ingest(paths: Annotated[list[Path] | None, typer.Argument()] = None, config:
         stop = kc.stop_event()
         run = follow_dir(cfg, follow, console, stop)
         console.print(f"stopped: {run.sent} documents sent, {run.dropped} dropped at the door, "
-                      f"{run.bad} bad row{'' if run.bad == 1 else 's'}")
+                      f"{counted(run.bad, 'bad row')}")
         return
     if not paths:
         console.print("[red]give files or directories to ingest, or --follow DIR[/red]")
         raise typer.Exit(2)
     sent, dropped, bad = ingest_paths(cfg, paths, console)
     console.print(f"ingested {sent} documents ({dropped} dropped at the door, "
-                  f"{bad} bad row{'' if bad == 1 else 's'} dead-lettered)")
+                  f"{counted(bad, 'bad row')} dead-lettered)")
 
 
 @app.command()
@@ -226,7 +228,7 @@ def _index_paths(cfg: Config, paths: list[Path]) -> None:
     for letter in bad[:20]:
         console.print(f"[yellow]skipped[/yellow] {letter.topic}: {letter.reason}")
     if len(bad) > 20:
-        console.print(f"[yellow]... {len(bad) - 20} more bad rows[/yellow]")
+        console.print(f"[yellow]... {counted(len(bad) - 20, 'more bad row')}[/yellow]")
     runner = StageRunner.build(cfg, registry.stage("index"), Pipeline(cfg))
     with Progress(console=console) as progress:
         drive(runner, pool, cfg.agents.batch_size("index"), progress, "indexing")
@@ -241,6 +243,7 @@ def worker(stage: Annotated[str, typer.Argument(help="entropy, index, retrieval,
     from .agents import packer_loop, stage_loop, trainer_loop
 
     cfg = _config(config, set_)
+    _refuse_unknown_model(cfg)
     logs.setup()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
@@ -286,13 +289,23 @@ def _check_build_inputs(cfg: Config, paths: list[Path], out: Path) -> None:
     problems = [f"{p}: no such file or directory" for p in paths if not p.exists()]
     if out.exists() and not out.is_dir():
         problems.append(f"--out {out} is a file, not a directory")
-    from .services.models import unknown_model_spec
-
-    if (problem := unknown_model_spec(cfg.model.path)) is not None:
-        problems.append(f"model.path: {problem}")
+    problems += _model_problems(cfg)
     for problem in problems:
         console.print(f"[red]error:[/red] {problem}")
     if problems:
+        raise typer.Exit(2)
+
+
+def _model_problems(cfg: Config) -> list[str]:
+    from .services.models import unknown_model_spec
+
+    return [f"model.path: {problem}"] if (problem := unknown_model_spec(cfg.model.path)) is not None else []
+
+
+def _refuse_unknown_model(cfg: Config) -> None:
+    """A model.path that names no model, in one line before anything loads (exit 2)."""
+    for problem in _model_problems(cfg):
+        console.print(f"[red]error:[/red] {problem}")
         raise typer.Exit(2)
 
 
@@ -302,12 +315,14 @@ def _print_build_summary(report, out: Path) -> None:
     from entropylong_streamer.services.shards import spread_text
 
     dropped = Counter(d.get("rule", "?") for d in report.dropped)
-    console.print(f"{report.documents} documents -> {len(report.shards)} new shards "
-                  f"({sum(s.samples for s in report.shards)} samples) in {out / 'shards'}")
+    if report.documents:
+        console.print(f"{counted(report.documents, 'document')} -> {counted(len(report.shards), 'new shard')} "
+                      f"({counted(sum(s.samples for s in report.shards), 'sample')}) in {out / 'shards'}")
     if report.shard_set:
         sset = report.shard_set
         again = f"; {report.already_packed} of these documents were in it already" if report.already_packed else ""
-        console.print(f"  shard set {sset['dir']}: {sset['shards']} shards, {sset['samples']} samples{again}")
+        console.print(f"  shard set {sset['dir']}: {counted(sset['shards'], 'shard')}, "
+                      f"{counted(sset['samples'], 'sample')}{again}")
     if report.samples.get("samples"):
         s = report.samples
         console.print(f"  samples: {spread_text(s['tokens'], 'tokens')}; "
@@ -321,7 +336,8 @@ def _print_build_summary(report, out: Path) -> None:
         from entropylong_streamer.quality.command import cost_line
 
         console.print(f"  {cost_line(report.cost)}")
-    console.print(f"  dependencies (this build's documents): {out / 'dependencies.jsonl'}")
+    if report.documents:
+        console.print(f"  dependencies (this build's documents): {out / 'dependencies.jsonl'}")
     console.print(f"  dropped at the door: {len(report.dropped)}"
                   + (f" ({', '.join(f'{r} {n}' for r, n in dropped.most_common())}) in {out / 'dropped.jsonl'}"
                      if report.dropped else ""))
@@ -330,7 +346,11 @@ def _print_build_summary(report, out: Path) -> None:
         console.print(f"  dead letters: {len(report.dead_letters)} in {out / 'dead-letter.jsonl'}: "
                       + ", ".join(f"{r} ({n})" for r, n in reasons.most_common(5)))
     if report.documents == 0:
-        console.print("[red]no usable document was read[/red]: see the reasons above")
+        why = ("--docs names no file (an empty directory?)" if not report.files else
+               f"every row of the {counted(report.files, 'file')} was turned away: the reasons above"
+               if report.dropped or report.dead_letters else
+               f"no document in the {counted(report.files, 'file')} read (empty?)")
+        console.print(f"[red]no usable document was read[/red]: {why}; nothing was built")
     table = Table(title="stage counts")
     for col in ("stage", "counts"):
         table.add_column(col)
@@ -355,6 +375,7 @@ def report(config: ConfigOpt = None, set_: SetOpt = None,
     from .topics import RecordError
 
     cfg = _build_config(config, set_, batch) if batch is not None else _stack_config(config, set_)
+    _refuse_unknown_model(cfg)
     if batch is None:  # the running stack's topics
         _require_broker(cfg)
     try:
@@ -490,6 +511,7 @@ def demo(config: ConfigOpt = None, set_: SetOpt = None,
     from .stack_control import embedded, start_servers, start_workers, stop_all
 
     cfg = embedded(_config(config or Path(__file__).resolve().parent.parent / "deploy" / "demo.toml", set_))
+    _refuse_unknown_model(cfg)
     docs, pool, n, pages = write_reference_demo(cfg.paths.corpus, sheets)
     console.print(f"demo corpus: {pages} API reference and docstring pages of this Python's standard library "
                   f"(the pool) -> {pool}; {n} quick-reference sheets citing them (the documents) -> {docs}")

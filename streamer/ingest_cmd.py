@@ -22,6 +22,7 @@ from entropylong_streamer.topics import DEAD_LETTER, DOCS, DROPPED, DeadLetter, 
 from . import metrics
 from .agents import kafka_clients as kc
 from .agents.adapter import Produced
+from .logs import counted
 from .services.door_index import DoorIndex
 from .stages.door import Door
 from .stages.ingest import BadRow, iter_paths, read_documents
@@ -114,7 +115,8 @@ class Ingest:
 
     def summary(self) -> None:
         if self.bad > 20:
-            self.console.print(f"[yellow]... {self.bad - 20} more bad rows[/yellow] (all in the dead-letter topic)")
+            self.console.print(f"[yellow]... {counted(self.bad - 20, 'more bad row')}[/yellow] "
+                               "(all in the dead-letter topic)")
         if self.rules:
             self.console.print("dropped at the door: " + ", ".join(f"{n} {r}" for r, n in self.rules.most_common()))
         if self.files_skipped:
@@ -176,7 +178,8 @@ def follow(cfg: Config, directory: Path, console: Console, stop: threading.Event
             scan()
             if (run.sent, run.dropped, run.bad) != before:
                 before = (run.sent, run.dropped, run.bad)
-                console.print(f"{run.sent} documents sent, {run.dropped} dropped at the door, {run.bad} bad rows")
+                console.print(f"{counted(run.sent, 'document')} sent, {run.dropped} dropped at the door, "
+                              f"{counted(run.bad, 'bad row')}")
         ok = True
     finally:
         run.close(ok)

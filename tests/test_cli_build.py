@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from entropylong_streamer.cli import app
 from entropylong_streamer.demo_corpus import write_demo_corpus
+from entropylong_streamer.logs import counted
 from entropylong_streamer.services.shards import read_shard
 from entropylong_streamer.stages.ingest import doc_id_for
 
@@ -68,7 +69,8 @@ def test_build_writes_dependencies_with_anchor_spans_and_shards(tmp_path, model_
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 0, again.output
     said = " ".join(again.output.split())
-    assert "-> 0 new shards (0 samples)" in said and f"{len(shard_dirs)} shards, {len(by_doc)} samples;" in said
+    assert "-> 0 new shards (0 samples)" in said
+    assert f"{counted(len(shard_dirs), 'shard')}, {len(by_doc)} samples;" in said
     assert f"{len(by_doc)} of these documents were in it already" in said
     assert "LM cost: nothing run, every measurement read from the cache (entropy 4 documents" in said
     assert [json.loads(line) for line in (tmp_path / "out" / "dependencies.jsonl").read_text().splitlines()] == rows
@@ -124,6 +126,23 @@ def test_missing_inputs_an_out_file_and_a_bad_model_path_are_refused_before_any_
     assert not (tmp_path / "data").exists()  # nothing was loaded or converted
 
 
+def test_a_model_path_that_is_a_directory_without_a_model_is_refused_in_one_line(tmp_path):
+    empty = tmp_path / "not-a-model"
+    empty.mkdir()
+    (empty / "config.json").write_text("{}")
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text('{"text": "a document"}\n')
+    for args in (["build", "--docs", str(docs), "--out", str(tmp_path / "out")], ["worker", "entropy"],
+                 ["report", "--batch", str(tmp_path / "out")]):
+        result = CliRunner().invoke(app, [*args, "--set", f"data_dir='{tmp_path / 'data'}'",
+                                          "--set", f"model.path='{empty}'"])
+        out = " ".join(result.output.split())
+        assert result.exit_code == 2, (args, result.output)
+        assert f"{empty} is a directory but not a Hugging Face model: it has no config.json with a model_type, " \
+               "no *.safetensors weights, no tokenizer.json or tokenizer_config.json" in out, out
+        assert "Traceback" not in result.output and len(result.output.splitlines()) <= 10  # two lines, long paths
+
+
 def test_a_build_that_reads_no_usable_document_exits_non_zero_with_the_reasons(tmp_path):
     docs = tmp_path / "docs.jsonl"
     docs.write_text('{"id": 1}\nnot json\n')
@@ -131,7 +150,8 @@ def test_a_build_that_reads_no_usable_document_exits_non_zero_with_the_reasons(t
                                       "--set", f"data_dir='{tmp_path / 'data'}'", "--set", "model.path='tiny'"])
     assert result.exit_code == 1
     out = " ".join(result.output.split())
-    assert "0 documents" in out and "dead letters: 2" in out and "no usable document" in out
+    assert "dead letters: 2" in out and "no usable document was read: every row of the 1 file was turned away" in out
+    assert "dependencies.jsonl" not in out and "new shard" not in out  # what was not written is not named
     rows = [json.loads(line) for line in (tmp_path / "out" / "dead-letter.jsonl").read_text().splitlines()]
     assert len(rows) == 2 and all(r["stage"] == "ingest" for r in rows)
     assert not (tmp_path / "data" / "models").exists()  # no model was loaded
@@ -140,6 +160,18 @@ def test_a_build_that_reads_no_usable_document_exits_non_zero_with_the_reasons(t
     assert listed.exit_code == 0 and "2 dead letters" in table and "ingest" in table, listed.output
     again = CliRunner().invoke(app, ["dead-letters", "--batch", str(tmp_path / "out"), "--redrive"])
     assert again.exit_code == 1 and "running the build again" in " ".join(again.output.split())
+
+
+def test_an_empty_file_or_folder_says_why_nothing_was_built(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty.jsonl").write_text("")
+    for docs, why in ((tmp_path / "empty", "--docs names no file (an empty directory?)"),
+                      (tmp_path / "empty.jsonl", "no document in the 1 file read (empty?)")):
+        result = CliRunner().invoke(app, ["build", "--docs", str(docs), "--out", str(tmp_path / "out"),
+                                          "--set", f"data_dir='{tmp_path / 'data'}'", "--set", "model.path='tiny'"])
+        out = " ".join(result.output.split())
+        assert result.exit_code == 1 and f"no usable document was read: {why}; nothing was built" in out, out
+        assert "dependencies.jsonl" not in out and "shards" not in out
 
 
 def test_help_answers_to_h_and_the_version_is_printed():
