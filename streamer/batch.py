@@ -58,27 +58,35 @@ BUILD_CONFIG = "config.json"
 
 
 def dependency_rows(rec: DependenciesRecord, sample: Sample | None = None,
-                    records: dict[str, DependenciesRecord] | None = None) -> list[dict]:
+                    records: dict[str, DependenciesRecord] | None = None,
+                    sources: dict[str, tuple[str, str]] | None = None) -> list[dict]:
     """One line per measured (document, context, anchor): the dependencies.jsonl format. An accepted
     pair whose context the document's sample holds says how far apart they are there, in tokens. A
     sample of more than one hop (pack.depth) adds a line per deeper edge it holds: the pair as the
     record of the document whose anchor it is (in `records`) measured it, with the sample's document,
-    the edge's depth and its distance in the sample."""
+    the edge's depth and its distance in the sample. `sources`: doc_id -> (source_id, url) of the documents
+    the build read, which name each context's document as the user's files do."""
+    sources = sources or {}
     placed = {(d.context_id, d.anchor_index): d for d in (sample.dependencies if sample else ()) if d.depth == 1}
-    rows = [_row(rec, p, placed.get((p.context_id, p.anchor_index)), rec.doc_id) for p in rec.pairs]
+    rows = [_row(rec, p, placed.get((p.context_id, p.anchor_index)), rec.doc_id, sources) for p in rec.pairs]
     for d in sample.dependencies if sample else ():
         target = (records or {}).get(d.target_id) if d.depth > 1 else None
         pair = next((p for p in target.pairs if (p.context_id, p.anchor_index) == (d.context_id, d.anchor_index)),
                     None) if target else None
         if pair is not None:
-            rows.append(_row(target, pair, d, rec.doc_id))
+            rows.append(_row(target, pair, d, rec.doc_id, sources))
     return rows
 
 
-def _row(rec: DependenciesRecord, p: Pair, d: Dependency | None, sample_doc_id: str) -> dict:
+def _row(rec: DependenciesRecord, p: Pair, d: Dependency | None, sample_doc_id: str,
+         sources: dict[str, tuple[str, str]]) -> dict:
+    context_doc_id = rec.context(p.context_id).context_doc_id
+    # a pool document this build did not read (a pool `elong index` filled) is named by its hash alone
+    context_source_id, context_url = sources.get(context_doc_id, ("", ""))
     return {
         "doc_id": rec.doc_id, "source_id": rec.source_id, "url": rec.url, "source": rec.source,
-        "context_id": p.context_id, "context_doc_id": rec.context(p.context_id).context_doc_id,
+        "context_id": p.context_id, "context_doc_id": context_doc_id,
+        "context_source_id": context_source_id, "context_url": context_url,
         "anchor": p.anchor_index, "anchor_span": [p.char_start, p.char_end], "H": p.h, "H_ctx": p.h_ctx,
         "NLL": p.nll, "NLL_ctx": p.nll_ctx, "dI": p.d_i, "accepted": p.accepted,
         # the anchor's word, in the document's tokens, and its NLL without and with the context: what the
@@ -248,9 +256,10 @@ def build(cfg: Config, docs: list[Path], corpus: Iterable[Path], out: Path, milv
                 samples[rec.doc_id] = sample_from(rec, pack.separator, pack.seed, pack.sample_tokens,
                                                   pack.known.get if pack.known else None, pack.depth)
     by_doc = {rec.doc_id: rec for rec in deps}
+    sources = {d.doc_id: (d.source_id, d.url) for t in (pool, topics) for d in t.records(DOCS)}
     with open(out / "dependencies.jsonl", "w") as fh:
         for rec in deps:
-            for row in dependency_rows(rec, samples.get(rec.doc_id), by_doc):
+            for row in dependency_rows(rec, samples.get(rec.doc_id), by_doc, sources):
                 fh.write(json.dumps(row) + "\n")
     write_records(out / RECORDS_FILE, with_earlier(out / RECORDS_FILE, deps))  # whole records, for `elong report`
     _collect_rows(report, topics, pool)

@@ -124,7 +124,7 @@ class Ingest:
 
 
 def bad_row_letter(item: BadRow) -> Produced:
-    rec = DeadLetter(stage="ingest", reason=item.reason, topic=item.where, payload=b"")
+    rec = DeadLetter(stage="ingest", reason=item.reason, topic=item.where, payload=b"", source_id=item.source_id)
     return Produced(DEAD_LETTER, DEAD_LETTER.key(rec), DEAD_LETTER.encode(rec))
 
 

@@ -17,7 +17,7 @@ from entropylong_streamer.stages.ingest import doc_id_for
 FIELDS = {"doc_id", "source_id", "url", "source", "context_id", "context_doc_id", "anchor", "anchor_span", "H",
           "H_ctx", "NLL", "NLL_ctx", "dI", "accepted", "retrieved", "template", "round", "in_sample",
           "distance_from_context_end", "distance_from_context_start", "config_version", "word_span", "word_NLL",
-          "word_NLL_ctx", "sample_doc_id", "depth"}
+          "word_NLL_ctx", "sample_doc_id", "depth", "context_source_id", "context_url"}
 
 
 def test_build_writes_dependencies_with_anchor_spans_and_shards(tmp_path, model_cache):
@@ -45,6 +45,9 @@ def test_build_writes_dependencies_with_anchor_spans_and_shards(tmp_path, model_
         start, end = r["anchor_span"]
         assert 0 <= start < end <= len(by_doc[r["doc_id"]])
         assert r["context_doc_id"] != r["doc_id"] and r["context_id"].startswith(r["context_doc_id"])
+        # the context's document named as the user's file names it, beside its hash
+        assert (r["context_source_id"], r["context_url"]) == (own_id[r["context_doc_id"]],
+                                                              f"pydoc:{own_id[r['context_doc_id']]}")
         # the row's own numbers: dI from the same fp32 H and H' (tests/noise.py EXACT_DI)
         assert abs(r["dI"] - (r["H"] - r["H_ctx"]) / r["H"]) < EXACT_DI and r["accepted"] == (r["dI"] > 0.1)
     shard_dirs = [p for p in (tmp_path / "out" / "shards").glob("*/shard-*") if p.is_dir()]
@@ -154,6 +157,7 @@ def test_a_build_that_reads_no_usable_document_exits_non_zero_with_the_reasons(t
     assert "dependencies.jsonl" not in out and "new shard" not in out  # what was not written is not named
     rows = [json.loads(line) for line in (tmp_path / "out" / "dead-letter.jsonl").read_text().splitlines()]
     assert len(rows) == 2 and all(r["stage"] == "ingest" for r in rows)
+    assert (rows[0]["source_id"], rows[0]["reason"]) == ("1", "no text: the row has no 'text' field, or it is null")
     assert not (tmp_path / "data" / "models").exists()  # no model was loaded
     listed = CliRunner().invoke(app, ["dead-letters", "--batch", str(tmp_path / "out")])
     table = " ".join(listed.output.split())

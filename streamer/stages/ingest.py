@@ -25,21 +25,30 @@ def doc_id_for(text: str) -> str:
 class BadRow:
     where: str
     reason: str
+    source_id: str = ""  # the row's own id, where it has one
 
 
 def make_doc(text: object, url: object, where: str, source_id: object = None) -> Doc | BadRow:
     """A document from what a reader found; `source_id` is the source's own id (kept as text)."""
+    sid = "" if source_id is None or isinstance(source_id, dict | list) else str(source_id)
+    if text is None:
+        return BadRow(where, "no text: the row has no 'text' field, or it is null", sid)
     if not isinstance(text, str):
-        return BadRow(where, f"text is {type(text).__name__}, not a string")
+        return BadRow(where, f"'text' is a {_json_type(text)}, not a string", sid)
     if not text.strip():
-        return BadRow(where, "empty text")
+        return BadRow(where, "empty text", sid)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        return BadRow(where, "text is not valid UTF-8")
-    sid = "" if source_id is None or isinstance(source_id, dict | list) else str(source_id)
+        return BadRow(where, "text is not valid UTF-8", sid)
     return Doc(doc_id=doc_id_for(text), text=text, url=url if isinstance(url, str) else "", source=where,
                source_id=sid)
+
+
+def _json_type(value: object) -> str:
+    """What a user calls a JSON value's type."""
+    kinds = ((bool, "boolean"), (int, "number"), (float, "number"), (dict, "JSON object"), (list, "list"))
+    return next((name for kind, name in kinds if isinstance(value, kind)), type(value).__name__)
 
 
 def read_jsonl(path: Path) -> Iterator[Doc | BadRow]:

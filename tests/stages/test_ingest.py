@@ -13,6 +13,7 @@ def test_jsonl_parquet_and_text_directories_with_reasons_for_bad_rows(tmp_path):
         json.dumps({"text": ""}),
         json.dumps({"text": 5}),
         json.dumps(["list"]),
+        json.dumps({"id": "row-7", "title": "no text here"}),
     ]) + "\n")
     pq.write_table(pa.table({"id": ["p"], "text": ["parquet doc"], "url": ["u"]}), tmp_path / "b.parquet")
     (tmp_path / "dir").mkdir()
@@ -29,8 +30,11 @@ def test_jsonl_parquet_and_text_directories_with_reasons_for_bad_rows(tmp_path):
     assert [(d.source_id, d.source) for d in docs] == [("x", f"{tmp_path / 'a.jsonl'}:1"),
                                                        ("p", f"{tmp_path / 'b.parquet'}#0"),
                                                        ("", str(tmp_path / "dir" / "c.txt"))]
-    assert reasons == ["empty text", "file is not UTF-8 text", "invalid JSON", "line is not a JSON object",
-                       "no such file", "text is int, not a string", "unsupported file type .exe"]
+    assert reasons == ["'text' is a number, not a string", "empty text", "file is not UTF-8 text", "invalid JSON",
+                       "line is not a JSON object", "no such file", "no text", "unsupported file type .exe"]
+    # a bad row keeps its own id, and says what is wrong in the file's terms
+    missing = next(i for i in items if isinstance(i, BadRow) and i.reason.startswith("no text"))
+    assert missing == BadRow(f"{tmp_path / 'a.jsonl'}:6", "no text: the row has no 'text' field, or it is null", "row-7")
 
 
 def test_doc_id_depends_on_the_text_only():
