@@ -17,15 +17,20 @@ tokenizer.bos_token_id / eos_token_id: use 0 explicitly.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import importlib.util
+import io
 import json
+import logging
 import os
 import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SEPARATOR_ID = 0  # <|endoftext|>
@@ -70,12 +75,23 @@ def build_once(target: Path, build: Callable[[Path], None]) -> Path:
     return target
 
 
+def quiet_loading() -> None:
+    """No Hugging Face progress bars ("Loading weights"): in a worker's log or a build's output they are
+    hundreds of redrawn lines where the one line saying what was loaded does."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
 def _convert_smollm2(out: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf = smollm2_gguf()
-    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    log.info("converting %s to safetensors in %s (once per cache)", gguf.name, out.parent)
+    # transformers' GGUF reader draws a bar of its own (tqdm.auto, deaf to quiet_loading) on stderr
+    with contextlib.redirect_stderr(io.StringIO()):
+        loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     config = loaded.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config
@@ -133,9 +149,11 @@ def load_causal_lm(spec: str, cache_dir: Path, threads: int = 0, device: str = "
 
     if threads > 0:
         torch.set_num_threads(threads)
+    quiet_loading()
     path = model_dir(spec, cache_dir)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype)).to(device)
     model.eval()
+    log.info("loaded %s (%s, %s, %s) from %s", spec, type(model).__name__, device, dtype, path)
     return model, AutoTokenizer.from_pretrained(path)
 
 

@@ -210,7 +210,7 @@ def _build_model(cfg, cache_dir: Path, device: str, dtype):
     from transformers import AutoConfig, AutoModelForCausalLM
 
     from .model_versions import set_rope_theta
-    from .models import model_dir
+    from .models import model_dir, quiet_loading
 
     attn = "sdpa"
     if device == "cuda":
@@ -220,6 +220,7 @@ def _build_model(cfg, cache_dir: Path, device: str, dtype):
             attn = "flash_attention_2"  # variable-length attention from the restarting positions
         except ImportError:
             log.warning("flash-attn is not installed: block-diagonal masks through SDPA (O(T^2) memory)")
+    quiet_loading()
     config = AutoConfig.from_pretrained(model_dir(cfg.model, cache_dir))
     if cfg.rope_theta:  # before the model is built: its rotary embedding reads the base at construction
         log.info("trainer: RoPE base %s for %s (its own: %s)", cfg.rope_theta, cfg.model,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -14,14 +15,35 @@ from rich import box
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from typer.core import TyperCommand, TyperGroup
 
 from entropylong_streamer.config import Config, ConfigError, load_config
 from entropylong_streamer.logs import counted
 from entropylong_streamer.quality import DEFAULT_MAX_LM_TOKENS
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+
+class _FlagHelp:
+    """-h/--help shown as the flag it is, not as `<bool>` (typer labels every option with its type)."""
+
+    def get_help_option(self, ctx):  # type: ignore[no-untyped-def]
+        option = super().get_help_option(ctx)  # type: ignore[misc]
+        if option is not None:
+            option.metavar = ""
+        return option
+
+
+class _Group(_FlagHelp, TyperGroup):
+    pass
+
+
+class _Command(_FlagHelp, TyperCommand):
+    pass
+
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, cls=_Group,
                   help="EntropyLong long-context data, built incrementally over Kafka.",
                   context_settings={"help_option_names": ["-h", "--help"]})
+app.command = functools.partial(app.command, cls=_Command)  # type: ignore[method-assign]
 console = Console()
 
 
@@ -34,14 +56,15 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def main_options(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+def main_options(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, metavar="",
                                                         help="print the version and exit")] = False) -> None:
     """EntropyLong long-context data, built incrementally over Kafka."""
 
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML (or JSON) config file",
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", metavar="FILE", help="TOML (or JSON) config file",
                                                 envvar="ELONG_CONFIG")]
-SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="override: SECTION.KEY=VALUE")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", metavar="KEY=VALUE",
+                                                  help="override a setting: SECTION.KEY=VALUE; repeat for several")]
 
 
 def _config(config: Path | None, overrides: list[str] | None) -> Config:
@@ -175,10 +198,14 @@ def _require_broker(cfg: Config) -> None:
     raise typer.Exit(1)
 
 
+PathsArg = Annotated[list[Path], typer.Argument(metavar="PATH", help="files or directories")]
+
+
 @app.command()
-def ingest(paths: Annotated[list[Path] | None, typer.Argument()] = None, config: ConfigOpt = None,
+def ingest(paths: Annotated[list[Path] | None, typer.Argument(metavar="PATH", help="files or directories")] = None,
+           config: ConfigOpt = None,
            set_: SetOpt = None,
-           follow: Annotated[Path | None, typer.Option(help="then take new files in DIR as they land, "
+           follow: Annotated[Path | None, typer.Option(metavar="DIR", help="then take new files in DIR as they land, "
                                                             "until interrupted")] = None) -> None:
     """JSONL / Parquet / WARC / WET / text files through the door to the docs topic."""
     from .ingest_cmd import follow as follow_dir
@@ -208,7 +235,7 @@ def ingest(paths: Annotated[list[Path] | None, typer.Argument()] = None, config:
 
 
 @app.command()
-def index(paths: list[Path], config: ConfigOpt = None, set_: SetOpt = None) -> None:
+def index(paths: PathsArg, config: ConfigOpt = None, set_: SetOpt = None) -> None:
     """Bootstrap the retrieval pool from files, straight into Milvus."""
     _index_paths(_config(config, set_), paths)
 
@@ -390,7 +417,7 @@ def report(config: ConfigOpt = None, set_: SetOpt = None,
 def status(config: ConfigOpt = None, set_: SetOpt = None,
            interval: float = typer.Option(2.0, help="seconds between two snapshots, for the rates (0: no rates)")
            ) -> None:
-    """For every stage: input topic, partitions, consumers, produced, committed, lag, records/s;
+    """For every stage: input topic, partitions, consumers (workers), committed, lag, records/s;
     shards; trainer loss."""
     from .status import collect
 
@@ -410,7 +437,7 @@ def status(config: ConfigOpt = None, set_: SetOpt = None,
 def dead_letters(config: ConfigOpt = None, set_: SetOpt = None,
                  batch: Annotated[Path | None, typer.Option(help="an `elong build --out` directory (default: the "
                                                                  "running stack's dead-letter topic)")] = None,
-                 redrive: Annotated[bool, typer.Option("--redrive", help=(
+                 redrive: Annotated[bool, typer.Option("--redrive", metavar="", help=(
                      "send the chosen letters' records back to their input topics"))] = False,
                  stage: Annotated[str | None, typer.Option(help="only this stage's letters")] = None,
                  reason: Annotated[str | None, typer.Option(help="only letters whose reason holds this text")] = None
@@ -594,10 +621,19 @@ def watch(cfg: Config, until: int | None, workers: list | None = None) -> None:
     dies ends the watch with its log's last lines and exit status 1."""
     from entropylong_streamer.topics import DEAD_LETTER, DROPPED
 
-    from .status import collect, end_offsets, shard_summary
-
     away = [t.full_name(cfg.kafka.topic_prefix) for t in (DEAD_LETTER, DROPPED)]
     table, rows = status_table(cfg, letters=False)
+    try:
+        _watch(cfg, until, workers, away, table, rows)
+    finally:
+        if not console.is_terminal:  # Live ends its last frame with a newline on a terminal only
+            console.line()
+
+
+def _watch(cfg: Config, until: int | None, workers: list | None, away: list[str], table: Table,
+           rows: list | None) -> None:
+    from .status import collect, end_offsets, shard_summary
+
     with Live(table, console=console, refresh_per_second=1) as live:
         while True:
             time.sleep(2)  # a display refresh interval, not synchronisation

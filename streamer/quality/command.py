@@ -152,9 +152,9 @@ def _f(x: float | None, signed: bool = False, digits: int = 3) -> str:
 
 def lengths_line(s: dict) -> str:
     """Sample length and dependency distance: how long the data is and how long-range."""
-    def spread(dist: dict) -> str:
+    def spread(dist: dict, unit: str = "") -> str:
         q = dist["quantiles"] if dist["count"] else {}
-        return spread_text({"median": q.get("50"), "p90": q.get("90"), "max": dist["max"] if q else None})
+        return spread_text({"median": q.get("50"), "p90": q.get("90"), "max": dist["max"] if q else None}, unit)
 
     far = s["dependency_distance"]["from_context_end"]
     line = (f"tokens per sample: {spread(s['tokens_per_sample'])}; dependency distance (tokens from the context's "
@@ -162,8 +162,8 @@ def lengths_line(s: dict) -> str:
     by_depth = s.get("contexts_by_depth", {})
     if len(by_depth) > 1:  # pack.depth > 1 put contexts of contexts in
         line += ("; documents per sample: " + spread(s["documents_per_sample"]) + "; by depth: " + ", ".join(
-            f"{k}: {_f(v['mean'], digits=1)} contexts a sample, edges {spread(s['edge_distance_by_depth'][k])} "
-            "tokens apart" for k, v in by_depth.items()))
+            f"{k}: {_f(v['mean'], digits=1)} contexts a sample, edges "
+            f"{spread(s['edge_distance_by_depth'][k], 'tokens')} apart" for k, v in by_depth.items()))
     return line
 
 

@@ -34,7 +34,8 @@ def test_jsonl_parquet_and_text_directories_with_reasons_for_bad_rows(tmp_path):
                        "line is not a JSON object", "no such file", "no text", "unsupported file type .exe"]
     # a bad row keeps its own id, and says what is wrong in the file's terms
     missing = next(i for i in items if isinstance(i, BadRow) and i.reason.startswith("no text"))
-    assert missing == BadRow(f"{tmp_path / 'a.jsonl'}:6", "no text: the row has no 'text' field, or it is null", "row-7")
+    assert missing == BadRow(f"{tmp_path / 'a.jsonl'}:6", "no text: the row has no 'text' field, or it is null",
+                             "row-7")
 
 
 def test_doc_id_depends_on_the_text_only():
