@@ -32,7 +32,7 @@ install() {
 }
 
 # An extra pinned set installed --no-deps over the base: vLLM's CPU build (the vLLM engine and its
-# tests), or what only the tests need (a Milvus server).
+# tests), or what only the tests need (warcio; a Milvus server).
 install_extra() {
   local name="$1" file="$2"
   local stamp="$VENV/.elong-$name-installed"
@@ -76,12 +76,13 @@ case "$cmd" in
     install_extra test deploy/requirements-test.txt
     # the slowest tests are printed after every run, so they stay visible
     if [ "${1:-}" = "fast" ]; then
-      # no server, no engine: the base install is enough (vLLM and Prometheus are for the full suite)
+      # no server, no engine: the base install and warcio (vLLM, Milvus and Prometheus are the full suite's)
       shift
       "$VENV/bin/ruff" check .
       exec "$VENV/bin/python" -m pytest -m "not slow and not integration" --durations=10 "$@"
     fi
     install_extra vllm deploy/requirements-vllm.lock
+    install_extra milvus-server deploy/requirements-milvus-server.txt
     install_prometheus
     "$VENV/bin/ruff" check .
     exec "$VENV/bin/python" -m pytest --durations=15 "$@"

@@ -1,5 +1,7 @@
 """Verification on the real (tiny) model: one forward per context equals the naive per-pair dI."""
 
+import random
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -46,10 +48,10 @@ def naive_pair(engine, ctx, doc, anchor, sep=(SEP,)):
     return float(h[0]), float(nll[0])
 
 
-def assert_naive(engine, out, doc, epsilon, sep=(SEP,), atol=None):
-    """Every pair as the naive forward measures it: exactly (the float64 tiny model, to the scores'
-    fp32 rounding: tests/noise.py), or within atol nats (SmolLM2 in fp32)."""
-    for pair in out.pairs:
+def assert_naive(engine, out, doc, epsilon, sep=(SEP,), atol=None, pairs=None):
+    """Every pair (or those given) as the naive forward measures it: exactly (the float64 tiny model, to
+    the scores' fp32 rounding: tests/noise.py), or within atol nats (SmolLM2 in fp32)."""
+    for pair in out.pairs if pairs is None else pairs:
         ctx = next(c for c in out.contexts if c.context_id == pair.context_id).token_ids
         h_ctx, nll_ctx = naive_pair(engine, ctx, doc, pair.anchor_index, sep)
         if atol is None:
@@ -295,9 +297,13 @@ def test_verification_on_the_real_small_model_equals_the_naive_pairs(model_cache
     stage = VerifyStage(smollm2, Criterion(epsilon=0.4), max_context_tokens=256, separator=(SEP,),
                         config_version="v")
     deps = stage.process(records).outputs
-    assert sum(len(d.pairs) for d in deps) >= 40
-    for dep in deps:
-        assert_naive(smollm2, dep, dep.token_ids, 0.4, atol=SMOLLM2_ATOL)
+    every = [(i, p) for i, d in enumerate(deps) for p in d.pairs]
+    # a naive forward per pair is most of this test's time: 48 pairs, a stable draw across documents, both
+    # verdicts among them
+    chosen = random.Random(0).sample(every, min(48, len(every)))
+    assert len(chosen) >= 40 and len({p.accepted for _, p in chosen}) == 2
+    for i, dep in enumerate(deps):
+        assert_naive(smollm2, dep, dep.token_ids, 0.4, atol=SMOLLM2_ATOL, pairs=[p for j, p in chosen if j == i])
 
 
 def test_a_context_longer_than_the_room_keeps_the_part_around_its_retrieved_spans(engine):
