@@ -2,7 +2,8 @@
 
 build(docs, corpus) -> OUT/shards/<version>/..., OUT/dependencies.jsonl, OUT/dead-letter.jsonl,
 OUT/dropped.jsonl (documents the door turned away), OUT/config.json (the resolved settings, secrets
-masked: what `report --batch OUT` and a build into the same OUT start from).
+masked: what `report --batch OUT` and a build into the same OUT start from) and OUT/inputs.json (the
+paths built: what `replay --batch OUT` builds again).
 Documents pass the door as `ingest` passes them (ingest_cmd.Ingest); every stage runs through the
 adapter its worker uses (agents/adapter.StageRunner over agents/memory_topics.MemoryTopics), in the
 registry's order and at the workers' batch sizes (agents.max_batch); the packer packs by its
@@ -55,6 +56,16 @@ log = logging.getLogger(__name__)
 
 
 BUILD_CONFIG = "config.json"
+BUILD_INPUTS = "inputs.json"  # the --docs and --corpus paths: what `elong replay --batch OUT` builds again
+
+
+def read_build_inputs(out: Path) -> tuple[list[Path], list[Path]]:
+    """(docs, corpus) of the last build into `out`."""
+    path = out / BUILD_INPUTS
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: {out} holds no build of this version of `elong build`")
+    inputs = json.loads(path.read_text())
+    return [Path(p) for p in inputs["docs"]], [Path(p) for p in inputs["corpus"]]
 
 
 def dependency_rows(rec: DependenciesRecord, sample: Sample | None = None,
@@ -198,6 +209,9 @@ def build(cfg: Config, docs: list[Path], corpus: Iterable[Path], out: Path, milv
     """`pipeline`: one whose models are already loaded (its pool is used as it is)."""
     out.mkdir(parents=True, exist_ok=True)
     (out / BUILD_CONFIG).write_text(json.dumps(cfg.masked(), indent=1) + "\n")
+    corpus = list(corpus)
+    (out / BUILD_INPUTS).write_text(json.dumps({"docs": [str(p.resolve()) for p in docs],
+                                                "corpus": [str(p.resolve()) for p in corpus]}, indent=1) + "\n")
     report = BuildReport()
     topics = MemoryTopics()
     # The door of a build remembers this build only (an in-memory index): a rebuild decides the same.

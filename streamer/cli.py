@@ -300,11 +300,14 @@ def build(docs: Annotated[list[Path], typer.Option("--docs", metavar="PATH", hel
               "the retrieval pool's documents (besides --docs); repeat --corpus for several"))] = None,
           config: ConfigOpt = None, set_: SetOpt = None) -> None:
     """Batch mode: the same stages in one process, no Kafka; shards + OUT/dependencies.jsonl."""
+    _build(_build_config(config, set_, out), docs, corpus or [], out)
+
+
+def _build(cfg: Config, docs: list[Path], corpus: list[Path], out: Path) -> None:
     from .batch import build as run_build
 
-    cfg = _build_config(config, set_, out)
-    _check_build_inputs(cfg, [*docs, *(corpus or [])], out)
-    report = run_build(cfg, docs, corpus or [], out)
+    _check_build_inputs(cfg, [*docs, *corpus], out)
+    report = run_build(cfg, docs, corpus, out)
     _print_build_summary(report, out)
     if report.documents == 0:
         raise typer.Exit(1)
@@ -480,11 +483,15 @@ def replay(config: ConfigOpt = None, set_: SetOpt = None,
            from_time: str | None = typer.Option(None, help="ISO 8601 time with zone: read records written since"),
            from_offset: int | None = typer.Option(None, help="offset to start at in every partition"),
            restart: bool = typer.Option(True, metavar="",
-                                        help="restart the embedded stack's workers of the changed stages")
-           ) -> None:
+                                        help="restart the embedded stack's workers of the changed stages"),
+           batch: Annotated[Path | None, typer.Option(metavar="DIR", help=(
+               "an `elong build --out` directory: build its inputs again with the change"))] = None) -> None:
     """Change thresholds (--set entropy.alpha=1.5, verify.epsilon=0.3, ...) and replay: the changed
     stages get a new config version and read their input again (from the beginning unless told);
-    the old shard set stays as it is and a new one grows beside it."""
+    the old shard set stays as it is and a new one grows beside it. With --batch OUT: a build's
+    replay, its own inputs built again under its configuration with --set on top."""
+    if batch is not None:
+        return _replay_build(config, set_, batch)
     from . import registry
     from .replay import Origin, ReplayError, plan, reset_offsets
     from .stack_control import embedded, run_dir, running_workers, start_workers, stop_workers
@@ -523,6 +530,29 @@ def replay(config: ConfigOpt = None, set_: SetOpt = None,
         console.print(f"stopped {', '.join(stopped) or 'no workers'}; started {', '.join(w.name for w in started)}")
     else:
         console.print("offsets set; start the changed stages' workers with the new configuration")
+
+
+def _replay_build(config: Path | None, overrides: list[str] | None, out: Path) -> None:
+    """A build's replay: the stages whose version the change moves, then the build of the same inputs;
+    the measurement caches make it cost only what was never measured."""
+    from .batch import read_build_inputs
+
+    try:
+        docs, corpus = read_build_inputs(out)
+    except FileNotFoundError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    old = _build_config(None, None, out)
+    new = _build_config(config, overrides, out)
+    before, after = old.stage_versions(), new.stage_versions()
+    changed = [stage for stage, version in after.items() if before.get(stage) != version]
+    if not changed:
+        console.print("no stage's version changes: nothing to replay")
+        return
+    console.print(f"replay of the build {out}: {', '.join(changed)} change (pack version {before['pack']} -> "
+                  f"{after['pack']}: a new shard set beside the old); its inputs: "
+                  + ", ".join(str(p) for p in [*docs, *corpus]))
+    _build(new, docs, corpus, out)
 
 
 @app.command()

@@ -107,6 +107,16 @@ def test_build_writes_dependencies_with_anchor_spans_and_shards(tmp_path, model_
     assert written["inputs"]["matched"] == written["scope"]["samples"] == len(by_doc) + 2
     assert f"{len(by_doc) + 2} samples; {len(by_doc) + 2} of them measured here" in " ".join(report.output.split())
 
+    # A build's replay: its last inputs built again under its configuration with the change on top; the
+    # changed stages say so, a new shard set grows beside the old, the measurements come from the caches
+    same = CliRunner().invoke(app, ["replay", "--batch", str(tmp_path / "out")])
+    assert same.exit_code == 0 and "no stage's version changes" in same.output
+    replay = CliRunner().invoke(app, ["replay", "--batch", str(tmp_path / "out"), "--set", "verify.epsilon=0.2"])
+    assert replay.exit_code == 0, replay.output
+    said = " ".join(replay.output.split())
+    assert "verify, pack change" in said and str(more) in said and "nothing run, every measurement read" in said
+    assert len(list((tmp_path / "out" / "shards").glob("*/manifest.jsonl"))) == 2
+
 
 def test_report_without_a_build_says_what_is_missing(tmp_path):
     result = CliRunner().invoke(app, ["report", "--batch", str(tmp_path), "--set", f"data_dir='{tmp_path}'"])
