@@ -21,8 +21,16 @@ measurements (no LM work).
 - sample precision: of the contexts a sample would hold (accepted at any anchor), the share that
   are a source of the document (what the trainer receives).
 
+With --depth N > 1 (pack.depth) every pool page is built as a document too, as in live mode, so that
+the citing documents' samples may hold their contexts' contexts; the table above is then the citing
+documents' own (the same measurements as at depth 1), and a second table judges every edge the citing
+documents' samples hold, by depth: at a citing document's anchor, true where the context is the source
+of a fact there; at an entry's anchor (its values are random), true where the context is a document
+citing that entry (it states the same value), false otherwise; an edge at a noise page's anchor (real
+text) is not judged.
+
     .venv/bin/python bench/dependencies.py [--docs 16] [--alpha 1.0] [--separator 0 --separator '"\\n\\n"'] \
-        [--span-tokens 8]
+        [--span-tokens 8] [--depth 2]
 """
 
 from __future__ import annotations
@@ -179,6 +187,30 @@ def why_missed(catalogue: Catalogue, records: list[DependenciesRecord]) -> dict[
     return dict(out)
 
 
+def edge_verdicts(catalogue: Catalogue, rows: list[dict]) -> dict[int, dict[str, int]]:
+    """depth -> verdict -> edges, over the edges the citing documents' samples hold (dependencies.jsonl)."""
+    docs = {doc_id_for(d.text): d for d in catalogue.docs}
+    names = _names(catalogue)
+    citing = {e.entry_id: {names[i] for i, d in docs.items() if any(f.source_id == e.entry_id for f in d.facts)}
+              for e in catalogue.entries}
+    copies = {name: name.removeprefix("copy-of-") for name, _ in catalogue.near_copies}
+    out: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for r in rows:
+        if not r["in_sample"] or r["sample_doc_id"] not in docs:
+            continue
+        target, context = names.get(r["doc_id"], ""), names.get(r["context_doc_id"], "")
+        context = copies.get(context, context)  # a near copy states what its document does
+        if r["doc_id"] in docs:
+            facts = _facts_at(docs[r["doc_id"]], *r["anchor_span"])
+            verdict = "true" if any(f.source_id == context for f in facts) else "false" if facts else "no fact"
+        elif target in citing:
+            verdict = "true" if context in citing[target] else "false"
+        else:
+            verdict = "not judged"
+        out[r["depth"]][verdict] += 1
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--docs", type=int, default=16)
@@ -188,6 +220,7 @@ def main() -> None:
     ap.add_argument("--model", default="smollm2")
     ap.add_argument("--span-tokens", type=int, default=8, help="verify.span_tokens of the build (the word rows)")
     ap.add_argument("--set", dest="sets", action="append", default=[])
+    ap.add_argument("--depth", type=int, default=1, help="pack.depth; > 1 builds every pool page as a document too")
     args = ap.parse_args()
     separators = args.separator or ["0", '"\\n\\n"']
     data_dir = Path(".elong/bench-dependencies").resolve()
@@ -201,17 +234,19 @@ def main() -> None:
               f"{len(catalogue.noise)} unrelated pages; alpha {args.alpha}")
         docs, pool = write_catalogue_files(Path(tmp), catalogue)
         for sep in separators:
+            deeper = [f"pack.depth={args.depth}", "retrieval.index_live_docs=false"] if args.depth > 1 else []
             cfg = load_config(None, [f"model.path={args.model!r}", f"data_dir={str(data_dir)!r}",
                                      f"entropy.alpha={args.alpha}", "verify.all_anchors=true",
                                      f"verify.span_tokens={args.span_tokens}",
-                                     f"pack.separator={sep}", *args.sets])
-            out = data_dir / f"out-sep{separators.index(sep)}"
+                                     f"pack.separator={sep}", *deeper, *args.sets])
+            out = data_dir / (f"out-sep{separators.index(sep)}" + (f"-depth{args.depth}" if args.depth > 1 else ""))
             shutil.rmtree(out, ignore_errors=True)
             t0 = time.perf_counter()
-            report = build(cfg, [docs], [pool], out, pipeline=Pipeline(cfg, milvus_uri=str(out / "pool.db")),
-                           show_progress=False)
+            report = build(cfg, [docs, pool] if args.depth > 1 else [docs], [pool], out,
+                           pipeline=Pipeline(cfg, milvus_uri=str(out / "pool.db")), show_progress=args.depth > 1)
             wall = time.perf_counter() - t0
-            records = list(read_records(out / RECORDS_FILE))
+            citing = {doc_id_for(d.text) for d in catalogue.docs}
+            records = [r for r in read_records(out / RECORDS_FILE) if r.doc_id in citing]
             st = report.stats
             ent, ver = st["entropy"], st["verify"]
             anchors = ent.get("anchors", 0)
@@ -234,6 +269,15 @@ def main() -> None:
                           f"{s.fact_precision:>11.3f}{s.sample_precision:>13.3f}{s.sample_recall:>14.3f}"
                           f"{s.contexts_per_doc:>8.1f}{s.accepted_pairs:>9}{s.mean_d_i:>8.2f}  "
                           + ", ".join(f"{k} {v}" for k, v in sorted(s.false_by_kind.items())))
+            if args.depth > 1:
+                rows = [json.loads(line) for line in (out / "dependencies.jsonl").read_text().splitlines()]
+                print(f"  the edges the citing documents' samples hold (pack.depth {args.depth}; "
+                      f"{report.documents - len(records)} pool pages built as documents too), by depth:")
+                for depth, v in sorted(edge_verdicts(catalogue, rows).items()):
+                    judged = v.get("true", 0) + v.get("false", 0)
+                    print(f"    depth {depth}: {sum(v.values())} edges: " + ", ".join(f"{k} {n}" for k, n in
+                                                                           sorted(v.items()))
+                          + (f"; precision {v.get('true', 0) / judged:.3f}" if judged else ""))
 
 
 if __name__ == "__main__":
