@@ -7,8 +7,9 @@ prefix's keys and values and a later batch continues from them, so C is read onc
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Any
+
+from cachetools import LRUCache
 
 
 def cache_bytes(cache: Any) -> int:
@@ -18,27 +19,27 @@ def cache_bytes(cache: Any) -> int:
 
 
 class PrefixCache:
+    """Prefix token ids -> a transformers cache, within max_bytes (cachetools' LRU, sized in bytes)."""
+
     def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self.bytes = 0
-        self._entries: OrderedDict[tuple[int, ...], tuple[Any, int]] = OrderedDict()
+        self._lru: LRUCache = LRUCache(maxsize=max_bytes, getsizeof=lambda entry: entry[1])
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._lru)
+
+    def __contains__(self, key: tuple[int, ...]) -> bool:
+        return key in self._lru
+
+    @property
+    def bytes(self) -> int:
+        return int(self._lru.currsize)
 
     def get(self, key: tuple[int, ...]) -> Any | None:
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        self._entries.move_to_end(key)
-        return entry[0]
+        entry = self._lru.get(key)  # a hit becomes the most recent
+        return None if entry is None else entry[0]
 
     def put(self, key: tuple[int, ...], cache: Any, nbytes: int) -> None:
-        """Keep it unless it alone exceeds the budget; evict the least recently used to make room."""
-        if nbytes > self.max_bytes or key in self._entries:
+        """Keep it unless it alone exceeds the budget; the least recently used make room."""
+        if nbytes > self._lru.maxsize or key in self._lru:
             return
-        while self.bytes + nbytes > self.max_bytes:
-            _, (_, freed) = self._entries.popitem(last=False)
-            self.bytes -= freed
-        self._entries[key] = (cache, nbytes)
-        self.bytes += nbytes
+        self._lru[key] = (cache, nbytes)

@@ -200,6 +200,6 @@ def test_the_prefix_cache_keeps_the_most_recent_within_its_budget(uses, budget):
         recent = [k for k in recent if k != key] + [key]
         assert cache.bytes <= budget
         # what it holds is a most-recent run of keys: nothing older is held while something newer was dropped
-        held = [k for k in recent if cache._entries.get((k,))]
+        held = [k for k in recent if (k,) in cache]
         fits = [k for k in recent if sizes[k] <= budget]  # a prefix over the whole budget is never kept
         assert held == fits[len(fits) - len(held):] and (held or not fits) and held[-1:] == fits[-1:]
