@@ -1,4 +1,4 @@
-"""The streaming overhead of the entropy stage: the real entropy worker (a Faust agent reading the
+"""The streaming overhead of the entropy stage: the real entropy worker (its kafka-python consumer loop reading the
 docs topic of the embedded broker and publishing anchors) against the bare engine on the same
 documents, in one run. Goal: the agent keeps at least 90% of the engine's tokens/s.
 

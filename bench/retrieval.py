@@ -145,7 +145,7 @@ def worker_seconds(cfg, records) -> float:
     cons = KafkaConsumer(CANDIDATES.full_name(prefix), auto_offset_reset="earliest", **kc.client_kwargs(cfg))
 
     def send(recs) -> None:
-        kc.send_all(prod, prefix, [Produced(ANCHORS, ANCHORS.key(x), ANCHORS.encode(x)) for x in recs])
+        kc.send_all(prod, prefix, [Produced.of(ANCHORS, x) for x in recs])
 
     try:
         send(records[:1])

@@ -2,8 +2,8 @@
 same stage behind StageRunner (decode, encode, dead letters, metrics) and behind StageRunner with
 its measurement cache on a real embedded broker (read up before each batch, made durable after),
 all in one process, with the null LM and embedder (services/null_models.py) so that no model
-hides the plumbing. A worker runs StageRunner beside Faust's threads; bench/plumbing.py gives the
-worker's own rate (its busy seconds) to set against these.
+hides the plumbing. A worker runs StageRunner inside its consumer loop (agents/stage_loop.py);
+bench/plumbing.py gives the worker's own rate (its busy seconds) to set against these.
 
     .venv/bin/python bench/stage_overhead.py [--documents 400] [--words 120]
 """

@@ -58,16 +58,20 @@ class Charge:
     seconds: float = 0.0
 
 
-class LMEngine(Protocol):
+class Tokenizer(Protocol):
+    """What cuts text into the LM's tokens: the indexer's chunks, retrieval's windows, every engine."""
+
+    def tokenize(self, text: str) -> Tokenized: ...
+
+    def tokenize_many(self, texts: Sequence[str]) -> list[Tokenized]: ...
+
+
+class LMEngine(Tokenizer, Protocol):
     name: str
     dtype: str  # the dtype the model runs in ("float32", "bfloat16")
     max_tokens: int  # tokens one forward sees; longer requests are scored in windows
     vocab_size: int  # token ids the model embeds: 0 .. vocab_size - 1
     lm_tokens: int  # tokens run through the model so far (window overlaps included, padding not)
-
-    def tokenize(self, text: str) -> Tokenized: ...
-
-    def tokenize_many(self, texts: Sequence[str]) -> list[Tokenized]: ...
 
     def decode(self, ids: list[int]) -> str: ...
 

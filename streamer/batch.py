@@ -149,7 +149,7 @@ def load_pool(paths: Iterable[Path], cfg: Config) -> MemoryTopics:
     pool = MemoryTopics()
     for item in read_documents(list(paths), cfg.door.html_extractor):
         letter = bad_row_letter(item) if isinstance(item, BadRow) else None
-        pool.send([letter or Produced(DOCS, DOCS.key(item), DOCS.encode(item))])
+        pool.send([letter or Produced.of(DOCS, item)])
     return pool
 
 

@@ -87,11 +87,11 @@ class Ingest:
             return
         out = self.door.admit(item)
         if isinstance(out, Doc):
-            self.batch.append(Produced(DOCS, DOCS.key(out), DOCS.encode(out)))
+            self.batch.append(Produced.of(DOCS, out))
             self.sent += 1
             metrics.DOOR.labels("admitted").inc()
         else:
-            self.batch.append(Produced(DROPPED, DROPPED.key(out), DROPPED.encode(out)))
+            self.batch.append(Produced.of(DROPPED, out))
             self.dropped += 1
             self.rules[out.rule] += 1
             metrics.DOOR.labels(out.rule).inc()
@@ -125,7 +125,7 @@ class Ingest:
 
 def bad_row_letter(item: BadRow) -> Produced:
     rec = DeadLetter(stage="ingest", reason=item.reason, topic=item.where, payload=b"", source_id=item.source_id)
-    return Produced(DEAD_LETTER, DEAD_LETTER.key(rec), DEAD_LETTER.encode(rec))
+    return Produced.of(DEAD_LETTER, rec)
 
 
 def ingest_paths(cfg: Config, paths: list[Path], console: Console, door: Door | None = None) -> tuple[int, int, int]:

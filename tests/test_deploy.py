@@ -318,7 +318,7 @@ def test_keda_scales_the_stateless_stages_on_their_exact_consumer_groups():
             + groups_hint())
         assert meta["bootstrapServers"] == k8s_config(c).kafka.bootstrap_servers, so["metadata"]["name"]
         assert int(meta["lagThreshold"]) > 0
-        assert meta.get("offsetResetPolicy") == "earliest"  # faust reads a new group from the start
+        assert meta.get("offsetResetPolicy") == "earliest"  # a new group reads from the start, as a worker does
         if "authenticationRef" in trigger:
             k8s_named("TriggerAuthentication", trigger["authenticationRef"]["name"])
         lo, hi = so["spec"].get("minReplicaCount", 0), so["spec"]["maxReplicaCount"]

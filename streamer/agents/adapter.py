@@ -37,6 +37,11 @@ class Produced:
     key: bytes
     value: bytes
 
+    @classmethod
+    def of(cls, topic: TopicSpec, record: Any) -> Produced:
+        """The record for `topic`, keyed and encoded as the topic's contract says."""
+        return cls(topic, topic.key(record), topic.encode(record))
+
 
 def handle_batch(
     stage_name: str,
@@ -115,7 +120,7 @@ def dead_letter(stage: str, reason: str, msg: Message, doc_id: str = "", source_
     rec = DeadLetter(stage=stage, reason=reason[:2000], topic=msg.topic, partition=msg.partition,
                      offset=msg.offset, key=msg.key, payload=msg.value or b"", doc_id=doc_id, source_id=source_id,
                      attempts=attempts)
-    return Produced(DEAD_LETTER, DEAD_LETTER.key(rec), DEAD_LETTER.encode(rec))
+    return Produced.of(DEAD_LETTER, rec)
 
 
 def source_id_of(record: Any) -> str:

@@ -61,7 +61,7 @@ def run(cfg: Config, stop: threading.Event | None = None) -> None:
             if peers is not None and msgs:
                 retrying(peers.catch_up_all, blocked, stop)
             _, dead = handle_batch("pack", msgs, DEPENDENCIES, None, stage.process, cfg.verify_version())
-            known = [Produced(VERIFIED, VERIFIED.key(r), VERIFIED.encode(r)) for r in stage.outbox or ()]
+            known = [Produced.of(VERIFIED, r) for r in stage.outbox or ()]
             if stage.outbox:
                 stage.outbox = []
             kc.send_all(prod, prefix, dead + known)
@@ -80,7 +80,7 @@ def run(cfg: Config, stop: threading.Event | None = None) -> None:
 
 
 def announcement(ready: ShardReady) -> Produced:
-    return Produced(SHARD_READY, SHARD_READY.key(ready), SHARD_READY.encode(ready))
+    return Produced.of(SHARD_READY, ready)
 
 
 def flush_and_commit(stage, cons, prod, prefix: str, written: list[ShardReady] | None = None) -> None:

@@ -86,7 +86,7 @@ def run(cfg: Config, stop: threading.Event | None = None) -> None:
 
 def _announced(v: Published, config_version: str) -> Produced:
     rec = announcement(v, config_version)
-    return Produced(MODEL_VERSIONS, MODEL_VERSIONS.key(rec), MODEL_VERSIONS.encode(rec))
+    return Produced.of(MODEL_VERSIONS, rec)
 
 
 def _rescore(cfg: Config, trainer, version: Published, prod) -> None:
@@ -98,7 +98,7 @@ def _rescore(cfg: Config, trainer, version: Published, prod) -> None:
         return
     shards = [Path(p) for p in list(trainer.consumed.values())[-m:]]
     docs, missing = rescore_documents(shards, version.version)
-    kc.send_all(prod, cfg.kafka.topic_prefix, [Produced(DOCS, DOCS.key(d), DOCS.encode(d)) for d in docs])
+    kc.send_all(prod, cfg.kafka.topic_prefix, [Produced.of(DOCS, d) for d in docs])
     with open(done, "a") as fh:
         fh.write(version.version + "\n")
     log.info("sent %d documents of the last %d shards to be scored by %s%s", len(docs), len(shards), version.version,

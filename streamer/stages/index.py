@@ -10,7 +10,7 @@ from entropylong_streamer.method.near_dup import NearDuplicateRule
 from entropylong_streamer.method.templates import NGRAM_WORDS, line_prefixes, split_lines, split_ngrams
 from entropylong_streamer.services.doc_store import DocStore
 from entropylong_streamer.services.line_store import LineStore
-from entropylong_streamer.services.lm import Tokenized
+from entropylong_streamer.services.lm import Tokenized, Tokenizer
 from entropylong_streamer.topics import Doc
 
 from .base import StageResult, Stats, run_batch
@@ -22,10 +22,6 @@ class Chunk:
     doc_id: str
     text: str
     doc_signature: tuple[int, ...] = ()  # the whole document's MinHash: retrieval's leakage guard
-
-
-class Tokenizer(Protocol):
-    def tokenize_many(self, texts: list[str]) -> list[Tokenized]: ...
 
 
 class ChunkSink(Protocol):

@@ -20,7 +20,7 @@ from entropylong_streamer.method.templates import (
 )
 from entropylong_streamer.services.doc_store import DocStore
 from entropylong_streamer.services.line_store import LineStore
-from entropylong_streamer.services.lm import Tokenized
+from entropylong_streamer.services.lm import Tokenized, Tokenizer
 from entropylong_streamer.topics import Anchor, AnchorsRecord, Candidate, CandidatesRecord
 
 from .base import StageError, StageResult, Stats, run_batch
@@ -44,12 +44,6 @@ class Pool(Protocol):
 
     def search(self, queries: list[str], vectors: np.ndarray | None, k: int,
                exclude_doc_id: str) -> list[list[Hit]]: ...
-
-
-class Tokenizer(Protocol):
-    def tokenize(self, text: str) -> Tokenized: ...
-
-    def tokenize_many(self, texts: list[str]) -> list[Tokenized]: ...
 
 
 @dataclass(frozen=True)

@@ -108,7 +108,7 @@ def entropy_loop_with(exc: BaseException, calls: int, broker, tmp_path, model_ca
     write_demo_corpus(corpus, 8, min_chars=300, max_chars=900)
     docs = [d for d in read_documents([corpus]) if not isinstance(d, BadRow)]
     prod = kc.producer(cfg)
-    kc.send_all(prod, cfg.kafka.topic_prefix, [kc.Produced(DOCS, DOCS.key(d), DOCS.encode(d)) for d in docs])
+    kc.send_all(prod, cfg.kafka.topic_prefix, [kc.Produced.of(DOCS, d) for d in docs])
     prod.close()
     real, raised = TransformersEngine.score_charged, []
 
@@ -171,7 +171,7 @@ def test_a_full_disk_under_the_shard_set_commits_nothing_shows_no_partial_shard_
                                       contexts=[], pairs=[], config_version=cfg.verify_version()) for i in range(6)]
         prod = kc.producer(cfg)
         kc.send_all(prod, cfg.kafka.topic_prefix,
-                    [kc.Produced(DEPENDENCIES, DEPENDENCIES.key(r), DEPENDENCIES.encode(r)) for r in records])
+                    [kc.Produced.of(DEPENDENCIES, r) for r in records])
         prod.close()
         shard_set = cfg.paths.shard_set(cfg.pack_version())
         seen_blocked = []
