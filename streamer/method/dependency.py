@@ -67,17 +67,11 @@ class Criterion:
         """Every measured pair of one document, all its contexts: accepted or not."""
         if not self.uses_rivals:
             return [self.accepts(h, hc, nll, nc) for _, h, hc, nll, nc in pairs]
-        gains: dict[int, list[float]] = defaultdict(list)
-        for t, _, _, nll, nc in pairs:
-            gains[t].append(nll - nc)
-        ranked = {t: sorted(g, reverse=True) for t, g in gains.items()}
         out = []
-        for t, h, hc, nll, nc in pairs:
-            best = ranked[t]
-            # the OTHER contexts' gains: skip this pair's own place once
-            mine = best.index(nll - nc)
-            near_best = self.kind != "shared" or nll - nc >= self.best_share * best[0]
-            out.append(near_best and self.accepts(h, hc, nll, nc, self.rival(best[:mine] + best[mine + 1 :])))
+        for (_, h, hc, nll, nc), others in zip(pairs, others_at([(t, nll - nc) for t, _, _, nll, nc in pairs]),
+                                              strict=True):
+            near_best = self.kind != "shared" or nll - nc >= self.best_share * max(nll - nc, *others[:1])
+            out.append(near_best and self.accepts(h, hc, nll, nc, self.rival(others)))
         return out
 
     def rival(self, others: Sequence[float]) -> float:
@@ -85,3 +79,19 @@ class Criterion:
         if self.kind == "specific":
             return others[self.max_sources - 1] if len(others) >= self.max_sources else 0.0
         return float(np.quantile(others, self.rival_quantile)) if others else 0.0
+
+
+def others_at(gains: Sequence[tuple[int, float]]) -> list[list[float]]:
+    """For each (anchor, gain) of one document: the gains of the OTHER entries at the same anchor, best
+    first (its own place skipped once): what a rival is taken from, by the criterion and by the screen."""
+    ranked: dict[int, list[float]] = defaultdict(list)
+    for t, g in gains:
+        ranked[t].append(g)
+    for g in ranked.values():
+        g.sort(reverse=True)
+    out = []
+    for t, g in gains:
+        best = ranked[t]
+        mine = best.index(g)
+        out.append(best[:mine] + best[mine + 1 :])
+    return out

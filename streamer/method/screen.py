@@ -18,6 +18,8 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from entropylong_streamer.method.dependency import others_at
+
 
 @dataclass(frozen=True)
 class ScreenParams:
@@ -85,17 +87,6 @@ def rival_gains(views: Sequence[View], rival: Callable[[Sequence[float]], float]
     """For each context's view (anchors, baseline NLL, view NLL) of one document: at each of its
     anchors, rival(the gains (baseline - view) of the OTHER contexts screened there, best first):
     the exact criterion's own rule (Criterion.rival), applied to the views."""
-    at: dict[int, list[float]] = defaultdict(list)
-    for anchors, base, view in views:
-        for t, b, v in zip(anchors, base, view, strict=True):
-            at[t].append(b - v)
-    ranked = {t: sorted(g, reverse=True) for t, g in at.items()}
-    out = []
-    for anchors, base, view in views:
-        mine = []
-        for t, b, v in zip(anchors, base, view, strict=True):
-            others = list(ranked[t])
-            others.remove(b - v)
-            mine.append(rival(others))
-        out.append(mine)
-    return out
+    others = iter(others_at([(t, b - v) for anchors, base, view in views
+                             for t, b, v in zip(anchors, base, view, strict=True)]))
+    return [[rival(next(others)) for _ in anchors] for anchors, _, _ in views]
