@@ -70,7 +70,7 @@ class Criterion:
         out = []
         for (_, h, hc, nll, nc), others in zip(pairs, others_at([(t, nll - nc) for t, _, _, nll, nc in pairs]),
                                               strict=True):
-            near_best = self.kind != "shared" or nll - nc >= self.best_share * max(nll - nc, *others[:1])
+            near_best = self.kind != "shared" or nll - nc >= self.best_share * max([nll - nc, *others[:1]])
             out.append(near_best and self.accepts(h, hc, nll, nc, self.rival(others)))
         return out
 
