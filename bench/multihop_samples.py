@@ -101,8 +101,12 @@ def main() -> None:
         recs = verified(pipe, frontier, f"hop {hop}")
         records.update((r.doc_id, r) for r in recs)
         wanted = [d for d, _ in accepted_docs(recs).most_common() if d not in records and d in by_id]
+        spent = [c for r in recs for c in r.costs.values()]
         print(f"hop {hop}: {len(frontier)} documents verified in {time.perf_counter() - t0:.0f} s, "
-              f"{sum(p.accepted for r in recs for p in r.pairs):,} accepted pairs; {len(wanted)} new context "
+              f"LM work run {sum(c.lm_tokens for c in spent):,.0f} tokens, {sum(c.flops for c in spent) / 1e12:.1f} "
+              f"TFLOP, {sum(c.seconds for c in spent):.0f} s ({sum(c.reused for c in spent):,} measurements read "
+              f"from the caches), {sum(p.accepted for r in recs for p in r.pairs):,} accepted pairs; "
+              f"{len(wanted)} new context "
               f"documents{f' (the first {args.hop_docs} next)' if len(wanted) > args.hop_docs else ''}")
         frontier = [by_id[d] for d in wanted[: args.hop_docs]]
         if not frontier:
