@@ -147,8 +147,8 @@ def stop_pidfile(path: Path, expect: str, timeout: float = 10,
     """Stop the process recorded in a pid file, if its command line still contains ``expect``.
 
     Returns True if a matching process was running and was stopped. A stale pid file (the process is
-    gone, or the PID now belongs to another program) is removed and nothing is signalled. Pid files
-    that record the start time are matched on it; older ones on the command line.
+    gone, the PID now belongs to another process: another start time or command line, or a file
+    without the start time ManagedProcess records) is removed and nothing is signalled.
     """
     try:
         fields = path.read_text().split()
@@ -159,8 +159,7 @@ def stop_pidfile(path: Path, expect: str, timeout: float = 10,
         group = os.getpgid(pid) == pid  # started with start_new_session: signal the whole group
     except ProcessLookupError:
         group = False
-    # pid files of releases before psutil recorded clock ticks since boot (no decimal point)
-    same = start_time(pid) == fields[1] if len(fields) > 1 and "." in fields[1] else expect in _cmdline(pid)
+    same = len(fields) > 1 and start_time(pid) == fields[1] and expect in _cmdline(pid)
     if not pid_alive(pid) or not same:
         path.unlink(missing_ok=True)
         return False

@@ -31,10 +31,6 @@ class DataDir:
         return self.root / "door.sqlite"
 
     @property
-    def ingested(self) -> Path:  # an earlier version's ledger of ingested ids, imported once
-        return self.root / "ingested.ids"
-
-    @property
     def corpus(self) -> Path:  # the demo's generated corpus
         return self.root / "corpus"
 

@@ -33,14 +33,8 @@ def door_index_path(cfg: Config) -> Path:
 
 
 def open_door(cfg: Config) -> Door:
-    """The door over data_dir's index; a ledger of an earlier version (ingested.ids) is imported once."""
-    index = DoorIndex(door_index_path(cfg))
-    ledger = cfg.paths.ingested
-    if ledger.exists():
-        index.add_seen(ledger.read_text().split())
-        index.commit()
-        ledger.rename(ledger.with_suffix(".ids.imported"))
-    return Door(cfg.door, index)
+    """The door over data_dir's index."""
+    return Door(cfg.door, DoorIndex(door_index_path(cfg)))
 
 
 class Ingest:

@@ -97,7 +97,7 @@ def test_a_table_is_the_value_of_a_mapping_setting_and_merges_into_a_mapping_wit
 
 def test_every_path_of_the_data_directory_is_its_own_under_data_dir(tmp_path):
     paths = Config().copy_with({"data_dir": str(tmp_path)}).paths
-    named = [paths.models, paths.run, paths.broker, paths.milvus, paths.door, paths.ingested, paths.corpus,
+    named = [paths.models, paths.run, paths.broker, paths.milvus, paths.door, paths.corpus,
              paths.trainer, paths.shards, paths.reports("v"), paths.cache("scores")]
     assert len(set(named)) == len(named) and all(p.is_relative_to(tmp_path) for p in named)
     assert paths.shard_set("v").parent == paths.shards

@@ -65,8 +65,9 @@ def read_shard_set(shard_dir: Path) -> ShardSetView:
             spans = seq["indices"].reshape(-1, 2).tolist()
             for doc_id, (start, end) in zip(seq["doc_ids"], spans, strict=True):
                 view.samples[doc_id] = ids[start:end]
-            if "contexts" not in seq:  # written before shards recorded them
-                continue
+            if "contexts" not in seq:  # outside the support window (docs/operations.md)
+                raise RecordError(f"{entry['path']}: a shard without the contexts column, written before the "
+                                  "shard format this version reads: build it again into another --out")
 
             def owner(position: int, spans=spans, doc_ids=seq["doc_ids"]) -> tuple[str, int]:
                 i = next(i for i, (a, b) in enumerate(spans) if a <= position < b)

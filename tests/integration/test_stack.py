@@ -143,7 +143,7 @@ def test_stale_pidfile_kills_nobody(tmp_path: Path) -> None:
     pid_file.write_text(f"{os.getpid()} 1.00\n")  # this PID, but another process's start time
     assert not stop_pidfile(pid_file, BROKER_MATCH)
     assert not pid_file.exists() and pid_alive(os.getpid())
-    pid_file.write_text(f"{os.getpid()} 4711\n")  # an older release's clock ticks: matched on the command line
+    pid_file.write_text(f"{os.getpid()} {start_time(os.getpid())}\n")  # this very process: not a broker
     assert not stop_pidfile(pid_file, BROKER_MATCH)
     assert not pid_file.exists() and pid_alive(os.getpid())
     assert start_time(os.getpid()) and start_time(os.getpid()) == start_time(os.getpid())
