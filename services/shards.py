@@ -83,6 +83,8 @@ class ShardSet:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.manifest_path = self.dir / MANIFEST
         self.entries = read_manifest(self.dir)
+        self._indexed: list[dict] = []  # the root index's shard infos, of the first _indexed_shards entries
+        self._indexed_shards = 0
         self._remove_orphans()
 
     def _remove_orphans(self) -> None:
@@ -94,7 +96,7 @@ class ShardSet:
         if self.manifest_path.exists() and self.manifest_path.read_text() != text:
             _atomic_write(self.manifest_path, text)
         if self.entries:  # the root index names exactly the durable shards
-            self._write_root_index()
+            self._write_root_index(at_start=True)
 
     @property
     def doc_ids(self) -> set[str]:
@@ -186,22 +188,24 @@ class ShardSet:
         except OSError as exc:  # derived from the manifest: written again with the next shard or at start
             log.warning("the shard set's index.json was not rewritten (%s): it is at the next shard", exc)
 
-    def _write_root_index(self) -> None:
+    def _write_root_index(self, at_start: bool = False) -> None:
         """mosaicml-streaming's merged index over the durable shards (the layout of its merge_index:
         each shard's file names prefixed by its folder), so StreamingDataset(local=<this set>) and
         the EntropyLong/ProLong loader open the whole set. Replaced atomically: a reader sees the
-        index before or after a shard, never half of one."""
-        shards = []
-        for entry in self.entries:
-            folder = self.dir / entry["shard_id"]
-            for info in json.loads((folder / "index.json").read_text())["shards"]:
+        index before or after a shard, never half of one. Only the shards not yet in it are read (at
+        start every one; then the new shard's own index.json): a set's thousandth shard costs what its
+        first did, but for one JSON dump of the whole list."""
+        for entry in self.entries[self._indexed_shards :]:
+            infos = json.loads((self.dir / entry["shard_id"] / "index.json").read_text())["shards"]
+            for info in infos:
                 for key in ("raw_data", "zip_data", "raw_meta", "zip_meta"):
                     if info.get(key):
                         info[key]["basename"] = f"{entry['shard_id']}/{info[key]['basename']}"
-                shards.append(info)
-        text = json.dumps({"version": 2, "shards": shards})
+            self._indexed += infos
+            self._indexed_shards += 1
+        text = json.dumps({"version": 2, "shards": self._indexed})
         root = self.dir / "index.json"
-        if not root.exists() or root.read_text() != text:  # a reopened set leaves an index as it is
+        if not (at_start and root.exists() and root.read_text() == text):  # a reopened set leaves it as it is
             _atomic_write(root, text)
 
 

@@ -4,6 +4,8 @@ import json
 
 import pytest
 
+from entropylong_streamer.method.packing import Sequence
+from entropylong_streamer.method.samples import Sample
 from entropylong_streamer.services.shards import ShardSet, read_shard
 from entropylong_streamer.stages.pack import PackStage
 from entropylong_streamer.topics import Context, DependenciesRecord, Pair
@@ -143,6 +145,38 @@ def test_the_shard_set_opens_as_one_dataset_while_it_grows(tmp_path):
     assert seen[1] == sorted([f"w0d{i}" for i in range(4)] + [f"w1d{i}" for i in range(4)])
     again = ShardSet(tmp_path, "v1")  # reopened: the root index is rewritten over the durable shards only
     assert len(json.loads((again.dir / "index.json").read_text())["shards"]) == len(again.entries)
+
+
+def test_each_shard_adds_only_its_own_index_to_the_root_index(tmp_path, make_shards, monkeypatch):
+    """A long-running packer writes thousands of shards: the root index reads the new shard's index.json
+    alone, never the set's again, and stays what mosaicml-streaming's merge of every shard would be."""
+    from pathlib import Path
+
+    make_shards(tmp_path, 3)
+    shards = ShardSet(tmp_path, "v")
+    reads: list[str] = []
+    text = Path.read_text
+
+    def counted(path, *args, **kwargs):
+        if path.name == "index.json":
+            reads.append(path.parent.name)
+        return text(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", counted)
+    for n in range(3, 6):
+        reads.clear()
+        seq = Sequence(64)
+        seq.samples.append(Sample(f"new{n}", (0, 5, 6, 7), ()))
+        seq.used = 4
+        entry = shards.write([seq], "test")
+        assert reads == [entry["shard_id"]] == [f"shard-{n:06d}"]
+    monkeypatch.undo()
+    merged = json.loads((shards.dir / "index.json").read_text())["shards"]
+    own = [i for e in shards.entries for i in json.loads((Path(e["path"]) / "index.json").read_text())["shards"]]
+    assert [m["raw_data"]["basename"] for m in merged] == [
+        f"{e['shard_id']}/{i['raw_data']['basename']}" for e in shards.entries
+        for i in json.loads((Path(e["path"]) / "index.json").read_text())["shards"]]
+    assert len(merged) == len(own) and [m["samples"] for m in merged] == [i["samples"] for i in own]
 
 
 def test_a_document_sent_again_for_a_newer_model_version_is_a_new_sample_and_its_text_is_kept(tmp_path):
