@@ -13,8 +13,6 @@ import json
 import logging
 import os
 import shutil
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +21,7 @@ from entropylong_streamer.method.packing import Sequence
 from entropylong_streamer.method.samples import sample_key
 
 from .durable import fsync_dir, fsync_files
+from .patches import import_streaming  # noqa: F401 (the shard set's readers import it from here)
 
 log = logging.getLogger(__name__)
 
@@ -45,16 +44,6 @@ COLUMNS = {
     # One [context id, start, end, depth] per context of the sequence's samples, in sequence positions.
     "contexts": "json",
 }
-
-
-def import_streaming():
-    """mosaicml-streaming imports streaming.vision (torchvision) at start-up, and PyPI's torchvision
-    does not load beside the CPU torch wheel; nothing here uses vision, so stand in an empty module."""
-    if "streaming" not in sys.modules:
-        sys.modules.setdefault("streaming.vision", types.ModuleType("streaming.vision"))
-    import streaming
-
-    return streaming
 
 
 MANIFEST = "manifest.jsonl"

@@ -24,22 +24,9 @@ log = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
 BROKER_MATCH = "noida-db"  # substring of the broker's /proc/PID/cmdline
-MILVUS_MATCH = "milvus_lite"  # substring of the milvus-lite server's /proc/PID/cmdline
+MILVUS_MATCH = "patches milvus-lite"  # substring of the milvus-lite server's /proc/PID/cmdline
 PROMETHEUS_MATCH = "prometheus"
 MILVUS_GRPC_OPTIONS = {"grpc.keepalive_time_ms": 600000}
-
-# milvus-lite's server only shuts down cleanly (drain requests, close the data directory) on
-# KeyboardInterrupt; SIGTERM would end it without closing. Map both signals to KeyboardInterrupt,
-# explicitly, because a SIGINT ignored by the parent shell (`cmd &`) would stay ignored otherwise.
-# gRPC sets SO_REUSEPORT by default: a second server on a busy port would start and silently share
-# the port with the first. Turn it off, so that a busy port fails the start.
-_MILVUS_BOOT = (
-    "import signal, sys, grpc; from milvus_lite.cmdline import main; _server = grpc.server; "
-    "grpc.server = lambda *a, options=(), **k: "
-    "_server(*a, options=[*options, ('grpc.so_reuseport', 0)], **k); "
-    "signal.signal(signal.SIGTERM, signal.default_int_handler); "
-    "signal.signal(signal.SIGINT, signal.default_int_handler); sys.exit(main())"
-)
 
 
 class StackError(RuntimeError):
@@ -338,8 +325,9 @@ def start_milvus(data_dir: Path, port: int, run_dir: Path, host: str = LOOPBACK,
                  timeout: float = 60) -> ManagedProcess:
     """Start the milvus-lite gRPC server on ``data_dir`` (one server per directory: it holds a lock)."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-c", _MILVUS_BOOT, "server", "--data-dir", str(data_dir),
-            "--host", host, "--port", str(port)]
+    # its patches (services/patches.milvus_lite_main): a clean shutdown on SIGTERM, a busy port refused
+    argv = [sys.executable, "-m", "entropylong_streamer.services.patches", "milvus-lite", "server",
+            "--data-dir", str(data_dir), "--host", host, "--port", str(port)]
     return _start("milvus", argv, run_dir, host, port, lambda: milvus_ready(f"http://{host}:{port}"),
                   timeout)
 

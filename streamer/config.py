@@ -41,7 +41,7 @@ class KafkaConfig(_Section):
     partitions: int = Field(4, ge=1)
     """Partitions of each topic `up` and `elong topics` create: the most workers a stage can use at once."""
     idle_fetch_backoff_ms: int = Field(0, ge=0)
-    """>0 only for brokers without a fetch long poll (the embedded noida-db): see agents/broker_compat.py"""
+    """>0 only for brokers without a fetch long poll (the embedded noida-db): see services/patches.py"""
     max_message_bytes: int = Field(16 << 20, ge=1 << 20, le=256 << 20)
     """The largest record a stage may produce (a document with its contexts, whole pool documents cut to the
     verifier's room, reaches megabytes): producers' max request size and the topics' max.message.bytes when

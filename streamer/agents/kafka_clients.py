@@ -48,7 +48,7 @@ def producer(cfg: Config):
 
 
 def poll_messages(cons, max_records: int = 64, timeout_ms: int = 250) -> list[Message]:
-    """One poll (on a broker without a fetch long poll, only quiet with broker_compat's back-off)."""
+    """One poll (on a broker without a fetch long poll, only quiet with the back-off of services/patches.py)."""
     polled = cons.poll(timeout_ms=timeout_ms, max_records=max_records)
     return [Message(r.topic, r.partition, r.offset, r.key, r.value) for rs in polled.values() for r in rs]
 

@@ -10,13 +10,13 @@ from entropylong_streamer import metrics, registry
 from entropylong_streamer.config import Config
 from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.quality.gauges import REPORT_FILE, ReportGauges, report_dir
+from entropylong_streamer.services.patches import install_kafka_backoff
 from entropylong_streamer.stages.pack import shard_ready
 from entropylong_streamer.topics import DEPENDENCIES, SHARD_READY, VERIFIED, ShardReady
 
 from . import kafka_clients as kc
 from . import worker_metrics
 from .adapter import Produced, handle_batch
-from .broker_compat import install_backoff
 from .faults import Backoff, Blocked, outage_file, retrying
 from .verified_follower import VerifiedFollower
 
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 def run(cfg: Config, stop: threading.Event | None = None) -> None:
     stop = stop or kc.stop_event()
-    install_backoff(cfg.kafka.idle_fetch_backoff_ms / 1000)
+    install_kafka_backoff(cfg.kafka.idle_fetch_backoff_ms / 1000)
     prefix = cfg.kafka.topic_prefix
     stage = Pipeline(cfg).pack(cfg.paths.shards)
     worker_metrics.serve(cfg, "pack", stop)

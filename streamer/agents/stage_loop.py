@@ -26,11 +26,11 @@ from kafka import ConsumerRebalanceListener
 from entropylong_streamer import metrics, registry
 from entropylong_streamer.config import Config
 from entropylong_streamer.pipeline import Pipeline
+from entropylong_streamer.services.patches import install_kafka_backoff
 
 from . import kafka_clients as kc
 from . import worker_metrics
 from .adapter import Message, StageRunner
-from .broker_compat import install_backoff
 from .faults import Backoff, Blocked, Outage, as_outage, outage_file, retrying
 from .model_follower import ModelFollower
 
@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 def run(cfg: Config, stage: str, stop: threading.Event | None = None) -> None:
     stop = stop or kc.stop_event()
-    install_backoff(cfg.kafka.idle_fetch_backoff_ms / 1000)
+    install_kafka_backoff(cfg.kafka.idle_fetch_backoff_ms / 1000)
     spec = registry.stage(stage)
     worker_metrics.serve(cfg, stage, stop)
     keep = spec.cache is not None and cfg.agents.measurement_cache

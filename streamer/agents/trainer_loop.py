@@ -11,12 +11,12 @@ from entropylong_streamer import metrics, registry
 from entropylong_streamer.config import Config
 from entropylong_streamer.policy import announcement, rescore_documents
 from entropylong_streamer.services.model_versions import Published, published
+from entropylong_streamer.services.patches import install_kafka_backoff
 from entropylong_streamer.topics import DOCS, MODEL_VERSIONS, SHARD_READY, RecordError
 
 from . import kafka_clients as kc
 from . import worker_metrics
 from .adapter import Produced, dead_letter
-from .broker_compat import install_backoff
 
 log = logging.getLogger(__name__)
 RESCORED = "rescored.txt"  # in the trainer's state: the versions whose rescoring was sent
@@ -26,7 +26,7 @@ def run(cfg: Config, stop: threading.Event | None = None) -> None:
     from entropylong_streamer.services.trainer import RollingTrainer, ShardUnreadable
 
     stop = stop or kc.stop_event()
-    install_backoff(cfg.kafka.idle_fetch_backoff_ms / 1000)
+    install_kafka_backoff(cfg.kafka.idle_fetch_backoff_ms / 1000)
     state = cfg.paths.trainer
     prefix, version = cfg.kafka.topic_prefix, cfg.pack_version()
     versions = cfg.paths.model_versions(version) if cfg.trainer.publish_every else None
