@@ -8,6 +8,7 @@ from pathlib import Path
 from entropylong_streamer.config import Config
 from entropylong_streamer.measurements import MeasurementCache
 from entropylong_streamer.method.anchors import AnchorParams
+from entropylong_streamer.method.context_window import PairLayout
 from entropylong_streamer.method.dependency import Criterion
 from entropylong_streamer.method.near_dup import NearDuplicateRule
 from entropylong_streamer.method.samples import separator_ids
@@ -201,8 +202,9 @@ class Pipeline:
         r = self.cfg.retrieval
         if r.context != "document":
             return None
-        return DocumentContexts(self.doc_store, self.engine_tokenizer(), self.cfg.model.max_tokens,
-                                len(self.separator), self.cfg.verify.max_context_tokens, r.max_contexts)
+        return DocumentContexts(self.doc_store, self.engine_tokenizer(),
+                                PairLayout(self.separator, self.cfg.model.max_tokens),
+                                self.cfg.verify.max_context_tokens, r.max_contexts)
 
     def verify(self, cache: MeasurementCache | None = None) -> VerifyStage:
         v = self.cfg.verify

@@ -10,6 +10,41 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PairLayout:
+    """[sep C sep D[:t + 1]]: a context, then the document up to an anchor t, each after the separator, in
+    one forward of max_tokens. Retrieval cuts C to the room this leaves; verification measures every pair
+    in it; a sample holds its contexts and document in the same order."""
+
+    separator: tuple[int, ...]
+    max_tokens: int
+
+    def room(self, last_anchor: int) -> int:
+        """Tokens of C that fit beside D[:last_anchor + 1] (0 when none do)."""
+        return max(0, self.max_tokens - (last_anchor + 1) - 2 * len(self.separator))
+
+    def last_anchor(self, context_tokens: int) -> int:
+        """The last anchor of D a forward with a context of context_tokens holds."""
+        return self.max_tokens - 2 * len(self.separator) - context_tokens - 1
+
+    def last_alone(self) -> int:
+        """The last position of D that [sep D[:u + 1]], the document without context, holds."""
+        return self.max_tokens - len(self.separator) - 1
+
+    def forward(self, context: Sequence[int], doc: Sequence[int], last: int) -> list[int]:
+        """[sep C sep D[:last + 1]]."""
+        return [*self.separator, *context, *self.separator, *doc[: last + 1]]
+
+    def doc_logit(self, context_tokens: int) -> int:
+        """Where in the forward the logits that predict document token 0 are (token t: this + t)."""
+        return 2 * len(self.separator) + context_tokens - 1
+
+    def prefix(self, context_tokens: int) -> int:
+        """[sep C]: what every document that retrieved C shares."""
+        return len(self.separator) + context_tokens
 
 
 def context_window(n: int, spans: Sequence[tuple[int, int]], size: int) -> tuple[int, int]:

@@ -9,7 +9,7 @@ from typing import ClassVar, Protocol
 
 import numpy as np
 
-from entropylong_streamer.method.context_window import char_window, context_window, token_spans
+from entropylong_streamer.method.context_window import PairLayout, char_window, context_window, token_spans
 from entropylong_streamer.method.near_dup import NearDuplicateRule
 from entropylong_streamer.method.templates import (
     NGRAM_WORDS,
@@ -53,15 +53,14 @@ class DocumentContexts:
 
     store: DocStore
     tokenizer: Tokenizer  # the LM's: the window is cut in the tokens verification measures
-    max_tokens: int  # the verifier's context (model.max_tokens)
-    separator_tokens: int
+    layout: PairLayout  # the verifier's forward (model.max_tokens, the separator)
     max_context_tokens: int | None = None
     max_contexts: int = 64  # context documents per document, the most retrieved first
 
     def room(self, last_anchor: int) -> int:
-        """Tokens [sep C sep D[:last_anchor + 1]] leaves for C."""
-        room = self.max_tokens - (last_anchor + 1) - 2 * self.separator_tokens
-        return max(0, room if self.max_context_tokens is None else min(room, self.max_context_tokens))
+        """Tokens [sep C sep D[:last_anchor + 1]] leaves for C, within the cap."""
+        room = self.layout.room(last_anchor)
+        return room if self.max_context_tokens is None else min(room, self.max_context_tokens)
 
     def cut(self, text: str, chunks: list[str], last_anchor: int,
             tok: Tokenized | None = None) -> tuple[str, list[tuple[int, int]]]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from entropylong_streamer.measurements import Measurement, MeasurementCache, pair_key, token_digest
-from entropylong_streamer.method.context_window import char_window, context_window, token_spans
+from entropylong_streamer.method.context_window import PairLayout, char_window, context_window, token_spans
 from entropylong_streamer.method.dependency import Criterion, Measured, relative_reduction
 from entropylong_streamer.method.screen import (
     ScreenParams,
@@ -60,6 +60,11 @@ class VerifyStage:
     model_version: str = ""  # the published version the engine holds (policy.follow); "": model.path
     span_tokens: int = 1  # the tokens a pair's NLL sums over, at most (method/spans.py); 1: the anchor's
     stats: Stats = field(default_factory=Stats, init=False)
+
+    @property
+    def layout(self) -> PairLayout:
+        """The forward a pair is measured in, [sep C sep D[:t + 1]] within the engine's context."""
+        return PairLayout(self.separator, self.engine.max_tokens)
 
     def process(self, records: list[CandidatesRecord]) -> StageResult[CandidatesRecord, DependenciesRecord]:
         # Plan every record's contexts, then per retrieval round run the whole batch's forwards in
@@ -124,7 +129,7 @@ class VerifyStage:
         """Under span_tokens > 1: each document's NLL without context at every position of its anchors'
         spans, from one forward over [sep D] (or the cache), as verification's own model computes it."""
         k = len(self.separator)
-        last = self.engine.max_tokens - k - 1  # the last position [sep D[:u + 1]] holds
+        last = self.layout.last_alone()
         requests, owners, fresh = [], [], {}
         for plan in plans:
             if not plan.spans:
@@ -202,8 +207,7 @@ class VerifyStage:
             # Its first round's anchors decide the cut (as retrieval's): a later round measures it as is.
             first = min(rounds.values())
             last = max(t for t, r in rounds.items() if r == first)
-            room = self.engine.max_tokens - (last + 1) - 2 * len(self.separator)
-            text, ctx, spans = self._context(cand, max(room, 0))
+            text, ctx, spans = self._context(cand, self.layout.room(last))
             if not ctx:
                 self.stats["contexts_without_room"] += 1
                 continue
@@ -241,13 +245,13 @@ class VerifyStage:
         the anchors it is measured at this round and has no measurement of yet (none when none is missing).
         rivals_at: the forwards of the contexts the screen removed instead, at those anchors only."""
         doc = plan.record.anchors
-        k = len(self.separator)
+        layout = self.layout
         open_ = None if round_ == 1 else plan.unresolved
         out = []
         for c in plan.candidates:
             if c.first_round > round_ or c.screened_out != (rivals_at is not None):
                 continue
-            fits = self.engine.max_tokens - 2 * k - len(c.token_ids) - 1  # the last anchor [C; D[:t + 1]] holds
+            fits = layout.last_anchor(len(c.token_ids))
             idx = {t for t, r in c.rounds.items() if r <= round_}
             if self.all_anchors:
                 idx.update(a.index for a in doc.anchors if a.index <= fits)
@@ -275,10 +279,10 @@ class VerifyStage:
             self.stats["pairs_cached"] += reused
             self.stats["pairs_measured"] += len(idx) - reused
             missing = [t for t in positions if t not in known]
-            offset = 2 * k + len(c.token_ids) - 1  # logits at offset + t predict document token t
-            seq = [*self.separator, *c.token_ids, *self.separator, *doc.token_ids[: missing[-1] + 1]] if missing else []
+            offset = layout.doc_logit(len(c.token_ids))  # logits at offset + t predict document token t
+            seq = layout.forward(c.token_ids, doc.token_ids, missing[-1]) if missing else []
             forward = _Forward(c.context_id, round_, idx, set(c.rounds), known, keys, seq,
-                               [offset + t for t in missing], offset, prefix=k + len(c.token_ids))
+                               [offset + t for t in missing], offset, prefix=layout.prefix(len(c.token_ids)))
             plan.forwards.append(forward)
             out.append(forward)
         return out

@@ -249,6 +249,7 @@ class WordTokenizer:
 
 
 def _document_stage(pool_docs, emb, top_k=2, max_tokens=64, cap=None, max_contexts=64, rounds=1):
+    from entropylong_streamer.method.context_window import PairLayout
     from entropylong_streamer.services.doc_store import MemoryDocStore
     from entropylong_streamer.stages.retrieve import DocumentContexts
 
@@ -258,8 +259,8 @@ def _document_stage(pool_docs, emb, top_k=2, max_tokens=64, cap=None, max_contex
     for doc_id, text in pool_docs.items():  # 6-word chunks, as the indexer cuts them
         words = text.split()
         chunks += [(f"{doc_id}:{i}", doc_id, " ".join(words[j : j + 6])) for i, j in enumerate(range(0, len(words), 6))]
-    docs = DocumentContexts(store, WordTokenizer(), max_tokens=max_tokens, separator_tokens=1,
-                            max_context_tokens=cap, max_contexts=max_contexts)
+    docs = DocumentContexts(store, WordTokenizer(), PairLayout((0,), max_tokens), max_context_tokens=cap,
+                            max_contexts=max_contexts)
     return RetrievalStage(emb, ListPool(chunks, emb), top_k, RULE, "v", documents=docs, rounds=rounds)
 
 
