@@ -17,7 +17,7 @@ PAGE = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 
 INTRO = """# Configuration
 
-Generated from the settings' descriptions in `streamer/config.py` by
+Generated from the settings' descriptions in `streamer/config_method.py` and `streamer/config_services.py` by
 `python -m entropylong_streamer.generated_files`: edit those, not this page.
 
 One object, validated at start-up and layered: defaults, then a TOML file (`-c FILE`, or

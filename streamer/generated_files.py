@@ -2,7 +2,7 @@
 tests so that they cannot drift:
 
     deploy/k8s/autoscaling.yaml  consumer groups and topics of the stages (deploy_manifests.py)
-    docs/configuration.md        every setting, from its description in config.py (config_docs.py)
+    docs/configuration.md        every setting, from its description in config_*.py (config_docs.py)
 
     python -m entropylong_streamer.generated_files          # rewrite them
     python -m entropylong_streamer.generated_files --check  # exit 1 if one is out of date
