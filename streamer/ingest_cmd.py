@@ -178,3 +178,24 @@ def follow(cfg: Config, directory: Path, console: Console, stop: threading.Event
     finally:
         run.close(ok)
     return run
+
+
+def index_paths(cfg: Config, paths: list[Path], console: Console) -> None:
+    """The corpus into the pool, through the index stage's adapter as batch mode runs it."""
+    from rich.progress import Progress
+
+    from . import registry
+    from .agents.adapter import StageRunner
+    from .batch import drive, load_pool
+    from .pipeline import Pipeline
+
+    pool = load_pool(paths, cfg)
+    bad = pool.records(DEAD_LETTER)
+    for letter in bad[:20]:
+        console.print(f"[yellow]skipped[/yellow] {letter.topic}: {letter.reason}")
+    if len(bad) > 20:
+        console.print(f"[yellow]... {counted(len(bad) - 20, 'more bad row')}[/yellow]")
+    runner = StageRunner.build(cfg, registry.stage("index"), Pipeline(cfg))
+    with Progress(console=console) as progress:
+        drive(runner, pool, cfg.agents.batch_size("index"), progress, "indexing")
+    console.print(f"indexed {runner.stage.stats['chunks']} chunks from {len(pool.messages(DOCS))} documents")
