@@ -20,19 +20,15 @@ from entropylong_streamer.method.context_window import PairLayout, char_window, 
 from entropylong_streamer.method.dependency import Criterion, Measured, relative_reduction
 from entropylong_streamer.method.screen import (
     ScreenParams,
-    aligned_view,
-    passes,
-    rival_gains,
-    screened_anchors,
-    view_cost,
-    window,
 )
 from entropylong_streamer.method.spans import word_spans
-from entropylong_streamer.services.lm import Charge, LMEngine, ScoreRequest, Scores
-from entropylong_streamer.topics import Candidate, CandidatesRecord, Context, DependenciesRecord, Pair, Screened
+from entropylong_streamer.services.lm import LMEngine, ScoreRequest
+from entropylong_streamer.topics import Candidate, CandidatesRecord, Context, DependenciesRecord, Pair
 
 from .base import StageError, StageResult, Stats, cost_of, run_batch, score_counted
 from .retrieve import check_limits
+from .verify_plan import Forward, MeasuredContext, Plan, Rebaselined, SpanNLL
+from .verify_screen import screen_round
 
 NO_CONTEXT = token_digest([])  # the key of a document's own NLL at a span position
 
@@ -102,7 +98,7 @@ class VerifyStage:
             result.outputs.append(rec)
         return result
 
-    def _rebaseline(self, records: list[CandidatesRecord]) -> tuple[list[CandidatesRecord], dict[int, _Rebaselined]]:
+    def _rebaseline(self, records: list[CandidatesRecord]) -> tuple[list[CandidatesRecord], dict[int, Rebaselined]]:
         """Documents whose anchors another model version scored get H and NLL at their anchors from this
         engine's model, in one call, so that every number of a pair (H, H', NLL, NLL', dI) is one model's;
         the anchors stay those the entropy stage chose. -> (records, by id of each rebaselined copy: what it was)."""
@@ -122,10 +118,10 @@ class VerifyStage:
                        for a, e, n in zip(doc.anchors, h, nll, strict=True)]
             doc = doc.model_copy(update={"anchors": anchors, "model_version": self.model_version})
             out[i] = records[i].model_copy(update={"anchors": doc})
-            charged[id(out[i])] = _Rebaselined(records[i], charge)
+            charged[id(out[i])] = Rebaselined(records[i], charge)
         return out, charged
 
-    def _baselines(self, plans: list[_Plan]) -> None:
+    def _baselines(self, plans: list[Plan]) -> None:
         """Under span_tokens > 1: each document's NLL without context at every position of its anchors'
         spans, from one forward over [sep D] (or the cache), as verification's own model computes it."""
         k = len(self.separator)
@@ -194,11 +190,11 @@ class VerifyStage:
             return False  # _plan rejects it, with the reason
         return True
 
-    def _plan(self, rec: CandidatesRecord) -> _Plan:
+    def _plan(self, rec: CandidatesRecord) -> Plan:
         doc = rec.anchors
         self._check(rec)
         anchors = {a.index for a in doc.anchors}
-        plan = _Plan(rec, token_digest(doc.token_ids), spans=self._spans(doc))
+        plan = Plan(rec, token_digest(doc.token_ids), spans=self._spans(doc))
         for cand in rec.candidates:
             rounds = cand.rounds()
             if not rounds or any(t not in anchors for t in rounds):
@@ -211,10 +207,10 @@ class VerifyStage:
             if not ctx:
                 self.stats["contexts_without_room"] += 1
                 continue
-            plan.candidates.append(_Candidate(cand.context_id, cand.context_doc_id, text, ctx, rounds, spans))
+            plan.candidates.append(MeasuredContext(cand.context_id, cand.context_doc_id, text, ctx, rounds, spans))
         return plan
 
-    def _measure_rivals(self, live: list[_Plan], round_: int) -> list[tuple[_Plan, _Forward]]:
+    def _measure_rivals(self, live: list[Plan], round_: int) -> list[tuple[Plan, Forward]]:
         """Under "specific" a pair's verdict depends on the other contexts measured at its anchor, and
         one the screen removed can only have lowered the rival a pair had to beat: measure the removed
         contexts exactly at each anchor a pair is accepted at, and every verdict is the unscreened
@@ -226,7 +222,7 @@ class VerifyStage:
         self.stats["rival_pairs_measured"] += self._run(forwards)
         return forwards
 
-    def _run(self, forwards: list[tuple[_Plan, _Forward]]) -> int:
+    def _run(self, forwards: list[tuple[Plan, Forward]]) -> int:
         """The forwards that have positions to score, in one engine call, each charged to its
         document; the pairs measured. The [sep C] prefix is shared by every document that retrieved
         C: an engine may compute it once."""
@@ -240,7 +236,7 @@ class VerifyStage:
             plan.charges.append(charge)
         return sum(len(f.positions) for _, f in run)
 
-    def _forwards(self, plan: _Plan, round_: int, rivals_at: set[int] | None = None) -> list[_Forward]:
+    def _forwards(self, plan: Plan, round_: int, rivals_at: set[int] | None = None) -> list[Forward]:
         """This round's forward of each context: one [sep C sep D[:last missing anchor + 1]] scored at
         the anchors it is measured at this round and has no measurement of yet (none when none is missing).
         rivals_at: the forwards of the contexts the screen removed instead, at those anchors only."""
@@ -281,77 +277,16 @@ class VerifyStage:
             missing = [t for t in positions if t not in known]
             offset = layout.doc_logit(len(c.token_ids))  # logits at offset + t predict document token t
             seq = layout.forward(c.token_ids, doc.token_ids, missing[-1]) if missing else []
-            forward = _Forward(c.context_id, round_, idx, set(c.rounds), known, keys, seq,
+            forward = Forward(c.context_id, round_, idx, set(c.rounds), known, keys, seq,
                                [offset + t for t in missing], offset, prefix=layout.prefix(len(c.token_ids)))
             plan.forwards.append(forward)
             out.append(forward)
         return out
 
-    def _screen(self, live: list[_Plan], round_: int) -> None:
-        """Screen the contexts entering at this round (method/screen.py) in one engine call: the views
-        and each document's baselines. A context whose pairs the cache holds is not screened (its
-        exact measurement is free), nor one whose view would cost more than max_share of its forward."""
-        sp, sep = self.screen, self.separator
-        k = len(sep)
-        # per document: (context, [(anchor, its view's request, its baseline's request)])
-        views: list[tuple[_Plan, list[tuple[_Candidate, list[tuple[int, int, int]]]]]] = []
-        baselines: dict[tuple[int, int], int] = {}  # (plan, anchor) -> request
-        requests: list[ScoreRequest] = []
-        owners: list[_Plan] = []
+    def _screen(self, live: list[Plan], round_: int) -> None:
+        screen_round(self, live, round_)
 
-        def add(plan: _Plan, ids: list[int], prefix: int = 0) -> int:
-            requests.append(ScoreRequest(ids, [len(ids) - 2], prefix=prefix))
-            owners.append(plan)
-            return len(requests) - 1
-
-        for p, plan in enumerate(live):
-            doc = plan.record.anchors
-            nll = {a.index: a.nll for a in doc.anchors}
-            views.append((plan, []))
-            for c in plan.candidates:
-                if c.first_round != round_:
-                    continue
-                anchors = screened_anchors({t: nll[t] for t, r in c.rounds.items() if r == round_}, sp.max_anchors)
-                key = pair_key(self.model_key, doc.doc_id, plan.doc_digest, token_digest(c.token_ids), anchors[0])
-                if self.cache is not None and self.cache.get(key) is not None:
-                    continue
-                windows = [window(doc.token_ids, t, sp.window) for t in anchors]
-                size = min(sp.context_tokens, len(c.token_ids))
-                lo, hi = (aligned_view(c.token_ids, windows, size)
-                          or context_window(len(c.token_ids), c.spans, size))
-                view = c.token_ids[lo:hi]
-                exact = 2 * k + len(c.token_ids) + (max(nll) if self.all_anchors else max(c.rounds))
-                if view_cost(k, len(view), [len(w) for w in windows]) > sp.max_share * exact:
-                    self.stats["contexts_not_worth_screening"] += 1
-                    continue
-                at = []
-                for t, w in zip(anchors, windows, strict=True):
-                    at.append((t, add(plan, [*sep, *view, *sep, *w], prefix=k + len(view))))
-                    if (p, t) not in baselines:
-                        baselines[(p, t)] = add(plan, [*sep, *w])
-                views[-1][1].append((c, [(t, i, baselines[(p, t)]) for t, i in at]))
-        if not requests:
-            return
-        before = self.engine.lm_tokens
-        scores, charges = score_counted(self.engine, requests, self.stats)
-        self.stats["screen_lm_tokens"] += self.engine.lm_tokens - before
-        for plan, charge in zip(owners, charges, strict=True):
-            plan.screen_charges.append(charge)
-        nll_at = [float(n[0]) for _, n in scores]
-        specific = self.criterion.kind == "specific"
-        for plan, contexts in views:
-            judged = [(c, [t for t, _, _ in at], [nll_at[b] for _, _, b in at], [nll_at[i] for _, i, _ in at])
-                      for c, at in contexts]
-            rivals = rival_gains([j[1:] for j in judged], self.criterion.rival) if specific else None
-            for n, (c, anchors, base, view) in enumerate(judged):
-                ok = passes(base, view, sp.threshold, rivals[n] if rivals else None)
-                plan.screened.append(Screened(context_id=c.context_id, context_doc_id=c.context_doc_id,
-                                              anchors=anchors, nll=base, nll_view=view, passed=ok))
-                c.screened_out = not ok and not sp.shadow
-                self.stats["contexts_screened"] += 1
-                self.stats["contexts_screened_out"] += not ok
-
-    def _unresolved(self, plan: _Plan) -> set[int]:
+    def _unresolved(self, plan: Plan) -> set[int]:
         """The anchors no context measured so far is accepted at (templates are never resolved)."""
         accepted = {t for t, ok, template in self._decided(plan) if ok and not template}
         return {a.index for a in plan.record.anchors.anchors if not a.template and a.index not in accepted}
@@ -359,7 +294,7 @@ class VerifyStage:
     def _cached(self, key: bytes) -> Measurement | None:
         return self.cache.get(key) if self.cache is not None else None
 
-    def _measured(self, plan: _Plan) -> list[tuple[_Forward, Measured, _Span | None]]:
+    def _measured(self, plan: Plan) -> list[tuple[Forward, Measured, SpanNLL | None]]:
         """(forward, its pair at the anchor, its span's sums where spans are measured) of every pair so far."""
         anchors = {a.index: a for a in plan.record.anchors.anchors}
         out = []
@@ -371,23 +306,23 @@ class VerifyStage:
                     continue
                 span = [u for u in range(*plan.spans[t]) if u in f.known and u in plan.base]
                 where = (span[0], span[-1] + 1) if span else (t, t)  # a span the room cuts keeps its start
-                out.append((f, at, _Span(where, sum(plan.base[u] for u in span),
+                out.append((f, at, SpanNLL(where, sum(plan.base[u] for u in span),
                                          sum(float(f.known[u][1]) for u in span))))
         return out
 
-    def _decide(self, measured: list[tuple[_Forward, Measured, _Span | None]]) -> list[bool]:
+    def _decide(self, measured: list[tuple[Forward, Measured, SpanNLL | None]]) -> list[bool]:
         """The criterion's verdicts, on the span's NLL where measured."""
         return self.criterion.decide([at if span is None else (*at[:3], span.nll, span.nll_ctx)
                                       for _, at, span in measured])
 
-    def _decided(self, plan: _Plan) -> list[tuple[int, bool, bool]]:
+    def _decided(self, plan: Plan) -> list[tuple[int, bool, bool]]:
         """(anchor, accepted by the criterion, anchor is a template) of every pair measured so far."""
         measured = self._measured(plan)
         anchors = {a.index: a for a in plan.record.anchors.anchors}
         decided = self._decide(measured)
         return [(m[0], ok, anchors[m[0]].template) for (_, m, _), ok in zip(measured, decided, strict=True)]
 
-    def _record(self, plan: _Plan) -> DependenciesRecord:
+    def _record(self, plan: Plan) -> DependenciesRecord:
         doc = plan.record.anchors
         anchors = {a.index: a for a in doc.anchors}
         measured = self._measured(plan)
@@ -414,86 +349,7 @@ class VerifyStage:
                                   costs=costs, screened=plan.screened, model_versions=self._versions(plan),
                                   rescore=doc.rescore)
 
-    def _versions(self, plan: _Plan) -> dict[str, str]:
+    def _versions(self, plan: Plan) -> dict[str, str]:
         chosen_by = plan.record.anchors.model_version if plan.chosen_by is None else plan.chosen_by
         found = {"entropy": chosen_by, "verify": self.model_version}
         return {stage: v for stage, v in found.items() if v}
-
-
-@dataclass
-class _Forward:
-    """One forward of [sep C sep D[:last missing anchor + 1]], scored at every anchor that retrieved
-    C and has no measurement yet (no forward at all when none is missing)."""
-
-    context_id: str
-    round: int  # the retrieval round it measures
-    anchors: list[int]  # the anchors it measures; it scores their spans' positions (known: by position)
-    retrieved: set[int]  # the anchors whose query retrieved C
-    known: dict[int, Measurement]
-    keys: dict[int, bytes]
-    ids: list[int]
-    positions: list[int]
-    offset: int  # logits at offset + t predict document token t
-    prefix: int  # [sep C]: what every document that retrieved C shares
-    fresh: dict[bytes, Measurement] = field(default_factory=dict)
-
-    def measure(self, scores: Scores) -> None:
-        for pos, h, nll in zip(self.positions, *scores, strict=True):
-            t = pos - self.offset
-            self.known[t] = (float(h), float(nll))
-            self.fresh[self.keys[t]] = self.known[t]
-
-
-@dataclass(frozen=True)
-class _Span:
-    """A pair's NLL without and with the context, summed over the positions of its anchor's span."""
-
-    where: tuple[int, int]  # [start, end) in the document's tokens
-    nll: float
-    nll_ctx: float
-
-
-@dataclass
-class _Candidate:
-    """A context as measured: cut once, for the anchors of its first round (as retrieval cut it);
-    later rounds measure the same tokens at more anchors."""
-
-    context_id: str
-    context_doc_id: str
-    text: str
-    token_ids: list[int]
-    rounds: dict[int, int]  # anchor -> retrieval round
-    spans: list[tuple[int, int]] = field(default_factory=list)  # its retrieved spans, in its tokens
-    screened_out: bool = False
-    measured: set[int] = field(default_factory=set)
-    unfit: set[int] = field(default_factory=set)
-
-    @property
-    def first_round(self) -> int:
-        return min(self.rounds.values())
-
-
-@dataclass
-class _Plan:
-    record: CandidatesRecord
-    doc_digest: bytes
-    spans: dict[int, tuple[int, int]] = field(default_factory=dict)  # anchor -> its span [start, end); {}: none
-    base: dict[int, float] = field(default_factory=dict)  # span position -> NLL without context
-    candidates: list[_Candidate] = field(default_factory=list)
-    contexts: list[Context] = field(default_factory=list)  # in the order first measured
-    forwards: list[_Forward] = field(default_factory=list)
-    unresolved: set[int] = field(default_factory=set)  # after the latest round: what the next may measure
-    charges: list[Charge] = field(default_factory=list)  # its share of every engine call that ran its forwards
-    screen_charges: list[Charge] = field(default_factory=list)  # and of the screen's
-    screened: list[Screened] = field(default_factory=list)
-    reused: int = 0  # pairs read from the measurement cache
-    chosen_by: str | None = None  # rebaselined: the model version that chose its anchors
-
-    def later_rounds(self, round_: int) -> bool:
-        return any(r > round_ for c in self.candidates for r in c.rounds.values())
-
-
-@dataclass(frozen=True)
-class _Rebaselined:
-    given: CandidatesRecord  # as the caller gave it, its anchors' H and NLL another version's
-    charge: Charge
