@@ -117,7 +117,7 @@ class HFTokenizer:
 
 
 @dataclass(frozen=True)
-class _Piece:
+class Piece:
     """One forward's worth of a request: input ids (at most max_tokens), local positions to score
     and the token that follows each (its target)."""
 
@@ -158,7 +158,7 @@ class EngineBase(HFTokenizer):
         return self.score_charged(requests)[0]
 
     def score_charged(self, requests: Sequence[ScoreRequest]) -> tuple[list[Scores], list[Charge]]:
-        pieces: list[_Piece] = []
+        pieces: list[Piece] = []
         sizes = []
         for r, req in enumerate(requests):
             positions = _checked_positions(req)
@@ -177,7 +177,7 @@ class EngineBase(HFTokenizer):
             out[piece.request][1][piece.slots] = nll
         return out, self._charges(len(requests), pieces, ran, seconds)
 
-    def _charges(self, n: int, pieces: list[_Piece], ran: int, seconds: float) -> list[Charge]:
+    def _charges(self, n: int, pieces: list[Piece], ran: int, seconds: float) -> list[Charge]:
         """The call's tokens and seconds split by the tokens each request's pieces hold; FLOPs: the
         body's for the tokens actually run (shared prefixes once), attention and projection per piece
         (a shared prefix's own attention counted with each piece: an upper bound by that much)."""
@@ -196,7 +196,7 @@ class EngineBase(HFTokenizer):
             self.flops += sum(flops)
         return [Charge(ran * s, f, seconds * s) for s, f in zip(share, flops, strict=True)]
 
-    def _split(self, request: int, ids: Sequence[int], positions: list[int], prefix: int = 0) -> list[_Piece]:
+    def _split(self, request: int, ids: Sequence[int], positions: list[int], prefix: int = 0) -> list[Piece]:
         """Pieces of one request: one per window (a single one if it fits) that holds positions.
 
         A piece runs only up to its last scored position: nothing after it can influence it.
@@ -207,12 +207,12 @@ class EngineBase(HFTokenizer):
             hi = bisect.bisect_left(positions, w.end - 1, lo)
             if hi > lo:
                 mine = positions[lo:hi]
-                pieces.append(_Piece(request, ids[w.start : mine[-1] + 1], [p - w.start for p in mine],
+                pieces.append(Piece(request, ids[w.start : mine[-1] + 1], [p - w.start for p in mine],
                                      [ids[p + 1] for p in mine], slice(lo, hi), prefix if w.start == 0 else 0))
             lo = hi
         return pieces
 
-    def _score_pieces(self, pieces: list[_Piece]) -> tuple[list[Scores], int]:
+    def _score_pieces(self, pieces: list[Piece]) -> tuple[list[Scores], int]:
         raise NotImplementedError
 
 
@@ -261,7 +261,7 @@ class TransformersEngine(EngineBase):
         self.prefix_cache = PrefixCache(prefix_cache_bytes) if prefix_cache_bytes > 0 else None
         self.prefix_tokens_reused = 0  # prefix tokens not run again: shared within a call or kept across calls
 
-    def _score_pieces(self, pieces: list[_Piece]) -> tuple[list[Scores], int]:
+    def _score_pieces(self, pieces: list[Piece]) -> tuple[list[Scores], int]:
         out: list[Scores] = [None] * len(pieces)  # type: ignore[list-item]
         groups: dict[tuple[int, ...], list[int]] = {}
         for i, p in enumerate(pieces):
@@ -277,7 +277,7 @@ class TransformersEngine(EngineBase):
             ran += self._run_shared_prefix(pieces, group, out)
         return out, ran
 
-    def _run_shared_prefix(self, pieces: list[_Piece], group: list[int], out: list[Scores]) -> int:
+    def _run_shared_prefix(self, pieces: list[Piece], group: list[int], out: list[Scores]) -> int:
         """The prefix's keys and values once, then every piece's remainder attends to them."""
         import copy
 
@@ -293,7 +293,7 @@ class TransformersEngine(EngineBase):
             if self.prefix_cache is not None:
                 self.prefix_cache.put(key, cache, cache_bytes(cache))
         self.prefix_tokens_reused += n * len(group) - ran
-        rest = [_Piece(p.request, p.ids[n:], [q - n for q in p.positions], p.targets, p.slots)
+        rest = [Piece(p.request, p.ids[n:], [q - n for q in p.positions], p.targets, p.slots)
                 for p in (pieces[i] for i in group)]
         scored: list[Scores] = [None] * len(rest)  # type: ignore[list-item]
 
@@ -307,7 +307,7 @@ class TransformersEngine(EngineBase):
             out[i] = s
         return ran
 
-    def _run(self, pieces: list[_Piece], which: list[int], out: list[Scores], prefix_for=None) -> int:
+    def _run(self, pieces: list[Piece], which: list[int], out: list[Scores], prefix_for=None) -> int:
         """Score pieces[which] in length batches (right-padded) into out; returns the tokens run.
 
         prefix_for(rows), when given, returns the keys and values every row continues from.

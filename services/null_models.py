@@ -10,7 +10,7 @@ import re
 
 import numpy as np
 
-from .lm import EngineBase, Scores, _Piece
+from .lm import EngineBase, Scores, Piece
 
 
 class NullEngine(EngineBase):
@@ -22,7 +22,7 @@ class NullEngine(EngineBase):
         super().__init__(tokenizer, "null", max_tokens, overlap)
         self.vocab_size = len(tokenizer)
 
-    def _score_pieces(self, pieces: list[_Piece]) -> tuple[list[Scores], int]:
+    def _score_pieces(self, pieces: list[Piece]) -> tuple[list[Scores], int]:
         out = []
         for p in pieces:
             here = np.asarray([p.ids[i] for i in p.positions], np.uint64)
