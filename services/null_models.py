@@ -10,7 +10,7 @@ import re
 
 import numpy as np
 
-from .lm import EngineBase, Scores, Piece
+from .lm import EngineBase, Piece, Scores
 
 
 class NullEngine(EngineBase):
