@@ -26,7 +26,7 @@ from retrieval_modes import index_rate, mode_config, retrieve_linked
 
 from entropylong_streamer.measurements import MemoryCache
 from entropylong_streamer.pipeline import Pipeline
-from entropylong_streamer.stages.ingest import doc_id_for
+from entropylong_streamer.sources import doc_id_for
 from entropylong_streamer.topics import Doc
 
 OTHER_PACKAGES = ("linux-doc-6.1", "python3.11-doc")

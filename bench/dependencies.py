@@ -51,7 +51,7 @@ from entropylong_streamer.lookalike_corpus import Catalogue, CitingDoc, Fact, ca
 from entropylong_streamer.method.dependency import Criterion
 from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.quality.report import RECORDS_FILE, read_records
-from entropylong_streamer.stages.ingest import doc_id_for
+from entropylong_streamer.sources import doc_id_for
 from entropylong_streamer.topics import DependenciesRecord
 
 CRITERIA = {  # name -> (criterion, judged on the span's NLL (verify.span_tokens) or the anchor's alone)

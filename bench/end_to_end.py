@@ -31,8 +31,8 @@ from entropylong_streamer.demo_corpus import write_demo_corpus
 from entropylong_streamer.ingest_cmd import ingest_paths
 from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.services import stack
+from entropylong_streamer.sources import BadRow, read_documents
 from entropylong_streamer.stack_control import embedded, start_servers, start_workers, stop_all
-from entropylong_streamer.stages.ingest import BadRow, read_documents
 from entropylong_streamer.status import collect, end_offsets, shard_summary
 from entropylong_streamer.topics import ANCHORS, CANDIDATES, DEPENDENCIES, DOCS
 

@@ -28,8 +28,8 @@ from entropylong_streamer.ingest_cmd import ingest_paths
 from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.services import stack
 from entropylong_streamer.services.lm import ScoreRequest
+from entropylong_streamer.sources import BadRow, read_documents
 from entropylong_streamer.stack_control import run_dir, start_worker, write_worker_config
-from entropylong_streamer.stages.ingest import BadRow, read_documents
 from entropylong_streamer.status import ensure_pipeline_topics
 from entropylong_streamer.topics import ANCHORS
 

@@ -18,7 +18,7 @@ from collections import Counter
 from pathlib import Path
 
 from entropylong_streamer.demo_corpus import write_demo_corpus
-from entropylong_streamer.stages.web import EXTRACTORS
+from entropylong_streamer.sources.web import EXTRACTORS
 from entropylong_streamer.web_pages import pages_from_texts
 
 

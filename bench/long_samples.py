@@ -46,7 +46,7 @@ from entropylong_streamer.method.dependency import Criterion
 from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.quality.report import write_records
 from entropylong_streamer.services.shards import spread, spread_text
-from entropylong_streamer.stages.ingest import doc_id_for
+from entropylong_streamer.sources import doc_id_for
 from entropylong_streamer.stages.pack import sample_from
 from entropylong_streamer.topics import DependenciesRecord, Doc
 

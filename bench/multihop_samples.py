@@ -36,7 +36,7 @@ from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.quality.report import read_records
 from entropylong_streamer.services.shards import spread, spread_text
 from entropylong_streamer.services.verified_store import VerifiedStore, verified_record
-from entropylong_streamer.stages.ingest import doc_id_for
+from entropylong_streamer.sources import doc_id_for
 from entropylong_streamer.stages.pack import pieces_of, sample_from
 from entropylong_streamer.topics import DependenciesRecord, Doc
 

@@ -30,9 +30,9 @@ from entropylong_streamer.demo_corpus import write_demo_corpus
 from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.services import stack
 from entropylong_streamer.services.pool import MilvusPool
+from entropylong_streamer.sources import BadRow, read_documents
 from entropylong_streamer.stack_control import start_servers, start_worker, stop_all, write_worker_config
 from entropylong_streamer.stages.index import IndexStage
-from entropylong_streamer.stages.ingest import BadRow, read_documents
 from entropylong_streamer.topics import ANCHORS, CANDIDATES, Anchor, AnchorsRecord
 
 

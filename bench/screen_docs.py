@@ -29,7 +29,7 @@ from screen import pairs_by_key, same_measurements
 from entropylong_streamer.config import load_config
 from entropylong_streamer.measurements import MemoryCache
 from entropylong_streamer.pipeline import Pipeline
-from entropylong_streamer.stages.ingest import doc_id_for
+from entropylong_streamer.sources import doc_id_for
 from entropylong_streamer.stages.pack import sample_from
 from entropylong_streamer.topics import CandidatesRecord, DependenciesRecord, Doc
 

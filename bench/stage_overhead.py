@@ -25,7 +25,7 @@ from entropylong_streamer.agents.adapter import Message, StageRunner
 from entropylong_streamer.config import load_config
 from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.services import stack
-from entropylong_streamer.stages.ingest import read_documents
+from entropylong_streamer.sources import read_documents
 from entropylong_streamer.status import ensure_pipeline_topics
 from entropylong_streamer.topics import DOCS
 

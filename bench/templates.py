@@ -29,7 +29,7 @@ from entropylong_streamer.measurements import MemoryCache
 from entropylong_streamer.method.dependency import Criterion
 from entropylong_streamer.method.templates import split_lines
 from entropylong_streamer.pipeline import Pipeline
-from entropylong_streamer.stages.ingest import doc_id_for
+from entropylong_streamer.sources import doc_id_for
 from entropylong_streamer.topics import DependenciesRecord, Doc
 
 CRITERIA = {

@@ -24,7 +24,7 @@ from entropylong_streamer.config import load_config
 from entropylong_streamer.demo_corpus import write_demo_corpus
 from entropylong_streamer.method.dependency import relative_reduction
 from entropylong_streamer.pipeline import Pipeline
-from entropylong_streamer.stages.ingest import BadRow, read_documents
+from entropylong_streamer.sources import BadRow, read_documents
 
 
 class FlopModel:

@@ -30,6 +30,7 @@ from entropylong_streamer.agents.adapter import Produced, StageRunner, handle_ba
 from entropylong_streamer.agents.faults import Backoff, Blocked, retrying
 from entropylong_streamer.agents.memory_topics import MemoryTopics
 from entropylong_streamer.config import Config
+from entropylong_streamer.door import Door
 from entropylong_streamer.ingest_cmd import Ingest, bad_row_letter
 from entropylong_streamer.measurements import MemoryCache
 from entropylong_streamer.method.samples import Dependency, Sample
@@ -38,8 +39,7 @@ from entropylong_streamer.quality.figures import cost_figures, distinct_tokens
 from entropylong_streamer.quality.report import RECORDS_FILE, read_records, write_records
 from entropylong_streamer.services.door_index import DoorIndex
 from entropylong_streamer.services.shards import spread
-from entropylong_streamer.stages.door import Door
-from entropylong_streamer.stages.ingest import BadRow, iter_paths, read_documents
+from entropylong_streamer.sources import BadRow, iter_paths, read_documents
 from entropylong_streamer.stages.pack import sample_from
 from entropylong_streamer.topics import (
     DEAD_LETTER,

@@ -22,10 +22,10 @@ from entropylong_streamer.topics import DEAD_LETTER, DOCS, DROPPED, DeadLetter, 
 from . import metrics
 from .agents import kafka_clients as kc
 from .agents.adapter import Produced
+from .door import Door
 from .logs import counted
 from .services.door_index import DoorIndex
-from .stages.door import Door
-from .stages.ingest import BadRow, iter_paths, read_documents
+from .sources import BadRow, iter_paths, read_documents
 
 
 def door_index_path(cfg: Config) -> Path:

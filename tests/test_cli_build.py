@@ -12,7 +12,7 @@ from entropylong_streamer.cli import app
 from entropylong_streamer.demo_corpus import write_demo_corpus
 from entropylong_streamer.logs import counted
 from entropylong_streamer.services.shards import read_shard
-from entropylong_streamer.stages.ingest import doc_id_for
+from entropylong_streamer.sources import doc_id_for
 
 FIELDS = {"doc_id", "source_id", "url", "source", "context_id", "context_doc_id", "anchor", "anchor_span", "H",
           "H_ctx", "NLL", "NLL_ctx", "dI", "accepted", "retrieved", "template", "round", "in_sample",

@@ -19,6 +19,7 @@ from entropylong_streamer.demo_corpus import write_demo_corpus
 from entropylong_streamer.ingest_cmd import ingest_paths
 from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.services import stack
+from entropylong_streamer.sources import BadRow, read_documents
 from entropylong_streamer.stack_control import (
     run_dir,
     start_servers,
@@ -27,7 +28,6 @@ from entropylong_streamer.stack_control import (
     stop_all,
     worker_stage,
 )
-from entropylong_streamer.stages.ingest import BadRow, read_documents
 from entropylong_streamer.status import collect, end_offsets, shard_summary, topic_partitions
 from entropylong_streamer.topics import ANCHORS, CANDIDATES, DEAD_LETTER, DEPENDENCIES, DOCS
 

@@ -12,7 +12,7 @@ from stack_helpers import read_topic, small_config
 
 from entropylong_streamer.demo_corpus import write_demo_corpus
 from entropylong_streamer.services import stack
-from entropylong_streamer.stages.ingest import doc_id_for
+from entropylong_streamer.sources import doc_id_for
 from entropylong_streamer.status import collect, shard_summary, with_rates
 from entropylong_streamer.topics import DEPENDENCIES, DROPPED
 

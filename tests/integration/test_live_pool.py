@@ -7,8 +7,8 @@ from pathlib import Path
 from stack_helpers import quiet, read_topic, small_config
 
 from entropylong_streamer.ingest_cmd import ingest_paths
+from entropylong_streamer.sources import read_documents
 from entropylong_streamer.stack_control import start_servers, start_workers, stop_all
-from entropylong_streamer.stages.ingest import read_documents
 from entropylong_streamer.topics import CANDIDATES
 
 FIRST = ("The Quixe lake otters were first counted in 1911 by Marta Vellin, who found forty-two "

@@ -32,8 +32,8 @@ from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.services import stack
 from entropylong_streamer.services.lm import EngineStateLost, TransformersEngine
 from entropylong_streamer.services.shards import read_manifest
+from entropylong_streamer.sources import BadRow, read_documents
 from entropylong_streamer.stack_control import run_dir, start_servers, start_workers, stop_all
-from entropylong_streamer.stages.ingest import BadRow, read_documents
 from entropylong_streamer.status import (
     collect,
     dead_letter_counts,

@@ -15,8 +15,8 @@ from entropylong_streamer.ingest_cmd import ingest_paths
 from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.quality.command import run_report
 from entropylong_streamer.services import stack
+from entropylong_streamer.sources import BadRow, read_documents
 from entropylong_streamer.stack_control import run_dir, start_servers, start_workers, stop_all
-from entropylong_streamer.stages.ingest import BadRow, read_documents
 from entropylong_streamer.status import collect
 from entropylong_streamer.topics import ANCHORS, DEPENDENCIES
 

@@ -17,6 +17,7 @@ from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.replay import Origin, plan, reset_offsets
 from entropylong_streamer.services import stack
 from entropylong_streamer.services.shards import read_shard
+from entropylong_streamer.sources import BadRow, read_documents
 from entropylong_streamer.stack_control import (
     run_dir,
     running_workers,
@@ -25,7 +26,6 @@ from entropylong_streamer.stack_control import (
     stop_all,
     worker_stage,
 )
-from entropylong_streamer.stages.ingest import BadRow, read_documents
 from entropylong_streamer.status import collect, ensure_pipeline_topics
 from entropylong_streamer.topics import DEPENDENCIES, DOCS, Doc
 

@@ -5,11 +5,11 @@ import random
 import pytest
 
 from entropylong_streamer.config import Config
+from entropylong_streamer.door import Door
 from entropylong_streamer.method.near_dup import band_keys, candidate_probability, shingles, signature
 from entropylong_streamer.method.text_quality import quality_problem
 from entropylong_streamer.services.door_index import DoorIndex
-from entropylong_streamer.stages.door import Door
-from entropylong_streamer.stages.ingest import doc_id_for
+from entropylong_streamer.sources import doc_id_for
 from entropylong_streamer.topics import Doc, DroppedDoc
 
 VOCAB = [w for w in ("time year people way day man thing woman life child world school state family student group "

@@ -3,7 +3,7 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from entropylong_streamer.stages.ingest import BadRow, doc_id_for, read_documents
+from entropylong_streamer.sources import BadRow, doc_id_for, read_documents
 
 
 def test_jsonl_parquet_and_text_directories_with_reasons_for_bad_rows(tmp_path):

@@ -6,7 +6,7 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from entropylong_streamer.stages.ingest import BadRow, read_documents
+from entropylong_streamer.sources import BadRow, read_documents
 from entropylong_streamer.topics import Doc
 
 LINES = st.one_of(

@@ -7,7 +7,7 @@ import pytest
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-from entropylong_streamer.stages.ingest import BadRow, doc_id_for, read_documents
+from entropylong_streamer.sources import BadRow, doc_id_for, read_documents
 from entropylong_streamer.topics import Doc
 from entropylong_streamer.web_pages import pages_from_texts
 

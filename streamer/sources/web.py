@@ -13,7 +13,7 @@ from pathlib import Path
 
 from entropylong_streamer.topics import Doc
 
-from .ingest import BadRow, make_doc
+from .rows import BadRow, make_doc
 
 WARC_SUFFIXES = (".warc", ".warc.gz", ".wet", ".wet.gz", ".warc.zst", ".wet.zst")
 HTML_TYPES = ("text/html", "application/xhtml+xml")

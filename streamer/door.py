@@ -17,7 +17,7 @@ from entropylong_streamer.method.text_quality import quality_problem
 from entropylong_streamer.services.door_index import DoorIndex
 from entropylong_streamer.topics import Doc, DroppedDoc
 
-from .base import Stats
+from .stages.base import Stats
 
 
 class LanguageId:
