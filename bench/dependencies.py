@@ -202,9 +202,10 @@ def edge_verdicts(catalogue: Catalogue, rows: list[dict]) -> dict[int, dict[str,
         context = copies.get(context, context)  # a near copy states what its document does
         if r["doc_id"] in docs:
             facts = _facts_at(docs[r["doc_id"]], *r["anchor_span"])
-            verdict = "true" if any(f.source_id == context for f in facts) else "false" if facts else "no fact"
+            verdict = ("true" if any(f.source_id == context for f in facts) else
+                       f"false ({context.split('-')[0]} at a fact)" if facts else "no fact")
         elif target in citing:
-            verdict = "true" if context in citing[target] else "false"
+            verdict = "true" if context in citing[target] else f"false ({context.split('-')[0]} at an entry)"
         else:
             verdict = "not judged"
         out[r["depth"]][verdict] += 1
@@ -234,7 +235,7 @@ def main() -> None:
               f"{len(catalogue.noise)} unrelated pages; alpha {args.alpha}")
         docs, pool = write_catalogue_files(Path(tmp), catalogue)
         for sep in separators:
-            deeper = [f"pack.depth={args.depth}", "retrieval.index_live_docs=false"] if args.depth > 1 else []
+            deeper = [f"pack.depth={args.depth}"] if args.depth > 1 else []
             cfg = load_config(None, [f"model.path={args.model!r}", f"data_dir={str(data_dir)!r}",
                                      f"entropy.alpha={args.alpha}", "verify.all_anchors=true",
                                      f"verify.span_tokens={args.span_tokens}",
@@ -274,7 +275,7 @@ def main() -> None:
                 print(f"  the edges the citing documents' samples hold (pack.depth {args.depth}; "
                       f"{report.documents - len(records)} pool pages built as documents too), by depth:")
                 for depth, v in sorted(edge_verdicts(catalogue, rows).items()):
-                    judged = v.get("true", 0) + v.get("false", 0)
+                    judged = sum(n for k, n in v.items() if k == "true" or k.startswith("false"))
                     print(f"    depth {depth}: {sum(v.values())} edges: " + ", ".join(f"{k} {n}" for k, n in
                                                                            sorted(v.items()))
                           + (f"; precision {v.get('true', 0) / judged:.3f}" if judged else ""))

