@@ -7,8 +7,9 @@ paths built: what `replay --batch OUT` builds again).
 Documents pass the door as `ingest` passes them (ingest_cmd.Ingest); every stage runs through the
 adapter its worker uses (agents/adapter.StageRunner over agents/memory_topics.MemoryTopics), in the
 registry's order and at the workers' batch sizes (agents.max_batch); the packer packs by its
-worker's rule. For the same input, configuration and seed it yields the dependencies and samples
-streaming mode yields.
+worker's rule. For the same input, configuration and seed it yields the dependencies streaming mode
+yields, and the same samples up to their depth-1 part: with pack.depth > 1 a build knows every record
+before it packs, a streaming packer what is known when it packs (docs/method.md, multi-hop samples).
 """
 
 from __future__ import annotations
