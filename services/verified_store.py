@@ -47,8 +47,16 @@ def as_verified(rec: VerifiedRecord) -> Verified:
 
 class VerifiedStore:
     def __init__(self, path: Path | str = ":memory:") -> None:
-        self.db = connect(path)
-        self.db.execute("CREATE TABLE IF NOT EXISTS verified (doc_id TEXT PRIMARY KEY, value BLOB NOT NULL)")
+        self.path = path
+        self._db = None
+
+    @property
+    def db(self):  # opened at first use: a packer starts on a full disk and waits it out with its first batch
+        if self._db is None:
+            db = connect(self.path)
+            db.execute("CREATE TABLE IF NOT EXISTS verified (doc_id TEXT PRIMARY KEY, value BLOB NOT NULL)")
+            self._db = db
+        return self._db
 
     def add(self, records: Iterable[VerifiedRecord]) -> int:
         rows = [(r.doc_id, VERIFIED.encode(r)) for r in records]
@@ -64,4 +72,5 @@ class VerifiedStore:
         return self.db.execute("SELECT COUNT(*) FROM verified").fetchone()[0]
 
     def close(self) -> None:
-        self.db.close()
+        if self._db is not None:
+            self._db.close()

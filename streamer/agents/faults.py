@@ -11,8 +11,9 @@ What counts as an outage was decided by reading what each library raises: pymilv
 (`MilvusException` code 2 "Fail connecting to server" while a server is down, code 101 "collection
 released" after it restarts, rate limits and denied writes, `retriable`; its input errors are the
 record's), kafka-python (`KafkaError` but a record too large), torch (`OutOfMemoryError`), vLLM
-(`EngineDeadError`), grpc (`UNAVAILABLE`, `DEADLINE_EXCEEDED`, `RESOURCE_EXHAUSTED`) and the OS
-(`OSError`: a full disk, a missing mount, a refused connection).
+(`EngineDeadError`), grpc (`UNAVAILABLE`, `DEADLINE_EXCEEDED`, `RESOURCE_EXHAUSTED`), the OS
+(`OSError`: a full disk, a missing mount, a refused connection) and SQLite (`OperationalError` of a
+full, failing, missing or locked database file).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import json
 import logging
 import os
 import random
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -40,6 +42,8 @@ _MILVUS_INPUT_ERRORS = {"ParamError", "DataTypeNotMatchException", "DataNotMatch
                         "FieldsTypeException", "FieldTypeException", "DataTypeNotSupportException"}
 _GRPC_OUTAGE = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"}
 _KAFKA_RECORD_ERRORS = {"MessageSizeTooLargeError", "RecordListTooLargeError"}
+# SQLite's words for a disk that is full, gone or busy (its OperationalError is also a statement's error)
+_SQLITE_OUTAGE = ("disk is full", "disk I/O error", "unable to open database file", "database is locked")
 _FATAL = {"EngineDeadError", "EngineStateLost"}  # the engine's state is gone: only a new process recovers
 
 
@@ -89,6 +93,8 @@ def _one(exc: BaseException) -> str | None:
         return VECTOR_STORE if getattr(status, "name", "") in _GRPC_OUTAGE else None
     if isinstance(exc, OSError):
         return NETWORK if isinstance(exc, ConnectionError | TimeoutError) else FILESYSTEM
+    if isinstance(exc, sqlite3.OperationalError) and any(w in str(exc) for w in _SQLITE_OUTAGE):
+        return FILESYSTEM  # the state beside a shard set, the caches, the door's index: its disk, not the record
     return None
 
 

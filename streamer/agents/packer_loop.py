@@ -60,7 +60,9 @@ def run(cfg: Config, stop: threading.Event | None = None) -> None:
             t0 = time.perf_counter()
             if peers is not None and msgs:
                 retrying(peers.catch_up_all, blocked, stop)
-            _, dead = handle_batch("pack", msgs, DEPENDENCIES, None, stage.process, cfg.verify_version())
+            # the verified table beside the shard set (pack.depth > 1) may meet the disk's outage too
+            _, dead = retrying(lambda msgs=msgs: handle_batch("pack", msgs, DEPENDENCIES, None, stage.process,
+                                                              cfg.verify_version()), blocked, stop) or ([], [])
             known = [Produced.of(VERIFIED, r) for r in stage.outbox or ()]
             if stage.outbox:
                 stage.outbox = []

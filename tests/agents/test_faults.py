@@ -1,6 +1,7 @@
 """Records go to the dead letters, outages go to lag: the two kinds of failure told apart in one place."""
 
 import errno
+import sqlite3
 
 import pytest
 import torch
@@ -35,6 +36,9 @@ def milvus_down() -> MilvusException:  # what pymilvus 3.0.2 raises while milvus
     (OSError(errno.ENOSPC, "No space left on device"), "filesystem"),
     (FileNotFoundError(errno.ENOENT, "models/smollm2"), "filesystem"),
     (ConnectionRefusedError(errno.ECONNREFUSED, "refused"), "network"),
+    (sqlite3.OperationalError("database or disk is full"), "filesystem"),
+    (sqlite3.OperationalError("disk I/O error"), "filesystem"),
+    (sqlite3.OperationalError('near "SELEC": syntax error'), None),
     (ValueError("text is not a string"), None),
     (KeyError("doc_id"), None),
 ])
