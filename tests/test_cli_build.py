@@ -197,6 +197,10 @@ def test_help_answers_to_h_and_the_version_is_printed():
     build_help = " ".join(CliRunner().invoke(app, ["build", "-h"]).output.split())
     assert "output directory" in build_help and "retrieval pool" in build_help
     assert "repeat --docs for several" in build_help and "LIST" not in build_help
+    for command in ("build", "status", "replay", "ingest", "up", "report"):
+        shown = CliRunner().invoke(app, [command, "-h"], env={"COLUMNS": "120"}).output
+        assert "<bool>" not in shown and "<list[str]>" not in shown and "KEY=VALUE" in shown, command
+    assert "produced" not in CliRunner().invoke(app, ["status", "-h"]).output
     up_help = " ".join(CliRunner().invoke(app, ["up", "-h"]).output.split())
     assert "--detach start everything" in up_help  # a flag shows no value placeholder
     worker_help = " ".join(CliRunner().invoke(app, ["worker", "--help"]).output.split())
