@@ -34,6 +34,9 @@ def built(tmp_path_factory, model_cache):
         "entropy.alpha": 1.0, "entropy.merge_distance": 4, "entropy.max_anchors": 8,
         "retrieval.top_k": 3, "retrieval.chunk_tokens": 128, "retrieval.chunk_overlap": 16,
         "verify.max_context_tokens": 128, "pack.seq_len": 2048, "pack.sequences_per_shard": 1,
+        # the curves of one hop: deeper samples are the report's too (test_report_depth.py), but here only
+        # lengthen what the curves measure
+        "pack.depth": 1,
     })
     (root / "data").mkdir()
     (root / "data" / "models").symlink_to(model_cache, target_is_directory=True)
