@@ -23,7 +23,7 @@ def screen_round(stage: VerifyStage, live: list[Plan], round_: int) -> None:
     """Screen the contexts entering at this round (method/screen.py) in one engine call: the views
     and each document's baselines. A context whose pairs the cache holds is not screened (its
     exact measurement is free), nor one whose view would cost more than max_share of its forward."""
-    sp, sep = stage.screen, stage.separator
+    sp, sep, layout = stage.screen, stage.separator, stage.layout
     k = len(sep)
     # per document: (context, [(anchor, its view's request, its baseline's request)])
     views: list[tuple[Plan, list[tuple[MeasuredContext, list[tuple[int, int, int]]]]]] = []
@@ -58,7 +58,8 @@ def screen_round(stage: VerifyStage, live: list[Plan], round_: int) -> None:
                 continue
             at = []
             for t, w in zip(anchors, windows, strict=True):
-                at.append((t, add(plan, [*sep, *view, *sep, *w], prefix=k + len(view))))
+                # the view is measured in the exact forward's geometry, [sep C' sep window]
+                at.append((t, add(plan, layout.forward(view, w, len(w) - 1), prefix=layout.prefix(len(view)))))
                 if (p, t) not in baselines:
                     baselines[(p, t)] = add(plan, [*sep, *w])
             views[-1][1].append((c, [(t, i, baselines[(p, t)]) for t, i in at]))
