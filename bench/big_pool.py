@@ -56,7 +56,7 @@ def big_pool(args, exclude: set[str]) -> tuple[list[Doc], dict[str, str], dict[s
 
 def indexed(pipe: Pipeline, docs: list[Doc], label: str) -> float:
     """Index the documents (unless this very pool was indexed before: a marker in WORK); seconds."""
-    marker = WORK / f"big-indexed-{pipe.cfg.index_version()}.json"
+    marker = WORK / f"big-indexed-{pipe.cfg.version('index')}.json"
     ids = [d.doc_id for d in docs]
     if marker.exists() and json.loads(marker.read_text())["ids"] == ids:
         return json.loads(marker.read_text())["seconds"]
@@ -103,7 +103,7 @@ def main() -> None:
     seconds = indexed(pipe, pool + docs, args.mode)
     chunks = pipe.pool.size()
     scores = MemoryCache.load(WORK / "scores.msgpack")
-    anchors = pipe.entropy(scores).process(docs).outputs
+    anchors = pipe.stage("entropy", scores).process(docs).outputs
     scores.save(WORK / "scores.msgpack")
     retrieval, _, search_s, found = retrieve_linked(pipe, anchors, linked)
     print(f"\nindexed {len(pool) + len(docs):,} pages ({chunks:,} chunks) in {seconds / 60:.1f} min "

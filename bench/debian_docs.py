@@ -41,7 +41,7 @@ def index_once(pipe, docs: list, work: Path) -> None:
     version (a marker file in work/), with a progress bar."""
     import json
 
-    marker = work / f"indexed-{pipe.cfg.index_version()}.json"
+    marker = work / f"indexed-{pipe.cfg.version('index')}.json"
     if marker.exists() and json.loads(marker.read_text()) == [d.doc_id for d in docs]:
         return
     index_all(pipe, docs, "index")
@@ -52,7 +52,7 @@ def index_all(pipe, docs: list, label: str) -> None:
     """The pipeline's index stage over the documents, 32 at a time, with a progress bar."""
     from rich.progress import Progress
 
-    index = pipe.index()
+    index = pipe.stage("index")
     with Progress() as progress:
         task = progress.add_task(label, total=len(docs))
         for i in range(0, len(docs), 32):

@@ -79,7 +79,7 @@ def streaming(cfg: Config, corpus: Path, n: int, topics: bool = False
         while not all(r.consumers for r in collect(cfg, STAGES)) or scrape_ready(cfg, len(workers)) < len(workers):
             assert all(w.alive() for w in workers), [w.log_tail() for w in workers if not w.alive()]
             time.sleep(0.5)
-        indexer = Pipeline(cfg).index()
+        indexer = Pipeline(cfg).stage("index")
         if topics:
             indexer.process(docs)
         t0 = time.perf_counter()
@@ -162,7 +162,7 @@ def main() -> None:
         scfg = configure(demo, tmp / "stream", args.models.resolve())
         t_stream, _ = streaming(scfg, corpus, n)
         t0 = time.perf_counter()
-        pipe.entropy().process(docs)  # no cache: every document scored again
+        pipe.stage("entropy").process(docs)  # no cache: every document scored again
         t_entropy = time.perf_counter() - t0
 
         table = Table(title=f"1. streaming vs batch: {n} documents, SmolLM2 ({sum(len(d.text) for d in docs):,} chars)")

@@ -55,9 +55,9 @@ def main() -> None:
     cfg = load_config(None, [f"model.path={args.model!r}", f"entropy.alpha={args.alpha}", *engine_sets,
                              f"data_dir={str((work / 'data').resolve())!r}", *args.sets])
     pipe = Pipeline(cfg, milvus_uri=str(work / "pool.db"))
-    pipe.index().process([Doc(doc_id=i, text=t) for i, t in catalogue.pool()])
-    anchors = pipe.entropy().process([Doc(doc_id=d.doc_id, text=d.text) for d in catalogue.docs]).outputs
-    candidates = pipe.retrieval().process(anchors).outputs
+    pipe.stage("index").process([Doc(doc_id=i, text=t) for i, t in catalogue.pool()])
+    anchors = pipe.stage("entropy").process([Doc(doc_id=d.doc_id, text=d.text) for d in catalogue.docs]).outputs
+    candidates = pipe.stage("retrieval").process(anchors).outputs
     engine, sep = pipe.engine, pipe.separator
 
     def verify(batches: list[list[CandidatesRecord]], kept_mib: int) -> tuple[int, float, list]:
@@ -66,7 +66,7 @@ def main() -> None:
             engine.llm.reset_prefix_cache()
         else:
             engine.prefix_cache = PrefixCache(kept_mib << 20) if kept_mib else None
-        stage = pipe.verify()
+        stage = pipe.stage("verify")
         t0 = time.perf_counter()
         out = [rec for batch in batches for rec in stage.process(batch).outputs]
         return stage.stats["lm_tokens"], time.perf_counter() - t0, out

@@ -160,13 +160,13 @@ def main() -> None:
     t0 = time.perf_counter()
     index_once(pipe, pool_docs, WORK)
     scores = MemoryCache.load(WORK / "scores.msgpack")
-    anchors = pipe.entropy(scores).process(docs).outputs
+    anchors = pipe.stage("entropy", scores).process(docs).outputs
     scores.save(WORK / "scores.msgpack")
-    retrieval = pipe.retrieval()
+    retrieval = pipe.stage("retrieval")
     candidates = retrieval.process(anchors).outputs
     capped = {c.doc_id: len(c.candidates) >= cfg.retrieval.max_contexts for c in candidates}
     cache = MemoryCache.load(WORK / "measurements.msgpack")
-    verify = pipe.verify(cache)
+    verify = pipe.stage("verify", cache)
     deps: list[DependenciesRecord] = []
     with Progress() as progress:
         task = progress.add_task("verify", total=len(candidates))

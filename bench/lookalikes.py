@@ -37,7 +37,7 @@ def main() -> None:
     pipe = Pipeline(cfg)
     docs = [Doc(doc_id=f"report-{e.entity_id}", text=e.report) for e in entities]
     t0 = time.perf_counter()
-    anchors = pipe.entropy().process(docs).outputs
+    anchors = pipe.stage("entropy").process(docs).outputs
     assert len(anchors) == len(docs), "a report was dead-lettered"
     rng = random.Random(0)
     records = []
@@ -51,7 +51,7 @@ def main() -> None:
         records.append(CandidatesRecord(anchors=arec, config_version="bench", candidates=[
             Candidate(context_id=cid, context_doc_id=cid, text=text, score=1.0, anchor_indices=every)
             for cid, text in texts]))
-    deps = pipe.verify().process(records).outputs
+    deps = pipe.stage("verify").process(records).outputs
     wall = time.perf_counter() - t0
 
     v = cfg.verify

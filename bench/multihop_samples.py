@@ -45,7 +45,7 @@ def verified(pipe: Pipeline, docs: list[Doc], label: str) -> list[DependenciesRe
     """The documents through entropy, retrieval and verification, one at a time (progress, caches saved)."""
     scores = MemoryCache.load(WORK / "scores.msgpack")
     cache = MemoryCache.load(WORK / "measurements.msgpack")
-    entropy, retrieval, verify = pipe.entropy(scores), pipe.retrieval(), pipe.verify(cache)
+    entropy, retrieval, verify = pipe.stage("entropy", scores), pipe.stage("retrieval"), pipe.stage("verify", cache)
     out: list[DependenciesRecord] = []
     with Progress() as progress:
         task = progress.add_task(label, total=len(docs))

@@ -29,10 +29,11 @@ from screen import corpus, models_dir
 from entropylong_streamer.batch import build
 from entropylong_streamer.config import Config, load_config
 from entropylong_streamer.lookalike_corpus import write_catalogue_files
-from entropylong_streamer.pipeline import Pipeline, criterion
+from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.policy import announcement
 from entropylong_streamer.quality.command import run_report
 from entropylong_streamer.quality.report import RECORDS_FILE, read_records
+from entropylong_streamer.registry import criterion
 from entropylong_streamer.services.shards import read_manifest
 from entropylong_streamer.services.trainer import RollingTrainer
 
@@ -72,7 +73,7 @@ def score_round(name: str, cfg: Config, docs: Path, pool: Path, version, catalog
         "lm_tokens_per_s": sum(s["lm_tokens"] for s in scoring.values()) / max(sum(s["seconds"] for s in
                                                                                scoring.values()), 1e-9),
         "emitted": report.cost["emitted_tokens"], "dependencies": report.cost["dependencies"],
-        "shards": [e["path"] for e in read_manifest(out / "shards" / cfg.pack_version())],
+        "shards": [e["path"] for e in read_manifest(out / "shards" / cfg.version("pack"))],
     }
 
 
@@ -130,7 +131,7 @@ def main() -> None:
         trainer.cfg = cfg.trainer.model_copy(update={"publish_every": len(trainer.consumed) + len(row["shards"])})
         t = train_round(trainer, row["shards"], f"round{r}")
         trained.append(t)
-        version = announcement(t["version"], cfg.pack_version())
+        version = announcement(t["version"], cfg.version("pack"))
         print(f"trained {t['tokens']:,} tokens at {t['tokens_per_s']:,.0f} tokens/s, loss {t['loss_first']:.3f} -> "
               f"{t['loss_last']:.3f}; published {version.version}", flush=True)
     print_table(rows, trained)

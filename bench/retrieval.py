@@ -81,10 +81,10 @@ def main() -> None:
         IndexStage(tokenizer, exact, r.chunk_tokens, r.chunk_overlap).process(docs)
         ann.flush()
         exact.flush()
-        records = anchors_records(docs, tokenizer, args.anchors, cfg.entropy.window, cfg.entropy_version())
+        records = anchors_records(docs, tokenizer, args.anchors, cfg.entropy.window, cfg.version("entropy"))
         queries = [a.query for rec in records for a in rec.anchors]
 
-        stage = pipe.retrieval()
+        stage = pipe.stage("retrieval")
         stage.process(records[:4])  # warm-up
         stage.stats.clear()
         t0 = time.perf_counter()

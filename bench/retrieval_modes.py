@@ -56,7 +56,7 @@ def index_rate(mode: str, args, docs: list[Doc]) -> float:
     """Pool pages per second into a fresh collection of this mode."""
     with tempfile.TemporaryDirectory() as tmp:
         pipe = Pipeline(mode_config(mode, args, Path(tmp)), milvus_uri=str(Path(tmp) / "rate.db"))
-        index = pipe.index()
+        index = pipe.stage("index")
         index.process(docs[:2])  # load the embedder and create the collection outside the clock
         t0 = time.perf_counter()
         for i in range(2, len(docs), 16):
@@ -69,7 +69,7 @@ def index_rate(mode: str, args, docs: list[Doc]) -> float:
 def retrieve_linked(pipe: Pipeline, anchors: list, linked: dict[str, set[str]]):
     """The retrieval stage over the targets' anchors, timed: (stage, candidates, seconds, linked pages
     among the candidates)."""
-    retrieval = pipe.retrieval()
+    retrieval = pipe.stage("retrieval")
     t0 = time.perf_counter()
     candidates = retrieval.process(anchors).outputs
     seconds = time.perf_counter() - t0
@@ -126,7 +126,7 @@ def main() -> None:
                                                                               f"pool-{name.removeprefix('elong_pool_')}.db")))
         index_once(pipe, pool_docs, WORK)
         if anchors is None:
-            anchors = pipe.entropy(scores).process(docs).outputs
+            anchors = pipe.stage("entropy", scores).process(docs).outputs
             scores.save(WORK / "scores.msgpack")
         retrieval, candidates, search_s, found = retrieve_linked(pipe, anchors, linked)
         for c in candidates:
@@ -135,7 +135,7 @@ def main() -> None:
                "qps": retrieval.stats["queries"] / search_s, "found": found,
                "contexts": statistics.mean(len(c.candidates) for c in candidates)}
         if cache is not None:
-            deps = verified(pipe.verify(cache), candidates, cache, f"verify ({mode})")
+            deps = verified(pipe.stage("verify", cache), candidates, cache, f"verify ({mode})")
             # a document context's id is its document's id
             accepted = {r.doc_id: {p.context_id for p in r.pairs if p.accepted} for r in deps}
             row["accepted_linked"] = sum(len(linked[d] & accepted.get(d, set())) for d in targets)

@@ -35,8 +35,9 @@ from entropylong_streamer.batch import build
 from entropylong_streamer.config import Config, load_config
 from entropylong_streamer.demo_corpus import write_demo_corpus
 from entropylong_streamer.lookalike_corpus import Catalogue, catalogue_corpus, write_catalogue_files
-from entropylong_streamer.pipeline import Pipeline, criterion
+from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.quality.report import RECORDS_FILE, build_figures, read_records, read_shard_set
+from entropylong_streamer.registry import criterion
 from entropylong_streamer.services.flops import FlopModel
 from entropylong_streamer.topics import DependenciesRecord, Pair
 
@@ -83,7 +84,7 @@ def run(name: str, cfg: Config, docs: Path, pool: Path, reuse: bool = False) -> 
 
 def _read(name: str, cfg: Config, out: Path, stats: dict, wall: float) -> Build:
     records = list(read_records(out / RECORDS_FILE))
-    shards = read_shard_set(out / "shards" / cfg.pack_version())
+    shards = read_shard_set(out / "shards" / cfg.version("pack"))
     figures, _ = build_figures(cfg, records, shards, [], Pipeline(cfg).separator, max_docs=0)
     return Build(name, cfg, records, figures["cost"], stats, wall, [len(s) for s in shards.samples.values()])
 

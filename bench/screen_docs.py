@@ -35,7 +35,7 @@ from entropylong_streamer.topics import CandidatesRecord, DependenciesRecord, Do
 
 
 def verify_all(pipe: Pipeline, candidates: list[CandidatesRecord], name: str):
-    stage = pipe.verify(None)
+    stage = pipe.stage("verify", None)
     out: list[DependenciesRecord] = []
     t0 = time.perf_counter()
     with Progress(transient=True) as progress:
@@ -64,12 +64,12 @@ def main() -> None:
     docs = [Doc(doc_id=doc_id_for(t), text=t) for t in targets]
     index_once(pipe, [Doc(doc_id=doc_id_for(t), text=t) for t in pool] + docs, WORK)
     scores = MemoryCache.load(WORK / "scores.msgpack")
-    entropy = pipe.entropy(scores)
+    entropy = pipe.stage("entropy", scores)
     anchors = entropy.process(docs).outputs
     scores.save(WORK / "scores.msgpack")
     k = len(pipe.separator)
     entropy_lm = sum(len(a.token_ids) + k for a in anchors)  # a cold run's entropy pass
-    candidates = pipe.retrieval().process(anchors).outputs
+    candidates = pipe.stage("retrieval").process(anchors).outputs
     print(f"{PACKAGE}: pool {len(pool)} pages, {len(targets)} targets, "
           f"{sum(len(c.candidates) for c in candidates)} context documents, "
           f"{sum(len(a.anchors) for a in anchors)} anchors; criterion {cfg.verify.criterion}")

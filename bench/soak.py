@@ -92,7 +92,7 @@ def main() -> None:
         thread = threading.Thread(target=chaos, args=(cfg, workers, servers, stop, args.every, args.down, rng,
                                                       events), daemon=True)
         thread.start()
-        shard_set = cfg.paths.shard_set(cfg.pack_version())
+        shard_set = cfg.paths.shard_set(cfg.version("pack"))
 
         def packed_at_least(n: float) -> None:  # the chaos goes on meanwhile
             while sum(e["samples"] for e in read_manifest(shard_set)) < n:
@@ -113,7 +113,7 @@ def main() -> None:
             if time.monotonic() > deadline:
                 raise SystemExit(f"lag left after an hour: {[(r.stage, r.lag) for r in collect(cfg, stages)]}")
             time.sleep(1)  # polling the stack's lag
-        entries = read_manifest(cfg.paths.shard_set(cfg.pack_version()))
+        entries = read_manifest(cfg.paths.shard_set(cfg.version("pack")))
         letters = from_topic(cfg)
     finally:
         stop.set()

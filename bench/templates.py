@@ -95,15 +95,15 @@ def main() -> None:
     t0 = time.perf_counter()
     pool_docs = [Doc(doc_id=doc_id_for(t), text=t) for t in pool] + docs
     index_once(pipe, pool_docs, WORK)
-    anchors = pipe.entropy().process(docs).outputs
+    anchors = pipe.stage("entropy").process(docs).outputs
     print(f"index + entropy {time.perf_counter() - t0:.0f} s; {sum(len(a.anchors) for a in anchors)} anchors")
     cache = MemoryCache.load(WORK / "measurements.msgpack")
     runs: list[tuple[str, list[DependenciesRecord]]] = []
     print(f"{'run':<28}{'pairs':>7}{'accepted':>9}{'rate':>9}{'mean dI':>9}{'template':>10}"
           f"{'template anchors':>17}{'verify LM':>10}{'apart':>8}")
     for name, lines in (("no template detection", None), (f"template_min_docs {min_docs}", pipe.line_store)):
-        retrieval = dataclasses.replace(pipe.retrieval(), lines=lines, template_min_docs=min_docs)
-        verify = pipe.verify(cache)
+        retrieval = dataclasses.replace(pipe.stage("retrieval"), lines=lines, template_min_docs=min_docs)
+        verify = pipe.stage("verify", cache)
         candidates = retrieval.process(anchors).outputs
         deps = []
         for i in range(0, len(candidates), 2):

@@ -58,12 +58,12 @@ def main() -> None:
     pool = [d for d in read_documents([pages]) if not isinstance(d, BadRow)]
     docs = [d for d in pool if len(d.text) >= args.min_chars][: args.documents]
     pipe = Pipeline(cfg, milvus_uri=str(work / "pool.db"))
-    pipe.index().process(pool)
-    anchors = pipe.entropy().process(docs).outputs
-    candidates = pipe.retrieval().process(anchors).outputs
+    pipe.stage("index").process(pool)
+    anchors = pipe.stage("entropy").process(docs).outputs
+    candidates = pipe.stage("retrieval").process(anchors).outputs
     engine, flops, sep = pipe.engine, FlopModel(pipe.engine.model), pipe.separator
 
-    verify = pipe.verify()
+    verify = pipe.stage("verify")
     t0 = time.perf_counter()
     deps = []
     for i in range(0, len(candidates), cfg.agents.max_batch["verify"]):  # as the worker batches

@@ -232,7 +232,7 @@ def build(cfg: Config, docs: list[Path], corpus: Iterable[Path], out: Path, milv
         # The measurement caches outlive the run: a rebuild after a threshold change scores only the
         # documents and measures only the pairs no earlier build with this data_dir did.
         Path(cfg.data_dir).mkdir(parents=True, exist_ok=True)
-        indexed = index_ledger(pipe.milvus_uri, cfg.index_version())  # before the pool is opened (created)
+        indexed = index_ledger(pipe.milvus_uri, cfg.version("index"))  # before the pool is opened (created)
         caches: dict[str, MemoryCache] = {}
         runners: dict[str, StageRunner] = {}
         for spec in registry.active(cfg):
@@ -250,14 +250,14 @@ def build(cfg: Config, docs: list[Path], corpus: Iterable[Path], out: Path, milv
         for name, cache in caches.items():
             cache.save(cfg.paths.cache(name))
         # the packer's rule, without its wait: a batch has all its input at once
-        pack = pipe.pack(out / "shards", max_wait_s=math.inf)
+        pack = pipe.stage("pack", shard_root=out / "shards", max_wait_s=math.inf)
         samples: dict[str, Sample] = {}
         msgs = topics.messages(DEPENDENCIES)
         # a batch has every document's record before it packs any: each multi-hop sample may use them all
-        pack.remember([r for r in topics.records(DEPENDENCIES) if r.config_version == cfg.verify_version()])
+        pack.remember([r for r in topics.records(DEPENDENCIES) if r.config_version == cfg.version("verify")])
         packing, step = progress.add_task("pack", total=len(msgs)), cfg.agents.batch_size("pack")
         for i in range(0, len(msgs), step):
-            _, dead = handle_batch("pack", msgs[i : i + step], DEPENDENCIES, None, pack.process, cfg.verify_version())
+            _, dead = handle_batch("pack", msgs[i : i + step], DEPENDENCIES, None, pack.process, cfg.version("verify"))
             topics.send(dead)
             progress.advance(packing, len(msgs[i : i + step]))
             if pack.should_flush() or i + step >= len(msgs):

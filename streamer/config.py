@@ -19,7 +19,6 @@ from typing import Any
 from pydantic import BaseModel, ValidationError, model_validator
 
 from entropylong_streamer.config_method import (
-    SCREEN_SETTINGS,
     EntropyConfig,
     ModelConfig,
     PackConfig,
@@ -91,66 +90,17 @@ class Config(_Section):
                              "config.json (rope_theta) and leave trainer.rope_theta unset")
         return self
 
-    # Stage versions: each hashes its own parameters plus its upstream stage's version.
-    def entropy_version(self) -> str:
-        m = self.model  # the engine is not part of it (both engines compute the same entropy), unless null
-        null = ("null-engine",) if m.engine == "null" else ()
-        # Following the trainer, records are measured by a succession of versions: another data set. The
-        # versions themselves are no part of it (each record names its own), or every publication would
-        # start new consumer groups over the whole topic.
-        follow = ("follow", self.trainer.rope_theta, self.trainer.publish_every) if self.policy.follow else ()
-        return _digest("entropy", m.path, m.dtype, m.max_tokens, m.overlap, self.entropy, self.pack.separator, *null,
-                       *follow, "no-layout-anchors")
+    def version(self, stage: str) -> str:
+        """The version of what `stage` writes under these settings (registry.py derives it)."""
+        from entropylong_streamer.registry import stage as spec
 
-    def index_version(self) -> str:
-        """The pool's chunks: what the indexer writes depends on none of the thresholds."""
-        r = self.retrieval
-        d = self.door  # each chunk carries its document's MinHash signature
-        # a dense pool's version is what it was before the modes existed; lexical has no embedder
-        fields = () if r.mode == "dense" else (f"mode-{r.mode}",)
-        embedder = "" if r.mode == "lexical" else r.embedder
-        return _digest("index", self.model.path, embedder, r.chunk_tokens, r.chunk_overlap, self.milvus.collection,
-                       d.shingle_words, d.minhash_permutations, "line-counts", "documents",
-                       *((f"ngram-counts-{r.template_ngram_words}",) if r.template_ngram_words else ()),
-                       *((f"prefix-counts-{r.template_prefix_words}",) if r.template_prefix_words else ()), *fields)
-
-    def retrieval_version(self) -> str:
-        # a document context is cut to the tokens verification holds: its cap is retrieval's too
-        cap = (self.verify.max_context_tokens,) if self.retrieval.context == "document" else ()
-        # a label rule switched off, and dense mode, leave the version what it was before they existed;
-        # what a mode does not use is no part of it
-        mode = self.retrieval.mode
-        skip = {name for name, unused in (("mode", mode == "dense"), ("rrf_k", mode != "hybrid"),
-                                          ("embedder", mode == "lexical"),
-                                          ("template_prefix_words", not self.retrieval.template_prefix_words))
-                if unused}
-        r = self.retrieval.model_dump(mode="json", exclude=skip or None)
-        return _digest("retrieval", self.entropy_version(), r, self.milvus.collection,
-                       self.door.near_duplicate_rule(), *cap)
-
-    def verify_version(self) -> str:
-        # The screen's settings are part of the version only while it is on: off, the version is what it was.
-        # rival_quantile and best_share only while "shared" decides, span_tokens only beyond the anchor alone:
-        # other settings keep the versions they had.
-        unused = (set() if self.verify.screen != "off" else SCREEN_SETTINGS) | (
-            set() if self.verify.criterion == "shared" else {"rival_quantile", "best_share"}) | (
-            {"span_tokens"} if self.verify.span_tokens == 1 else set())
-        v = self.verify.model_dump(mode="json", exclude=unused or None)
-        return _digest("verify", self.retrieval_version(), v, self.pack.separator)
-
-    def pack_version(self) -> str:
-        p = self.pack
-        return _digest("pack", self.verify_version(), p.seq_len, p.separator, p.seed, p.domain,
-                       *(() if p.sample_tokens is None else (p.sample_tokens,)),
-                       *(() if p.depth == 1 else (f"depth-{p.depth}",)))
+        return spec(stage).version(self)
 
     def stage_versions(self) -> dict[str, str]:
-        return {
-            "entropy": self.entropy_version(),
-            "retrieval": self.retrieval_version(),
-            "verify": self.verify_version(),
-            "pack": self.pack_version(),
-        }
+        """The version of what each stage that writes records writes."""
+        from entropylong_streamer.registry import versions
+
+        return versions(self)
 
     @property
     def paths(self) -> DataDir:
@@ -174,7 +124,7 @@ class Config(_Section):
         return Config.model_validate(data)
 
 
-def _digest(*parts: Any) -> str:
+def digest(*parts: Any) -> str:
     norm = [p.model_dump(mode="json") if isinstance(p, BaseModel) else p for p in parts]
     return hashlib.sha256(json.dumps(norm, sort_keys=True, default=str).encode()).hexdigest()[:12]
 

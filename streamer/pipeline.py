@@ -1,4 +1,6 @@
-"""Builds every stage from the one Config. Streaming workers and batch mode both start here."""
+"""The parts every stage is built from (its LM, embedder, pool and stores, tokenizer, separator), each loaded
+once from the one Config when a stage first needs it. Streaming workers and batch mode both start here;
+registry.py says which parts each stage takes."""
 
 from __future__ import annotations
 
@@ -7,32 +9,9 @@ from pathlib import Path
 
 from entropylong_streamer.config import Config
 from entropylong_streamer.measurements import MeasurementCache
-from entropylong_streamer.method.anchors import AnchorParams
-from entropylong_streamer.method.context_window import PairLayout
-from entropylong_streamer.method.dependency import Criterion
 from entropylong_streamer.method.near_dup import NearDuplicateRule
 from entropylong_streamer.method.samples import separator_ids
-from entropylong_streamer.method.screen import ScreenParams
-from entropylong_streamer.method.templates import NGRAM_WORDS
-from entropylong_streamer.stages.entropy import EntropyStage
-from entropylong_streamer.stages.index import IndexStage
-from entropylong_streamer.stages.pack import PackStage
-from entropylong_streamer.stages.retrieve import DocumentContexts, RetrievalStage
-from entropylong_streamer.stages.verify import VerifyStage
 from entropylong_streamer.topics import ModelVersion
-
-
-def criterion(cfg: Config) -> Criterion:
-    v = cfg.verify
-    return Criterion(v.epsilon, v.criterion, v.nll_threshold, v.max_sources, v.rival_quantile, v.best_share)
-
-
-def screen_params(cfg: Config) -> ScreenParams | None:
-    v = cfg.verify
-    if v.screen == "off":
-        return None
-    return ScreenParams(v.screen_context_tokens, v.screen_window, v.screen_threshold, v.screen_max_anchors,
-                        v.screen_max_share, shadow=v.screen == "shadow")
 
 
 class Pipeline:
@@ -173,56 +152,15 @@ class Pipeline:
         m = self.cfg.model
         return f"{self.model_key}:window{m.max_tokens}/{m.overlap}"
 
-    def entropy(self, cache: MeasurementCache | None = None) -> EntropyStage:
-        e = self.cfg.entropy
-        params = AnchorParams(e.alpha, e.min_position, e.max_anchors, e.merge_distance)
-        return EntropyStage(self.engine, params, e.window, self.separator,
-                            self.cfg.entropy_version(), e.max_doc_tokens,
-                            model_key=self.scores_model_key, cache=cache, model_version=self.version_name)
+    def stage(self, name: str, cache: MeasurementCache | None = None, **kwargs):
+        """The registered stage's object, built from this Pipeline's parts (registry.py says how), with the
+        measurement cache it keeps where given (a worker's changelog topic, batch mode's file)."""
+        from entropylong_streamer import registry
 
-    def index(self) -> IndexStage:
-        r = self.cfg.retrieval
-        return IndexStage(self.engine_tokenizer(), self.pool, r.chunk_tokens, r.chunk_overlap,
-                          self.near_duplicate_rule, self.line_store, self.doc_store,
-                          ngrams=self.ngram_store if r.template_ngram_words else None,
-                          ngram_words=r.template_ngram_words or NGRAM_WORDS, prefix_words=r.template_prefix_words)
-
-    def retrieval(self) -> RetrievalStage:
-        r = self.cfg.retrieval
-        return RetrievalStage(self.pool.embedder, self.pool, r.top_k, self.near_duplicate_rule,
-                              self.cfg.retrieval_version(),
-                              max_anchors=self.cfg.entropy.max_anchors,
-                              lines=self.line_store if r.template_min_docs else None,
-                              template_min_docs=r.template_min_docs, documents=self.document_contexts(),
-                              ngrams=self.ngram_store if r.template_min_docs and r.template_ngram_words else None,
-                              ngram_words=r.template_ngram_words or NGRAM_WORDS,
-                              prefix_words=r.template_prefix_words, rounds=r.rounds)
-
-    def document_contexts(self) -> DocumentContexts | None:
-        r = self.cfg.retrieval
-        if r.context != "document":
-            return None
-        return DocumentContexts(self.doc_store, self.engine_tokenizer(),
-                                PairLayout(self.separator, self.cfg.model.max_tokens),
-                                self.cfg.verify.max_context_tokens, r.max_contexts)
-
-    def verify(self, cache: MeasurementCache | None = None) -> VerifyStage:
-        v = self.cfg.verify
-        return VerifyStage(self.engine, criterion(self.cfg),
-                           v.max_context_tokens, self.separator, self.cfg.verify_version(), v.all_anchors,
-                           model_key=self.model_key, cache=cache, max_anchors=self.cfg.entropy.max_anchors,
-                           max_candidates=self.cfg.entropy.max_anchors * self.cfg.retrieval.top_k
-                           * self.cfg.retrieval.rounds, screen=screen_params(self.cfg),
-                           model_version=self.version_name, span_tokens=v.span_tokens)
-
-    def pack(self, shard_root: Path, max_wait_s: float | None = None) -> PackStage:
-        """max_wait_s: pack.max_wait_s unless given (batch mode has all its input at once: inf)."""
-        from entropylong_streamer.services.shards import ShardSet
-
-        p = self.cfg.pack
-        return PackStage(ShardSet(shard_root, self.cfg.pack_version()), p.seq_len, self.separator, p.seed,
-                         p.sequences_per_shard, p.max_wait_s if max_wait_s is None else max_wait_s, p.domain,
-                         p.sample_length, p.depth)
+        built = registry.stage(name).build(self, **kwargs)
+        if cache is not None:
+            built.cache = cache
+        return built
 
     def engine_tokenizer(self):
         """The indexer and retrieval need only the LM's tokenizer (chunks and context windows are

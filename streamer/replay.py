@@ -75,7 +75,7 @@ def plan(old: Config, new: Config) -> list[StagePlan]:
             start = "restart" if spec.version(old) != spec.version(new) else "unchanged"
         elif before.get(stage) == group:
             start = "unchanged"
-        elif spec.consumes is not None and spec.consumes(old) != spec.consumes(new):
+        elif spec.upstream is not None and spec.consumes(old) != spec.consumes(new):
             start = "latest"  # its input's new version is still to be written
         else:
             start = "origin"

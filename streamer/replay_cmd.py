@@ -36,7 +36,7 @@ def replay_stack(config: Path | None, overrides: list[str] | None, from_time: st
         if not changed:
             console.print("no stage's version changes: nothing to replay")
             return
-        table = Table(title=f"replay {origin.describe()}: pack version {old.pack_version()} -> {new.pack_version()}")
+        table = Table(title=f"replay {origin.describe()}: pack version {old.version('pack')} -> {new.version('pack')}")
         for col in ("stage", "input topic", "consumer group", "starts"):
             table.add_column(col)
         for r in rows:

@@ -159,7 +159,7 @@ def dead_letter_counts(cfg: Config) -> Counter[tuple[str, str]]:
 
 
 def shard_summary(cfg: Config) -> dict:
-    entries = read_manifest(cfg.paths.shard_set(cfg.pack_version()))
+    entries = read_manifest(cfg.paths.shard_set(cfg.version("pack")))
     losses = _jsonl(cfg.paths.trainer / "loss.jsonl")
     return {
         "shards": len(entries),

@@ -77,7 +77,7 @@ def status_table(cfg: Config, previous: list | None = None, letters: bool = True
 
     # Fits 80 columns: topics without their prefix (in the title), no vertical rules, short headers.
     prefix = cfg.kafka.topic_prefix
-    table = Table(title=f"entropylong-streamer  pack version {cfg.pack_version()}, topics {prefix}*",
+    table = Table(title=f"entropylong-streamer  pack version {cfg.version('pack')}, topics {prefix}*",
                   box=box.SIMPLE_HEAD, pad_edge=False)
     for col in ("stage", "input topic", "parts", "workers", "committed", "lag", "rec/s"):  # produced: + lag
         table.add_column(col, no_wrap=True, justify="left" if col in ("stage", "input topic") else "right")

@@ -42,10 +42,10 @@ def test_stage_versions_change_only_downstream_of_the_changed_parameter():
     base = Config()
     eps = base.copy_with({"verify.epsilon": 0.3})
     alpha = base.copy_with({"entropy.alpha": 1.0})
-    assert eps.entropy_version() == base.entropy_version()
-    assert eps.retrieval_version() == base.retrieval_version()
-    assert eps.verify_version() != base.verify_version() and eps.pack_version() != base.pack_version()
-    assert alpha.entropy_version() != base.entropy_version()
+    assert eps.version("entropy") == base.version("entropy")
+    assert eps.version("retrieval") == base.version("retrieval")
+    assert eps.version("verify") != base.version("verify") and eps.version("pack") != base.version("pack")
+    assert alpha.version("entropy") != base.version("entropy")
     assert Config().stage_versions() == base.stage_versions()
 
 
@@ -56,7 +56,7 @@ def test_the_separator_is_an_id_or_a_text_and_enters_every_measuring_version():
     assert load_config(None, [], environ={"ELONG_PACK__SEPARATOR": "1116"}).pack.separator == 1116
     for stage in ("entropy", "retrieval", "verify", "pack"):
         assert text.stage_versions()[stage] != base.stage_versions()[stage]
-    assert text.index_version() == base.index_version()  # the pool's chunks do not depend on it
+    assert text.version("index") == base.version("index")  # the pool's chunks do not depend on it
     for bad in ('pack.separator=""', "pack.separator=-1"):
         with pytest.raises(ConfigError, match="separator"):
             load_config(None, [bad], environ={})
@@ -80,7 +80,7 @@ def test_sample_tokens_above_the_sequence_length_is_refused_and_enters_the_pack_
     base = load_config(environ={})
     grown = load_config(overrides=["pack.sample_tokens=32768"], environ={})
     assert grown.pack.sample_length == 32768 and base.pack.sample_length == base.pack.seq_len
-    assert grown.pack_version() != base.pack_version() and grown.verify_version() == base.verify_version()
+    assert grown.version("pack") != base.version("pack") and grown.version("verify") == base.version("verify")
 
 
 def test_a_table_is_the_value_of_a_mapping_setting_and_merges_into_a_mapping_with_defaults(tmp_path):
@@ -122,9 +122,10 @@ def test_following_the_trainer_needs_it_to_train_and_publish_the_scoring_model()
     assert load_config(overrides=follow | {"trainer.rope_theta": 5e5}).trainer.rope_theta == 5e5
     # Following is another data set (new consumer groups, a new shard set); the versions it meets are not.
     frozen = Config()
-    assert cfg.entropy_version() != frozen.entropy_version() and cfg.pack_version() != frozen.pack_version()
-    assert load_config(overrides=follow | {"policy.rescore_last_shards": 1}).entropy_version() == cfg.entropy_version()
-    assert load_config(overrides={"trainer.publish_every": 5}).entropy_version() == frozen.entropy_version()
+    assert cfg.version("entropy") != frozen.version("entropy") and cfg.version("pack") != frozen.version("pack")
+    rescoring = load_config(overrides=follow | {"policy.rescore_last_shards": 1})
+    assert rescoring.version("entropy") == cfg.version("entropy")
+    assert load_config(overrides={"trainer.publish_every": 5}).version("entropy") == frozen.version("entropy")
 
 
 def test_float64_scoring_is_for_the_transformers_engine():
@@ -137,12 +138,12 @@ def test_the_shared_criterion_has_its_settings_in_its_version_and_refuses_the_sc
     shared = load_config(overrides={"verify.criterion": "shared"})
     assert shared.verify.criterion == Config().verify.criterion  # the default
     for setting, value in (("rival_quantile", 0.5), ("best_share", 0.5), ("span_tokens", 4)):
-        assert shared.verify_version() != load_config(overrides={"verify.criterion": "shared",
-                                                                 f"verify.{setting}": value}).verify_version()
+        assert shared.version("verify") != load_config(overrides={"verify.criterion": "shared",
+                                                                 f"verify.{setting}": value}).version("verify")
     # under another criterion the quantile and the best share decide nothing, so they are no part of its version
     specific = {"verify.criterion": "specific"}
-    assert load_config(overrides=specific).verify_version() == load_config(
-        overrides=specific | {"verify.rival_quantile": 0.5, "verify.best_share": 0.5}).verify_version()
+    assert load_config(overrides=specific).version("verify") == load_config(
+        overrides=specific | {"verify.rival_quantile": 0.5, "verify.best_share": 0.5}).version("verify")
     assert load_config(overrides={"verify.criterion": "shared", "verify.screen": "shadow"}).verify.screen == "shadow"
     with pytest.raises(ConfigError, match="not \"shared\""):
         load_config(overrides={"verify.screen": "on"})
@@ -152,23 +153,23 @@ def test_the_shared_criterion_has_its_settings_in_its_version_and_refuses_the_sc
 def test_the_label_rule_is_part_of_the_index_and_retrieval_versions():
     off, on = load_config(overrides={"retrieval.template_prefix_words": 0}), Config()
     assert on.retrieval.template_prefix_words == 3  # on by default
-    assert on.index_version() != off.index_version() and on.retrieval_version() != off.retrieval_version()
+    assert on.version("index") != off.version("index") and on.version("retrieval") != off.version("retrieval")
 
 
 def test_the_retrieval_mode_is_part_of_the_versions_and_settings_it_ignores_are_not():
     dense, lexical, hybrid = (load_config(overrides={"retrieval.mode": m}) for m in ("dense", "lexical", "hybrid"))
-    assert len({c.index_version() for c in (dense, lexical, hybrid)}) == 3  # each mode's pool is its own
-    assert len({c.retrieval_version() for c in (dense, lexical, hybrid)}) == 3
+    assert len({c.version("index") for c in (dense, lexical, hybrid)}) == 3  # each mode's pool is its own
+    assert len({c.version("retrieval") for c in (dense, lexical, hybrid)}) == 3
     # what a mode does not use is no part of its versions: the embedder in lexical, the fusion constant outside hybrid
     other_embedder = {"retrieval.embedder": "null"}
-    assert load_config(overrides={"retrieval.mode": "lexical", **other_embedder}).index_version() \
-        == lexical.index_version()
-    assert load_config(overrides={"retrieval.mode": "dense", **other_embedder}).index_version() \
-        != dense.index_version()
-    assert load_config(overrides={"retrieval.rrf_k": 10}).retrieval_version() == lexical.retrieval_version()
-    assert load_config(overrides={"retrieval.mode": "dense", "retrieval.rrf_k": 10}).retrieval_version() \
-        == dense.retrieval_version()
-    assert load_config(overrides={"retrieval.mode": "hybrid", "retrieval.rrf_k": 10}).retrieval_version() \
-        != hybrid.retrieval_version()
+    assert load_config(overrides={"retrieval.mode": "lexical", **other_embedder}).version("index") \
+        == lexical.version("index")
+    assert load_config(overrides={"retrieval.mode": "dense", **other_embedder}).version("index") \
+        != dense.version("index")
+    assert load_config(overrides={"retrieval.rrf_k": 10}).version("retrieval") == lexical.version("retrieval")
+    assert load_config(overrides={"retrieval.mode": "dense", "retrieval.rrf_k": 10}).version("retrieval") \
+        == dense.version("retrieval")
+    assert load_config(overrides={"retrieval.mode": "hybrid", "retrieval.rrf_k": 10}).version("retrieval") \
+        != hybrid.version("retrieval")
     with pytest.raises(ConfigError, match="retrieval.mode"):
         load_config(overrides={"retrieval.mode": "sparse"})

@@ -13,7 +13,7 @@ def test_each_stage_reads_what_an_earlier_stage_writes_at_the_version_it_expects
     cfg = Config()
     for i, spec in enumerate(registry.STAGES):
         writers = [s for s in registry.STAGES[:i] if s.sink == spec.source]
-        if spec.consumes is None:
+        if spec.upstream is None:
             assert not writers or all(w.sink is None or w.sink != spec.source for w in writers)
             continue
         assert writers, f"{spec.name} reads {spec.source.name}, which no earlier stage writes"
@@ -43,3 +43,18 @@ def test_an_unknown_worker_stage_is_refused_with_the_known_ones():
     result = CliRunner().invoke(app, ["worker", "nope"])
     assert result.exit_code == 2
     assert "unknown stage 'nope'" in result.output and all(n in result.output for n in registry.NAMES)
+
+
+def test_a_stage_version_is_derived_from_its_entry_alone(monkeypatch):
+    """One entry declares a stage: a downstream stage's version chains from its upstream's and its own
+    settings, with no version method written for it anywhere."""
+    audit = registry.StageSpec("audit", registry.stage("verify").sink, None, upstream="verify",
+                               settings=lambda cfg: (cfg.pack.seed,))
+    monkeypatch.setattr(registry, "STAGES", (*registry.STAGES, audit))
+    base = Config()
+    assert audit.consumes(base) == base.version("verify")
+    assert base.version("audit") == audit.version(base) != base.version("verify")
+    assert Config().copy_with({"verify.epsilon": 0.3}).version("audit") != audit.version(base)  # upstream moved
+    assert Config().copy_with({"pack.seed": 7}).version("audit") != audit.version(base)  # its own setting
+    assert Config().copy_with({"pack.depth": 3}).version("audit") == audit.version(base)  # neither
+    assert audit.group(base) == f"{base.kafka.topic_prefix}audit-{audit.version(base)}"

@@ -137,7 +137,7 @@ class StageRunner:
 
     def __init__(self, cfg: Config, spec: StageSpec, stage: Any) -> None:
         self.spec, self.stage = spec, stage
-        self.expected = spec.consumes(cfg) if spec.consumes else None
+        self.expected = spec.consumes(cfg)
         self.max_bytes = cfg.kafka.max_message_bytes
         self.attempts = cfg.agents.poison_attempts
         self.meter = metrics.BatchMeter(spec.name, getattr(stage, "engine", None), stage.stats)
@@ -147,10 +147,7 @@ class StageRunner:
     def build(cls, cfg: Config, spec: StageSpec, pipe: Any, cache: Any = None) -> StageRunner:
         """spec's stage object from the Pipeline, with the measurement cache it keeps where given (the
         worker's changelog topic, batch mode's file)."""
-        stage = spec.build(pipe)
-        if cache is not None:
-            stage.cache = cache
-        return cls(cfg, spec, stage)
+        return cls(cfg, spec, pipe.stage(spec.name, cache))
 
     def _process(self, records: list) -> StageResult:
         result = self.stage.process(records)

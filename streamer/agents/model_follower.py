@@ -29,7 +29,7 @@ class ModelFollower:
     def __init__(self, cfg: Config) -> None:
         from kafka import KafkaConsumer, TopicPartition
 
-        self.config_version, self.base = cfg.pack_version(), cfg.model.path
+        self.config_version, self.base = cfg.version("pack"), cfg.model.path
         self.topic = MODEL_VERSIONS.full_name(cfg.kafka.topic_prefix)
         self.cons = KafkaConsumer(enable_auto_commit=False, max_partition_fetch_bytes=cfg.kafka.max_message_bytes,
                                   **kc.client_kwargs(cfg))

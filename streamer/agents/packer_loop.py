@@ -27,7 +27,7 @@ def run(cfg: Config, stop: threading.Event | None = None) -> None:
     stop = stop or kc.stop_event()
     install_kafka_backoff(cfg.kafka.idle_fetch_backoff_ms / 1000)
     prefix = cfg.kafka.topic_prefix
-    stage = Pipeline(cfg).pack(cfg.paths.shards)
+    stage = Pipeline(cfg).stage("pack")
     worker_metrics.serve(cfg, "pack", stop)
     metrics.READY.labels("pack").set(1)
     log.info("pack worker ready: %d shards in %s", len(stage.shards.entries), stage.shards.dir)
@@ -35,7 +35,7 @@ def run(cfg: Config, stop: threading.Event | None = None) -> None:
     quality = ReportGauges(report_dir(cfg) / REPORT_FILE)  # `elong report` writes it; shown on change
     cons = kc.consumer(cfg, DEPENDENCIES.full_name(prefix), registry.stage("pack").group(cfg))
     # pack.depth > 1: what every packer made known of the documents it packed
-    peers = None if stage.known is None else VerifiedFollower(cfg, stage.known, cfg.verify_version())
+    peers = None if stage.known is None else VerifiedFollower(cfg, stage.known, cfg.version("verify"))
     if peers is not None:
         stage.outbox = []
     prod = kc.producer(cfg)
@@ -62,7 +62,7 @@ def run(cfg: Config, stop: threading.Event | None = None) -> None:
                 retrying(peers.catch_up_all, blocked, stop)
             # the verified table beside the shard set (pack.depth > 1) may meet the disk's outage too
             _, dead = retrying(lambda msgs=msgs: handle_batch("pack", msgs, DEPENDENCIES, None, stage.process,
-                                                              cfg.verify_version()), blocked, stop) or ([], [])
+                                                              cfg.version("verify")), blocked, stop) or ([], [])
             known = [Produced.of(VERIFIED, r) for r in stage.outbox or ()]
             if stage.outbox:
                 stage.outbox = []

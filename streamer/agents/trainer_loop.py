@@ -28,7 +28,7 @@ def run(cfg: Config, stop: threading.Event | None = None) -> None:
     stop = stop or kc.stop_event()
     install_kafka_backoff(cfg.kafka.idle_fetch_backoff_ms / 1000)
     state = cfg.paths.trainer
-    prefix, version = cfg.kafka.topic_prefix, cfg.pack_version()
+    prefix, version = cfg.kafka.topic_prefix, cfg.version("pack")
     versions = cfg.paths.model_versions(version) if cfg.trainer.publish_every else None
     trainer = RollingTrainer(cfg.trainer, cfg.paths.models, state, versions)
     worker_metrics.serve(cfg, "trainer", stop)

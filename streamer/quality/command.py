@@ -44,7 +44,7 @@ def run_report(cfg: Config, console: Console, batch_dir: Path | None = None, out
 
     undecodable: list[str] = []
     if batch_dir is not None:
-        shard_dir = batch_dir / "shards" / cfg.pack_version()
+        shard_dir = batch_dir / "shards" / cfg.version("pack")
         records_path = batch_dir / RECORDS_FILE
         if not records_path.exists():
             raise FileNotFoundError(f"{records_path} not found: build with this version of `elong build`")
@@ -52,7 +52,7 @@ def run_report(cfg: Config, console: Console, batch_dir: Path | None = None, out
         pipe = pipeline or Pipeline(cfg, milvus_uri=str(batch_dir / "pool.db"))
         out = out or batch_dir / "report"
     else:
-        shard_dir = cfg.paths.shard_set(cfg.pack_version())
+        shard_dir = cfg.paths.shard_set(cfg.version("pack"))
         with console.status("reading the dependencies topic ..."):
             records = list(records_from_topic(cfg, undecodable))
         for reason in undecodable[:5]:

@@ -33,7 +33,7 @@ CREATED = Gauge("elong_quality_report_timestamp_seconds", "When the latest repor
 
 def report_dir(cfg: Config) -> Path:
     """Where a stack's latest report lives."""
-    return cfg.paths.reports(cfg.pack_version())
+    return cfg.paths.reports(cfg.version("pack"))
 
 
 class ReportGauges:

@@ -17,7 +17,7 @@ import msgpack
 import numpy as np
 
 from entropylong_streamer.config import Config
-from entropylong_streamer.pipeline import criterion
+from entropylong_streamer.registry import criterion
 from entropylong_streamer.stages.pack import sample_from
 from entropylong_streamer.topics import DEPENDENCIES, DependenciesRecord
 from entropylong_streamer.topics.base import RecordError, TopicSpec
@@ -163,7 +163,7 @@ def build_figures(cfg: Config, records: Iterable[DependenciesRecord], shards: Sh
     documents with a verified context whose curves it would measure (at most max_docs, a stable
     random choice, in that order)."""
     p = cfg.pack
-    version = cfg.verify_version()
+    version = cfg.version("verify")
     latest: dict[str, DependenciesRecord] = {}
     other_versions = 0
     for rec in records:

@@ -47,7 +47,7 @@ def small_config(data_dir: Path, model_cache: Path) -> Config:
 
 def shard_samples(cfg: Config) -> dict[str, list[int]]:
     """doc_id -> the sample's token ids, from every shard through StreamingDataset; asserts no doubles."""
-    root = Path(cfg.data_dir) / "shards" / cfg.pack_version()
+    root = Path(cfg.data_dir) / "shards" / cfg.version("pack")
     out: dict[str, list[int]] = {}
     separator = Pipeline(cfg).separator
     for line in (root / "manifest.jsonl").read_text().splitlines():

@@ -52,7 +52,7 @@ def test_a_broker_restart_mid_run_loses_nothing(tmp_path, model_cache):
     try:
         servers = start_servers(cfg)
         broker = next(s for s in servers if s.name == "broker")
-        Pipeline(cfg).index().process(docs)
+        Pipeline(cfg).stage("index").process(docs)
         workers = {w.name: w for w in start_workers(cfg)}
 
         def supervise_until(what, done, timeout):

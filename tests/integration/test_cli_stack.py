@@ -66,7 +66,7 @@ def test_up_ingest_status_down(tmp_path, model_cache):
         assert bare.returncode == 0, bare.stdout + bare.stderr
         assert "configuration: the running stack's" in " ".join(bare.stdout.split()) and "4 samples" in bare.stdout
         assert status.returncode == 0 and "4 samples" in status.stdout and "entropy" in status.stdout
-        manifest = Path(cfg.data_dir) / "shards" / cfg.pack_version() / "manifest.jsonl"
+        manifest = Path(cfg.data_dir) / "shards" / cfg.version("pack") / "manifest.jsonl"
         lengths = [n for line in manifest.read_text().splitlines() for n in json.loads(line)["sample_lengths"]]
         assert f"sample tokens median {statistics.median(lengths):,.0f}" in " ".join(status.stdout.split())
         rows = {r.stage: r for r in collect(cfg)}

@@ -82,7 +82,7 @@ def test_sigkilled_workers_lose_and_double_nothing(tmp_path, model_cache):
         assert all(d.reason for d in dead)
         reasons = {(d.stage, d.reason.split(":")[0]) for d in dead}
         assert ("entropy", "decode") in reasons and ("ingest", "empty text") in reasons
-        manifest = Path(cfg.data_dir) / "shards" / cfg.pack_version() / "manifest.jsonl"
+        manifest = Path(cfg.data_dir) / "shards" / cfg.version("pack") / "manifest.jsonl"
         entries = [json.loads(x) for x in manifest.read_text().splitlines()]
         assert sum(e["samples"] for e in entries) == len(expected)  # manifest agrees: nothing twice
         assert len(kills) >= 10 and {s for s, _ in kills} == set(stages)

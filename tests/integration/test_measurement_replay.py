@@ -21,8 +21,9 @@ TEXTS = ["The otter builds its den near the water and sleeps there through the w
 
 
 def candidates(cfg) -> list[CandidatesRecord]:
-    anchors = Pipeline(cfg).entropy().process([Doc(doc_id=f"d{i}", text=t * 3) for i, t in enumerate(TEXTS)]).outputs
-    return [CandidatesRecord(anchors=a, config_version=cfg.retrieval_version(), candidates=[
+    docs = [Doc(doc_id=f"d{i}", text=t * 3) for i, t in enumerate(TEXTS)]
+    anchors = Pipeline(cfg).stage("entropy").process(docs).outputs
+    return [CandidatesRecord(anchors=a, config_version=cfg.version("retrieval"), candidates=[
         Candidate(context_id=f"c{j}", context_doc_id=f"o{j}", text=TEXTS[j], score=1.0,
                   anchor_indices=[x.index for x in a.anchors]) for j in range(len(TEXTS)) if f"d{j}" != a.doc_id])
         for a in anchors if a.anchors]
@@ -48,7 +49,7 @@ def test_a_new_epsilon_after_a_killed_worker_runs_no_lm_tokens(tmp_path, model_c
         def run(version_cfg, metrics_port):
             write_worker_config(version_cfg)
             worker = start_worker(version_cfg, "verify", "worker-verify", ["--set", f"metrics.port={metrics_port}"])
-            version = version_cfg.verify_version()
+            version = version_cfg.version("verify")
             deps = wait_for("dependencies", lambda: (d := [r for r in read_topic(cfg, DEPENDENCIES)
                                                            if r.config_version == version]) and
                             len(d) >= len(records) and d, [worker], timeout=90)

@@ -48,7 +48,7 @@ def a_shard(cfg: Config, doc_ids: tuple[str, ...]):
     """One shard of these documents, written by the packer (with its documents kept)."""
     tokenizer = Pipeline(cfg).engine_tokenizer()
     pipe = Pipeline(cfg)
-    pack = pipe.pack(cfg.paths.shards, max_wait_s=0)
+    pack = pipe.stage("pack", max_wait_s=0)
     records = []
     for doc_id in doc_ids:
         ids = tokenizer.tokenize(TEXTS[doc_id]).ids
@@ -56,7 +56,7 @@ def a_shard(cfg: Config, doc_ids: tuple[str, ...]):
         pair = Pair(context_id=ctx.context_id, anchor_index=len(ids) - 1, char_start=0, char_end=1, h=2.0, h_ctx=0.5,
                     nll=2.0, nll_ctx=0.5, d_i=0.75, accepted=True)
         records.append(DependenciesRecord(doc_id=doc_id, text=TEXTS[doc_id], token_ids=ids, contexts=[ctx],
-                                          pairs=[pair], config_version=cfg.verify_version()))
+                                          pairs=[pair], config_version=cfg.version("verify")))
     pack.process(records)
     ready = pack.flush()
     return ready
@@ -91,7 +91,7 @@ def test_the_scorer_follows_the_trainer(tmp_path, broker, model_cache):
         wait_for("the base model's anchors", lambda: "new" in anchors(), [], timeout=120)
 
         send(cfg, SHARD_READY, [a_shard(cfg, ("d3",)), a_shard(cfg, ("d1", "d2"))])
-        versions = cfg.paths.model_versions(cfg.pack_version())
+        versions = cfg.paths.model_versions(cfg.version("pack"))
         assert run_loop(trainer_loop.run, cfg, until=lambda: len(published(versions)) == 1
                         and len([d for d in read_topic(cfg, DOCS) if d.rescore]) == 2) is None
         (v1,) = published(versions)
@@ -107,7 +107,7 @@ def test_the_scorer_follows_the_trainer(tmp_path, broker, model_cache):
         assert scored.rescore == v1.version  # the marker the packer keys the new sample by
         doc = Doc(doc_id="d1", text=TEXTS["d1"])
         by_v1 = Pipeline(cfg, model_version=announced[0])
-        assert by_v1.entropy().process([doc]).outputs[0].anchors == scored.anchors  # v1's weights scored it
+        assert by_v1.stage("entropy").process([doc]).outputs[0].anchors == scored.anchors  # v1's weights scored it
         ids = scored.token_ids
         assert abs(by_v1.engine.score([0, *ids])[0] - Pipeline(cfg).engine.score([0, *ids])[0]).max() > 1e-3
 
@@ -115,7 +115,7 @@ def test_the_scorer_follows_the_trainer(tmp_path, broker, model_cache):
         broken = tmp_path / "broken"
         broken.mkdir()
         send(cfg, MODEL_VERSIONS, [ModelVersion(version="v000009-broken", path=str(broken), base_model="tiny",
-                                                config_version=cfg.pack_version(), step=99, shards_seen=9)])
+                                                config_version=cfg.version("pack"), step=99, shards_seen=9)])
         send(cfg, DOCS, [Doc(doc_id="late", text=TEXTS["late"])])
         wait_for("late scored", lambda: any(k.startswith("late") for k in anchors()), [], timeout=120)
         assert f"late@{v1.version}" in anchors() and not errors and worker.is_alive()

@@ -59,7 +59,8 @@ def test_a_killed_vector_store_is_waited_out_and_dead_letters_nothing(tmp_path, 
     uri = urlparse(cfg.milvus.uri)
     try:
         servers = {p.name: p for p in start_servers(cfg)}
-        Pipeline(cfg).index().process([d for d in read_documents([bootstrap]) if not isinstance(d, BadRow)][DOCS_N:])
+        pool = [d for d in read_documents([bootstrap]) if not isinstance(d, BadRow)][DOCS_N:]
+        Pipeline(cfg).stage("index").process(pool)
         workers = start_workers(cfg)
         ready = lambda: sum(v for (name, _, _), v in scrape_all(cfg.metrics.port, len(workers)).items()  # noqa: E731
                             if name == "elong_worker_ready")
@@ -168,12 +169,12 @@ def test_a_full_disk_under_the_shard_set_commits_nothing_shows_no_partial_shard_
                 fh.flush()
         ensure_pipeline_topics(cfg)
         records = [DependenciesRecord(doc_id=f"doc-{i}", text=f"document {i}", token_ids=list(range(1, 150 + i)),
-                                      contexts=[], pairs=[], config_version=cfg.verify_version()) for i in range(6)]
+                                      contexts=[], pairs=[], config_version=cfg.version("verify")) for i in range(6)]
         prod = kc.producer(cfg)
         kc.send_all(prod, cfg.kafka.topic_prefix,
                     [kc.Produced.of(DEPENDENCIES, r) for r in records])
         prod.close()
-        shard_set = cfg.paths.shard_set(cfg.pack_version())
+        shard_set = cfg.paths.shard_set(cfg.version("pack"))
         seen_blocked = []
 
         def lag() -> int:

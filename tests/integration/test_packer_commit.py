@@ -46,7 +46,7 @@ def test_failed_shard_write_commits_nothing_and_a_restart_packs_each_record_once
     ensure_pipeline_topics(cfg)
     prod = kc.producer(cfg)
     stale = record("old", "another-version")  # from before a replay: skipped, never packed here
-    for rec in [*(record(f"d{i}", cfg.verify_version()) for i in range(6)), stale]:
+    for rec in [*(record(f"d{i}", cfg.version("verify")) for i in range(6)), stale]:
         prod.send(DEPENDENCIES.full_name(cfg.kafka.topic_prefix), key=DEPENDENCIES.key(rec),
                   value=DEPENDENCIES.encode(rec))
     prod.flush()
@@ -64,9 +64,9 @@ def test_failed_shard_write_commits_nothing_and_a_restart_packs_each_record_once
     assert error is None and waiting_on_the_disk()
     assert committed(cfg) == 0
 
-    shard_dir = tmp_path / "data" / "shards" / cfg.pack_version()
+    shard_dir = tmp_path / "data" / "shards" / cfg.version("pack")
     assert run_packer(cfg, until=lambda: committed(cfg) == 7) is None
-    shards = ShardSet(shard_dir.parent, cfg.pack_version())
+    shards = ShardSet(shard_dir.parent, cfg.version("pack"))
     packed = [d for e in shards.entries for d in e["doc_ids"]]
     assert sorted(packed) == [f"d{i}" for i in range(6)]
 
@@ -88,7 +88,7 @@ def test_a_packer_builds_two_hops_from_what_another_packer_made_known(tmp_path, 
             "kafka.idle_fetch_backoff_ms": 100, "pack.seq_len": 128, "pack.sequences_per_shard": 1,
             "pack.max_wait_s": 0.5, "pack.depth": 2}
     a, b = (Config().copy_with({**base, "data_dir": str(tmp_path / name)}) for name in ("a", "b"))
-    version = a.verify_version()
+    version = a.version("verify")
     topic = DEPENDENCIES.full_name(prefix)
     ensure_pipeline_topics(a)
 
@@ -103,7 +103,7 @@ def test_a_packer_builds_two_hops_from_what_another_packer_made_known(tmp_path, 
     assert run_packer(a, until=lambda: committed(a) == 1) is None
     send(chain_record("d", list(range(1, 9)), "b", b_tokens[5:15], 3, version))
     assert run_packer(b, until=lambda: committed(b) == 2) is None
-    shards = ShardSet(tmp_path / "b" / "shards", b.pack_version())
+    shards = ShardSet(tmp_path / "b" / "shards", b.version("pack"))
     (entry,) = shards.entries
     (seq,) = read_shard(entry["path"])
     assert seq["doc_ids"] == ["d"]

@@ -53,7 +53,7 @@ def test_streaming_delivers_every_document_once_and_matches_batch(tmp_path, corp
 
     try:
         start_servers(cfg)
-        Pipeline(cfg).index().process(docs)  # bootstrap the pool, as `elong index` does
+        Pipeline(cfg).stage("index").process(docs)  # bootstrap the pool, as `elong index` does
         workers = start_workers(cfg)
         sent, skipped, bad = ingest_paths(cfg, [corpus], console=quiet())
         assert (sent, skipped, bad) == (DOCS_N, 1, 1)

@@ -72,7 +72,7 @@ def test_prometheus_answers_agree_with_the_pipeline(tmp_path, model_cache):
     docs = [d for d in read_documents([corpus]) if not isinstance(d, BadRow)]
     try:
         start_servers(cfg)
-        Pipeline(cfg).index().process(docs)
+        Pipeline(cfg).stage("index").process(docs)
         workers = start_workers(cfg)
         prom_port = stack.free_port()
         conf = tmp_path / "prometheus.yml"
@@ -87,11 +87,11 @@ def test_prometheus_answers_agree_with_the_pipeline(tmp_path, model_cache):
         ingest_paths(cfg, [corpus], console=quiet())
 
         def done():
-            root = Path(cfg.data_dir) / "shards" / cfg.pack_version() / "manifest.jsonl"
+            root = Path(cfg.data_dir) / "shards" / cfg.version("pack") / "manifest.jsonl"
             return root.exists() and len(shard_samples(cfg)) == N and not any(r.lag for r in collect(cfg))
         wait_for("every document in a shard", done, workers, timeout=300)
         manifest = [json.loads(x) for x in
-                    (Path(cfg.data_dir) / "shards" / cfg.pack_version() / "manifest.jsonl").read_text().splitlines()]
+                    (Path(cfg.data_dir) / "shards" / cfg.version("pack") / "manifest.jsonl").read_text().splitlines()]
 
         # Prometheus has scraped the final counters once its view of the packer and trainer catches up.
         wait_for("Prometheus to see every shard trained", lambda: scalar(url, "sum(elong_trainer_shards_total)")

@@ -55,7 +55,7 @@ def test_replay_a_new_epsilon_and_a_new_alpha(tmp_path, model_cache):
     ports = {}  # stage -> its worker's metrics port (the layout start_workers uses)
     try:
         start_servers(cfg)
-        Pipeline(cfg).index().process(docs)
+        Pipeline(cfg).stage("index").process(docs)
         workers = start_workers(cfg)
         ports = {worker_stage(w.name): cfg.metrics.port + i for i, w in enumerate(workers)}
         ingest_paths(cfg, [corpus], console=quiet())
@@ -63,37 +63,37 @@ def test_replay_a_new_epsilon_and_a_new_alpha(tmp_path, model_cache):
         def complete(c):
             """Every document in c's shard set, every stage caught up, the trainer on the last shard."""
             def check():
-                root = Path(c.data_dir) / "shards" / c.pack_version() / "manifest.jsonl"
+                root = Path(c.data_dir) / "shards" / c.version("pack") / "manifest.jsonl"
                 if not root.exists() or len(shard_samples(c)) < N or any(r.lag for r in collect(c)):
                     return False
                 scraped = scrape_all(ports["trainer"], 1).get(("elong_trainer_shards_total", "", ""), 0)
                 return scraped >= len(root.read_text().splitlines())
             assert running_workers(c)
-            return wait_for(f"shard set {c.pack_version()}", check, [], timeout=300)
+            return wait_for(f"shard set {c.version('pack')}", check, [], timeout=300)
 
         complete(cfg)
-        first = pair_keys(cfg, cfg.verify_version())
+        first = pair_keys(cfg, cfg.version("verify"))
         assert first
         before = {s: scrape_all(p, 1) for s, p in ports.items()}
-        configs = {cfg.pack_version(): cfg}
-        sets = {cfg.pack_version(): snapshot(Path(cfg.data_dir) / "shards" / cfg.pack_version())}
+        configs = {cfg.version("pack"): cfg}
+        sets = {cfg.version("pack"): snapshot(Path(cfg.data_dir) / "shards" / cfg.version("pack"))}
         conf = str(run_dir(cfg) / "config.json")
 
         # 1. A new epsilon: only verify and pack change; every pair is read from the measurements.
         res = CliRunner().invoke(app, ["replay", "-c", conf, "--set", "verify.epsilon=0.05"])
         assert res.exit_code == 0, res.output
         eps = load_config(Path(conf))
-        assert eps.verify.epsilon == 0.05 and eps.pack_version() not in sets
+        assert eps.verify.epsilon == 0.05 and eps.version("pack") not in sets
         complete(eps)
         m = scrape_all(ports["verify"], 1)
         assert m.get(("elong_lm_tokens_total", "verify", ""), 0) == 0
         assert m[("elong_stage_events_total", "verify", "pairs_cached")] == len(first)
         assert m.get(("elong_stage_events_total", "verify", "pairs_measured"), 0) == 0
-        assert pair_keys(cfg, eps.verify_version()) == first
+        assert pair_keys(cfg, eps.version("verify")) == first
         entropy_tokens = before["entropy"][("elong_lm_tokens_total", "entropy", "")]
         assert scrape_all(ports["entropy"], 1)[("elong_lm_tokens_total", "entropy", "")] == entropy_tokens
-        configs[eps.pack_version()] = eps
-        sets[eps.pack_version()] = snapshot(Path(cfg.data_dir) / "shards" / eps.pack_version())
+        configs[eps.version("pack")] = eps
+        sets[eps.version("pack")] = snapshot(Path(cfg.data_dir) / "shards" / eps.version("pack"))
 
         # 2. A new alpha (and anchor cap): entropy re-selects anchors from its scores, verify
         # measures exactly the pairs no earlier version measured.
@@ -106,7 +106,7 @@ def test_replay_a_new_epsilon_and_a_new_alpha(tmp_path, model_cache):
         e = scrape_all(ports["entropy"], 1)
         assert e.get(("elong_lm_tokens_total", "entropy", ""), 0) == 0
         assert e[("elong_stage_events_total", "entropy", "docs_cached")] == N
-        third = pair_keys(cfg, alpha.verify_version())
+        third = pair_keys(cfg, alpha.version("verify"))
         new_pairs = third - first
         assert new_pairs and third & first  # more anchors: some pairs are new, the old ones stay
         v = scrape_all(ports["verify"], 1)
@@ -118,7 +118,7 @@ def test_replay_a_new_epsilon_and_a_new_alpha(tmp_path, model_cache):
             assert snapshot(Path(cfg.data_dir) / "shards" / version) == files
             assert set(shard_samples(configs[version])) == {d.doc_id for d in docs}
         assert set(shard_samples(alpha)) == {d.doc_id for d in docs}
-        sets[alpha.pack_version()] = {}
+        sets[alpha.version("pack")] = {}
         for version in sets:  # no version mixed into another's shard set
             manifest = Path(cfg.data_dir) / "shards" / version / "manifest.jsonl"
             tags = {seq["config_version"] for line in manifest.read_text().splitlines()

@@ -68,6 +68,7 @@ def test_a_registered_toy_stage_runs_as_a_streaming_worker(tmp_path, model_cache
         got = wait_for("word counts", lambda: (w := read_topic(cfg, toy_stage.WORDS)) and
                        len(w) >= len(expected_words()) and w, [worker])
         assert sorted(w.words for w in got) == expected_words()
+        assert {w.config_version for w in got} == {toy_stage.TOY.version(cfg)}  # derived by the registry
         dead = wait_for("the short document's dead letter",
                         lambda: [d for d in read_topic(cfg, DEAD_LETTER) if d.stage == "wordcount"], [worker])
         assert [d.reason for d in dead] == ["wordcount: too_short: 3 words"]

@@ -31,7 +31,7 @@ def test_every_announced_shard_is_trained_exactly_once_across_a_restart(tmp_path
                               "kafka.topic_prefix": f"t{uuid.uuid4().hex[:6]}.", "kafka.idle_fetch_backoff_ms": 100,
                               "trainer.loss_chunk": 64})
     ensure_pipeline_topics(cfg)
-    version = cfg.pack_version()
+    version = cfg.version("pack")
     shards = make_shards(data / "shards", 3)
     topic = SHARD_READY.full_name(cfg.kafka.topic_prefix)
     prod = kc.producer(cfg)

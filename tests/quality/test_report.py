@@ -12,12 +12,13 @@ from rich.console import Console
 from entropylong_streamer.batch import build
 from entropylong_streamer.config import Config
 from entropylong_streamer.lookalike_corpus import write_corpus_files
-from entropylong_streamer.pipeline import Pipeline, criterion
+from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.quality.command import run_report
 from entropylong_streamer.quality.contexts import CONDITIONS
 from entropylong_streamer.quality.figures import dependency_figures
 from entropylong_streamer.quality.gauges import ReportGauges
 from entropylong_streamer.quality.report import RECORDS_FILE, read_records
+from entropylong_streamer.registry import criterion
 from entropylong_streamer.services.shards import read_shard
 
 pytestmark = pytest.mark.slow

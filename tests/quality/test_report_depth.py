@@ -21,13 +21,13 @@ def record(doc_id, tokens, context_doc, window, anchors, version):
 
 def test_the_report_lists_each_samples_contexts_by_depth_and_its_edges(tmp_path):
     cfg = Config().copy_with({"pack.depth": 2, "pack.seq_len": 256, "pack.separator": 0})
-    v = cfg.verify_version()
+    v = cfg.version("verify")
     b, c = range(200, 230), range(300, 320)
     records = [record("b", b, "c", c[:8], [9], v), record("d", range(1, 9), "b", b[5:15], [3, 6], v)]
-    pack = PackStage(ShardSet(tmp_path, cfg.pack_version()), 256, (0,), cfg.pack.seed, 1, 60, "t", depth=2)
+    pack = PackStage(ShardSet(tmp_path, cfg.version("pack")), 256, (0,), cfg.pack.seed, 1, 60, "t", depth=2)
     pack.process(records)
     pack.flush()
-    view = read_shard_set(tmp_path / cfg.pack_version())
+    view = read_shard_set(tmp_path / cfg.version("pack"))
     report, _ = build_figures(cfg, records, view, [], (0,), max_docs=0)
     assert report["inputs"]["matched"] == 2 and report["inputs"]["records_disagreeing_with_shard"] == 0
     rows = {r["doc_id"]: r for r in report["samples"]["per_sample"]}

@@ -69,4 +69,4 @@ def test_the_pipeline_keeps_the_sketch_beside_a_milvus_lite_file_else_in_the_dat
     assert Pipeline(cfg, milvus_uri=str(tmp_path / "pool.db")).ngram_store.path == tmp_path / "pool.db.ngrams.sqlite"
     served = Pipeline(cfg, milvus_uri="http://127.0.0.1:19530").ngram_store.path
     assert served == tmp_path / "pool-ngrams" / f"{cfg.milvus.collection}.sqlite"
-    assert cfg.index_version() != Config().copy_with({"data_dir": str(tmp_path)}).index_version()
+    assert cfg.version("index") != Config().copy_with({"data_dir": str(tmp_path)}).version("index")

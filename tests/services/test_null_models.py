@@ -20,7 +20,7 @@ def test_the_null_engine_scores_every_position_through_windows_and_enters_the_ve
     (again, _), = pipe.engine.score_many([ScoreRequest(ids)])
     assert np.array_equal(h, again) and pipe.engine.lm_tokens > len(ids)  # windows overlap
     real = cfg.copy_with({"model.engine": "transformers"})
-    assert cfg.entropy_version() != real.entropy_version() and cfg.verify_version() != real.verify_version()
+    assert cfg.version("entropy") != real.version("entropy") and cfg.version("verify") != real.version("verify")
     assert ":null:" in pipe.model_key  # the measurement caches' key: a real model's never matches
 
 

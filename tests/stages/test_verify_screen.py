@@ -153,12 +153,12 @@ def test_a_context_is_not_screened_where_its_view_would_not_pay_or_its_pairs_are
 
 def test_the_screens_settings_are_part_of_the_verify_version_only_while_it_is_on():
     cfg = Config().copy_with({"verify.criterion": "specific"})  # "on" is for the specific criterion
-    assert cfg.copy_with({"verify.screen_window": 9}).verify_version() == cfg.verify_version()
+    assert cfg.copy_with({"verify.screen_window": 9}).version("verify") == cfg.version("verify")
     on = cfg.copy_with({"verify.screen": "on"})
-    assert on.verify_version() != cfg.verify_version()
-    assert on.copy_with({"verify.screen_window": 9}).verify_version() != on.verify_version()
+    assert on.version("verify") != cfg.version("verify")
+    assert on.copy_with({"verify.screen_window": 9}).version("verify") != on.version("verify")
     shadow = cfg.copy_with({"verify.screen": "shadow"})
-    assert shadow.verify_version() not in (cfg.verify_version(), on.verify_version())
+    assert shadow.version("verify") not in (cfg.version("verify"), on.version("verify"))
 
 
 @given(st.lists(st.tuples(st.lists(st.integers(0, 6), min_size=1, max_size=4, unique=True), st.data()), max_size=6),
