@@ -2,6 +2,8 @@
 tests so that they cannot drift:
 
     deploy/k8s/autoscaling.yaml  consumer groups and topics of the stages (deploy_manifests.py)
+    deploy/k8s/workers.yaml      one Deployment per stage (deploy_workers.py)
+    deploy/compose.yaml          its workers' block, one service per stage (deploy_workers.py)
     docs/configuration.md        every setting, from its description in config_*.py (config_docs.py)
 
     python -m entropylong_streamer.generated_files          # rewrite them
@@ -14,10 +16,12 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from . import config_docs, deploy_manifests
+from . import config_docs, deploy_manifests, deploy_workers
 
 FILES: dict[Path, Callable[[], str]] = {
     deploy_manifests.AUTOSCALING: deploy_manifests.render,
+    deploy_workers.WORKERS: deploy_workers.render_workers,
+    deploy_workers.COMPOSE: deploy_workers.render_compose,
     config_docs.PAGE: config_docs.render,
 }
 

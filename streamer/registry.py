@@ -7,7 +7,7 @@ STAGES: adding a stage is its own file plus one entry here."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -39,6 +39,21 @@ def _no_settings(cfg: Config) -> tuple:
 
 
 @dataclass(frozen=True)
+class Workload:
+    """How a stage's worker is deployed (deploy/compose.yaml and deploy/k8s/workers.yaml are rendered from it)."""
+
+    about: str = ""  # what the worker does, one line
+    gpu: bool = False  # the GPU image and one GPU: the LM stages (vLLM) and the trainer
+    cpu: str = "2"
+    memory: str = "4Gi"
+    memory_limit: str = "8Gi"
+    # what of the shared data volume it uses: None nothing, "" all of it as /data, else that sub-folder of it
+    shared: str | None = None
+    shared_readonly: bool = False
+    shared_why: str = ""
+
+
+@dataclass(frozen=True)
 class StageSpec:
     name: str
     source: TopicSpec
@@ -57,6 +72,7 @@ class StageSpec:
     versioned_group: bool = True
     active: Callable[[Config], bool] = _always  # whether this configuration runs it at all
     follows_model: bool = False  # scores with the trainer's newest published version under policy.follow
+    workload: Workload = Workload()
 
     def version(self, cfg: Config) -> str:
         """Of what it writes: its name, its upstream's version and its settings, hashed."""
@@ -188,17 +204,33 @@ def _pack(pipe: Pipeline, shard_root: Path | None = None, max_wait_s: float | No
                      p.max_wait_s if max_wait_s is None else max_wait_s, p.domain, p.sample_length, p.depth)
 
 
+_LM = Workload(gpu=True, cpu="4", memory="16Gi", memory_limit="32Gi", shared="model-versions", shared_readonly=True,
+               shared_why="the versions the trainer publishes (policy.follow)")
+_NGRAMS = "the pool's n-gram counts (retrieval.template_ngram_words), one file for every index and retrieval pod"
+
 STAGES: tuple[StageSpec, ...] = (
     StageSpec("entropy", DOCS, ANCHORS, settings=_entropy_settings, build=_entropy, cache=scores_log,
-              cache_name="scores", follows_model=True),
+              cache_name="scores", follows_model=True,
+              workload=replace(_LM, about="LM stage: exact per-token entropy of every document with vLLM on one GPU.")),
     StageSpec("index", DOCS, None, settings=_index_settings, build=_index,
-              active=lambda cfg: cfg.retrieval.index_live_docs),
-    StageSpec("retrieval", ANCHORS, CANDIDATES, "entropy", _retrieval_settings, _retrieval),
+              active=lambda cfg: cfg.retrieval.index_live_docs,
+              workload=Workload("Embeds live documents into the Milvus pool (CPU embedder).", shared="pool-ngrams",
+                                shared_why=_NGRAMS)),
+    StageSpec("retrieval", ANCHORS, CANDIDATES, "entropy", _retrieval_settings, _retrieval,
+              workload=Workload("Retrieves candidate contexts for each anchor (CPU embedder).", shared="pool-ngrams",
+                                shared_why=_NGRAMS)),
     StageSpec("verify", CANDIDATES, DEPENDENCIES, "retrieval", _verify_settings, _verify,
-              cache=measurement_log, cache_name="measurements", follows_model=True),
-    StageSpec("pack", DEPENDENCIES, SHARD_READY, "verify", _pack_settings, _pack, runner="pack", scalable=False),
+              cache=measurement_log, cache_name="measurements", follows_model=True,
+              workload=replace(_LM, about="LM stage: measures every candidate context's entropy drop with vLLM on one "
+                                          "GPU.")),
+    StageSpec("pack", DEPENDENCIES, SHARD_READY, "verify", _pack_settings, _pack, runner="pack", scalable=False,
+              workload=Workload("Packs verified samples into shards.", cpu="1", shared="",
+                                shared_why="shards, read by the trainer")),
     # the trainer writes no versioned records: its version changes with the shard set it trains
-    StageSpec("trainer", SHARD_READY, None, "pack", runner="trainer", scalable=False, versioned_group=False),
+    StageSpec("trainer", SHARD_READY, None, "pack", runner="trainer", scalable=False, versioned_group=False,
+              workload=Workload("The rolling trainer on one GPU.", gpu=True, cpu="4", memory="32Gi",
+                                memory_limit="64Gi", shared="",
+                                shared_why="pack's shards; its checkpoints and loss log")),
 )
 NAMES = tuple(s.name for s in STAGES)
 

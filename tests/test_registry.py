@@ -1,8 +1,9 @@
 """The stage registry: one chain of topics and versions that every consumer of it reads."""
 
+import yaml
 from typer.testing import CliRunner
 
-from entropylong_streamer import registry
+from entropylong_streamer import deploy_workers, registry
 from entropylong_streamer.cli import app
 from entropylong_streamer.config import Config
 from entropylong_streamer.replay import plan
@@ -58,3 +59,17 @@ def test_a_stage_version_is_derived_from_its_entry_alone(monkeypatch):
     assert Config().copy_with({"pack.seed": 7}).version("audit") != audit.version(base)  # its own setting
     assert Config().copy_with({"pack.depth": 3}).version("audit") == audit.version(base)  # neither
     assert audit.group(base) == f"{base.kafka.topic_prefix}audit-{audit.version(base)}"
+
+
+def test_a_registered_stage_is_deployed_by_compose_and_kubernetes(monkeypatch):
+    """The workers of deploy/ are rendered from the registry: a new entry is a new Deployment and service."""
+    audit = registry.StageSpec("audit", registry.stage("verify").sink, None, upstream="verify",
+                               workload=registry.Workload("Audits verified dependencies.", cpu="1"))
+    monkeypatch.setattr(registry, "STAGES", (*registry.STAGES, audit))
+    deployments = {d["metadata"]["name"]: d for d in yaml.safe_load_all(deploy_workers.render_workers())}
+    assert set(deployments) == {f"elong-{name}" for name in (*registry.NAMES, "audit")}
+    (worker,) = deployments["elong-audit"]["spec"]["template"]["spec"]["containers"]
+    assert worker["args"][:2] == ["worker", "audit"] and worker["resources"]["requests"]["cpu"] == "1"
+    services = yaml.safe_load(deploy_workers.render_compose())["services"]
+    assert services["audit"]["command"][:2] == ["worker", "audit"]
+    assert {n for n in registry.NAMES} <= set(services)
