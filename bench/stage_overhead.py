@@ -1,8 +1,8 @@
 """What the worker's adapter costs a stage, side by side in one run: the bare stage object, the
-same stage behind StageRunner (decode, encode, dead letters, metrics) and behind StageRunner with
+same stage behind StageWorker (decode, encode, dead letters, metrics) and behind StageWorker with
 its measurement cache on a real embedded broker (read up before each batch, made durable after),
 all in one process, with the null LM and embedder (services/null_models.py) so that no model
-hides the plumbing. A worker runs StageRunner inside its consumer loop (agents/stage_loop.py);
+hides the plumbing. A worker runs StageWorker inside its consumer loop (agents/worker_loop.py);
 bench/plumbing.py gives the worker's own rate (its busy seconds) to set against these.
 
     .venv/bin/python bench/stage_overhead.py [--documents 400] [--words 120]
@@ -21,7 +21,8 @@ from pathlib import Path
 from plumbing import documents
 
 from entropylong_streamer import registry
-from entropylong_streamer.agents.adapter import Message, StageRunner
+from entropylong_streamer.agents.adapter import Message
+from entropylong_streamer.agents.stage_worker import StageWorker
 from entropylong_streamer.config import load_config
 from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.services import stack
@@ -68,10 +69,10 @@ def main() -> None:
         for name in ("entropy", "index"):
             spec, batch = registry.stage(name), cfg.agents.batch_size(name)
             bare = rate(spec.build(fresh()).process, docs, batch)
-            runner = rate(StageRunner.build(cfg, spec, fresh()).run, msgs, batch)
-            line = f"  {name:<8} bare stage {bare:7,.0f}   StageRunner {runner:7,.0f} ({runner / bare:.2f} of bare)"
+            runner = rate(StageWorker.build(cfg, spec, fresh()).run, msgs, batch)
+            line = f"  {name:<8} bare stage {bare:7,.0f}   StageWorker {runner:7,.0f} ({runner / bare:.2f} of bare)"
             if spec.cache is not None:
-                cached = rate(StageRunner.build(cfg, spec, fresh(), spec.cache(cfg)).run, msgs, batch)
+                cached = rate(StageWorker.build(cfg, spec, fresh(), spec.cache(cfg)).run, msgs, batch)
                 line += f"   with its changelog cache {cached:7,.0f} ({cached / bare:.2f})"
             print(line)
     finally:

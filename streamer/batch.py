@@ -4,12 +4,12 @@ build(docs, corpus) -> OUT/shards/<version>/..., OUT/dependencies.jsonl, OUT/dea
 OUT/dropped.jsonl (documents the door turned away), OUT/config.json (the resolved settings, secrets
 masked: what `report --batch OUT` and a build into the same OUT start from) and OUT/inputs.json (the
 paths built: what `replay --batch OUT` builds again).
-Documents pass the door as `ingest` passes them (ingest_cmd.Ingest); every stage runs through the
-adapter its worker uses (agents/adapter.StageRunner over agents/memory_topics.MemoryTopics), in the
-registry's order and at the workers' batch sizes (agents.max_batch); the packer packs by its
-worker's rule. For the same input, configuration and seed it yields the dependencies streaming mode
-yields, and the same samples up to their depth-1 part: with pack.depth > 1 a build knows every record
-before it packs, a streaming packer what is known when it packs (docs/method.md, multi-hop samples).
+Documents pass the door as `ingest` passes them (ingest_cmd.Ingest); every stage, the packer too, runs
+as its worker runs it (its Worker in the one loop, agents/worker_loop.py) over in-memory topics
+(agents/memory_topics.py), in the registry's order and at the workers' batch sizes (agents.max_batch).
+For the same input, configuration and seed it yields the dependencies streaming mode yields, and the
+same samples up to their depth-1 part: with pack.depth > 1 a build knows every record before it packs,
+a streaming packer what is known when it packs (docs/method.md, multi-hop samples).
 """
 
 from __future__ import annotations
@@ -27,9 +27,13 @@ from rich.console import Console
 from rich.progress import Progress
 
 from entropylong_streamer import registry
-from entropylong_streamer.agents.adapter import Produced, StageRunner, handle_batch
-from entropylong_streamer.agents.faults import Backoff, Blocked, retrying
-from entropylong_streamer.agents.memory_topics import MemoryTopics
+from entropylong_streamer.agents import worker_loop
+from entropylong_streamer.agents.adapter import Message, Produced
+from entropylong_streamer.agents.faults import Backoff, Blocked
+from entropylong_streamer.agents.memory_topics import MemorySource, MemoryTopics
+from entropylong_streamer.agents.pack_worker import PackWorker
+from entropylong_streamer.agents.stage_worker import StageWorker
+from entropylong_streamer.agents.worker_loop import Worker
 from entropylong_streamer.config import Config
 from entropylong_streamer.door import Door
 from entropylong_streamer.ingest_cmd import Ingest, bad_row_letter
@@ -51,6 +55,7 @@ from entropylong_streamer.topics import (
     Pair,
     RecordError,
     ShardReady,
+    TopicSpec,
 )
 
 log = logging.getLogger(__name__)
@@ -154,26 +159,24 @@ def load_pool(paths: Iterable[Path], cfg: Config) -> MemoryTopics:
     return pool
 
 
-def drive(runner: StageRunner, topics: MemoryTopics, batch: int, progress: Progress, label: str,
+def drive(worker: Worker, topics: MemoryTopics, source: TopicSpec, batch: int, progress: Progress, label: str,
           ledger: Ledger | None = None) -> None:
-    """The stage over everything its source topic holds, batch by batch as its worker takes them;
-    outputs and dead letters go to their topics. With a ledger, records it holds are skipped (done by an
-    earlier, interrupted build) and each batch's are added to it once the batch went through."""
-    msgs = topics.messages(runner.spec.source)
-    task = progress.add_task(label, total=len(msgs))
-    if ledger is not None:
-        todo = [m for m in msgs if m.key is None or m.key.hex() not in ledger.keys]
-        runner.stage.stats["done_before"] += len(msgs) - len(todo)
-        progress.advance(task, len(msgs) - len(todo))
-        msgs = todo
-    # an outage (a full disk, the vector store) is waited out as a worker waits it out: nothing is dead-lettered
-    blocked, never = Blocked(runner.spec.name, Backoff()), threading.Event()
-    for i in range(0, len(msgs), batch):
-        outs, dead = retrying(lambda i=i: runner.run(msgs[i : i + batch]), blocked, never)
-        topics.send(outs + dead)
+    """The worker in the one loop (worker_loop.py) over everything its source topic holds, batch by batch
+    as its streaming worker takes them; outputs and dead letters go to their topics. With a ledger, records
+    it holds are skipped (done by an earlier, interrupted build) and each commit adds its records' keys."""
+    task = progress.add_task(label, total=len(topics.messages(source)))
+
+    def committed(msgs: list[Message]) -> None:
         if ledger is not None:
-            ledger.add(m.key.hex() for m in msgs[i : i + batch] if m.key is not None)
-        progress.advance(task, len(msgs[i : i + batch]))
+            ledger.add(m.key.hex() for m in msgs if m.key is not None)
+        progress.advance(task, len(msgs))
+
+    records = MemorySource(topics, source, batch, committed, ledger.keys if ledger is not None else None)
+    if records.skipped:
+        worker.stage.stats["done_before"] += records.skipped
+        progress.advance(task, records.skipped)
+    # an outage (a full disk, the vector store) is waited out as a worker waits it out: nothing is dead-lettered
+    worker_loop.run(worker, records, topics, Blocked(worker.name, Backoff()), threading.Event())
 
 
 class Ledger:
@@ -234,36 +237,28 @@ def build(cfg: Config, docs: list[Path], corpus: Iterable[Path], out: Path, milv
         Path(cfg.data_dir).mkdir(parents=True, exist_ok=True)
         indexed = index_ledger(pipe.milvus_uri, cfg.version("index"))  # before the pool is opened (created)
         caches: dict[str, MemoryCache] = {}
-        runners: dict[str, StageRunner] = {}
+        runners: dict[str, StageWorker] = {}
         for spec in registry.active(cfg):
             if spec.runner != "stage":
                 continue
             cache = MemoryCache.load(cfg.paths.cache(spec.cache_name)) if spec.cache_name else None
             if cache is not None:
                 caches[spec.cache_name] = cache
-            runners[spec.name] = StageRunner.build(cfg, spec, pipe, cache)
+            runners[spec.name] = StageWorker.build(cfg, spec, pipe, cache)
         # the corpus is the pool before any document arrives, as `elong index` makes it for a stack
-        indexer = runners.get("index") or StageRunner.build(cfg, registry.stage("index"), pipe)
-        drive(indexer, pool, cfg.agents.batch_size("index"), progress, "index (corpus)", indexed)
+        indexer = runners.get("index") or StageWorker.build(cfg, registry.stage("index"), pipe)
+        drive(indexer, pool, DOCS, cfg.agents.batch_size("index"), progress, "index (corpus)", indexed)
         for name, runner in runners.items():
-            drive(runner, topics, cfg.agents.batch_size(name), progress, name)
+            drive(runner, topics, runner.spec.source, cfg.agents.batch_size(name), progress, name)
         for name, cache in caches.items():
             cache.save(cfg.paths.cache(name))
         # the packer's rule, without its wait: a batch has all its input at once
         pack = pipe.stage("pack", shard_root=out / "shards", max_wait_s=math.inf)
-        samples: dict[str, Sample] = {}
-        msgs = topics.messages(DEPENDENCIES)
         # a batch has every document's record before it packs any: each multi-hop sample may use them all
         pack.remember([r for r in topics.records(DEPENDENCIES) if r.config_version == cfg.version("verify")])
-        packing, step = progress.add_task("pack", total=len(msgs)), cfg.agents.batch_size("pack")
-        for i in range(0, len(msgs), step):
-            _, dead = handle_batch("pack", msgs[i : i + step], DEPENDENCIES, None, pack.process, cfg.version("verify"))
-            topics.send(dead)
-            progress.advance(packing, len(msgs[i : i + step]))
-            if pack.should_flush() or i + step >= len(msgs):
-                if (ready := pack.flush()) is not None:
-                    report.shards.append(ready)
-                    samples.update((s.doc_id, s) for s in pack.flushed)
+        packer = PackWorker(cfg, pack)
+        drive(packer, topics, DEPENDENCIES, cfg.agents.batch_size("pack"), progress, "pack")
+        report.shards, samples = packer.shards, dict(packer.samples)
         deps: list[DependenciesRecord] = topics.records(DEPENDENCIES)
         packed = pack.shards.doc_ids
         for rec in deps:  # packed by an earlier build into this --out: the same sample, rebuilt to describe it

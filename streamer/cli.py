@@ -198,21 +198,19 @@ def worker(stage: Annotated[str, typer.Argument(help="entropy, index, retrieval,
            config: ConfigOpt = None, set_: SetOpt = None) -> None:
     """Run one stage's worker: entropy, index, retrieval, verify, pack or trainer."""
     from . import logs, registry
-    from .agents import packer_loop, stage_loop, trainer_loop
+    from .agents import worker as workers
 
     cfg = config_from(config, set_)
     refuse_unknown_model(cfg)
     logs.setup()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
-        runner = registry.stage(stage).runner
+        registry.stage(stage)
     except KeyError as exc:
         console.print(f"[red]{exc.args[0]}[/red]")
         raise typer.Exit(2) from exc
-    loop = {"stage": lambda: stage_loop.run(cfg, stage), "pack": lambda: packer_loop.run(cfg),
-            "trainer": lambda: trainer_loop.run(cfg)}[runner]
     try:
-        loop()
+        workers.run(cfg, stage)
     except Exception as exc:
         # Not a bad record (the loops dead-letter those): the stage cannot run (a model or pool that
         # fails to load, a broker gone for longer than the client waits). Exit non-zero, so `up`, the

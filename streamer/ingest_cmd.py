@@ -185,7 +185,7 @@ def index_paths(cfg: Config, paths: list[Path], console: Console) -> None:
     from rich.progress import Progress
 
     from . import registry
-    from .agents.adapter import StageRunner
+    from .agents.stage_worker import StageWorker
     from .batch import drive, load_pool
     from .pipeline import Pipeline
 
@@ -195,7 +195,7 @@ def index_paths(cfg: Config, paths: list[Path], console: Console) -> None:
         console.print(f"[yellow]skipped[/yellow] {letter.topic}: {letter.reason}")
     if len(bad) > 20:
         console.print(f"[yellow]... {counted(len(bad) - 20, 'more bad row')}[/yellow]")
-    runner = StageRunner.build(cfg, registry.stage("index"), Pipeline(cfg))
+    indexer = StageWorker.build(cfg, registry.stage("index"), Pipeline(cfg))
     with Progress(console=console) as progress:
-        drive(runner, pool, cfg.agents.batch_size("index"), progress, "indexing")
-    console.print(f"indexed {runner.stage.stats['chunks']} chunks from {len(pool.messages(DOCS))} documents")
+        drive(indexer, pool, DOCS, cfg.agents.batch_size("index"), progress, "indexing")
+    console.print(f"indexed {indexer.stage.stats['chunks']} chunks from {len(pool.messages(DOCS))} documents")

@@ -62,7 +62,7 @@ class StageSpec:
     # what its output depends on besides its upstream's version: a threshold changed there is a new version
     settings: Callable[[Config], tuple] = _no_settings
     build: Callable[[Pipeline], Any] | None = None  # the object its worker and batch mode run
-    # stage: agents/stage_loop.py around `build`'s stage object; pack and trainer: their own loops
+    # which Worker the one loop runs (agents/worker.py): a record stage around `build`'s object, the packer, the trainer
     runner: Literal["stage", "pack", "trainer"] = "stage"
     scalable: bool = True  # False: exactly one worker (it orders or owns what it writes)
     cache: Callable[[Config], ChangelogCache] | None = None  # the LM measurements its worker keeps

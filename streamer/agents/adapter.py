@@ -1,25 +1,19 @@
 """The one thing every transport adapter does: decode, call the stage, encode, dead-letter rejects.
 
-Transport-free: the workers' kafka-python loops, batch mode's in-memory topics and the tests
-all hand it plain messages. StageRunner is a registered stage behind it, as its worker runs it.
+Transport-free: the one consumer loop (worker_loop.py) over Kafka or batch mode's in-memory topics, and
+the tests, all hand it plain messages.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from entropylong_streamer import metrics
 from entropylong_streamer.stages.base import StageResult
 from entropylong_streamer.topics import DEAD_LETTER, DeadLetter, RecordError, TopicSpec
 
 from .faults import as_outage
-
-if TYPE_CHECKING:
-    from entropylong_streamer.config import Config
-    from entropylong_streamer.registry import StageSpec
 
 
 @dataclass(frozen=True)
@@ -127,42 +121,3 @@ def source_id_of(record: Any) -> str:
     """The source's own id of a record's document (docs, anchors, candidates, dependencies)."""
     found = getattr(record, "source_id", "")
     return found if isinstance(found, str) else ""
-
-
-class StageRunner:
-    """One registered stage's object behind handle_batch, with what its worker adds around it: the
-    measurement cache read up before a batch and made durable after it (before the outputs that
-    used it are sent), the output distributions and the per-batch metrics. The stage workers
-    (stage_loop.py) and batch mode both run stages through it."""
-
-    def __init__(self, cfg: Config, spec: StageSpec, stage: Any) -> None:
-        self.spec, self.stage = spec, stage
-        self.expected = spec.consumes(cfg)
-        self.max_bytes = cfg.kafka.max_message_bytes
-        self.attempts = cfg.agents.poison_attempts
-        self.meter = metrics.BatchMeter(spec.name, getattr(stage, "engine", None), stage.stats)
-        self.last_log = ""
-
-    @classmethod
-    def build(cls, cfg: Config, spec: StageSpec, pipe: Any, cache: Any = None) -> StageRunner:
-        """spec's stage object from the Pipeline, with the measurement cache it keeps where given (the
-        worker's changelog topic, batch mode's file)."""
-        return cls(cfg, spec, pipe.stage(spec.name, cache))
-
-    def _process(self, records: list) -> StageResult:
-        result = self.stage.process(records)
-        metrics.observe_outputs(self.spec.name, result.outputs)
-        return result
-
-    def run(self, msgs: list[Message]) -> tuple[list[Produced], list[Produced]]:
-        """-> (outputs, dead letters) of one batch; the caller sends them, then commits."""
-        t0 = time.perf_counter()
-        cache = getattr(self.stage, "cache", None)
-        if cache is not None:
-            cache.catch_up({m.partition for m in msgs})
-        outs, dead = handle_batch(self.spec.name, msgs, self.spec.source, self.spec.sink, self._process,
-                                  self.expected, self.max_bytes, self.attempts)
-        if cache is not None:
-            cache.flush({m.key.decode(errors="replace"): m.partition for m in msgs if m.key})
-        self.last_log = self.meter.observe(len(msgs), len(outs), len(dead), time.perf_counter() - t0)
-        return outs, dead

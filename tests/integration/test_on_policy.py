@@ -10,7 +10,7 @@ from prometheus_client import REGISTRY
 from stack_helpers import read_topic, run_loop, wait_for
 
 from entropylong_streamer.agents import kafka_clients as kc
-from entropylong_streamer.agents import stage_loop, trainer_loop
+from entropylong_streamer.agents import worker as workers
 from entropylong_streamer.config import Config
 from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.services.model_versions import published
@@ -34,6 +34,10 @@ TEXTS = {
     "new": "Shards hold packed samples, and the rolling trainer reads each one as soon as it is announced.",
     "late": "A replay rebuilds the same sample from the same seed, so nothing is lost when a worker restarts.",
 }
+
+
+def train(c, stop):
+    workers.run(c, "trainer", stop)
 
 
 def send(cfg, spec, records):
@@ -77,7 +81,7 @@ def test_the_scorer_follows_the_trainer(tmp_path, broker, model_cache):
 
     def entropy_worker():
         try:
-            stage_loop.run(cfg, "entropy", stop)
+            workers.run(cfg, "entropy", stop)
         except BaseException as exc:
             errors.append(exc)
 
@@ -92,7 +96,7 @@ def test_the_scorer_follows_the_trainer(tmp_path, broker, model_cache):
 
         send(cfg, SHARD_READY, [a_shard(cfg, ("d3",)), a_shard(cfg, ("d1", "d2"))])
         versions = cfg.paths.model_versions(cfg.version("pack"))
-        assert run_loop(trainer_loop.run, cfg, until=lambda: len(published(versions)) == 1
+        assert run_loop(train, cfg, until=lambda: len(published(versions)) == 1
                         and len([d for d in read_topic(cfg, DOCS) if d.rescore]) == 2) is None
         (v1,) = published(versions)
         announced = read_topic(cfg, MODEL_VERSIONS)
@@ -124,7 +128,7 @@ def test_the_scorer_follows_the_trainer(tmp_path, broker, model_cache):
         assert anchors()["new"].model_version == ""  # scored before any version was published
 
         # A restarted trainer announces its versions again and does not send the documents twice.
-        assert run_loop(trainer_loop.run, cfg, until=lambda: len(read_topic(cfg, MODEL_VERSIONS)) >= 3) is None
+        assert run_loop(train, cfg, until=lambda: len(read_topic(cfg, MODEL_VERSIONS)) >= 3) is None
         assert [a.version for a in read_topic(cfg, MODEL_VERSIONS)].count(v1.version) == 2
         assert len([d for d in read_topic(cfg, DOCS) if d.rescore]) == 2
     finally:

@@ -24,7 +24,7 @@ from stack_helpers import (
 )
 
 from entropylong_streamer.agents import kafka_clients as kc
-from entropylong_streamer.agents import packer_loop, stage_loop
+from entropylong_streamer.agents import worker
 from entropylong_streamer.agents.faults import EngineLost
 from entropylong_streamer.demo_corpus import write_demo_corpus
 from entropylong_streamer.ingest_cmd import ingest_paths
@@ -96,7 +96,7 @@ def test_a_killed_vector_store_is_waited_out_and_dead_letters_nothing(tmp_path, 
 
 
 def entropy_loop_with(exc: BaseException, calls: int, broker, tmp_path, model_cache, monkeypatch):
-    """The entropy worker's loop (agents/stage_loop.py, in-process) on the real broker and tiny model, whose
+    """The entropy worker's loop (agents/worker.py, in-process) on the real broker and tiny model, whose
     forwards raise exc for their first `calls` calls (fault injection), until every document has its anchors
     or the loop ends: (the loop's error, the documents, the calls that raised, the engine's outage retries)."""
     cfg = small_config(tmp_path / "data", model_cache).copy_with({
@@ -126,7 +126,7 @@ def entropy_loop_with(exc: BaseException, calls: int, broker, tmp_path, model_ca
 
     before = retries()
     anchors = ANCHORS.full_name(cfg.kafka.topic_prefix)
-    error = run_loop(lambda c, stop: stage_loop.run(c, "entropy", stop), cfg,
+    error = run_loop(lambda c, stop: worker.run(c, "entropy", stop), cfg,
                      until=lambda: end_offsets(cfg, [anchors])[anchors] >= len(docs), timeout=300)
     return cfg, error, docs, raised, retries() - before
 
@@ -191,7 +191,7 @@ def test_a_full_disk_under_the_shard_set_commits_nothing_shows_no_partial_shard_
                 return False
             return bool(read_manifest(shard_set)) and lag() == 0
 
-        error = run_loop(lambda c, stop: packer_loop.run(c, stop), cfg, until=progress, timeout=300)
+        error = run_loop(lambda c, stop: worker.run(c, "pack", stop), cfg, until=progress, timeout=300)
         assert error is None, error
         assert seen_blocked == [([], "", len(records))]  # while full: no shard, no manifest line, nothing committed
         (entry,) = read_manifest(shard_set)

@@ -9,7 +9,7 @@ from stack_helpers import run_loop
 
 from entropylong_streamer import registry
 from entropylong_streamer.agents import kafka_clients as kc
-from entropylong_streamer.agents import packer_loop
+from entropylong_streamer.agents import worker
 from entropylong_streamer.config import Config
 from entropylong_streamer.services.shards import ShardSet, read_shard
 from entropylong_streamer.status import ensure_pipeline_topics
@@ -35,7 +35,7 @@ def committed(cfg: Config) -> int:
 
 
 def run_packer(cfg: Config, until) -> BaseException | None:
-    return run_loop(packer_loop.run, cfg, until)
+    return run_loop(lambda c, stop: worker.run(c, "pack", stop), cfg, until)
 
 
 def test_failed_shard_write_commits_nothing_and_a_restart_packs_each_record_once(tmp_path, broker, monkeypatch):

@@ -8,7 +8,7 @@ from pathlib import Path
 from stack_helpers import read_topic, run_loop
 
 from entropylong_streamer.agents import kafka_clients as kc
-from entropylong_streamer.agents import trainer_loop
+from entropylong_streamer.agents import worker
 from entropylong_streamer.config import Config
 from entropylong_streamer.services import checkpoint
 from entropylong_streamer.status import ensure_pipeline_topics
@@ -16,7 +16,7 @@ from entropylong_streamer.topics import DEAD_LETTER, SHARD_READY, ShardReady
 
 
 def run_trainer(cfg: Config, until) -> None:
-    assert run_loop(trainer_loop.run, cfg, until) is None
+    assert run_loop(lambda c, stop: worker.run(c, "trainer", stop), cfg, until) is None
 
 
 def consumed(cfg: Config) -> list[str]:
