@@ -44,10 +44,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from corpora.lookalike_corpus import Catalogue, CitingDoc, Fact, catalogue_corpus, write_catalogue_files
+
 from entropylong_streamer.batch import build
 from entropylong_streamer.config import load_config
 from entropylong_streamer.demo_corpus import write_demo_corpus
-from entropylong_streamer.lookalike_corpus import Catalogue, CitingDoc, Fact, catalogue_corpus, write_catalogue_files
 from entropylong_streamer.method.dependency import Criterion
 from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.quality.report import RECORDS_FILE, read_records

@@ -17,9 +17,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from corpora.web_pages import pages_from_texts
+
 from entropylong_streamer.demo_corpus import write_demo_corpus
 from entropylong_streamer.sources.web import EXTRACTORS
-from entropylong_streamer.web_pages import pages_from_texts
 
 
 def words(text: str) -> Counter:

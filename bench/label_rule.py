@@ -27,13 +27,13 @@ from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 
+from corpora.lookalike_corpus import catalogue_corpus
 from dependencies import CRITERIA as CATALOGUE_CRITERIA
 from dependencies import evaluate
 from long_samples import CRITERIA, DEFAULT, WORK, TruthSet, linked_pages, measuring_tokens, replayed
 
 from entropylong_streamer.config import load_config
 from entropylong_streamer.demo_corpus import write_demo_corpus
-from entropylong_streamer.lookalike_corpus import catalogue_corpus
 from entropylong_streamer.method.templates import line_prefixes
 from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.quality.report import RECORDS_FILE, read_records

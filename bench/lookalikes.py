@@ -17,8 +17,9 @@ import random
 import time
 from pathlib import Path
 
+from corpora.lookalike_corpus import lookalike_corpus
+
 from entropylong_streamer.config import load_config
-from entropylong_streamer.lookalike_corpus import lookalike_corpus
 from entropylong_streamer.method.dependency import Criterion
 from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.topics import Candidate, CandidatesRecord, Doc

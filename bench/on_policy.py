@@ -22,13 +22,13 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+from corpora.lookalike_corpus import write_catalogue_files
 from dependencies import evaluate
 from rich.console import Console
 from screen import corpus, models_dir
 
 from entropylong_streamer.batch import build
 from entropylong_streamer.config import Config, load_config
-from entropylong_streamer.lookalike_corpus import write_catalogue_files
 from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.policy import announcement
 from entropylong_streamer.quality.command import run_report

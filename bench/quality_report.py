@@ -12,11 +12,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from corpora.lookalike_corpus import write_corpus_files
 from rich.console import Console
 
 from entropylong_streamer.batch import build
 from entropylong_streamer.config import load_config
-from entropylong_streamer.lookalike_corpus import write_corpus_files
 from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.quality.command import run_report
 

@@ -28,13 +28,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from corpora.lookalike_corpus import Catalogue, catalogue_corpus, write_catalogue_files
 from debian_docs import fetch_pages, page_text
 from dependencies import evaluate
 
 from entropylong_streamer.batch import build
 from entropylong_streamer.config import Config, load_config
 from entropylong_streamer.demo_corpus import write_demo_corpus
-from entropylong_streamer.lookalike_corpus import Catalogue, catalogue_corpus, write_catalogue_files
 from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.quality.report import RECORDS_FILE, build_figures, read_records, read_shard_set
 from entropylong_streamer.registry import criterion

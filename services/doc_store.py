@@ -27,17 +27,6 @@ class DocStore(Protocol):
     def get(self, doc_ids: Iterable[str]) -> dict[str, str]: ...
 
 
-class MemoryDocStore:
-    def __init__(self) -> None:
-        self.docs: dict[str, str] = {}
-
-    def put(self, docs: dict[str, str]) -> None:
-        self.docs.update(docs)
-
-    def get(self, doc_ids: Iterable[str]) -> dict[str, str]:
-        return {d: self.docs[d] for d in set(doc_ids) if d in self.docs}
-
-
 class MilvusDocStore:
     """A collection beside the pool's chunks ({collection}_docs), with the constant 2-d vector Milvus
     wants in every collection (never searched)."""

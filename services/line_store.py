@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import collections
 import json
-from collections import defaultdict
 from collections.abc import Iterable
 from typing import Protocol
 
@@ -44,24 +43,6 @@ def rows_to_add(docs: dict[str, set[int]], counts: dict[int, int], present: set[
                 seen[h] = seen.get(h, 0) + 1
                 out.append((h, doc_id))
     return out
-
-
-class MemoryLineStore:
-    def __init__(self, cap: int = CAP) -> None:
-        self.cap = cap
-        self.docs: dict[int, set[str]] = defaultdict(set)
-
-    def add(self, doc_id: str, hashes: Iterable[int]) -> None:
-        self.add_many({doc_id: hashes})
-
-    def add_many(self, docs: dict[str, Iterable[int]]) -> None:
-        lines = {d: set(hs) for d, hs in docs.items()}
-        present = {(h, d) for d, hs in lines.items() for h in hs if d in self.docs.get(h, ())}
-        for h, doc_id in rows_to_add(lines, self.counts(h for hs in lines.values() for h in hs), present, self.cap):
-            self.docs[h].add(doc_id)
-
-    def counts(self, hashes: Iterable[int]) -> dict[int, int]:
-        return {h: len(self.docs[h]) for h in set(hashes) if h in self.docs}
 
 
 class MilvusLineStore:

@@ -72,23 +72,6 @@ class CountMinSketch:
         return {k: int(n) for k, n in zip(keys, found, strict=True) if n}
 
 
-class MemoryNgramStore:
-    """The sketch and the counted documents in memory (batch mode, tests)."""
-
-    def __init__(self, depth: int = 4, width: int = 1 << 22) -> None:
-        self.sketch = CountMinSketch(depth, width)
-        self.counted: set[str] = set()
-
-    def add_many(self, docs: dict[str, Iterable[int]]) -> None:
-        for doc_id, hashes in docs.items():
-            if doc_id not in self.counted:
-                self.sketch.add(hashes)
-                self.counted.add(doc_id)
-
-    def counts(self, hashes: Iterable[int]) -> dict[int, int]:
-        return self.sketch.counts(hashes)
-
-
 class SqliteNgramStore:
     """The sketch in one SQLite file beside the pool, shared by the index and retrieval workers."""
 

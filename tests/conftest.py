@@ -1,5 +1,6 @@
 import os
 import random
+import sys
 from pathlib import Path
 
 import pytest
@@ -7,6 +8,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# the constructed corpora the benches measure with (bench/corpora), importable as bench.corpora.*
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 # Hypothesis, one verdict per commit. "ci" (CI=true, as .ci/run runs): derandomized, so every run of
 # a commit draws the same cases, and any failure prints the blob that replays it

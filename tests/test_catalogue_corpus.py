@@ -5,7 +5,7 @@ from collections import Counter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from entropylong_streamer.lookalike_corpus import catalogue_corpus
+from bench.corpora.lookalike_corpus import catalogue_corpus
 from entropylong_streamer.method.near_dup import NearDuplicateRule
 
 

@@ -9,9 +9,9 @@ import pytest
 from prometheus_client import REGISTRY
 from rich.console import Console
 
+from bench.corpora.lookalike_corpus import write_corpus_files
 from entropylong_streamer.batch import build
 from entropylong_streamer.config import Config
-from entropylong_streamer.lookalike_corpus import write_corpus_files
 from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.quality.command import run_report
 from entropylong_streamer.quality.contexts import CONDITIONS

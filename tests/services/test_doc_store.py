@@ -2,9 +2,10 @@
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from memory_stores import MemoryDocStore
 from pymilvus import MilvusClient
 
-from entropylong_streamer.services.doc_store import PART_CHARS, MemoryDocStore, MilvusDocStore
+from entropylong_streamer.services.doc_store import PART_CHARS, MilvusDocStore
 
 
 def test_documents_read_back_whole_and_a_shorter_rewrite_leaves_no_stale_tail(tmp_path):

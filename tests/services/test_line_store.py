@@ -5,9 +5,10 @@ import random
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from memory_stores import MemoryLineStore
 from pymilvus import MilvusClient
 
-from entropylong_streamer.services.line_store import MemoryLineStore, MilvusLineStore, SqliteLineStore
+from entropylong_streamer.services.line_store import MilvusLineStore, SqliteLineStore
 
 
 def test_milvus_and_sqlite_counts_equal_memory_counts_and_replays_add_nothing(tmp_path):

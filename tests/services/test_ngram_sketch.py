@@ -5,8 +5,9 @@ import random
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from memory_stores import MemoryNgramStore
 
-from entropylong_streamer.services.ngram_sketch import CountMinSketch, MemoryNgramStore, SqliteNgramStore
+from entropylong_streamer.services.ngram_sketch import CountMinSketch, SqliteNgramStore
 
 docs = st.dictionaries(st.text("abcdef", min_size=1, max_size=3), st.sets(st.integers(-2**63, 2**63 - 1),
                                                                           max_size=30), max_size=12)

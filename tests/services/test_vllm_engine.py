@@ -90,7 +90,7 @@ def test_entropy_stage_on_vllm_takes_the_same_anchors(engines):
 
 
 def test_verification_on_vllm_measures_what_transformers_measures(engines):
-    from entropylong_streamer.lookalike_corpus import lookalike_corpus
+    from bench.corpora.lookalike_corpus import lookalike_corpus
     from entropylong_streamer.method.anchors import AnchorParams
     from entropylong_streamer.method.dependency import Criterion
     from entropylong_streamer.stages.entropy import EntropyStage

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from noise import SMOLLM2_ATOL, TINY_DTYPE, close, di_close
 
-from entropylong_streamer.lookalike_corpus import lookalike_corpus
+from bench.corpora.lookalike_corpus import lookalike_corpus
 from entropylong_streamer.measurements import MemoryCache
 from entropylong_streamer.method.anchors import AnchorParams
 from entropylong_streamer.method.dependency import Criterion, relative_reduction

@@ -7,9 +7,9 @@ import pytest
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
+from bench.corpora.web_pages import pages_from_texts
 from entropylong_streamer.sources import BadRow, doc_id_for, read_documents
 from entropylong_streamer.topics import Doc
-from entropylong_streamer.web_pages import pages_from_texts
 
 ARTICLES = [(f"Article {i}", "\n\n".join(
     f"Paragraph {j} of article {i} says something specific about topic {random.Random(i * 10 + j).randint(0, 10**6)} "
