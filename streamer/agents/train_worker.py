@@ -44,12 +44,12 @@ class TrainWorker(Worker):
     def start(self) -> list[Produced]:
         # A crash between a checkpoint and its publication, or between a publication and its
         # announcement, must not lose the version: publish what is due, announce every version again.
-        if self.versions is None:
-            return []
-        self.trainer.publish_if_due()
-        on_disk = published(self.versions)
-        self.unsent = [self._announced(v) for v in on_disk] + (self._rescore(on_disk[-1]) if on_disk else [])
-        return self.unsent
+        # (called again after an outage: what a failed try made is sent, not made again)
+        if self.versions is not None and not self.unsent:
+            self.trainer.publish_if_due()
+            on_disk = published(self.versions)
+            self.unsent = [self._announced(v) for v in on_disk] + (self._rescore(on_disk[-1]) if on_disk else [])
+        return list(self.unsent)
 
     def run(self, msgs: list[Message]) -> tuple[list[Produced], list[Produced]]:
         from entropylong_streamer.services.trainer import ShardUnreadable
