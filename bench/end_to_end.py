@@ -30,7 +30,7 @@ from entropylong_streamer.config import Config, load_config
 from entropylong_streamer.demo_corpus import write_demo_corpus
 from entropylong_streamer.ingest_cmd import ingest_paths
 from entropylong_streamer.pipeline import Pipeline
-from entropylong_streamer.services import stack
+from entropylong_streamer.services import processes, stack
 from entropylong_streamer.sources import BadRow, read_documents
 from entropylong_streamer.stack_control import embedded, start_servers, start_workers, stop_all
 from entropylong_streamer.status import collect, end_offsets, shard_summary
@@ -45,9 +45,9 @@ def configure(base: Config, data_dir: Path, models: Path, **over) -> Config:
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "models").symlink_to(models, target_is_directory=True)
     return embedded(base.copy_with({
-        "data_dir": str(data_dir), "kafka.bootstrap_servers": f"127.0.0.1:{stack.free_port()}",
-        "milvus.uri": f"http://127.0.0.1:{stack.free_port()}", "retrieval.index_live_docs": False,
-        "metrics.port": stack.free_port(),
+        "data_dir": str(data_dir), "kafka.bootstrap_servers": f"127.0.0.1:{processes.free_port()}",
+        "milvus.uri": f"http://127.0.0.1:{processes.free_port()}", "retrieval.index_live_docs": False,
+        "metrics.port": processes.free_port(),
         "pack.max_wait_s": 2.0, **over}))
 
 
@@ -110,7 +110,7 @@ def bare_kafka_rate(n: int, size: int, tmp: Path) -> float:
     """Records per second through kafka-python alone: produce n records of `size` bytes, consume them."""
     from kafka import KafkaConsumer, KafkaProducer
 
-    port = stack.free_port()
+    port = processes.free_port()
     cfg = Config().copy_with({"data_dir": str(tmp), "kafka.bootstrap_servers": f"127.0.0.1:{port}"})
     stack.start_broker(tmp / "broker", port, tmp / "run")
     try:

@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from entropylong_streamer.services.lm import ScoreRequest, TransformersEngine
+from entropylong_streamer.services.lm import ScoreRequest
+from entropylong_streamer.services.transformers_engine import TransformersEngine
 
 SEP = 0
 QUANTILES = (0.5, 0.9, 0.99, 1.0)

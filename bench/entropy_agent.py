@@ -26,7 +26,7 @@ from entropylong_streamer.config import load_config
 from entropylong_streamer.demo_corpus import write_demo_corpus
 from entropylong_streamer.ingest_cmd import ingest_paths
 from entropylong_streamer.pipeline import Pipeline
-from entropylong_streamer.services import stack
+from entropylong_streamer.services import processes, stack
 from entropylong_streamer.services.lm import ScoreRequest
 from entropylong_streamer.sources import BadRow, read_documents
 from entropylong_streamer.stack_control import run_dir, start_worker, write_worker_config
@@ -50,7 +50,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="elong-bench-agent-"))
     cfg = load_config(Path("deploy/demo.toml"), [
         f"data_dir={str(work)!r}", f"model.path={args.model!r}",
-        f"kafka.bootstrap_servers='127.0.0.1:{stack.free_port()}'",
+        f"kafka.bootstrap_servers='127.0.0.1:{processes.free_port()}'",
         f"kafka.topic_prefix='b{uuid.uuid4().hex[:6]}.'", "kafka.idle_fetch_backoff_ms=200", *args.sets])
     (work / "models").symlink_to(Path(args.cache).resolve(), target_is_directory=True)
     corpus, warmup = work / "docs.jsonl", work / "warmup.jsonl"

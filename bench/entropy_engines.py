@@ -22,8 +22,9 @@ import torch
 
 from entropylong_streamer.demo_corpus import write_demo_corpus
 from entropylong_streamer.method.batching import length_batches, padded_tokens
-from entropylong_streamer.services.lm import ScoreRequest, TransformersEngine
+from entropylong_streamer.services.lm import ScoreRequest
 from entropylong_streamer.services.models import model_dir
+from entropylong_streamer.services.transformers_engine import TransformersEngine
 from entropylong_streamer.sources import BadRow, read_documents
 
 SEP = 0

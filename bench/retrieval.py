@@ -28,7 +28,7 @@ from entropylong_streamer.agents.adapter import Produced
 from entropylong_streamer.config import load_config
 from entropylong_streamer.demo_corpus import write_demo_corpus
 from entropylong_streamer.pipeline import Pipeline
-from entropylong_streamer.services import stack
+from entropylong_streamer.services import processes
 from entropylong_streamer.services.pool import MilvusPool
 from entropylong_streamer.sources import BadRow, read_documents
 from entropylong_streamer.stack_control import start_servers, start_worker, stop_all, write_worker_config
@@ -61,9 +61,9 @@ def main() -> None:
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="elong-bench-retrieval-"))
     cfg = load_config(None, [
-        f"data_dir={str(work)!r}", f"kafka.bootstrap_servers='127.0.0.1:{stack.free_port()}'",
+        f"data_dir={str(work)!r}", f"kafka.bootstrap_servers='127.0.0.1:{processes.free_port()}'",
         f"kafka.topic_prefix='b{uuid.uuid4().hex[:6]}.'", "kafka.idle_fetch_backoff_ms=200",
-        f"milvus.uri='http://127.0.0.1:{stack.free_port()}'", *args.sets])
+        f"milvus.uri='http://127.0.0.1:{processes.free_port()}'", *args.sets])
     (work / "models").symlink_to(Path(args.cache).resolve(), target_is_directory=True)
     r = cfg.retrieval
     corpus = work / "docs.jsonl"

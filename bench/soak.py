@@ -35,7 +35,7 @@ from entropylong_streamer import registry
 from entropylong_streamer.config import load_config
 from entropylong_streamer.dead_letters import by_reason, from_topic
 from entropylong_streamer.ingest_cmd import ingest_paths
-from entropylong_streamer.services import stack
+from entropylong_streamer.services import processes, stack
 from entropylong_streamer.services.shards import read_manifest
 from entropylong_streamer.stack_control import run_dir, start_servers, start_worker, start_workers, stop_all
 from entropylong_streamer.status import collect
@@ -74,7 +74,7 @@ def main() -> None:
     (work / "models").symlink_to(Path(args.cache).resolve(), target_is_directory=True)
     cfg = load_config(None, [
         f"data_dir={str(work)!r}", "model.path='tiny'", "model.engine='null'", "retrieval.embedder='null'",
-        f"kafka.bootstrap_servers='127.0.0.1:{stack.free_port()}'", f"milvus.uri='http://127.0.0.1:{stack.free_port()}'",
+        f"kafka.bootstrap_servers='127.0.0.1:{processes.free_port()}'", f"milvus.uri='http://127.0.0.1:{processes.free_port()}'",
         f"kafka.topic_prefix='s{uuid.uuid4().hex[:6]}.'", "kafka.idle_fetch_backoff_ms=50", "metrics.port=0",
         "entropy.max_anchors=8", "pack.seq_len=4096", "pack.max_wait_s=1.0", "door.min_words=1",
         "agents.session_timeout_s=6.0", "agents.outage_backoff_max_s=2.0"], environ={})

@@ -25,7 +25,7 @@ from entropylong_streamer.agents.adapter import Message
 from entropylong_streamer.agents.stage_worker import StageWorker
 from entropylong_streamer.config import load_config
 from entropylong_streamer.pipeline import Pipeline
-from entropylong_streamer.services import stack
+from entropylong_streamer.services import processes, stack
 from entropylong_streamer.sources import read_documents
 from entropylong_streamer.status import ensure_pipeline_topics
 from entropylong_streamer.topics import DOCS
@@ -47,7 +47,7 @@ def main() -> None:
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="elong-bench-overhead-"))
     (work / "models").symlink_to(Path(args.cache).resolve(), target_is_directory=True)
-    port = stack.free_port()
+    port = processes.free_port()
     cfg = load_config(None, [
         f"data_dir={str(work)!r}", "model.path='tiny'", "model.engine='null'", "retrieval.embedder='null'",
         "entropy.max_anchors=8", f"kafka.bootstrap_servers='127.0.0.1:{port}'",

@@ -10,7 +10,8 @@ import re
 
 import numpy as np
 
-from .lm import EngineBase, Piece, Scores
+from .engine_base import EngineBase, Piece
+from .lm import Scores
 
 
 class NullEngine(EngineBase):

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .engine_base import EngineBase, Piece
 from .flops import FlopModel
-from .lm import EngineBase, EngineStateLost, Piece, Scores
+from .lm import EngineStateLost, Scores
 from .vllm_entropy import GEMM_ENV, POSITIONS, entropy_architecture
 
 

@@ -52,7 +52,7 @@ def saved_config(config: Path | None, overrides: list[str] | None, saved: Path, 
 def require_broker(cfg: Config) -> None:
     """A command that needs Kafka and finds no broker says so in one line, at once: not a client's
     retries for half a minute and a traceback."""
-    from .services.stack import port_open
+    from .services.processes import port_open
 
     for server in cfg.kafka.bootstrap_servers.split(","):
         host, _, port = server.strip().rpartition(":")

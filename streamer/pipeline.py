@@ -57,7 +57,7 @@ class Pipeline:
                               kv_cache_gib=m.vllm_kv_cache_gib,
                               gpu_memory_utilization=m.vllm_gpu_memory_utilization,
                               cpu_gemm=m.vllm_cpu_gemm, prefix_caching=m.vllm_prefix_caching)
-        from entropylong_streamer.services.lm import TransformersEngine
+        from entropylong_streamer.services.transformers_engine import TransformersEngine
 
         return TransformersEngine(self.model_path, self.cache_dir, m.max_tokens, m.chunk_positions, m.threads,
                                   overlap=m.overlap, batch_tokens=m.batch_tokens, device=m.device,

@@ -9,7 +9,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from entropylong_streamer.config import Config
-from entropylong_streamer.services import stack
+from entropylong_streamer.services import processes, stack
 
 from . import registry
 from .status import ensure_pipeline_topics, stage_groups
@@ -36,7 +36,7 @@ def embedded(cfg: Config) -> Config:
     return cfg.copy_with({"kafka.idle_fetch_backoff_ms": EMBEDDED_FETCH_BACKOFF_MS})
 
 
-def start_servers(cfg: Config) -> list[stack.ManagedProcess]:
+def start_servers(cfg: Config) -> list[processes.ManagedProcess]:
     """Broker and milvus-lite on 127.0.0.1 with persistent data under data_dir; topics created."""
     procs = []
     rd = run_dir(cfg)
@@ -61,16 +61,16 @@ def write_worker_config(cfg: Config) -> Path:
     return conf
 
 
-def start_worker(cfg: Config, stage: str, name: str, extra: list[str] | None = None) -> stack.ManagedProcess:
+def start_worker(cfg: Config, stage: str, name: str, extra: list[str] | None = None) -> processes.ManagedProcess:
     """One `elong worker STAGE` process reading run_dir/config.json (see write_worker_config), a
     static member of its stage's consumer group under its name: restarted, it takes its partitions
     back at once."""
     argv = [sys.executable, "-m", WORKER_MODULE, "worker", stage, "--config",
             str(run_dir(cfg) / "config.json"), "--set", f"agents.instance_id={name}", *(extra or [])]
-    return stack.ManagedProcess(name, argv, run_dir(cfg))
+    return processes.ManagedProcess(name, argv, run_dir(cfg))
 
 
-def start_workers(cfg: Config, count: int = 1, only: set[str] | None = None) -> list[stack.ManagedProcess]:
+def start_workers(cfg: Config, count: int = 1, only: set[str] | None = None) -> list[processes.ManagedProcess]:
     """`count` workers per stateless stage, one packer, one trainer (`only`: just those stages,
     each on the metrics port it has in the full layout)."""
     write_worker_config(cfg)
@@ -107,7 +107,7 @@ def stop_workers(pid_files: list[Path], cfg: Config | None = None) -> list[str]:
     if not pid_files:
         return []
     with ThreadPoolExecutor(len(pid_files)) as pool:
-        done = list(pool.map(lambda p: stack.stop_pidfile(p, WORKER_MODULE), pid_files))
+        done = list(pool.map(lambda p: processes.stop_pidfile(p, WORKER_MODULE), pid_files))
     if cfg is not None:
         leave_groups(cfg, [p.stem for p in pid_files])
     return [p.stem for p, ok in zip(pid_files, done, strict=True) if ok]
@@ -150,7 +150,7 @@ def _remove_members(cfg: Config, members) -> None:
     from .agents.kafka_clients import client_kwargs
 
     host, port = _port(cfg.kafka.bootstrap_servers.split(",")[0])
-    if not stack.port_open(host, port):  # no broker: no group to leave
+    if not processes.port_open(host, port):  # no broker: no group to leave
         return
     try:
         admin = KafkaAdminClient(**client_kwargs(cfg), request_timeout_ms=5000)
@@ -189,6 +189,6 @@ def stop_all(cfg: Config) -> list[str]:
                                       ("milvus", stack.MILVUS_MATCH, None),
                                       ("broker", stack.BROKER_MATCH, lambda: stack.save_broker(cfg.paths.broker))):
         pid_file = rd / f"{name}.pid"
-        if pid_file.exists() and stack.stop_pidfile(pid_file, expect, before_stop=before_stop):
+        if pid_file.exists() and processes.stop_pidfile(pid_file, expect, before_stop=before_stop):
             stopped.append(name)
     return stopped

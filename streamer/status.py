@@ -129,7 +129,7 @@ def _members(admin, groups: list[str]) -> dict[str, int]:
 def outages(cfg: Config) -> list[dict]:
     """The embedded stack's workers waiting out an outage now, from the state files they keep in the run
     directory (agents/faults.py); a file whose worker is gone says nothing."""
-    from entropylong_streamer.services.stack import pid_alive
+    from entropylong_streamer.services.processes import pid_alive
 
     out = []
     for path in sorted(cfg.paths.run.glob("*.outage.json")):

@@ -210,7 +210,7 @@ def test_help_answers_to_h_and_the_version_is_printed():
 
 
 def test_commands_that_need_the_stack_say_in_one_line_that_no_broker_answers(tmp_path):
-    from entropylong_streamer.services.stack import free_port
+    from entropylong_streamer.services.processes import free_port
 
     docs = tmp_path / "docs.jsonl"
     docs.write_text('{"id": "a", "text": "some words to ingest here"}\n')

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from entropylong_streamer.agents.kafka_clients import client_kwargs
 from entropylong_streamer.cli import app
 from entropylong_streamer.config import ConfigError, load_config
-from entropylong_streamer.services import stack
+from entropylong_streamer.services import processes
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = [p for d in ("streamer", "services", "topics", "bench") for p in (ROOT / d).rglob("*.py")]
@@ -101,7 +101,7 @@ def test_the_milvus_token_reaches_the_client(monkeypatch, tmp_path):
 
 
 def test_secrets_never_appear_in_reprs_logs_or_cli_output(caplog, tmp_path):
-    cfg = secure_config(**{"data_dir": str(tmp_path), "kafka.bootstrap_servers": f"127.0.0.1:{stack.free_port()}",
+    cfg = secure_config(**{"data_dir": str(tmp_path), "kafka.bootstrap_servers": f"127.0.0.1:{processes.free_port()}",
                            "kafka.security_protocol": "SASL_PLAINTEXT"})
     for text in (repr(cfg), str(cfg), repr(cfg.kafka), repr(cfg.milvus)):
         assert SECRET not in text

@@ -15,8 +15,8 @@ from entropylong_streamer.agents.changelog_cache import ChangelogCache
 from entropylong_streamer.method.anchors import AnchorParams
 from entropylong_streamer.method.dependency import Criterion
 from entropylong_streamer.method.near_dup import NearDuplicateRule
-from entropylong_streamer.services.lm import TransformersEngine
 from entropylong_streamer.services.shards import ShardSet
+from entropylong_streamer.services.transformers_engine import TransformersEngine
 from entropylong_streamer.stages.entropy import EntropyStage
 from entropylong_streamer.stages.pack import PackStage
 from entropylong_streamer.stages.retrieve import Hit, RetrievalStage

@@ -2,12 +2,12 @@
 
 import pytest
 
-from entropylong_streamer.services import stack
+from entropylong_streamer.services import processes, stack
 
 
 @pytest.fixture
 def broker(tmp_path):
-    port = stack.free_port()
+    port = processes.free_port()
     proc = stack.start_broker(tmp_path / "broker", port, tmp_path / "run")
     yield f"127.0.0.1:{port}"
     proc.stop()

@@ -10,18 +10,18 @@ from pathlib import Path
 from entropylong_streamer.agents import kafka_clients as kc
 from entropylong_streamer.config import Config
 from entropylong_streamer.pipeline import Pipeline
-from entropylong_streamer.services import stack
+from entropylong_streamer.services import processes
 from entropylong_streamer.services.shards import read_shard
 
 
 def small_config(data_dir: Path, model_cache: Path) -> Config:
     return Config().copy_with({
         "data_dir": str(data_dir),
-        "kafka.bootstrap_servers": f"127.0.0.1:{stack.free_port()}",
+        "kafka.bootstrap_servers": f"127.0.0.1:{processes.free_port()}",
         "kafka.topic_prefix": f"t{uuid.uuid4().hex[:8]}.",
         "kafka.partitions": 2,
         "kafka.idle_fetch_backoff_ms": 200,
-        "milvus.uri": f"http://127.0.0.1:{stack.free_port()}",
+        "milvus.uri": f"http://127.0.0.1:{processes.free_port()}",
         "model.path": "tiny",
         "model.dtype": "float64",  # scores equal across batchings to their fp32 rounding (tests/noise.py)
         "model.max_tokens": 1024,

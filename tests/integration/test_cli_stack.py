@@ -11,7 +11,7 @@ from pathlib import Path
 from stack_helpers import read_topic, small_config
 
 from entropylong_streamer.demo_corpus import write_demo_corpus
-from entropylong_streamer.services import stack
+from entropylong_streamer.services import processes
 from entropylong_streamer.sources import doc_id_for
 from entropylong_streamer.status import collect, shard_summary, with_rates
 from entropylong_streamer.topics import DEPENDENCIES, DROPPED
@@ -89,7 +89,7 @@ def test_up_ingest_status_down(tmp_path, model_cache):
         down = elong("down", config=conf)
     assert down.returncode == 0 and "broker" in down.stdout, down.stdout + down.stderr
     assert not list(run_dir.glob("*.pid"))
-    assert not [name for name, pid in pids.items() if stack.pid_alive(pid)]
+    assert not [name for name, pid in pids.items() if processes.pid_alive(pid)]
 
 
 def test_demo_indexes_the_reference_pages_then_builds_each_sheets_sample(tmp_path, model_cache):

@@ -30,8 +30,9 @@ from entropylong_streamer.demo_corpus import write_demo_corpus
 from entropylong_streamer.ingest_cmd import ingest_paths
 from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.services import stack
-from entropylong_streamer.services.lm import EngineStateLost, TransformersEngine
+from entropylong_streamer.services.lm import EngineStateLost
 from entropylong_streamer.services.shards import read_manifest
+from entropylong_streamer.services.transformers_engine import TransformersEngine
 from entropylong_streamer.sources import BadRow, read_documents
 from entropylong_streamer.stack_control import run_dir, start_servers, start_workers, stop_all
 from entropylong_streamer.status import (

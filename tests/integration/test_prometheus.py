@@ -14,7 +14,7 @@ from entropylong_streamer.demo_corpus import write_demo_corpus
 from entropylong_streamer.ingest_cmd import ingest_paths
 from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.quality.command import run_report
-from entropylong_streamer.services import stack
+from entropylong_streamer.services import processes, stack
 from entropylong_streamer.sources import BadRow, read_documents
 from entropylong_streamer.stack_control import run_dir, start_servers, start_workers, stop_all
 from entropylong_streamer.status import collect
@@ -74,7 +74,7 @@ def test_prometheus_answers_agree_with_the_pipeline(tmp_path, model_cache):
         start_servers(cfg)
         Pipeline(cfg).stage("index").process(docs)
         workers = start_workers(cfg)
-        prom_port = stack.free_port()
+        prom_port = processes.free_port()
         conf = tmp_path / "prometheus.yml"
         conf.write_text(json.dumps({  # JSON is YAML
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},

@@ -6,17 +6,14 @@ from pathlib import Path
 
 import pytest
 
+from entropylong_streamer.services.processes import free_port, pid_alive, start_time, stop_pidfile
 from entropylong_streamer.services.stack import (
     BROKER_MATCH,
     MILVUS_GRPC_OPTIONS,
     MILVUS_MATCH,
     ensure_topics,
-    free_port,
-    pid_alive,
     start_broker,
     start_milvus,
-    start_time,
-    stop_pidfile,
 )
 
 

@@ -13,7 +13,7 @@ from stack_helpers import quiet, read_topic, small_config, wait_for
 from entropylong_streamer import registry
 from entropylong_streamer.batch import build
 from entropylong_streamer.ingest_cmd import ingest_paths
-from entropylong_streamer.services import stack
+from entropylong_streamer.services import processes, stack
 from entropylong_streamer.stack_control import run_dir, stop_all, write_worker_config
 from entropylong_streamer.status import collect, ensure_pipeline_topics
 from entropylong_streamer.topics import DEAD_LETTER
@@ -61,7 +61,7 @@ def test_a_registered_toy_stage_runs_as_a_streaming_worker(tmp_path, model_cache
         # the worker process registers the toy before the CLI runs, as a plugin's import would
         code = ("import sys; sys.path.insert(0, sys.argv[1]); import toy_stage; toy_stage.register(); "
                 "from entropylong_streamer.cli import app; app(sys.argv[2:])")
-        worker = stack.ManagedProcess("worker-wordcount-0", [
+        worker = processes.ManagedProcess("worker-wordcount-0", [
             sys.executable, "-c", code, str(Path(__file__).parent), "worker", "wordcount", "--config", str(conf)],
             run_dir(cfg))
         assert ingest_paths(cfg, [corpus(tmp_path / "docs.jsonl")], console=quiet())[0] == len(TEXTS)

@@ -19,7 +19,7 @@ from entropylong_streamer.quality.curves import (
     measure,
     summarize,
 )
-from entropylong_streamer.services.lm import TransformersEngine
+from entropylong_streamer.services.transformers_engine import TransformersEngine
 
 SEP = 0
 

@@ -7,10 +7,10 @@ import torch
 
 from entropylong_streamer.config import TrainerConfig
 from entropylong_streamer.services import model_versions
-from entropylong_streamer.services.lm import TransformersEngine
 from entropylong_streamer.services.model_versions import published, read_version
 from entropylong_streamer.services.models import load_causal_lm
 from entropylong_streamer.services.trainer import RollingTrainer
+from entropylong_streamer.services.transformers_engine import TransformersEngine
 
 
 def continued(model_cache, state, versions, **kw):

@@ -5,7 +5,7 @@ import pytest
 from kafka.consumer.fetcher import Fetcher as KafkaPythonFetcher
 
 from entropylong_streamer.services import patches
-from entropylong_streamer.services.stack import free_port
+from entropylong_streamer.services.processes import free_port
 
 
 @pytest.mark.parametrize("library", sorted(patches.PATCHED))

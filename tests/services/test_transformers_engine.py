@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from noise import TINY_DTYPE, assert_exact
 
 from entropylong_streamer.method.windows import plan_windows
-from entropylong_streamer.services.lm import ScoreRequest, TransformersEngine
+from entropylong_streamer.services.lm import ScoreRequest
+from entropylong_streamer.services.transformers_engine import TransformersEngine
 
 SEP = 0
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from entropylong_streamer.services.lm import ScoreRequest, TransformersEngine
+from entropylong_streamer.services.lm import ScoreRequest
+from entropylong_streamer.services.transformers_engine import TransformersEngine
 from entropylong_streamer.services.vllm_entropy import entropy_architecture
 
 SEP = 0

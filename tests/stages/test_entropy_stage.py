@@ -6,7 +6,7 @@ from noise import TINY_DTYPE, assert_exact
 
 from entropylong_streamer.measurements import MemoryCache, scores_key, token_digest, unpack_scores
 from entropylong_streamer.method.anchors import AnchorParams, is_layout, threshold
-from entropylong_streamer.services.lm import TransformersEngine
+from entropylong_streamer.services.transformers_engine import TransformersEngine
 from entropylong_streamer.stages.entropy import EntropyStage
 from entropylong_streamer.topics import Doc
 

@@ -102,8 +102,9 @@ def test_a_follower_is_measured_against_what_its_leaders_query_found():
 
 
 def test_anchors_on_lines_many_pool_documents_hold_are_templates_and_query_nothing():
+    from memory_stores import MemoryLineStore
+
     from entropylong_streamer.method.templates import split_lines
-    from entropylong_streamer.services.line_store import MemoryLineStore
 
     text = "Home | Docs | Report a Bug\nthe otter eats fish every morning"
     emb = CountingEmbedder()
@@ -129,8 +130,8 @@ def test_anchors_on_lines_many_pool_documents_hold_are_templates_and_query_nothi
 
 def test_anchors_inside_word_ngrams_many_pool_documents_hold_are_templates_below_the_line():
     """A navigation bar whose title changes per chapter: no line recurs, its n-grams do."""
-    from entropylong_streamer.services.line_store import MemoryLineStore
-    from entropylong_streamer.services.ngram_sketch import MemoryNgramStore
+    from memory_stores import MemoryLineStore, MemoryNgramStore
+
     from entropylong_streamer.stages.index import IndexStage
     from entropylong_streamer.topics import Doc
 
@@ -171,7 +172,8 @@ def test_anchors_inside_word_ngrams_many_pool_documents_hold_are_templates_below
 
 def test_anchors_on_a_label_many_pool_documents_open_a_line_with_are_templates():
     """A label ("Library in use: <name>"): no line recurs, the line's opening words do; the name does not."""
-    from entropylong_streamer.services.line_store import MemoryLineStore
+    from memory_stores import MemoryLineStore
+
     from entropylong_streamer.stages.index import IndexStage
     from entropylong_streamer.topics import Doc
 
@@ -249,8 +251,9 @@ class WordTokenizer:
 
 
 def _document_stage(pool_docs, emb, top_k=2, max_tokens=64, cap=None, max_contexts=64, rounds=1):
+    from memory_stores import MemoryDocStore
+
     from entropylong_streamer.method.context_window import PairLayout
-    from entropylong_streamer.services.doc_store import MemoryDocStore
     from entropylong_streamer.stages.retrieve import DocumentContexts
 
     store = MemoryDocStore()

@@ -12,7 +12,7 @@ from bench.corpora.lookalike_corpus import lookalike_corpus
 from entropylong_streamer.measurements import MemoryCache
 from entropylong_streamer.method.anchors import AnchorParams
 from entropylong_streamer.method.dependency import Criterion, relative_reduction
-from entropylong_streamer.services.lm import TransformersEngine
+from entropylong_streamer.services.transformers_engine import TransformersEngine
 from entropylong_streamer.stages.entropy import EntropyStage
 from entropylong_streamer.stages.verify import VerifyStage
 from entropylong_streamer.topics import Anchor, AnchorsRecord, Candidate, CandidatesRecord, Doc

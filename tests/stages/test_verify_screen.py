@@ -20,7 +20,7 @@ from entropylong_streamer.method.screen import (
     view_cost,
     window,
 )
-from entropylong_streamer.services.lm import TransformersEngine
+from entropylong_streamer.services.transformers_engine import TransformersEngine
 from entropylong_streamer.stages.verify import VerifyStage
 
 LONG = " ".join(TEXTS) * 3  # a context long enough that its view is a small part of it

@@ -6,7 +6,7 @@ from noise import TINY_DTYPE, close
 from entropylong_streamer.measurements import MemoryCache
 from entropylong_streamer.method.dependency import Criterion
 from entropylong_streamer.method.spans import word_span
-from entropylong_streamer.services.lm import TransformersEngine
+from entropylong_streamer.services.transformers_engine import TransformersEngine
 from entropylong_streamer.stages.verify import VerifyStage
 from entropylong_streamer.topics import Anchor, AnchorsRecord, Candidate, CandidatesRecord
 
