@@ -17,10 +17,19 @@ from dataclasses import dataclass
 class PairLayout:
     """[sep C sep D[:t + 1]]: a context, then the document up to an anchor t, each after the separator, in
     one forward of max_tokens. Retrieval cuts C to the room this leaves; verification measures every pair
-    in it; a sample holds its contexts and document in the same order."""
+    in it; a sample (method/samples.py, max_tokens pack.sample_tokens) lays its contexts and document out
+    as the same pieces, [sep C_1 ... sep C_m sep D]."""
 
     separator: tuple[int, ...]
     max_tokens: int
+
+    def piece(self, ids: Sequence[int]) -> list[int]:
+        """[sep ids]: how every context and the document enter a forward or a sample."""
+        return [*self.separator, *ids]
+
+    def cost(self, n: int) -> int:
+        """The tokens a piece of n tokens takes."""
+        return len(self.separator) + n
 
     def room(self, last_anchor: int) -> int:
         """Tokens of C that fit beside D[:last_anchor + 1] (0 when none do)."""
@@ -36,7 +45,7 @@ class PairLayout:
 
     def forward(self, context: Sequence[int], doc: Sequence[int], last: int) -> list[int]:
         """[sep C sep D[:last + 1]]."""
-        return [*self.separator, *context, *self.separator, *doc[: last + 1]]
+        return self.piece(context) + self.piece(doc[: last + 1])
 
     def doc_logit(self, context_tokens: int) -> int:
         """Where in the forward the logits that predict document token 0 are (token t: this + t)."""

@@ -57,10 +57,10 @@ def locate(window: tuple[int, ...], tokens: tuple[int, ...]) -> int | None:
 
 
 def grow(roots: list[Node], doc_id: str, known: Callable[[str], Verified | None], depth: int, budget: int,
-         sep: int) -> list[list[Node]]:
+         cost: Callable[[int], int]) -> list[list[Node]]:
     """The levels 2 to `depth` (the non-empty ones): the verified contexts of the last level's pieces
-    whose anchors lie inside those pieces, best first, while `budget` tokens (each piece plus its `sep`
-    separator tokens) hold them; no document twice."""
+    whose anchors lie inside those pieces, best first, while `budget` tokens hold them (a piece of n
+    tokens takes cost(n): PairLayout.cost, with its separator); no document twice."""
     used = {doc_id} | {n.piece.source_doc for n in roots}
     level, levels = roots, []
     for d in range(2, depth + 1):
@@ -76,11 +76,11 @@ def grow(roots: list[Node], doc_id: str, known: Callable[[str], Verified | None]
                     offers.append((replace(c, anchors=inside), node, at))
         level = []
         for piece, node, at in sorted(offers, key=lambda o: (*best_first(o[0]), o[1].piece.piece_id)):
-            if piece.source_doc in used or len(piece.token_ids) + sep > budget:
+            if piece.source_doc in used or cost(len(piece.token_ids)) > budget:
                 continue
             level.append(Node(piece, d, node, at))
             used.add(piece.source_doc)
-            budget -= len(piece.token_ids) + sep
+            budget -= cost(len(piece.token_ids))
         if not level:
             break
         levels.append(level)

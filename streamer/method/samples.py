@@ -10,6 +10,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .context_window import PairLayout
 from .hops import Node, Verified, best_first, grow
 
 
@@ -121,18 +122,19 @@ def build_sample(
     resolves, with the rest of its level and the level after it between them (a dependency as far
     back as the sample allows, not beside its target); depth 1 is the sample without them.
     """
+    layout = PairLayout(separator, max_len)
     k = len(separator)
-    if len(doc_tokens) + k > max_len:
+    if layout.cost(len(doc_tokens)) > max_len:
         raise SampleTooLong(f"document of {len(doc_tokens)} tokens does not fit a {max_len}-token sequence")
-    budget = max_len - len(doc_tokens) - k
+    budget = max_len - layout.cost(len(doc_tokens))
     roots: list[Node] = []
     for piece in sorted(contexts, key=best_first):
-        if len(piece.token_ids) + k <= budget:
+        if layout.cost(len(piece.token_ids)) <= budget:
             roots.append(Node(piece, 1))
-            budget -= len(piece.token_ids) + k
+            budget -= layout.cost(len(piece.token_ids))
     levels = [roots] if roots else []
     if known is not None and depth > 1:
-        levels += grow(roots, doc_id, known, depth, budget, k)
+        levels += grow(roots, doc_id, known, depth, budget, layout.cost)
     tokens: list[int] = []
     placed: list[tuple[Node, int, int]] = []
     for level in reversed(levels):
@@ -140,12 +142,11 @@ def build_sample(
         key = doc_id if nodes[0].depth == 1 else f"{doc_id}/{nodes[0].depth}"
         random.Random(document_seed(key, seed)).shuffle(nodes)
         for node in nodes:
-            tokens.extend(separator)
-            placed.append((node, len(tokens), len(tokens) + len(node.piece.token_ids)))
-            tokens.extend(node.piece.token_ids)
-    tokens.extend(separator)
-    doc_start = len(tokens)
-    tokens.extend(doc_tokens)
+            start = len(tokens) + k
+            tokens += layout.piece(node.piece.token_ids)
+            placed.append((node, start, len(tokens)))
+    doc_start = len(tokens) + k
+    tokens += layout.piece(doc_tokens)
     start_of = {id(node): start for node, start, _ in placed}
     deps = []
     for node, start, end in placed:
