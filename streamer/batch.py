@@ -164,7 +164,6 @@ def drive(worker: Worker, topics: MemoryTopics, source: TopicSpec, batch: int, p
     """The worker in the one loop (worker_loop.py) over everything its source topic holds, batch by batch
     as its streaming worker takes them; outputs and dead letters go to their topics. With a ledger, records
     it holds are skipped (done by an earlier, interrupted build) and each commit adds its records' keys."""
-    task = progress.add_task(label, total=len(topics.messages(source)))
 
     def committed(msgs: list[Message]) -> None:
         if ledger is not None:
@@ -172,6 +171,7 @@ def drive(worker: Worker, topics: MemoryTopics, source: TopicSpec, batch: int, p
         progress.advance(task, len(msgs))
 
     records = MemorySource(topics, source, batch, committed, ledger.keys if ledger is not None else None)
+    task = progress.add_task(label, total=len(records.msgs) + records.skipped)
     if records.skipped:
         worker.stage.stats["done_before"] += records.skipped
         progress.advance(task, records.skipped)

@@ -43,8 +43,9 @@ class MemorySource:
 
     def __init__(self, topics: MemoryTopics, spec: TopicSpec, batch: int,
                  on_commit: Callable[[list[Message]], None] | None = None, skip: set[str] | None = None) -> None:
-        self.msgs = [m for m in topics.messages(spec) if not skip or m.key is None or m.key.hex() not in skip]
-        self.skipped = len(topics.messages(spec)) - len(self.msgs)
+        every = topics.messages(spec)
+        self.msgs = [m for m in every if not skip or m.key is None or m.key.hex() not in skip]
+        self.skipped = len(every) - len(self.msgs)
         self.batch, self.on_commit = batch, on_commit
         self.pos = 0
         self.taken: list[Message] = []

@@ -21,6 +21,7 @@ from entropylong_streamer.services.patches import install_kafka_backoff
 from . import kafka_clients as kc
 from . import worker_loop, worker_metrics
 from .faults import Backoff, Blocked, outage_file, retrying
+from .kafka_source import KafkaSource
 from .worker_loop import Worker
 
 log = logging.getLogger(__name__)
@@ -71,5 +72,5 @@ def run(cfg: Config, stage: str, stop: threading.Event | None = None) -> None:
     metrics.READY.labels(stage).set(1)
     log.info("%s worker ready", stage)
     max_batch, wait_s = TAKE.get(spec.runner, (cfg.agents.batch_size(stage), cfg.agents.batch_wait_s))
-    source = kc.KafkaSource(cfg, spec.source.full_name(cfg.kafka.topic_prefix), spec.group(cfg), max_batch, wait_s)
+    source = KafkaSource(cfg, spec.source.full_name(cfg.kafka.topic_prefix), spec.group(cfg), max_batch, wait_s)
     worker_loop.run(worker, source, kc.KafkaTopics(cfg), blocked, stop)

@@ -1,8 +1,8 @@
-"""The stage workers' batches (agents/kafka_clients.take_batch) on the real broker: a batch is at most
+"""The stage workers' batches (agents/kafka_source.take_batch) on the real broker: a batch is at most
 max_batch records, is topped up within batch_wait_s, and what is not committed comes again."""
 
 from entropylong_streamer.agents import kafka_clients as kc
-from entropylong_streamer.agents.kafka_clients import Revoked, take_batch
+from entropylong_streamer.agents.kafka_source import Revoked, take_batch
 from entropylong_streamer.config import load_config
 from entropylong_streamer.services.stack import ensure_topics
 
