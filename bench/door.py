@@ -25,7 +25,7 @@ from corpora.web_pages import pages_from_texts
 
 from entropylong_streamer.config import load_config
 from entropylong_streamer.demo_corpus import write_demo_corpus
-from entropylong_streamer.door import Door
+from entropylong_streamer.ingest import Door
 from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.services.door_index import DoorIndex
 from entropylong_streamer.sources import BadRow, read_documents

@@ -28,7 +28,7 @@ from rich.table import Table
 from entropylong_streamer.batch import build
 from entropylong_streamer.config import Config, load_config
 from entropylong_streamer.demo_corpus import write_demo_corpus
-from entropylong_streamer.ingest_cmd import ingest_paths
+from entropylong_streamer.ingest import ingest_paths
 from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.services import processes, stack
 from entropylong_streamer.sources import BadRow, read_documents

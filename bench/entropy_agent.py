@@ -24,7 +24,7 @@ from worker_timing import receive
 from entropylong_streamer.agents import kafka_clients as kc
 from entropylong_streamer.config import load_config
 from entropylong_streamer.demo_corpus import write_demo_corpus
-from entropylong_streamer.ingest_cmd import ingest_paths
+from entropylong_streamer.ingest import ingest_paths
 from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.services import processes, stack
 from entropylong_streamer.services.lm import ScoreRequest

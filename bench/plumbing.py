@@ -28,7 +28,7 @@ from rich.console import Console
 from entropylong_streamer import registry
 from entropylong_streamer.agents import kafka_clients as kc
 from entropylong_streamer.config import load_config
-from entropylong_streamer.ingest_cmd import ingest_paths
+from entropylong_streamer.ingest import ingest_paths
 from entropylong_streamer.services import processes, stack
 from entropylong_streamer.stack_control import start_servers, start_workers, stop_all
 from entropylong_streamer.status import end_offsets, shard_summary, topic_partitions

@@ -24,7 +24,7 @@ import numpy as np
 from worker_timing import receive
 
 from entropylong_streamer.agents import kafka_clients as kc
-from entropylong_streamer.agents.adapter import Produced
+from entropylong_streamer.agents.worker_loop import Produced
 from entropylong_streamer.config import load_config
 from entropylong_streamer.demo_corpus import write_demo_corpus
 from entropylong_streamer.pipeline import Pipeline

@@ -34,7 +34,7 @@ from rich.console import Console
 from entropylong_streamer import registry
 from entropylong_streamer.config import load_config
 from entropylong_streamer.dead_letters import by_reason, from_topic
-from entropylong_streamer.ingest_cmd import ingest_paths
+from entropylong_streamer.ingest import ingest_paths
 from entropylong_streamer.services import processes, stack
 from entropylong_streamer.services.shards import read_manifest
 from entropylong_streamer.stack_control import run_dir, start_servers, start_worker, start_workers, stop_all

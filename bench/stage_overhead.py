@@ -21,8 +21,8 @@ from pathlib import Path
 from plumbing import documents
 
 from entropylong_streamer import registry
-from entropylong_streamer.agents.adapter import Message
-from entropylong_streamer.agents.stage_worker import StageWorker
+from entropylong_streamer.agents.worker_loop import Message
+from entropylong_streamer.agents.workers import StageWorker
 from entropylong_streamer.config import load_config
 from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.services import processes, stack

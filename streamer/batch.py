@@ -4,9 +4,9 @@ build(docs, corpus) -> OUT/shards/<version>/..., OUT/dependencies.jsonl, OUT/dea
 OUT/dropped.jsonl (documents the door turned away), OUT/config.json (the resolved settings, secrets
 masked: what `report --batch OUT` and a build into the same OUT start from) and OUT/inputs.json (the
 paths built: what `replay --batch OUT` builds again).
-Documents pass the door as `ingest` passes them (ingest_cmd.Ingest); every stage, the packer too, runs
+Documents pass the door as `ingest` passes them (ingest.Ingest); every stage, the packer too, runs
 as its worker runs it (its Worker in the one loop, agents/worker_loop.py) over in-memory topics
-(agents/memory_topics.py), in the registry's order and at the workers' batch sizes (agents.max_batch).
+(worker_loop.MemoryTopics), in the registry's order and at the workers' batch sizes (agents.max_batch).
 For the same input, configuration and seed it yields the dependencies streaming mode yields, and the
 same samples up to their depth-1 part: with pack.depth > 1 a build knows every record before it packs,
 a streaming packer what is known when it packs (docs/method.md, multi-hop samples).
@@ -28,15 +28,11 @@ from rich.progress import Progress
 
 from entropylong_streamer import registry
 from entropylong_streamer.agents import worker_loop
-from entropylong_streamer.agents.adapter import Message, Produced
 from entropylong_streamer.agents.faults import Backoff, Blocked
-from entropylong_streamer.agents.memory_topics import MemorySource, MemoryTopics
-from entropylong_streamer.agents.pack_worker import PackWorker
-from entropylong_streamer.agents.stage_worker import StageWorker
-from entropylong_streamer.agents.worker_loop import Worker
+from entropylong_streamer.agents.worker_loop import MemorySource, MemoryTopics, Message, Produced, Worker
+from entropylong_streamer.agents.workers import PackWorker, StageWorker
 from entropylong_streamer.config import Config
-from entropylong_streamer.door import Door
-from entropylong_streamer.ingest_cmd import Ingest, bad_row_letter
+from entropylong_streamer.ingest import Door, Ingest, bad_row_letter
 from entropylong_streamer.measurements import MemoryCache
 from entropylong_streamer.method.samples import Dependency, Sample
 from entropylong_streamer.pipeline import Pipeline

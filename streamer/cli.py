@@ -26,7 +26,7 @@ from .cli_config import (
     require_broker,
     stack_config,
 )
-from .ingest_cmd import index_paths
+from .ingest import index_paths
 from .replay_cmd import replay_build, replay_stack
 from .views import console, dead_letter_table, print_build_summary, status_table, topics_table, watch
 
@@ -161,8 +161,8 @@ def ingest(paths: Annotated[list[Path] | None, typer.Argument(metavar="PATH", he
            follow: Annotated[Path | None, typer.Option(metavar="DIR", help="then take new files in DIR as they land, "
                                                             "until interrupted")] = None) -> None:
     """JSONL / Parquet / WARC / WET / text files through the door to the docs topic."""
-    from .ingest_cmd import follow as follow_dir
-    from .ingest_cmd import ingest_paths
+    from .ingest import follow as follow_dir
+    from .ingest import ingest_paths
 
     cfg = config_from(config, set_)
     require_broker(cfg)
@@ -356,7 +356,7 @@ def demo(config: ConfigOpt = None, set_: SetOpt = None,
     """Start the embedded stack, index this Python's stdlib reference pages, ingest quick-reference
     sheets that cite them, watch long samples reach the shards and the trainer's loss fall."""
     from .demo_corpus import write_reference_demo
-    from .ingest_cmd import ingest_paths
+    from .ingest import ingest_paths
     from .stack_control import embedded, start_servers, start_workers, stop_all
 
     cfg = embedded(config_from(config or Path(__file__).resolve().parent.parent / "deploy" / "demo.toml", set_))

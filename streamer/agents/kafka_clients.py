@@ -9,7 +9,7 @@ import threading
 
 from entropylong_streamer.config import Config
 
-from .adapter import Message, Produced
+from .worker_loop import Message, Produced
 
 log = logging.getLogger(__name__)
 

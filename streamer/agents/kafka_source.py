@@ -11,7 +11,7 @@ from kafka import ConsumerRebalanceListener
 from entropylong_streamer.config import Config
 
 from . import kafka_clients as kc
-from .adapter import Message
+from .worker_loop import Message
 
 
 class Revoked(ConsumerRebalanceListener):

@@ -11,14 +11,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from entropylong_streamer import metrics
 from entropylong_streamer.config import Config
+from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.services.lm import EngineStateLost
 from entropylong_streamer.topics import MODEL_VERSIONS, ModelVersion, RecordError
 
 from . import kafka_clients as kc
+from .worker_loop import Message, Produced, Worker
+from .workers import StageWorker
+
+if TYPE_CHECKING:
+    from entropylong_streamer.registry import StageSpec
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -95,3 +101,42 @@ class ModelFollower:
 
     def close(self) -> None:
         self.cons.close()
+
+
+class FollowingWorker(Worker):
+    """A StageWorker that scores with the trainer's newest published version (policy.follow): it moves to
+    a newer one between batches, never within one (a document meets one version)."""
+
+    def __init__(self, cfg: Config, spec: StageSpec, worker: StageWorker) -> None:
+        self.cfg, self.spec, self.worker, self.name = cfg, spec, worker, spec.name
+        self.follower = ModelFollower(cfg)
+        self.version = None
+        self._follow()
+
+    def _load(self, version) -> StageWorker:  # the same stage on a published version's weights, same cache
+        # vLLM, one engine per GPU: the running one takes the new weights, last, once the stage is built around
+        # it (what fails before leaves it as it was; a failed load restores its weights or raises
+        # EngineStateLost). transformers: the Pipeline loads a new engine from the version's directory.
+        engine = self.worker.stage.engine if self.cfg.model.engine == "vllm" else None
+        built = StageWorker.build(self.cfg, self.spec, Pipeline(self.cfg, model_version=version, engine=engine),
+                                  self.worker.stage.cache)
+        if engine is not None:
+            engine.reload_weights(version.path)
+        return built
+
+    def _follow(self) -> None:  # to the newest announced version, if one is newer than ours and loads
+        self.version, loaded = self.follower.follow(self.spec.name, self.version, self._load)
+        self.worker = loaded or self.worker
+
+    def before(self, msgs: list[Message]) -> None:
+        if msgs:
+            self._follow()
+
+    def run(self, msgs: list[Message]) -> tuple[list[Produced], list[Produced]]:
+        return self.worker.run(msgs)
+
+    def done(self) -> None:
+        self.worker.done()
+
+    def close(self) -> None:
+        self.follower.close()

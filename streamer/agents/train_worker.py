@@ -15,8 +15,8 @@ from entropylong_streamer.policy import announcement, rescore_documents
 from entropylong_streamer.services.model_versions import Published, published
 from entropylong_streamer.topics import DOCS, MODEL_VERSIONS, SHARD_READY, RecordError
 
-from .adapter import Message, Produced, dead_letter
-from .worker_loop import Worker
+from .worker_loop import Message, Produced, Worker
+from .workers import dead_letter
 
 log = logging.getLogger(__name__)
 RESCORED = "rescored.txt"  # in the trainer's state: the versions whose rescoring was sent

@@ -31,13 +31,13 @@ def pack_worker(cfg: Config, spec: StageSpec) -> Worker:
     from entropylong_streamer.pipeline import Pipeline
     from entropylong_streamer.quality.gauges import REPORT_FILE, ReportGauges, report_dir
 
-    from .pack_worker import PackWorker
+    from . import workers
     from .verified_follower import VerifiedFollower
 
     stage = Pipeline(cfg).stage("pack")
     log.info("pack worker: %d shards in %s", len(stage.shards.entries), stage.shards.dir)
     peers = None if stage.known is None else VerifiedFollower(cfg, stage.known, cfg.version("verify"))
-    return PackWorker(cfg, stage, peers, ReportGauges(report_dir(cfg) / REPORT_FILE), announce_earlier=True)
+    return workers.PackWorker(cfg, stage, peers, ReportGauges(report_dir(cfg) / REPORT_FILE), announce_earlier=True)
 
 
 def train_worker(cfg: Config, spec: StageSpec) -> Worker:
@@ -47,9 +47,14 @@ def train_worker(cfg: Config, spec: StageSpec) -> Worker:
 
 
 def stage_worker(cfg: Config, spec: StageSpec) -> Worker:
-    from .stage_worker import stage_worker
+    """The streaming worker of a record stage: its measurements kept in its changelog topic."""
+    from entropylong_streamer.pipeline import Pipeline
 
-    return stage_worker(cfg, spec)
+    from . import model_follower, workers
+
+    cache = spec.cache(cfg) if spec.cache is not None and cfg.agents.measurement_cache else None
+    worker = workers.StageWorker.build(cfg, spec, Pipeline(cfg), cache)
+    return model_follower.FollowingWorker(cfg, spec, worker) if cfg.policy.follow and spec.follows_model else worker
 
 
 WORKERS = {"stage": stage_worker, "pack": pack_worker, "trainer": train_worker}

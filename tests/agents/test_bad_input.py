@@ -10,8 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from entropylong_streamer.agents.adapter import Message, handle_batch
 from entropylong_streamer.agents.changelog_cache import ChangelogCache
+from entropylong_streamer.agents.worker_loop import Message
+from entropylong_streamer.agents.workers import handle_batch
 from entropylong_streamer.method.anchors import AnchorParams
 from entropylong_streamer.method.dependency import Criterion
 from entropylong_streamer.method.near_dup import NearDuplicateRule

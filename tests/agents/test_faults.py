@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 from kafka.errors import KafkaConnectionError, KafkaTimeoutError, MessageSizeTooLargeError
 from pymilvus.exceptions import MilvusException, ParamError
 
-from entropylong_streamer.agents.adapter import Message, handle_batch
 from entropylong_streamer.agents.faults import Backoff, Blocked, EngineLost, Outage, outage_reason, retrying
+from entropylong_streamer.agents.worker_loop import Message
+from entropylong_streamer.agents.workers import handle_batch
 from entropylong_streamer.services.lm import EngineStateLost
 from entropylong_streamer.stages.base import StageResult
 from entropylong_streamer.topics import DEAD_LETTER, DOCS, Doc

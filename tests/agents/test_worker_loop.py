@@ -9,10 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from entropylong_streamer.agents import worker_loop
-from entropylong_streamer.agents.adapter import Message, Produced, handle_batch
 from entropylong_streamer.agents.faults import Backoff, Blocked
-from entropylong_streamer.agents.memory_topics import MemorySource, MemoryTopics
-from entropylong_streamer.agents.pack_worker import PackWorker
+from entropylong_streamer.agents.worker_loop import MemorySource, MemoryTopics, Message, Produced
+from entropylong_streamer.agents.workers import PackWorker, handle_batch
 from entropylong_streamer.config import Config
 from entropylong_streamer.services.shards import ShardSet
 from entropylong_streamer.stages.base import Stats, run_batch

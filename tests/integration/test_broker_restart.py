@@ -16,7 +16,7 @@ from pathlib import Path
 from stack_helpers import quiet, read_topic, shard_samples, small_config
 
 from entropylong_streamer.demo_corpus import write_demo_corpus
-from entropylong_streamer.ingest_cmd import ingest_paths
+from entropylong_streamer.ingest import ingest_paths
 from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.services import stack
 from entropylong_streamer.sources import BadRow, read_documents

@@ -14,7 +14,7 @@ from stack_helpers import quiet, read_topic, shard_samples, small_config, wait_f
 
 from entropylong_streamer.agents import kafka_clients as kc
 from entropylong_streamer.demo_corpus import write_demo_corpus
-from entropylong_streamer.ingest_cmd import ingest_paths
+from entropylong_streamer.ingest import ingest_paths
 from entropylong_streamer.sources import BadRow, read_documents
 from entropylong_streamer.stack_control import start_servers, start_worker, start_workers, stop_all, worker_stage
 from entropylong_streamer.status import collect, end_offsets, shard_summary

@@ -15,7 +15,7 @@ from prometheus_client import REGISTRY
 from stack_helpers import quiet, read_topic, small_config
 
 from entropylong_streamer.demo_corpus import write_demo_corpus
-from entropylong_streamer.ingest_cmd import follow
+from entropylong_streamer.ingest import follow
 from entropylong_streamer.services import stack
 from entropylong_streamer.sources import BadRow, read_documents
 from entropylong_streamer.stack_control import run_dir

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from stack_helpers import quiet, read_topic, small_config
 
-from entropylong_streamer.ingest_cmd import ingest_paths
+from entropylong_streamer.ingest import ingest_paths
 from entropylong_streamer.sources import read_documents
 from entropylong_streamer.stack_control import start_servers, start_workers, stop_all
 from entropylong_streamer.topics import CANDIDATES

@@ -27,7 +27,7 @@ from entropylong_streamer.agents import kafka_clients as kc
 from entropylong_streamer.agents import worker
 from entropylong_streamer.agents.faults import EngineLost
 from entropylong_streamer.demo_corpus import write_demo_corpus
-from entropylong_streamer.ingest_cmd import ingest_paths
+from entropylong_streamer.ingest import ingest_paths
 from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.services import stack
 from entropylong_streamer.services.lm import EngineStateLost

@@ -21,7 +21,7 @@ from entropylong_streamer import dead_letters as dl
 from entropylong_streamer.agents import kafka_clients as kc
 from entropylong_streamer.batch import build, dependency_rows
 from entropylong_streamer.demo_corpus import write_demo_corpus
-from entropylong_streamer.ingest_cmd import ingest_paths
+from entropylong_streamer.ingest import ingest_paths
 from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.sources import BadRow, read_documents
 from entropylong_streamer.stack_control import start_servers, start_workers, stop_all

@@ -11,7 +11,7 @@ from stack_helpers import free_ports, quiet, read_topic, shard_samples, small_co
 
 from entropylong_streamer.agents import kafka_clients as kc
 from entropylong_streamer.demo_corpus import write_demo_corpus
-from entropylong_streamer.ingest_cmd import ingest_paths
+from entropylong_streamer.ingest import ingest_paths
 from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.quality.command import run_report
 from entropylong_streamer.services import processes, stack

@@ -12,7 +12,7 @@ from entropylong_streamer.agents import kafka_clients as kc
 from entropylong_streamer.cli import app
 from entropylong_streamer.config import load_config
 from entropylong_streamer.demo_corpus import write_demo_corpus
-from entropylong_streamer.ingest_cmd import ingest_paths
+from entropylong_streamer.ingest import ingest_paths
 from entropylong_streamer.pipeline import Pipeline
 from entropylong_streamer.replay import Origin, plan, reset_offsets
 from entropylong_streamer.services import stack

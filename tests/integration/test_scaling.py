@@ -5,7 +5,7 @@ from pathlib import Path
 from stack_helpers import free_ports, quiet, read_topic, scrape_all, small_config, wait_for
 
 from entropylong_streamer.demo_corpus import write_demo_corpus
-from entropylong_streamer.ingest_cmd import ingest_paths
+from entropylong_streamer.ingest import ingest_paths
 from entropylong_streamer.services import stack
 from entropylong_streamer.stack_control import run_dir, start_worker, stop_all, write_worker_config
 from entropylong_streamer.status import collect, ensure_pipeline_topics

@@ -12,7 +12,7 @@ from stack_helpers import quiet, read_topic, small_config, wait_for
 
 from entropylong_streamer import registry
 from entropylong_streamer.batch import build
-from entropylong_streamer.ingest_cmd import ingest_paths
+from entropylong_streamer.ingest import ingest_paths
 from entropylong_streamer.services import processes, stack
 from entropylong_streamer.stack_control import run_dir, stop_all, write_worker_config
 from entropylong_streamer.status import collect, ensure_pipeline_topics

@@ -5,7 +5,7 @@ import random
 import pytest
 
 from entropylong_streamer.config import Config
-from entropylong_streamer.door import Door
+from entropylong_streamer.ingest import Door
 from entropylong_streamer.method.near_dup import band_keys, candidate_probability, shingles, signature
 from entropylong_streamer.method.text_quality import quality_problem
 from entropylong_streamer.services.door_index import DoorIndex

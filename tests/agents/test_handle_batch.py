@@ -1,6 +1,8 @@
-"""The adapter every agent uses: bad records and stage rejects become dead letters, never crashes."""
+"""handle_batch (agents/workers.py), which every record stage and the packer run: bad records and stage
+rejects become dead letters, never crashes."""
 
-from entropylong_streamer.agents.adapter import Message, handle_batch
+from entropylong_streamer.agents.worker_loop import Message
+from entropylong_streamer.agents.workers import handle_batch
 from entropylong_streamer.stages.base import StageError, StageResult, Stats, run_batch
 from entropylong_streamer.topics import DEAD_LETTER, DOCS, SHARD_READY, Doc, ShardReady
 
