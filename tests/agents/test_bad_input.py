@@ -1,4 +1,4 @@
-"""Bad records on every topic, fed through the adapter to the real stage that consumes that topic
+"""Bad records on every topic, fed through handle_batch (agents/workers.py) to the real stage that consumes that topic
 (the tiny model, an in-memory pool, a real shard directory): each one becomes an output, a skip
 (another config version) or a dead letter with a reason. No stage raises, none stalls."""
 
