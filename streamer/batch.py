@@ -252,7 +252,7 @@ def build(cfg: Config, docs: list[Path], corpus: Iterable[Path], out: Path, milv
         pack = pipe.stage("pack", shard_root=out / "shards", max_wait_s=math.inf)
         # a batch has every document's record before it packs any: each multi-hop sample may use them all
         pack.remember([r for r in topics.records(DEPENDENCIES) if r.config_version == cfg.version("verify")])
-        packer = PackWorker(cfg, pack)
+        packer = PackWorker(cfg, pack, keep=True)
         drive(packer, topics, DEPENDENCIES, cfg.agents.batch_size("pack"), progress, "pack")
         report.shards, samples = packer.shards, dict(packer.samples)
         deps: list[DependenciesRecord] = topics.records(DEPENDENCIES)

@@ -176,20 +176,23 @@ class StageWorker(Worker):
 class PackWorker(Worker):
     """peers (pack.depth > 1, streaming): what every packer made known of the documents it packed, read
     up before each batch, and this packer's own sent to them. quality: the gauges of `elong report`'s
-    figures, shown on change. announce_earlier: announce the set's durable shards at start."""
+    figures, shown on change. announce_earlier: announce the set's durable shards at start. keep: hold every
+    shard announced and its samples (batch mode's report); a streaming packer, which writes thousands of
+    shards, keeps none."""
 
     name = "pack"
 
     def __init__(self, cfg: Config, stage: PackStage, peers: VerifiedFollower | None = None,
-                 quality: ReportGauges | None = None, announce_earlier: bool = False) -> None:
+                 quality: ReportGauges | None = None, announce_earlier: bool = False, keep: bool = False) -> None:
         self.stage, self.peers, self.quality, self.announce_earlier = stage, peers, quality, announce_earlier
+        self.keep = keep
         if peers is not None:
             stage.outbox = []
         self.version = cfg.version("verify")
         self.meter = metrics.BatchMeter("pack", stats=stage.stats)
         self.pending: list[ShardReady] = []  # a durable shard whose announcement or commit has not gone through
-        self.shards: list[ShardReady] = []  # every shard this worker wrote and announced
-        self.samples: dict[str, Sample] = {}  # their samples, by document
+        self.shards: list[ShardReady] = []  # with keep: every shard this worker wrote and announced
+        self.samples: dict[str, Sample] = {}  # with keep: their samples, by document
 
     def start(self) -> list[Produced]:
         if not self.announce_earlier:
@@ -226,8 +229,9 @@ class PackWorker(Worker):
         if not self.pending:
             return
         ready = self.pending.pop()
-        self.shards.append(ready)
-        self.samples.update((s.doc_id, s) for s in self.stage.flushed)
+        if self.keep:
+            self.shards.append(ready)
+            self.samples.update((s.doc_id, s) for s in self.stage.flushed)
         r = self.stage.shards.entries[-1]
         metrics.observe_shard(r)
         metrics.observe_samples(self.stage.flushed)

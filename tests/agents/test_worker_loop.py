@@ -106,10 +106,23 @@ def test_a_shard_is_written_once_and_announced_before_its_records_commit(tmp_pat
         assert len(topics.records(SHARD_READY)) == len(stage.shards.entries)
         committed.extend(docs)
 
-    packer = PackWorker(Config(), stage)
+    packer = PackWorker(Config(), stage, keep=True)
     worker_loop.run(packer, MemorySource(topics, DEPENDENCIES, 3, on_commit), FlakySink(topics, send_fails),
                     quick(), threading.Event())
     entries = stage.shards.entries
     assert [r.shard_id for r in topics.records(SHARD_READY)] == [e["shard_id"] for e in entries]  # once each
     assert sum(e["samples"] for e in entries) == n == len(packer.samples)
     assert sorted(committed) == sorted(f"d{i}" for i in range(n))
+
+
+def test_a_streaming_packer_holds_no_shard_or_sample_after_announcing_it(tmp_path):
+    """Only batch mode's report keeps what was packed (keep=True): a long-running packer writes thousands
+    of shards and must not hold their samples."""
+    stage = PackStage(ShardSet(tmp_path, "v1"), 64, (0,), seed=0, sequences_per_shard=1, max_wait_s=float("inf"),
+                      domain="test")
+    topics = MemoryTopics()
+    topics.send([Produced.of(DEPENDENCIES, dependencies(f"d{i}", 30)) for i in range(6)])
+    packer = PackWorker(Config(), stage)
+    worker_loop.run(packer, MemorySource(topics, DEPENDENCIES, 2), topics, quick(), threading.Event())
+    assert len(stage.shards.entries) > 1 and len(topics.records(SHARD_READY)) == len(stage.shards.entries)
+    assert packer.shards == [] and packer.samples == {}
