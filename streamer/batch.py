@@ -251,11 +251,11 @@ def build(cfg: Config, docs: list[Path], corpus: Iterable[Path], out: Path, milv
         # the packer's rule, without its wait: a batch has all its input at once
         pack = pipe.stage("pack", shard_root=out / "shards", max_wait_s=math.inf)
         # a batch has every document's record before it packs any: each multi-hop sample may use them all
-        pack.remember([r for r in topics.records(DEPENDENCIES) if r.config_version == cfg.version("verify")])
+        deps: list[DependenciesRecord] = topics.records(DEPENDENCIES)
+        pack.remember([r for r in deps if r.config_version == cfg.version("verify")])
         packer = PackWorker(cfg, pack, keep=True)
         drive(packer, topics, DEPENDENCIES, cfg.agents.batch_size("pack"), progress, "pack")
         report.shards, samples = packer.shards, dict(packer.samples)
-        deps: list[DependenciesRecord] = topics.records(DEPENDENCIES)
         packed = pack.shards.doc_ids
         for rec in deps:  # packed by an earlier build into this --out: the same sample, rebuilt to describe it
             if rec.doc_id not in samples and rec.doc_id in packed:
