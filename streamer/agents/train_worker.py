@@ -13,10 +13,10 @@ from entropylong_streamer import metrics
 from entropylong_streamer.config import Config
 from entropylong_streamer.policy import announcement, rescore_documents
 from entropylong_streamer.services.model_versions import Published, published
-from entropylong_streamer.topics import DOCS, MODEL_VERSIONS, SHARD_READY, RecordError
+from entropylong_streamer.topics import DOCS, MODEL_VERSIONS, SHARD_READY
 
 from .worker_loop import Message, Produced, Worker
-from .workers import dead_letter
+from .workers import dead_letter, decode_batch
 
 log = logging.getLogger(__name__)
 RESCORED = "rescored.txt"  # in the trainer's state: the versions whose rescoring was sent
@@ -54,15 +54,9 @@ class TrainWorker(Worker):
     def run(self, msgs: list[Message]) -> tuple[list[Produced], list[Produced]]:
         from entropylong_streamer.services.trainer import ShardUnreadable
 
-        dead = []
-        for msg in msgs:
-            try:
-                ready = SHARD_READY.decode(msg.value)
-            except RecordError as exc:
-                dead.append(dead_letter("trainer", f"decode: {exc}", msg))
-                continue
-            if ready.config_version != self.version:  # another shard set: not this trainer's data
-                continue
+        # a shard of another shard set is not this trainer's data: skipped
+        taken, dead = decode_batch("trainer", msgs, SHARD_READY, self.version)
+        for ready, msg in taken:
             failed = None
             try:
                 report = self.trainer.train_shard(f"{ready.config_version}/{ready.shard_id}", Path(ready.path))

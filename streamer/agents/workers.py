@@ -69,17 +69,9 @@ def handle_batch(
     max_bytes (kafka.max_message_bytes) would fail the send for the whole batch: its input is
     dead-lettered instead.
     """
-    decoded, origin, dead = [], {}, []
-    for msg in messages:
-        try:
-            rec = in_spec.decode(msg.value)
-        except RecordError as exc:
-            dead.append(dead_letter(stage_name, f"decode: {exc}", msg))
-            continue
-        if expected_version is not None and getattr(rec, "config_version", expected_version) != expected_version:
-            continue
-        origin[id(rec)] = msg
-        decoded.append(rec)
+    taken, dead = decode_batch(stage_name, messages, in_spec, expected_version)
+    decoded = [rec for rec, _ in taken]
+    origin = {id(rec): msg for rec, msg in taken}
     try:
         results = [process(decoded) if decoded else StageResult()]
     except Exception as exc:  # one bad record must not cost the batch: isolate it, one record at a time
@@ -113,6 +105,23 @@ def handle_batch(
                 continue
             outputs.append(Produced(out_spec, out_spec.key(o), value))
     return outputs, dead
+
+
+def decode_batch(stage_name: str, messages: list[Message], in_spec: TopicSpec,
+                 expected_version: str | None = None) -> tuple[list[tuple[Any, Message]], list[Produced]]:
+    """-> ((record, its message) of each record for this version, dead letters of the undecodable). A
+    record made under another config version than expected_version belongs to another data set: skipped."""
+    taken, dead = [], []
+    for msg in messages:
+        try:
+            rec = in_spec.decode(msg.value)
+        except RecordError as exc:
+            dead.append(dead_letter(stage_name, f"decode: {exc}", msg))
+            continue
+        if expected_version is not None and getattr(rec, "config_version", expected_version) != expected_version:
+            continue
+        taken.append((rec, msg))
+    return taken, dead
 
 
 def raise_outage(exc: BaseException) -> None:
